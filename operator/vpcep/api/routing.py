@@ -1,0 +1,60 @@
+"""The contract between the operator and the gateway agents.
+
+The operator writes one Route per Accepted endpoint into a ConfigMap in the operator's own
+namespace (tenants cannot read it, so backend addresses never leak to consumers). Each gateway
+agent reports what it serves in a GatewayStatus ConfigMap of its own.
+"""
+
+from __future__ import annotations
+
+from pydantic import Field
+
+from vpcep.api.common import ApiModel
+
+ROUTE_LABEL = "vpcep.io/route"
+ROUTE_DATA_KEY = "route.json"
+ROUTE_NAME_PREFIX = "vpcep-route-"
+GATEWAY_STATUS_LABEL = "vpcep.io/gateway-status"
+GATEWAY_STATUS_DATA_KEY = "status.json"
+GATEWAY_STATUS_NAME_PREFIX = "vpcep-gateway-"
+
+
+class Listener(ApiModel):
+    """One port mapping of one endpoint, as served by every gateway."""
+
+    gatewayPort: int = Field(ge=1, le=65535, description="Port the gateway listens on.")
+    clientPort: int = Field(ge=1, le=65535, description="Port the consumer dials on the node IP.")
+    backendHost: str = Field(min_length=1, description="Backend address the gateway connects to.")
+    serverPort: int = Field(ge=1, le=65535, description="Backend port.")
+
+
+class Route(ApiModel):
+    endpointId: str = Field(description="The endpoint's UUID.")
+    markerId: int = Field(ge=0, description="Sent in the PROXY v2 header (R33).")
+    listeners: list[Listener] = Field(min_length=1)
+    proxyProtocolV2: bool = False
+    sourceCIDRs: list[str] = Field(default_factory=list, description="Empty means any source (R34).")
+    maxConnections: int = Field(default=3000, ge=1, description="Concurrent connection cap (R21).")
+
+
+class BackendHealth(ApiModel):
+    endpointId: str
+    reachable: bool
+    message: str = ""
+
+
+class GatewayStatus(ApiModel):
+    """Written by each gateway agent; read by the operator to decide Accepted (every ready gateway serves it)."""
+
+    gateway: str = Field(description="Gateway pod name.")
+    address: str = Field(description="Pod IP consumers' node-IP traffic is sent to.")
+    heartbeat: str = Field(description="RFC 3339 time of the last report; stale reports mean not ready.")
+    appliedResourceVersion: int = Field(
+        default=0, description="Every route whose ConfigMap resourceVersion is <= this is live in HAProxy."
+    )
+    rejectedRoutes: dict[str, str] = Field(
+        default_factory=dict, description="endpointId -> why HAProxy refused that route (kept out of the live config)."
+    )
+    unhealthyBackends: list[BackendHealth] = Field(
+        default_factory=list, description="Routes whose backend the gateway cannot reach (R32)."
+    )
