@@ -38,7 +38,7 @@ def check_config(text: str, haproxy_binary: str, workdir: pathlib.Path) -> Check
         candidate.write(text)
         candidate.flush()
         completed = subprocess.run(
-            [haproxy_binary, "-c", "-q", "-f", candidate.name],
+            [haproxy_binary, "-c", "-f", candidate.name],
             capture_output=True,
             text=True,
             timeout=30,
