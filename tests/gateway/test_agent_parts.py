@@ -13,13 +13,8 @@ from vpcep.gateway.route_source import DirectoryRouteSource, RouteStore
 
 from .factories import make_route
 
-SHOW_STAT = """# pxname,svname,qcur,qmax,scur,smax,slim,stot,bin,bout,dreq,dresp,ereq,econ,eresp,wretr,wredis,status,weight,act,bck,chkfail,chkdown,lastchg,downtime,qlimit,pid,iid,sid,throttle,lbtot,tracked,type,rate,rate_lim,rate_max,check_status,check_code,check_duration,hrsp_1xx,hrsp_2xx,hrsp_3xx,hrsp_4xx,hrsp_5xx,hrsp_other,hanafail,req_rate,req_rate_max,req_tot,cli_abrt,srv_abrt,comp_in,comp_out,comp_byp,comp_rsp,lastsess,last_chk,last_agt,qtime,ctime,rtime,ttime,agent_status,agent_code,agent_duration,check_desc,agent_desc,check_rise,check_fall,check_health,agent_rise,agent_fall,agent_health,addr,cookie,mode,algo
-ep_ep1,FRONTEND,,,0,1,3000,1,0,0,0,0,0,,,,,OPEN,,,,,,,,,1,2,0,,,,0,0,0,1,,,,,,,,,,,0,0,0,,,0,0,0,0,,,,,,,,,,,,,,,,,,,,,tcp,
-ep_ep1_18001,backend,0,0,0,1,,1,5,0,,0,,0,0,0,0,UP,1,1,0,0,0,4,0,,1,3,1,,1,,2,0,,1,L4OK,,0,,,,,,,,,,,0,0,,,,,2,,,0,0,0,0,,,,Layer4 check passed,,2,3,4,,,,127.0.0.1:18101,,tcp,
-ep_ep1_18003,backend,0,0,0,0,,0,0,0,,0,,0,0,0,0,DOWN,1,1,0,1,1,3,3,,1,4,1,,0,,2,0,,0,L4CON,,0,,,,,,,,,,,0,0,,,,,-1,Connection refused,,0,0,0,0,,,,Layer4 connection problem,,2,3,0,,,,127.0.0.1:18199,,tcp,
-ep_ep1_18003,BACKEND,0,0,0,0,300,0,0,0,0,0,,0,0,0,0,DOWN,0,0,0,,1,3,3,,1,4,0,,0,,1,0,,0,,,,,,,,,,,,,,0,0,0,0,0,0,-1,,,0,0,0,0,,,,,,,,,,,,,,tcp,roundrobin
-ep_ep2_18004,backend,0,0,0,0,,0,0,0,,0,,0,0,0,0,MAINT (resolution),1,1,0,0,0,4,0,,1,5,1,,0,,2,0,,0,,,,,,,,,,,,,,0,0,,,,,-1,,,0,0,0,0,,,,,,,,,,,,,,tcp,
-"""
+# Captured from HAProxy 2.6 with one healthy, one refused and one unresolvable backend.
+SHOW_STAT = (pathlib.Path(__file__).parent / "data" / "show_stat.csv").read_text()
 
 
 def test_down_and_unresolved_backends_are_reported_per_endpoint_R32() -> None:

@@ -41,7 +41,7 @@ def test_culprit_named_by_line_is_dropped_and_the_rest_served() -> None:
     result = validate_routes(ROUTES, SETTINGS, check)
     assert [r.endpointId for r in result.routes] == ["ep-0", "ep-1", "ep-2", "ep-4", "ep-5"]
     assert list(result.rejected) == ["ep-3"] and "cannot parse" in result.rejected["ep-3"]
-    assert len(check.calls) == 2, "one failing check, one passing check"
+    assert len(check.calls) == 3, "the failing check, the base without routes, the passing check"
 
 
 def test_culprit_without_a_line_is_found_by_bisection() -> None:
@@ -61,7 +61,10 @@ def test_a_broken_gateway_setting_blames_no_route(haproxy_binary: str, tmp_path:
 
 
 def test_real_haproxy_alerts_are_parsed_with_their_line(haproxy_binary: str, tmp_path: pathlib.Path) -> None:
-    text = "defaults\n    mode tcp\nfrontend f\n    bind 127.0.0.1:1\n    tcp-request connection reject unless { src 1.2.3.300/8 }\n"
+    text = (
+        "defaults\n    mode tcp\nfrontend f\n    bind 127.0.0.1:1\n"
+        "    tcp-request connection reject unless { src 1.2.3.300/8 }\n"
+    )
     result = check_config(text, haproxy_binary, tmp_path)
     assert not result.ok
     assert any(line == 5 and "1.2.3.300" in message for line, message in result.alerts), result.alerts

@@ -76,18 +76,21 @@ def validate_routes(routes: Sequence[Route], settings: HaproxySettings, check: C
     """Largest set of routes HAProxy accepts, with the reason for every route left out."""
     rejected: dict[str, str] = {}
     remaining = list(routes)
+    base_checked = False
     for _ in range(len(routes) + 1):
         rendered = render_config(remaining, settings)
         result = check(rendered.text)
         if result.ok:
             return ValidatedConfig(rendered, tuple(remaining), rejected)
-        blamed = _blame_by_line(rendered, result)
-        if not blamed:
-            blamed = _bisect(remaining, settings, check)
-        if not blamed:
+        if not base_checked:
+            # A gateway-wide setting can break every route's lines: blame no route for that.
             base = check(render_config([], settings).text)
-            error = result.summary() if base.ok else f"gateway configuration is invalid: {base.summary()}"
-            return ValidatedConfig(None, (), rejected, error)
+            if not base.ok:
+                return ValidatedConfig(None, (), {}, f"gateway configuration is invalid: {base.summary()}")
+            base_checked = True
+        blamed = _blame_by_line(rendered, result) or _bisect(remaining, settings, check)
+        if not blamed:
+            return ValidatedConfig(None, (), rejected, result.summary())
         remaining = [r for r in remaining if r.endpointId not in blamed]
         rejected.update(blamed)
     return ValidatedConfig(None, (), rejected, "could not find a valid configuration")
@@ -106,7 +109,7 @@ def _blame_by_line(rendered: RenderedConfig, result: CheckResult) -> dict[str, s
 
 def _bisect(routes: Sequence[Route], settings: HaproxySettings, check: Checker) -> dict[str, str]:
     """Find one route that fails on its own (errors that HAProxy reports without a line)."""
-    if not routes or not check(render_config([], settings).text).ok:
+    if not routes:
         return {}
     candidates = list(routes)
     while len(candidates) > 1:
