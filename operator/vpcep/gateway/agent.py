@@ -96,6 +96,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         help="seconds without route changes before a reload (bursts give one reload)",
     )
     parser.add_argument("--max-debounce", type=float, default=0.5, help="longest a change waits for a reload")
+    parser.add_argument(
+        "--retry-interval", type=float, default=5.0, help="seconds between new attempts at refused routes"
+    )
     parser.add_argument("--log-level", default=env("LOG_LEVEL") or "INFO")
     return parser.parse_args(argv)
 
@@ -145,7 +148,12 @@ class Agent:
         if adopted:
             log.info("rebuilding the configuration of the adopted HAProxy from the route source")
         next_heartbeat = 0.0
+        next_retry = time.monotonic() + self.args.retry_interval
         while not self.stop.is_set():
+            if self.applier.state.rejected and time.monotonic() >= next_retry:
+                # A refused route may be fine now (its port was freed): try again, unchanged or not.
+                self.store.changed.set()
+                next_retry = time.monotonic() + self.args.retry_interval
             if self.store.changed.is_set() or not self.master.running():
                 if self.master.running():
                     wait_for_quiet(self.store.changed, self.args.debounce, self.args.max_debounce)
