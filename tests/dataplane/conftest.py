@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import pathlib
@@ -145,10 +146,8 @@ class GatewayAgent:
             self.process.kill()
             self.process.wait()
         for pid in self.haproxy_pids():
-            try:
+            with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
         wait_until(lambda: not self.haproxy_pids(), timeout=5, what="HAProxy to die")
 
     def stop(self) -> None:
@@ -159,10 +158,8 @@ class GatewayAgent:
             except subprocess.TimeoutExpired:
                 self.process.kill()
         for pid in self.haproxy_pids():
-            try:
+            with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""

@@ -57,7 +57,7 @@ def test_the_provider_cannot_open_a_connection_into_the_consumer_R19(agent: Gate
     with listen(net.consumer, "0.0.0.0", 9999) as consumer_service:
         consumer_service.settimeout(0.5)
         assert refused(net.provider, net.consumer_ip, 9999, timeout=1.0).startswith("unreachable")
-        # Through the gateway, from the provider side: every gateway port leads to a backend, never to the consumer.
+        # Through the gateway, from the provider side: every port leads to a backend, never to the consumer.
         for address in (net.gateway_provider_ip, net.gateway_consumer_ip):
             for port in (30002, 9999):
                 outcome = refused(net.provider, address, port, timeout=1.0)
@@ -168,7 +168,8 @@ def test_a_bad_route_is_isolated_and_reported(agent: GatewayAgent) -> None:
     # A port already held by another process in the gateway: HAProxy could not bind it on reload.
     squatter = subprocess.Popen(
         ["ip", "netns", "exec", net.gateway, "python3", "-c",
-         "import socket,time;s=socket.socket();s.bind(('0.0.0.0',30009));s.listen();print('up',flush=True);time.sleep(60)"],
+         "import socket,time;s=socket.socket();s.bind(('0.0.0.0',30009));s.listen();"
+         "print('up',flush=True);time.sleep(60)"],
         stdout=subprocess.PIPE,
     )  # fmt: skip
     try:
