@@ -105,7 +105,12 @@ class GatewayAgent:
                 stdout=log,
                 stderr=subprocess.STDOUT,
             )  # fmt: skip
-        wait_until(lambda: self.status().get("heartbeat"), timeout=15, what="the agent's first status report")
+        previous = self.status().get("heartbeat")
+        wait_until(
+            lambda: self.status().get("heartbeat") not in (None, previous),
+            timeout=15,
+            what="the agent's first status report",
+        )
 
     def status(self) -> dict[str, Any]:
         try:
