@@ -31,7 +31,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -137,8 +137,9 @@ class Holders:
                 self.processes.append(
                     subprocess.Popen(
                         [sys.executable, __file__, "--hold", str(port), str(count)],
-                        stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                    )  # fmt: skip
+                        stdin=subprocess.PIPE,
+                        stdout=subprocess.PIPE,
+                    )
                 )
                 left -= count
         self.count = 0
@@ -212,7 +213,10 @@ class Report:
 
     def add(self, figure: Figure) -> None:
         self.figures.append(figure)
-        print(f"  {figure.label}: {self.render_result(figure)} ({'met' if figure.met() else 'MISSED'})", flush=True)
+        print(
+            f"  {figure.label}: {self.render_result(figure)} ({'met' if figure.met() else 'MISSED'})",
+            flush=True,
+        )
 
     @staticmethod
     def render_result(figure: Figure) -> str:
@@ -235,7 +239,7 @@ class Report:
             )
         notes = [f"- {f.label}: {f.note}" for f in self.figures if f.note]
         facts = [f"- {k}: {v}" for k, v in self.facts.items()]
-        return "\n".join(lines + [""] + notes + facts) + "\n"
+        return "\n".join([*lines, "", *notes, *facts]) + "\n"
 
 
 def _fmt(value: float, unit: str) -> str:
@@ -373,7 +377,8 @@ class Gateway:
             "markerId": marker,
             "maxConnections": 100000,
             "listeners": [
-                {"gatewayPort": g, "clientPort": g, "backendHost": "127.0.0.1", "serverPort": s} for g, s in listeners
+                {"gatewayPort": g, "clientPort": g, "backendHost": "127.0.0.1", "serverPort": s}
+                for g, s in listeners
             ],
         }
 
@@ -384,7 +389,9 @@ class Gateway:
         temporary.rename(target)
 
     def start(self) -> None:
-        self.put(self.route(f"bench{self.index}", 1, [(self.echo_port, ECHO_PORT), (self.sink_port, SINK_PORT)]))
+        self.put(
+            self.route(f"bench{self.index}", 1, [(self.echo_port, ECHO_PORT), (self.sink_port, SINK_PORT)])
+        )
         env = dict(os.environ, PYTHONPATH=str(ROOT / "operator"))
         log = (self.workdir / "agent.log").open("wb")
         self.process = subprocess.Popen(
@@ -443,7 +450,7 @@ class Gateway:
 
 # ------------------------------------------------------------------------------------ phases
 def measure_reloads(gateway: Gateway, reloads: int) -> tuple[int, int, int]:
-    """(failed, completed exchanges, old workers that died by SIGSEGV) across ``reloads`` reloads under load."""
+    """(failed, completed exchanges, old workers ended by SIGSEGV) across ``reloads`` reloads under load."""
     stop = threading.Event()
     failures: list[str] = []
     completed = [0]
@@ -477,7 +484,6 @@ def measure_reloads(gateway: Gateway, reloads: int) -> tuple[int, int, int]:
 
     threads = [threading.Thread(target=short_connections) for _ in range(3)]
     threads += [threading.Thread(target=long_lived) for _ in range(16)]
-    port = gateway.echo_port
     before = gateway.show_proc()
     for thread in threads:
         thread.start()
@@ -512,7 +518,9 @@ def run_inside(args: argparse.Namespace) -> Report:
     report = Report()
     workdir = pathlib.Path(tempfile.mkdtemp(prefix="vpcep-bench-"))
     servers = [
-        subprocess.Popen([sys.executable, __file__, "--serve", str(ECHO_PORT), str(SINK_PORT)], stdout=subprocess.PIPE)
+        subprocess.Popen(
+            [sys.executable, __file__, "--serve", str(ECHO_PORT), str(SINK_PORT)], stdout=subprocess.PIPE
+        )
         for _ in range(BACKEND_PROCESSES)
     ]
     for server in servers:
@@ -531,7 +539,7 @@ def run_inside(args: argparse.Namespace) -> Report:
         report.facts["tune.bufsize"] = args.buffer_size
         report.facts["splice"] = args.splice
         report.facts["nbthread"] = args.threads or "one per CPU"
-        report.facts["load average at start"] = open("/proc/loadavg").read().split()[0]
+        report.facts["load average at start"] = pathlib.Path("/proc/loadavg").read_text().split()[0]
         phases = set(args.only.split(",")) if args.only else {"tput", "conn", "rtt", "mem", "reload"}
         if "tput" in phases:
             throughput_phases(report, gateway, seconds)
@@ -539,23 +547,31 @@ def run_inside(args: argparse.Namespace) -> Report:
             print("new connections", flush=True)
             direct_rate, direct_p99 = connection_rate(ECHO_PORT, seconds)
             gateway_rate, gateway_p99 = connection_rate(gateway.echo_port, seconds)
-            report.add(Figure("conn_rate", "new-connection rate", direct_rate, gateway_rate, "conn/s", "ratio"))
-            report.add(Figure("conn_p99", "new-connection p99 latency", direct_p99, gateway_p99, "ms", "ratio"))
+            report.add(
+                Figure("conn_rate", "new-connection rate", direct_rate, gateway_rate, "conn/s", "ratio")
+            )
+            report.add(
+                Figure("conn_p99", "new-connection p99 latency", direct_p99, gateway_p99, "ms", "ratio")
+            )
         if "rtt" in phases:
             print("kept-alive round trip", flush=True)
             count = 2000 if args.quick else 10000
             report.add(Figure("rtt_added_us", "kept-alive round-trip, added", round_trip_us(ECHO_PORT, count),
                               round_trip_us(gateway.echo_port, count), "us", "added"))  # fmt: skip
         if "mem" in phases:
-            print(f"memory per idle session ({args.sessions} sessions over {gateway_count} HAProxy)", flush=True)
+            print(
+                f"memory per idle session ({args.sessions} sessions over {gateway_count} HAProxy)", flush=True
+            )
             report.add(idle_session_memory(gateways, args.sessions))
         if "reload" in phases:
             print(f"{args.reloads} reloads under load", flush=True)
             failed, exchanges, segfaults = measure_reloads(gateway, args.reloads)
-            report.add(Figure("reload_failures", f"failed connections across {args.reloads} reloads", 0, failed,
-                              "failed", "value",
-                              note=f"{exchanges} exchanges on 3 connecting and 16 long-lived clients; {segfaults} "
-                              "old workers ended by SIGSEGV after draining (HAProxy 2.6), harmless"))  # fmt: skip
+            note = (
+                f"{exchanges} exchanges on 3 connecting and 16 long-lived clients; {segfaults} "
+                "old workers ended by SIGSEGV after draining (HAProxy 2.6), harmless"
+            )
+            label = f"failed connections across {args.reloads} reloads"
+            report.add(Figure("reload_failures", label, 0, failed, "failed", "value", note=note))
     finally:
         for each in gateways:
             each.stop()
@@ -598,9 +614,11 @@ def idle_session_memory(gateways: list[Gateway], sessions: int) -> Figure:
     note = (
         f"{live} sessions open in {len(gateways)} HAProxy processes (the per-process file limit here is "
         f"{FILE_LIMIT}); {proxy_per_session / 1024:.1f} KB in HAProxy + {kernel_per_session / 1024:.1f} KB "
-        f"kernel slab for its two sockets; a 24 GiB node holds ~{NODE_MEMORY / per_session / 1e6:.1f} M idle sessions"
+        f"kernel slab for its two sockets; a 24 GiB node holds ~{NODE_MEMORY / per_session / 1e6:.1f} M "
+        "idle sessions"
     )
-    return Figure("idle_session_bytes", "memory per idle session (proxy + kernel)", 0, per_session, "KB", "value",
+    label = "memory per idle session (proxy + kernel)"
+    return Figure("idle_session_bytes", label, 0, per_session, "KB", "value",
                   note=note)  # fmt: skip
 
 
@@ -628,12 +646,14 @@ def bench_netns() -> Iterator[str]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--quick", action="store_true", help="shorter phases, 5k sessions, 20 reloads")
     parser.add_argument("--sessions", type=int, default=None, help="idle sessions to hold (default 20000)")
     parser.add_argument("--reloads", type=int, default=None, help="reloads under load (default 100)")
     parser.add_argument("--buffer-size", type=int, default=65536, help="HAProxy tune.bufsize")
-    parser.add_argument("--splice", choices=("auto", "always", "off"), default="auto")
+    parser.add_argument("--splice", choices=("auto", "always", "off"), default="always")
     parser.add_argument("--threads", type=int, default=None, help="HAProxy nbthread (default: one per CPU)")
     parser.add_argument("--only", default="", help="comma-separated phases: tput,conn,rtt,mem,reload")
     parser.add_argument("--json", type=pathlib.Path, default=None, help="also write the figures here")
@@ -655,13 +675,15 @@ def main(argv: list[str] | None = None) -> int:
             return 2
         with bench_netns() as name:
             forwarded = [a for a in (argv if argv is not None else sys.argv[1:])]
-            return subprocess.run(["ip", "netns", "exec", name, sys.executable, __file__, "--inside", *forwarded]).returncode
+            return subprocess.run(
+                ["ip", "netns", "exec", name, sys.executable, __file__, "--inside", *forwarded]
+            ).returncode
     report = run_inside(args)
     print()
     print(report.markdown())
     if args.json:
-        args.json.write_text(json.dumps([f.__dict__ | {"result": f.result, "met": f.met()} for f in report.figures],
-                                        indent=2))  # fmt: skip
+        rows = [f.__dict__ | {"result": f.result, "met": f.met()} for f in report.figures]
+        args.json.write_text(json.dumps(rows, indent=2))
     return 0
 
 

@@ -86,7 +86,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--threads", type=int, default=None, help="HAProxy nbthread (default: one per CPU)")
     parser.add_argument("--buffer-size", type=int, default=65536, help="HAProxy tune.bufsize")
     parser.add_argument(
-        "--splice", choices=("auto", "always", "off"), default="auto", help="kernel splicing of TCP data"
+        "--splice", choices=("auto", "always", "off"), default="always", help="kernel splicing of TCP data"
     )
     parser.add_argument("--health-check-interval-ms", type=int, default=2000)
     parser.add_argument(
