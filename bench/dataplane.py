@@ -328,16 +328,38 @@ def round_trip_us(port: int, count: int) -> float:
     return statistics.median(samples) * 1e6
 
 
-def kernel_slab_bytes() -> int:
-    """Bytes in use in kernel slab objects (sockets, inodes, files, epoll items...)."""
-    total = 0
+# Slab caches that hold one object per TCP socket and that little else on the machine churns.
+SOCKET_CACHES = ("TCP", "sock_inode_cache", "eventpoll_epi")
+# One object per socket too, but other processes (compilers...) churn them: counted by size.
+PER_SOCKET_SHARED = ("filp", "dentry")
+
+
+def slab_table() -> dict[str, tuple[int, int]]:
+    """cache -> (active objects, object size)."""
+    table = {}
     with open("/proc/slabinfo") as slabinfo:
         for line in slabinfo:
             if line.startswith(("slabinfo", "#")):
                 continue
             parts = line.split()
-            total += int(parts[1]) * int(parts[3])  # active_objs * objsize
-    return total
+            table[parts[0]] = (int(parts[1]), int(parts[3]))
+    return table
+
+
+def socket_cache_bytes() -> int:
+    table = slab_table()
+    return sum(table[name][0] * table[name][1] for name in SOCKET_CACHES if name in table)
+
+
+def socket_buffer_bytes() -> int:
+    """Socket buffer memory of this network namespace (/proc/net/sockstat is per netns)."""
+    text = pathlib.Path("/proc/net/sockstat").read_text()
+    match = re.search(r"^TCP:.* mem (\d+)", text, re.M)
+    return int(match[1]) * 4096 if match else 0
+
+
+def kernel_bytes() -> int:
+    return socket_cache_bytes() + socket_buffer_bytes()
 
 
 def haproxy_pss(pids: list[int]) -> int:
@@ -539,6 +561,7 @@ def run_inside(args: argparse.Namespace) -> Report:
         report.facts["tune.bufsize"] = args.buffer_size
         report.facts["splice"] = args.splice
         report.facts["nbthread"] = args.threads or "one per CPU"
+        report.facts["sessions held per HAProxy process at most"] = SESSIONS_PER_GATEWAY
         report.facts["load average at start"] = pathlib.Path("/proc/loadavg").read_text().split()[0]
         phases = set(args.only.split(",")) if args.only else {"tput", "conn", "rtt", "mem", "reload"}
         if "tput" in phases:
@@ -591,35 +614,44 @@ def throughput_phases(report: Report, gateway: Gateway, seconds: float) -> None:
 
 
 def idle_session_memory(gateways: list[Gateway], sessions: int) -> Figure:
+    """Proxy + kernel bytes per idle proxied session, beyond what a direct session costs.
+
+    Kernel: growth of the per-socket slab caches and socket buffers with the sessions held through
+    the gateways, minus the same with as many direct sessions (the difference is HAProxy's two
+    sockets per session), plus one file and one dentry per extra socket at their slab object size.
+    Proxy: growth of the HAProxy processes' proportional set size.
+    """
     pids = [pid for gateway in gateways for pid in gateway.pids()]
-    kernel_0 = kernel_slab_bytes()
+    kernel_0 = kernel_bytes()
     direct = Holders([ECHO_PORT], sessions)
     settle()
-    kernel_direct = kernel_slab_bytes() - kernel_0
+    kernel_direct = kernel_bytes() - kernel_0
     direct.release()
     settle()
-    kernel_1 = kernel_slab_bytes()
+    kernel_1 = kernel_bytes()
     proxy_0 = haproxy_pss(pids)
     proxied = Holders([gateway.echo_port for gateway in gateways], sessions)
+    deadline = time.monotonic() + 30
+    while sum(g.current_connections() for g in gateways) < proxied.count and time.monotonic() < deadline:
+        time.sleep(0.2)
     settle()
     live = sum(gateway.current_connections() for gateway in gateways)
-    kernel_gateway = kernel_slab_bytes() - kernel_1
+    kernel_gateway = kernel_bytes() - kernel_1
     proxy_growth = haproxy_pss(pids) - proxy_0
     proxied.release()
-    # The gateway's share: its process growth plus the kernel objects beyond what the same number
-    # of direct sessions cost (its two extra sockets per session).
-    kernel_per_session = max(0, kernel_gateway - kernel_direct) / proxied.count
-    proxy_per_session = proxy_growth / proxied.count
+    table = slab_table()
+    shared_per_socket = sum(table[name][1] for name in PER_SOCKET_SHARED if name in table)
+    kernel_per_session = (kernel_gateway - kernel_direct) / live + 2 * shared_per_socket
+    proxy_per_session = proxy_growth / live
     per_session = kernel_per_session + proxy_per_session
     note = (
         f"{live} sessions open in {len(gateways)} HAProxy processes (the per-process file limit here is "
         f"{FILE_LIMIT}); {proxy_per_session / 1024:.1f} KB in HAProxy + {kernel_per_session / 1024:.1f} KB "
-        f"kernel slab for its two sockets; a 24 GiB node holds ~{NODE_MEMORY / per_session / 1e6:.1f} M "
+        f"kernel for its two sockets; a 24 GiB node holds ~{NODE_MEMORY / per_session / 1e6:.1f} M "
         "idle sessions"
     )
     label = "memory per idle session (proxy + kernel)"
-    return Figure("idle_session_bytes", label, 0, per_session, "KB", "value",
-                  note=note)  # fmt: skip
+    return Figure("idle_session_bytes", label, 0, per_session, "KB", "value", note=note)
 
 
 # ------------------------------------------------------------------------------------ netns
@@ -654,7 +686,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--reloads", type=int, default=None, help="reloads under load (default 100)")
     parser.add_argument("--buffer-size", type=int, default=65536, help="HAProxy tune.bufsize")
     parser.add_argument("--splice", choices=("auto", "always", "off"), default="always")
-    parser.add_argument("--threads", type=int, default=None, help="HAProxy nbthread (default: one per CPU)")
+    parser.add_argument(
+        "--threads", type=int, default=1,
+        help="HAProxy nbthread (default 1: the two cores are shared by load generator, backend and proxy)",
+    )  # fmt: skip
     parser.add_argument("--only", default="", help="comma-separated phases: tput,conn,rtt,mem,reload")
     parser.add_argument("--json", type=pathlib.Path, default=None, help="also write the figures here")
     parser.add_argument("--inside", action="store_true", help=argparse.SUPPRESS)
