@@ -9,6 +9,7 @@ The cluster tests (tests/cluster) check the same against a real apiextensions-ap
 from __future__ import annotations
 
 import copy
+import functools
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -23,14 +24,20 @@ UID = "0b0e8a52-6c43-4c5a-9a55-5ed4f39c2f6a"
 _ENV = celpy.Environment()
 
 
+@functools.cache
 def _schema(plural: str) -> dict[str, Any]:
     crd = yaml.safe_load((CRDS / f"{plural}.vpcep.io.yaml").read_text())
     schema: dict[str, Any] = crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]
     return schema
 
 
+@functools.cache
+def _program(expression: str) -> Any:
+    return _ENV.program(_ENV.compile(expression))
+
+
 def _evaluate(expression: str, value: Any, old: Any) -> Any:
-    program = _ENV.program(_ENV.compile(expression))
+    program = _program(expression)
     activation = {"self": celpy.json_to_cel(value)}
     if old is not None:
         activation["oldSelf"] = celpy.json_to_cel(old)
