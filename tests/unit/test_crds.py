@@ -247,3 +247,10 @@ def test_r34_source_cidrs_are_checked() -> None:
         assert regex.match(good), good
     for bad in ("10.0.0.0", "10.0.0.256/8", "10.0.0.0/33", "example.com/8", ""):
         assert not regex.match(bad), bad
+
+
+@pytest.mark.parametrize("plural", PLURALS)
+def test_crd_is_a_valid_apiextensions_v1_object_for_kubernetes_1_30(plural: str) -> None:
+    """Strict validation against the CustomResourceDefinition schema of Kubernetes 1.30 (typos, types)."""
+    kubernetes_validate = pytest.importorskip("kubernetes_validate")
+    kubernetes_validate.validate(load(plural), "1.30", strict=True)

@@ -85,6 +85,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--threads", type=int, default=None, help="HAProxy nbthread (default: one per CPU)")
     parser.add_argument("--buffer-size", type=int, default=65536, help="HAProxy tune.bufsize")
+    parser.add_argument(
+        "--splice", choices=("auto", "always", "off"), default="always", help="kernel splicing of TCP data"
+    )
     parser.add_argument("--health-check-interval-ms", type=int, default=2000)
     parser.add_argument(
         "--heartbeat-interval", type=float, default=5.0, help="seconds between status reports"
@@ -110,6 +113,7 @@ def settings_from(args: argparse.Namespace) -> HaproxySettings:
         max_connections=args.max_connections,
         threads=args.threads,
         buffer_size=args.buffer_size,
+        splice=args.splice,
         health_check_interval_ms=args.health_check_interval_ms,
         health_port=args.health_port,
     )
