@@ -4,7 +4,9 @@ import ast
 import pathlib
 
 DOMAIN = pathlib.Path(__file__).resolve().parents[2] / "operator" / "vpcep" / "domain"
-FORBIDDEN = {"kopf", "kubernetes", "aiohttp", "requests", "subprocess", "socket", "os", "asyncio", "logging", "time"}
+FORBIDDEN = {
+    "kopf", "kubernetes", "aiohttp", "requests", "subprocess", "socket", "os", "asyncio", "logging", "time",
+}
 
 
 def _imported_roots(path: pathlib.Path) -> set[str]:

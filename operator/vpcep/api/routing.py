@@ -44,7 +44,7 @@ class BackendHealth(ApiModel):
 
 
 class GatewayStatus(ApiModel):
-    """Written by each gateway agent; read by the operator to decide Accepted (every ready gateway serves it)."""
+    """Written by each gateway agent; read by the operator to decide Accepted."""
 
     gateway: str = Field(description="Gateway pod name.")
     address: str = Field(description="Pod IP consumers' node-IP traffic is sent to.")
@@ -53,7 +53,8 @@ class GatewayStatus(ApiModel):
         default=0, description="Every route whose ConfigMap resourceVersion is <= this is live in HAProxy."
     )
     rejectedRoutes: dict[str, str] = Field(
-        default_factory=dict, description="endpointId -> why HAProxy refused that route (kept out of the live config)."
+        default_factory=dict,
+        description="endpointId -> why HAProxy refused that route (kept out of the live config).",
     )
     unhealthyBackends: list[BackendHealth] = Field(
         default_factory=list, description="Routes whose backend the gateway cannot reach (R32)."
