@@ -432,6 +432,7 @@ class Gateway:
                 "--routes-dir", str(self.routes), "--runtime-dir", str(self.run),
                 "--bind-address", "127.0.0.1", "--buffer-size", str(self.buffer_size),
                 "--splice", self.options.splice,
+                *(["--pipe-size", str(self.options.pipe_size)] if self.options.pipe_size else []),
                 *(["--threads", str(self.options.threads)] if self.options.threads else []),
                 "--heartbeat-interval", "0.5", "--debounce", "0.02", "--max-debounce", "0.1",
                 "--log-level", "WARNING",
@@ -713,6 +714,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--reloads", type=int, default=None, help="reloads under load (default 100)")
     parser.add_argument("--buffer-size", type=int, default=65536, help="HAProxy tune.bufsize")
     parser.add_argument("--splice", choices=("auto", "always", "off"), default="always")
+    parser.add_argument("--pipe-size", type=int, default=None, help="HAProxy tune.pipesize")
     parser.add_argument(
         "--threads", type=int, default=1,
         help="HAProxy nbthread (default 1: the two cores are shared by load generator, backend and proxy)",
