@@ -87,13 +87,23 @@ def register(config: OperatorConfig) -> None:
     if not config.webhook.enabled:
         return
 
-    @kopf.on.validate(GROUP, VERSION, "endpointservices", id="validate-endpoint-service",
-                      operations=["CREATE", "UPDATE", "DELETE"])
-    def validate_service(operation: str, namespace: str, name: str, old: Any, new: Any,
-                         userinfo: dict[str, Any], **_: Any) -> None:
+    @kopf.on.validate(
+        GROUP,
+        VERSION,
+        "endpointservices",
+        id="validate-endpoint-service",
+        operations=["CREATE", "UPDATE", "DELETE"],
+    )
+    def validate_service(
+        operation: str, namespace: str, name: str, old: Any, new: Any, userinfo: dict[str, Any], **_: Any
+    ) -> None:
         rt = _runtime()
         account = rt.observed.account(namespace)
-        spec = _parse(EndpointServiceSpec, f"EndpointService {namespace}/{name}", new.get("spec")) if new else None
+        spec = (
+            _parse(EndpointServiceSpec, f"EndpointService {namespace}/{name}", new.get("spec"))
+            if new
+            else None
+        )
         old_spec = None
         if old is not None:
             try:
@@ -101,26 +111,37 @@ def register(config: OperatorConfig) -> None:
             except ValidationError:
                 old_spec = None
         labelled = any(
-            ((body or {}).get("metadata", {}).get("labels") or {}).get(SYSTEM_LABEL) == "true" for body in (old, new)
+            ((body or {}).get("metadata", {}).get("labels") or {}).get(SYSTEM_LABEL) == "true"
+            for body in (old, new)
         )
         record = rt.observed.service(namespace, name)
-        endpoints = tuple(rt.observed.endpoint_view(e) for e in rt.observed.endpoints_of_service(record)) \
-            if record is not None and operation == "DELETE" else ()
-        used = sum(1 for s in rt.observed.account_services(account)
-                   if not s.meta.deleting and (s.meta.namespace, s.meta.name) != (namespace, name))
-        _refuse(check_service_admission(ServiceAdmission(
-            operation=Operation(operation),
-            namespace=namespace,
-            name=name,
-            account=account,
-            spec=spec,
-            old_spec=old_spec,
-            system=labelled or namespace == config.namespace,
-            privileged=is_privileged(userinfo, config),
-            quota_used=used,
-            quota_limit=rt.quota.service_limit(account),
-            endpoints=endpoints,
-        )))
+        endpoints = (
+            tuple(rt.observed.endpoint_view(e) for e in rt.observed.endpoints_of_service(record))
+            if record is not None and operation == "DELETE"
+            else ()
+        )
+        used = sum(
+            1
+            for s in rt.observed.account_services(account)
+            if not s.meta.deleting and (s.meta.namespace, s.meta.name) != (namespace, name)
+        )
+        _refuse(
+            check_service_admission(
+                ServiceAdmission(
+                    operation=Operation(operation),
+                    namespace=namespace,
+                    name=name,
+                    account=account,
+                    spec=spec,
+                    old_spec=old_spec,
+                    system=labelled or namespace == config.namespace,
+                    privileged=is_privileged(userinfo, config),
+                    quota_used=used,
+                    quota_limit=rt.quota.service_limit(account),
+                    endpoints=endpoints,
+                )
+            )
+        )
 
     @kopf.on.validate(GROUP, VERSION, "endpoints", id="validate-endpoint", operations=["CREATE", "UPDATE"])
     def validate_endpoint(operation: str, namespace: str, name: str, old: Any, new: Any, **_: Any) -> None:
@@ -142,25 +163,38 @@ def register(config: OperatorConfig) -> None:
             record = rt.observed.service(config.namespace, spec.cloudService)
             view = rt.observed.service_view(record) if record is not None else None
             service = lookup_service(spec, config.region, {}, {spec.cloudService: view} if view else {})
-        used = sum(1 for e in rt.observed.account_endpoints(account)
-                   if not e.meta.deleting and (e.meta.namespace, e.meta.name) != (namespace, name))
-        _refuse(check_endpoint_admission(EndpointAdmission(
-            operation=Operation(operation),
-            namespace=namespace,
-            name=name,
-            account=account,
-            region=config.region,
-            spec=spec,
-            old_spec=old_spec,
-            service=service,
-            whitelists=rt.observed.whitelist_views(service.namespace, service.name) if service else (),
-            quota_used=used,
-            quota_limit=rt.quota.endpoint_limit(account),
-        )))
+        used = sum(
+            1
+            for e in rt.observed.account_endpoints(account)
+            if not e.meta.deleting and (e.meta.namespace, e.meta.name) != (namespace, name)
+        )
+        _refuse(
+            check_endpoint_admission(
+                EndpointAdmission(
+                    operation=Operation(operation),
+                    namespace=namespace,
+                    name=name,
+                    account=account,
+                    region=config.region,
+                    spec=spec,
+                    old_spec=old_spec,
+                    service=service,
+                    whitelists=rt.observed.whitelist_views(service.namespace, service.name)
+                    if service
+                    else (),
+                    quota_used=used,
+                    quota_limit=rt.quota.endpoint_limit(account),
+                )
+            )
+        )
 
     @kopf.on.validate(GROUP, VERSION, "whitelists", id="validate-whitelist", operations=["CREATE", "UPDATE"])
     def validate_whitelist(namespace: str, name: str, new: Any, **_: Any) -> None:
         spec: WhitelistSpec = _parse(WhitelistSpec, f"Whitelist {namespace}/{name}", (new or {}).get("spec"))
         problems = whitelist_spec_problems(spec)
         if problems:
-            _refuse(problems[0].model_copy(update={"message": f"Whitelist {namespace}/{name}: {problems[0].message}"}))
+            _refuse(
+                problems[0].model_copy(
+                    update={"message": f"Whitelist {namespace}/{name}: {problems[0].message}"}
+                )
+            )

@@ -22,7 +22,9 @@ class Allocations:
         self._port_holders: dict[int, set[str]] = {}
         self.seeded = False
 
-    def record(self, uid: str, service_key: str | None, marker_id: int | None, ports: Sequence[GatewayPort]) -> None:
+    def record(
+        self, uid: str, service_key: str | None, marker_id: int | None, ports: Sequence[GatewayPort]
+    ) -> None:
         self._set_marker(uid, service_key, marker_id)
         self._set_ports(uid, tuple(port.gatewayPort for port in ports))
 
@@ -33,7 +35,9 @@ class Allocations:
     def marker_high_water(self, service_key: str) -> int:
         return self._marker_high.get(service_key, 0)
 
-    def markers_taken_by_others(self, uid: str, service_key: str, candidates: Iterable[int | None]) -> frozenset[int]:
+    def markers_taken_by_others(
+        self, uid: str, service_key: str, candidates: Iterable[int | None]
+    ) -> frozenset[int]:
         holders = self._marker_holders.get(service_key, {})
         return frozenset(m for m in candidates if m is not None and holders.get(m, set()) - {uid})
 

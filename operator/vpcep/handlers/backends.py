@@ -44,7 +44,8 @@ def observe_backend(kind: BackendKind, body: dict[str, Any] | None) -> BackendOb
         for port in spec.get("ports") or []:
             if "port" in port:
                 ports[int(port["port"])] = port.get("targetPort", port["port"])
-        return BackendObservation(exists=True, host=host, pod_labels=dict(spec.get("selector") or {}),
-                                  target_ports=ports)
+        return BackendObservation(
+            exists=True, host=host, pod_labels=dict(spec.get("selector") or {}), target_ports=ports
+        )
     pod_ip = (body.get("status") or {}).get("podIP")
     return BackendObservation(exists=True, host=pod_ip or None, pod_labels=dict(meta.get("labels") or {}))

@@ -61,7 +61,13 @@ from vpcep.k8s.resources import (
 
 logger = logging.getLogger(__name__)
 WAITING_REASONS = frozenset(
-    {Reason.GATEWAY_NOT_READY, Reason.ROUTE_PENDING, Reason.NODE_IP_PENDING, Reason.ROUTE_REJECTED, Reason.CREATING}
+    {
+        Reason.GATEWAY_NOT_READY,
+        Reason.ROUTE_PENDING,
+        Reason.NODE_IP_PENDING,
+        Reason.ROUTE_REJECTED,
+        Reason.CREATING,
+    }
 )
 WARNING_PHASES = frozenset({EndpointPhase.FAILED, EndpointPhase.REJECTED})
 MAX_PASSES = 3
@@ -109,7 +115,9 @@ def _facts(rt: Runtime, record: EndpointRecord, fleet: FleetView) -> EndpointFac
     marker = status.markerId if status else None
     service_status = observed.service_status(service_record) if service_record is not None else None
     current_ports = tuple(p.gatewayPort for p in status.gatewayPorts) if status else ()
-    keeps_ports = bool(current_ports) and service is not None and len(current_ports) == len(service.spec.ports)
+    keeps_ports = (
+        bool(current_ports) and service is not None and len(current_ports) == len(service.spec.ports)
+    )
     allocation = AllocationFacts(
         taken_marker_ids=rt.allocations.markers_taken_by_others(record.meta.uid, target, [marker]),
         marker_high_water=max(
@@ -125,7 +133,9 @@ def _facts(rt: Runtime, record: EndpointRecord, fleet: FleetView) -> EndpointFac
     endpoint_id = status.endpointId if status and status.endpointId else record.meta.uid
     service_name = consumer_service_name(name)
     owned_service = observed.owned("Service", namespace, service_name)
-    node_ip = rt.cluster_ips.get((namespace, service_name)) or (owned_service.cluster_ip if owned_service else None)
+    node_ip = rt.cluster_ips.get((namespace, service_name)) or (
+        owned_service.cluster_ip if owned_service else None
+    )
     route = observed.route(endpoint_id)
     route_version = rt.route_versions.get(endpoint_id) or (route.resource_version if route else None)
     egress_name = gateway_egress_policy_name(name)
@@ -163,7 +173,10 @@ def _facts(rt: Runtime, record: EndpointRecord, fleet: FleetView) -> EndpointFac
 
 
 async def _apply_data_path(
-    rt: Runtime, record: EndpointRecord, decision: EndpointDecision, service_record: ServiceRecord | None,
+    rt: Runtime,
+    record: EndpointRecord,
+    decision: EndpointDecision,
+    service_record: ServiceRecord | None,
     fleet: FleetView,
 ) -> bool:
     """Make the consumer objects and the route match the decision; True when that changed the facts."""
@@ -188,7 +201,9 @@ async def _apply_data_path(
         if destinations and service_record.spec is not None:
             owned = observed.owned("NetworkPolicy", namespace, egress_name)
             answer = await rt.ensure(
-                build_gateway_egress_policy(owner, destinations, [p.serverPort for p in service_record.spec.ports]),
+                build_gateway_egress_policy(
+                    owner, destinations, [p.serverPort for p in service_record.spec.ports]
+                ),
                 owned.spec_hash if owned else None,
             )
             changed = answer is not None
@@ -211,7 +226,9 @@ async def _apply_data_path(
             for port in decision.gateway_ports
         ],
         proxyProtocolV2=service_record.spec.proxyProtocol.value == "V2",
-        sourceCIDRs=list(record.spec.accessControl.sourceCIDRs) if record.spec and record.spec.accessControl else [],
+        sourceCIDRs=list(record.spec.accessControl.sourceCIDRs)
+        if record.spec and record.spec.accessControl
+        else [],
         maxConnections=rt.config.maxConnectionsPerEndpoint,
     )
     existing_route = observed.route(decision.endpoint_id)
@@ -227,7 +244,8 @@ async def _apply_data_path(
 
     owned_service = observed.owned("Service", namespace, service_name)
     answer = await rt.ensure(
-        build_consumer_service(owner, decision.gateway_ports), owned_service.spec_hash if owned_service else None
+        build_consumer_service(owner, decision.gateway_ports),
+        owned_service.spec_hash if owned_service else None,
     )
     if answer is not None:
         cluster_ip = (answer.get("spec") or {}).get("clusterIP")
@@ -251,13 +269,22 @@ async def _remove_data_path(rt: Runtime, record: EndpointRecord, endpoint_id: st
     route_name = route_config_map_name(endpoint_id)
     await rt.remove(CONFIG_MAP, rt.config.namespace, route_name, observed.route(endpoint_id) is not None)
     rt.route_versions.pop(endpoint_id, None)
-    await rt.remove(ENDPOINT_SLICE, namespace, slice_name, observed.owned("EndpointSlice", namespace, slice_name)
-                    is not None)
-    if await rt.remove(SERVICE, namespace, service_name, observed.owned("Service", namespace, service_name)
-                       is not None):
+    await rt.remove(
+        ENDPOINT_SLICE,
+        namespace,
+        slice_name,
+        observed.owned("EndpointSlice", namespace, slice_name) is not None,
+    )
+    if await rt.remove(
+        SERVICE, namespace, service_name, observed.owned("Service", namespace, service_name) is not None
+    ):
         rt.cluster_ips.pop((namespace, service_name), None)
-    await rt.remove(NETWORK_POLICY, namespace, egress_name, observed.owned("NetworkPolicy", namespace, egress_name)
-                    is not None)
+    await rt.remove(
+        NETWORK_POLICY,
+        namespace,
+        egress_name,
+        observed.owned("NetworkPolicy", namespace, egress_name) is not None,
+    )
 
 
 async def _sync_connection(
@@ -275,7 +302,9 @@ async def _sync_connection(
         existing = None
     name = connection_name(decision.endpoint_id)
     if existing is None:
-        await rt.ensure(build_connection(decision.endpoint_id, provider_namespace, decision.service.name), None)
+        await rt.ensure(
+            build_connection(decision.endpoint_id, provider_namespace, decision.service.name), None
+        )
     connection_status = EndpointConnectionStatus(
         observedGeneration=None,
         conditions=[c for c in status.conditions if c.type == "Ready"],
@@ -325,8 +354,12 @@ async def _finalize(rt: Runtime, record: EndpointRecord) -> None:
             markerId=status.markerId if status else None,
             serviceType=status.serviceType if status else None,
         )
-        await rt.api.patch_status(ENDPOINT, record.meta.namespace, record.meta.name,
-                                  deleting.model_dump(mode="json", exclude_none=True))
+        await rt.api.patch_status(
+            ENDPOINT,
+            record.meta.namespace,
+            record.meta.name,
+            deleting.model_dump(mode="json", exclude_none=True),
+        )
     await _remove_data_path(rt, record, endpoint_id)
     connection = rt.observed.connection(endpoint_id)
     if connection is not None and connection.managed:
@@ -381,12 +414,14 @@ async def reconcile_endpoint(rt: Runtime, namespace: str, name: str) -> None:
             rt.allocations.record(record.meta.uid, record.target, decision.marker_id, decision.gateway_ports)
             if not await _apply_data_path(rt, record, decision, service_record, fleet):
                 break
-        status = endpoint_status(decision, previous=previous, now=rfc3339(utc_now()),
-                                 generation=record.meta.generation)
+        status = endpoint_status(
+            decision, previous=previous, now=rfc3339(utc_now()), generation=record.meta.generation
+        )
 
     if _status_changed(previous, status):
-        answer = await rt.api.patch_status(ENDPOINT, namespace, name, status.model_dump(mode="json",
-                                                                                         exclude_none=True))
+        answer = await rt.api.patch_status(
+            ENDPOINT, namespace, name, status.model_dump(mode="json", exclude_none=True)
+        )
         if answer is None:
             return
         rt.observed.written_endpoint_status[record.meta.uid] = status

@@ -33,7 +33,9 @@ class FleetView:
         for gateway in self.ready:
             for health in gateway.unhealthyBackends:
                 if health.endpointId == endpoint_id and not health.reachable:
-                    return f"backend unreachable from gateway {gateway.gateway}: {health.message or 'no answer'}"
+                    return (
+                        f"backend unreachable from gateway {gateway.gateway}: {health.message or 'no answer'}"
+                    )
         return None
 
 

@@ -18,7 +18,13 @@ from vpcep.api.endpoint_connection import Decision
 from vpcep.api.endpoint_service import BackendKind, EndpointServiceSpec, EndpointServiceStatus
 from vpcep.api.routing import GATEWAY_STATUS_DATA_KEY, GATEWAY_STATUS_LABEL, ROUTE_LABEL, GatewayStatus
 from vpcep.api.whitelist import WhitelistSpec
-from vpcep.builders.meta import ENDPOINT_ID_LABEL, ENDPOINT_UID_LABEL, MANAGED_BY, MANAGED_BY_LABEL, spec_hash_of
+from vpcep.builders.meta import (
+    ENDPOINT_ID_LABEL,
+    ENDPOINT_UID_LABEL,
+    MANAGED_BY,
+    MANAGED_BY_LABEL,
+    spec_hash_of,
+)
 from vpcep.domain.accounts import account_of_namespace
 
 SYSTEM_LABEL = "vpcep.io/system"
@@ -179,7 +185,10 @@ def index_whitelists(body: Body, **_: Any) -> dict[tuple[str, ...], Any]:
     record = WhitelistRecord(
         meta, spec, error, status.get("phase"), status.get("reason"), status.get("observedGeneration")
     )
-    keys: dict[tuple[str, ...], Any] = {("wl", meta.namespace, meta.name): record, ("wns", meta.namespace): meta.name}
+    keys: dict[tuple[str, ...], Any] = {
+        ("wl", meta.namespace, meta.name): record,
+        ("wns", meta.namespace): meta.name,
+    }
     if spec is not None:
         keys[("for", meta.namespace, spec.endpointService)] = record
     return keys

@@ -11,6 +11,7 @@ import contextlib
 import logging
 import os
 import socket
+from collections.abc import Callable
 from typing import Any
 
 import kopf
@@ -61,7 +62,9 @@ def seed_allocations(rt: Runtime) -> None:
         record = rt.observed.endpoint(namespace, name)
         if record is None or record.status is None:
             continue
-        rt.allocations.record(record.meta.uid, record.target, record.status.markerId, record.status.gatewayPorts)
+        rt.allocations.record(
+            record.meta.uid, record.target, record.status.markerId, record.status.gatewayPorts
+        )
     rt.allocations.seeded = True
 
 
@@ -100,6 +103,13 @@ async def watch_fleet_freshness(rt: Runtime) -> None:
             wake_fleet_dependents(rt)
 
 
+def _indexer(project: Callable[..., Any]) -> Callable[..., Any]:
+    def index(**kwargs: Any) -> Any:
+        return project(kwargs["body"])
+
+    return index
+
+
 def _runtime(memo: Any) -> Runtime:
     runtime: Runtime = memo.runtime
     return runtime
@@ -109,7 +119,9 @@ def register(config: OperatorConfig) -> None:
     """Register every handler with kopf's default registry (call once, before kopf runs)."""
 
     @kopf.on.startup()
-    async def start(settings: kopf.OperatorSettings, memo: Any, **kwargs: Any) -> None:
+    async def start(**kwargs: Any) -> None:
+        settings: kopf.OperatorSettings = kwargs["settings"]
+        memo: Any = kwargs["memo"]
         settings.persistence.finalizer = FINALIZER
         settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix="vpcep.io")
         settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
@@ -138,8 +150,13 @@ def register(config: OperatorConfig) -> None:
             await dispatch(runtime, key)
 
         queue: WorkQueue[Key] = WorkQueue("vpcep", work, workers=config.workers)
-        runtime = Runtime(config=config, api=api, recorder=recorder,
-                          observed=Observed(indices, config.namespace), queue=queue)
+        runtime = Runtime(
+            config=config,
+            api=api,
+            recorder=recorder,
+            observed=Observed(indices, config.namespace),
+            queue=queue,
+        )
         memo.runtime = runtime
         admission.HOLDER.runtime = runtime
         memo.fleet_task = None
@@ -149,7 +166,8 @@ def register(config: OperatorConfig) -> None:
         memo.fleet_task = asyncio.create_task(watch_fleet_freshness(runtime), name="vpcep fleet freshness")
 
     @kopf.on.cleanup()
-    async def stop(memo: Any, **_: Any) -> None:
+    async def stop(**kwargs: Any) -> None:
+        memo = kwargs["memo"]
         runtime = getattr(memo, "runtime", None)
         if runtime is None:
             return
@@ -166,23 +184,45 @@ def register(config: OperatorConfig) -> None:
         return login()
 
     # --- indexes: small projections, filled before any other handler runs
-    kopf.index(GROUP, VERSION, "endpoints", id="vpcep_endpoints")(observed.index_endpoints)
-    kopf.index(GROUP, VERSION, "endpointservices", id="vpcep_services")(observed.index_endpoint_services)
-    kopf.index(GROUP, VERSION, "whitelists", id="vpcep_whitelists")(observed.index_whitelists)
-    kopf.index(GROUP, VERSION, "endpointconnections", id="vpcep_connections")(observed.index_connections)
-    kopf.index("", "v1", "namespaces", id="vpcep_namespaces")(observed.index_namespaces)
-    kopf.index("", "v1", "configmaps", id="vpcep_operator_config_maps")(observed.index_operator_config_maps)
-    kopf.index("", "v1", "services", id="vpcep_owned_services",
-               labels={MANAGED_BY_LABEL: MANAGED_BY})(observed.index_owned_services)
-    kopf.index("discovery.k8s.io", "v1", "endpointslices", id="vpcep_owned_slices")(observed.index_owned_slices)
-    kopf.index("networking.k8s.io", "v1", "networkpolicies", id="vpcep_owned_policies")(
-        observed.index_owned_policies
-    )
+    for (group, version, plural), index_id, project, labels in (
+        ((GROUP, VERSION, "endpoints"), "vpcep_endpoints", observed.index_endpoints, None),
+        ((GROUP, VERSION, "endpointservices"), "vpcep_services", observed.index_endpoint_services, None),
+        ((GROUP, VERSION, "whitelists"), "vpcep_whitelists", observed.index_whitelists, None),
+        ((GROUP, VERSION, "endpointconnections"), "vpcep_connections", observed.index_connections, None),
+        (("", "v1", "namespaces"), "vpcep_namespaces", observed.index_namespaces, None),
+        (("", "v1", "configmaps"), "vpcep_operator_config_maps", observed.index_operator_config_maps, None),
+        (
+            ("", "v1", "services"),
+            "vpcep_owned_services",
+            observed.index_owned_services,
+            {MANAGED_BY_LABEL: MANAGED_BY},
+        ),
+        (
+            ("discovery.k8s.io", "v1", "endpointslices"),
+            "vpcep_owned_slices",
+            observed.index_owned_slices,
+            None,
+        ),
+        (
+            ("networking.k8s.io", "v1", "networkpolicies"),
+            "vpcep_owned_policies",
+            observed.index_owned_policies,
+            None,
+        ),
+    ):
+        kopf.index(group, version, plural, id=index_id, labels=labels)(_indexer(project))
 
     # --- events: enqueue the object itself and wake what depends on it
     @kopf.on.event(GROUP, VERSION, "endpoints", id="endpoint-events")
-    def endpoint_event(type: str | None, body: Any, namespace: str, name: str, uid: str, memo: Any,
-                       **_: Any) -> None:
+    def endpoint_event(**kwargs: Any) -> None:
+        type, body, namespace, name, uid, memo = (
+            kwargs["type"],
+            kwargs["body"],
+            kwargs["namespace"],
+            kwargs["name"],
+            kwargs["uid"],
+            kwargs["memo"],
+        )
         rt = _runtime(memo)
         rt.queue.add((ENDPOINT_KEY, namespace, name))
         if type == "DELETED":
@@ -193,14 +233,26 @@ def register(config: OperatorConfig) -> None:
     service_signatures: dict[str, tuple[Any, ...]] = {}
 
     @kopf.on.event(GROUP, VERSION, "endpointservices", id="endpoint-service-events")
-    def service_event(type: str | None, body: Any, namespace: str, name: str, uid: str, memo: Any,
-                      **_: Any) -> None:
+    def service_event(**kwargs: Any) -> None:
+        type, body, namespace, name, uid, memo = (
+            kwargs["type"],
+            kwargs["body"],
+            kwargs["namespace"],
+            kwargs["name"],
+            kwargs["uid"],
+            kwargs["memo"],
+        )
         rt = _runtime(memo)
         rt.queue.add((SERVICE_KEY, namespace, name))
         status = body.get("status") or {}
-        signature = (body.get("metadata", {}).get("generation"), bool(body.get("metadata", {}).get(
-            "deletionTimestamp")), status.get("phase"), status.get("reason"), status.get("serviceName"),
-            status.get("serviceType"))
+        signature = (
+            body.get("metadata", {}).get("generation"),
+            bool(body.get("metadata", {}).get("deletionTimestamp")),
+            status.get("phase"),
+            status.get("reason"),
+            status.get("serviceName"),
+            status.get("serviceType"),
+        )
         if type == "DELETED":
             service_signatures.pop(uid, None)
             for target in _targets_of_deleted_service(body, namespace, name, config.namespace):
@@ -217,7 +269,14 @@ def register(config: OperatorConfig) -> None:
                 wake_service_dependents(rt, record)
 
     @kopf.on.event(GROUP, VERSION, "whitelists", id="whitelist-events")
-    def whitelist_event(type: str | None, body: Any, namespace: str, name: str, memo: Any, **_: Any) -> None:
+    def whitelist_event(**kwargs: Any) -> None:
+        type, body, namespace, name, memo = (
+            kwargs["type"],
+            kwargs["body"],
+            kwargs["namespace"],
+            kwargs["name"],
+            kwargs["memo"],
+        )
         rt = _runtime(memo)
         rt.queue.add((WHITELIST_KEY, namespace, name))
         service_name = (body.get("spec") or {}).get("endpointService")
@@ -227,7 +286,8 @@ def register(config: OperatorConfig) -> None:
                 rt.queue.add((ENDPOINT_KEY, endpoint.meta.namespace, endpoint.meta.name))
 
     @kopf.on.event(GROUP, VERSION, "endpointconnections", id="connection-events")
-    def connection_event(type: str | None, body: Any, name: str, memo: Any, **_: Any) -> None:
+    def connection_event(**kwargs: Any) -> None:
+        type, body, name, memo = (kwargs["type"], kwargs["body"], kwargs["name"], kwargs["memo"])
         rt = _runtime(memo)
         labels = body.get("metadata", {}).get("labels") or {}
         endpoint_id = labels.get(ENDPOINT_ID_LABEL) or name
@@ -240,7 +300,8 @@ def register(config: OperatorConfig) -> None:
     account_seen: dict[str, str] = {}
 
     @kopf.on.event("", "v1", "namespaces", id="namespace-events")
-    def namespace_event(type: str | None, name: str, memo: Any, **_: Any) -> None:
+    def namespace_event(**kwargs: Any) -> None:
+        type, name, memo = (kwargs["type"], kwargs["name"], kwargs["memo"])
         rt = _runtime(memo)
         account = rt.observed.account(name)
         before = account_seen.get(name)
@@ -257,7 +318,14 @@ def register(config: OperatorConfig) -> None:
         rt.queue.add((QUOTA_KEY, name, ""))
 
     @kopf.on.event("", "v1", "configmaps", id="operator-config-map-events")
-    def config_map_event(type: str | None, body: Any, namespace: str, name: str, memo: Any, **_: Any) -> None:
+    def config_map_event(**kwargs: Any) -> None:
+        type, body, namespace, name, memo = (
+            kwargs["type"],
+            kwargs["body"],
+            kwargs["namespace"],
+            kwargs["name"],
+            kwargs["memo"],
+        )
         rt = _runtime(memo)
         if namespace != config.namespace:
             return
@@ -287,24 +355,46 @@ def register(config: OperatorConfig) -> None:
                 rt.queue.add((SERVICE_KEY, namespace, owner.get("name", "")))
 
     @kopf.on.event("", "v1", "services", id="service-events")
-    def core_service_event(type: str | None, body: Any, namespace: str, name: str, memo: Any, **_: Any) -> None:
+    def core_service_event(**kwargs: Any) -> None:
+        type, body, namespace, name, memo = (
+            kwargs["type"],
+            kwargs["body"],
+            kwargs["namespace"],
+            kwargs["name"],
+            kwargs["memo"],
+        )
         rt = _runtime(memo)
         for ref in rt.observed.services_with_backend(namespace, BackendKind.SERVICE.value, name):
             rt.queue.add((SERVICE_KEY, *ref))  # R1: a backend appeared, changed or went
         wake_owner(rt, "Service", type, body, namespace, name)
 
     @kopf.on.event("", "v1", "pods", id="pod-events")
-    def pod_event(namespace: str, name: str, memo: Any, **_: Any) -> None:
+    def pod_event(**kwargs: Any) -> None:
+        namespace, name, memo = (kwargs["namespace"], kwargs["name"], kwargs["memo"])
         rt = _runtime(memo)
         for ref in rt.observed.services_with_backend(namespace, BackendKind.POD.value, name):
             rt.queue.add((SERVICE_KEY, *ref))
 
     @kopf.on.event("discovery.k8s.io", "v1", "endpointslices", id="slice-events")
-    def slice_event(type: str | None, body: Any, namespace: str, name: str, memo: Any, **_: Any) -> None:
+    def slice_event(**kwargs: Any) -> None:
+        type, body, namespace, name, memo = (
+            kwargs["type"],
+            kwargs["body"],
+            kwargs["namespace"],
+            kwargs["name"],
+            kwargs["memo"],
+        )
         wake_owner(_runtime(memo), "EndpointSlice", type, body, namespace, name)
 
     @kopf.on.event("networking.k8s.io", "v1", "networkpolicies", id="policy-events")
-    def policy_event(type: str | None, body: Any, namespace: str, name: str, memo: Any, **_: Any) -> None:
+    def policy_event(**kwargs: Any) -> None:
+        type, body, namespace, name, memo = (
+            kwargs["type"],
+            kwargs["body"],
+            kwargs["namespace"],
+            kwargs["name"],
+            kwargs["memo"],
+        )
         wake_owner(_runtime(memo), "NetworkPolicy", type, body, namespace, name)
 
     admission.register(config)

@@ -39,8 +39,11 @@ async def backend_for(rt: Runtime, record: ServiceRecord, *, refresh: bool = Fal
         return cached
     assert record.spec is not None
     kind = record.spec.backend.kind
-    body = await rt.api.get(SERVICE if kind is BackendKind.SERVICE else POD, backend_namespace(rt, record),
-                            record.spec.backend.name)
+    body = await rt.api.get(
+        SERVICE if kind is BackendKind.SERVICE else POD,
+        backend_namespace(rt, record),
+        record.spec.backend.name,
+    )
     observation = observe_backend(kind, body)
     rt.backends[key] = observation
     return observation
@@ -52,7 +55,11 @@ def _quota_key(record: ServiceRecord) -> QuotaKey:
 
 async def _ensure_policy(rt: Runtime, record: ServiceRecord, backend: BackendObservation) -> bool:
     """R31: admit the gateway pods to the backend's ports; True when the data plane may use the backend."""
-    if not rt.config.networkPolicy or record.spec is None or backend_namespace(rt, record) != record.meta.namespace:
+    if (
+        not rt.config.networkPolicy
+        or record.spec is None
+        or backend_namespace(rt, record) != record.meta.namespace
+    ):
         return True
     if not backend.pod_labels:
         return True  # a selector-less Service: nothing to select; the provider manages its own policy
@@ -92,8 +99,10 @@ async def reconcile_service(rt: Runtime, namespace: str, name: str) -> None:
         )
         decision = None
     else:
-        backend = await backend_for(rt, record, refresh=True) if not record.meta.deleting else BackendObservation(
-            exists=True
+        backend = (
+            await backend_for(rt, record, refresh=True)
+            if not record.meta.deleting
+            else BackendObservation(exists=True)
         )
         others = [
             _quota_key(other)
@@ -114,8 +123,9 @@ async def reconcile_service(rt: Runtime, namespace: str, name: str) -> None:
             spec=record.spec,
             deleting=record.meta.deleting,
             system=system,
-            declared_type=ServiceType(record.declared_type) if system and record.declared_type in (
-                ServiceType.GATEWAY.value, ServiceType.INTERFACE.value) else ServiceType.INTERFACE,
+            declared_type=ServiceType(record.declared_type)
+            if system and record.declared_type in (ServiceType.GATEWAY.value, ServiceType.INTERFACE.value)
+            else ServiceType.INTERFACE,
             backend_exists=backend.exists and backend.host is not None,
             data_plane_ready=data_plane_ready,
             quota=quota_standing(_quota_key(record), others, rt.quota.service_limit(account)),
@@ -124,19 +134,25 @@ async def reconcile_service(rt: Runtime, namespace: str, name: str) -> None:
             last_marker_id=(previous.lastMarkerId or 0) if previous else 0,
         )
         decision = decide_service(facts)
-        status = service_status(decision, previous=previous, now=rfc3339(utc_now()),
-                                generation=record.meta.generation)
+        status = service_status(
+            decision, previous=previous, now=rfc3339(utc_now()), generation=record.meta.generation
+        )
 
     changed = previous is None or previous.model_dump(mode="json") != status.model_dump(mode="json")
     if changed:
-        answer = await rt.api.patch_status(ENDPOINT_SERVICE, namespace, name,
-                                           status.model_dump(mode="json", exclude_none=True))
+        answer = await rt.api.patch_status(
+            ENDPOINT_SERVICE, namespace, name, status.model_dump(mode="json", exclude_none=True)
+        )
         if answer is None:
             return
         rt.observed.written_service_status[record.meta.uid] = status
         if previous is None or (previous.phase, previous.reason) != (status.phase, status.reason):
-            rt.event(target, status.phase is ServicePhase.FAILED or status.reason == Reason.HAS_ACTIVE_ENDPOINTS,
-                     status.reason or "", status.message or f"EndpointService {namespace}/{name} is {status.phase}")
+            rt.event(
+                target,
+                status.phase is ServicePhase.FAILED or status.reason == Reason.HAS_ACTIVE_ENDPOINTS,
+                status.reason or "",
+                status.message or f"EndpointService {namespace}/{name} is {status.phase}",
+            )
         if _endpoint_visible_change(previous, status):
             wake_endpoints_of(rt, record)
     if status.reason == Reason.QUOTA_EXCEEDED:
@@ -159,7 +175,10 @@ def _endpoint_visible_change(old: EndpointServiceStatus | None, new: EndpointSer
     if old is None:
         return True
     return (old.phase, old.reason, old.serviceName, old.serviceType) != (
-        new.phase, new.reason, new.serviceName, new.serviceType
+        new.phase,
+        new.reason,
+        new.serviceName,
+        new.serviceType,
     )
 
 

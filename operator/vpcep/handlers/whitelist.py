@@ -20,8 +20,12 @@ async def reconcile_whitelist(rt: Runtime, namespace: str, name: str) -> None:
     else:
         service = rt.observed.service(namespace, record.spec.endpointService)
         decision = decide_whitelist(
-            WhitelistFacts(namespace=namespace, name=name, spec=record.spec,
-                           service_exists=service is not None and not service.meta.deleting)
+            WhitelistFacts(
+                namespace=namespace,
+                name=name,
+                spec=record.spec,
+                service_exists=service is not None and not service.meta.deleting,
+            )
         )
         phase, reason, message = decision.phase, decision.reason.value, decision.message
         conditions = [
@@ -31,7 +35,9 @@ async def reconcile_whitelist(rt: Runtime, namespace: str, name: str) -> None:
         if service is not None:
             wake_endpoints_of(rt, service)  # permission may have changed (R13 recovery, R14)
     if (record.status_phase, record.status_reason, record.observed_generation) == (
-        phase, reason, record.meta.generation
+        phase,
+        reason,
+        record.meta.generation,
     ):
         return
     now = rfc3339(utc_now())
@@ -40,8 +46,9 @@ async def reconcile_whitelist(rt: Runtime, namespace: str, name: str) -> None:
         "reason": reason,
         "message": message,
         "observedGeneration": record.meta.generation,
-        "conditions": [{**c, "lastTransitionTime": now, "observedGeneration": record.meta.generation}
-                       for c in conditions],
+        "conditions": [
+            {**c, "lastTransitionTime": now, "observedGeneration": record.meta.generation} for c in conditions
+        ],
     }
     if await rt.api.patch_status(WHITELIST, namespace, name, status) is not None:
         if record.status_reason != reason:
