@@ -56,7 +56,8 @@ class CloudBackend(ConfigModel):
     name: str = Field(min_length=1, description="Service or Pod name in `namespace`.")
     namespace: str | None = Field(
         default=None,
-        description="Where the backend lives; defaults to the operator namespace. The service itself is always "
+        description="Where the backend lives; defaults to the operator namespace. The service itself "
+        "is always "
         "created in the operator namespace (R37).",
     )
 
@@ -108,22 +109,29 @@ class WebhookConfig(ConfigModel):
     enabled: bool = False
     address: str = "0.0.0.0"
     port: int = Field(default=9443, ge=1, le=65535)
-    host: str | None = Field(default=None, description="Host name or IP the API server dials; defaults to address.")
+    host: str | None = Field(
+        default=None, description="Host name or IP the API server dials; defaults to address."
+    )
     certFile: str | None = None
     keyFile: str | None = None
     caFile: str | None = None
     managedConfiguration: str | None = Field(
         default=None,
-        description="Name of a ValidatingWebhookConfiguration kopf creates and keeps current (local runs only; "
+        description="Name of a ValidatingWebhookConfiguration kopf creates and keeps current "
+        "(local runs only; "
         "in a cluster the chart owns it).",
     )
 
 
 class OperatorConfig(ConfigModel):
-    namespace: str = Field(default="vpcep-system", description="Operator namespace: routes, gateways, cloud services.")
+    namespace: str = Field(
+        default="vpcep-system", description="Operator namespace: routes, gateways, cloud services."
+    )
     region: str = Field(default="local-1", description="First label of every service name (R5, R40).")
     quotas: Quotas = Field(default_factory=Quotas)
-    maxConnectionsPerEndpoint: int = Field(default=3000, ge=1, description="Per-endpoint connection cap (R21).")
+    maxConnectionsPerEndpoint: int = Field(
+        default=3000, ge=1, description="Per-endpoint connection cap (R21)."
+    )
     gatewayPorts: PortRange = Field(default_factory=PortRange)
     gatewayHeartbeatTimeoutSeconds: float = Field(
         default=30.0, gt=0, description="A gateway whose last heartbeat is older than this is not ready."

@@ -35,7 +35,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         metavar="NAME",
         help="let the operator create and keep a ValidatingWebhookConfiguration NAME (local runs)",
     )
-    parser.add_argument("--liveness", metavar="URL", help="liveness endpoint, e.g. http://0.0.0.0:8080/healthz")
+    parser.add_argument(
+        "--liveness", metavar="URL", help="liveness endpoint, e.g. http://0.0.0.0:8080/healthz"
+    )
     parser.add_argument("--verbose", action="store_true")
     return parser.parse_args(argv)
 

@@ -27,7 +27,9 @@ from vpcep.builders.route import build_route_config_map
 
 K8S_VERSION = "1.36.0"
 ENDPOINT = Owner("vpcep.io/v1alpha1", "Endpoint", "consumer", "db", "0b8c3c6e-2a8f-4d9b-9a57-3b9a2f1f0e11")
-SERVICE = Owner("vpcep.io/v1alpha1", "EndpointService", "provider", "pg", "5d0d0a52-0c7b-4f8e-b1c3-1f2e3d4c5b6a")
+SERVICE = Owner(
+    "vpcep.io/v1alpha1", "EndpointService", "provider", "pg", "5d0d0a52-0c7b-4f8e-b1c3-1f2e3d4c5b6a"
+)
 PORTS = (GatewayPort(clientPort=5432, gatewayPort=20001), GatewayPort(clientPort=80, gatewayPort=20000))
 BACKEND_HOST = "10.96.7.7"
 
@@ -50,7 +52,9 @@ def _route() -> Route:
 BUILT = {
     "consumer service": lambda: build_consumer_service(ENDPOINT, PORTS),
     "endpoint slice": lambda: build_endpoint_slice(ENDPOINT, PORTS, ["10.244.0.5", "10.244.1.9"]),
-    "egress policy": lambda: build_gateway_egress_policy(ENDPOINT, ["10.96.0.10", "192.168.0.0/16"], [443, 443]),
+    "egress policy": lambda: build_gateway_egress_policy(
+        ENDPOINT, ["10.96.0.10", "192.168.0.0/16"], [443, 443]
+    ),
     "provider policy": lambda: build_provider_policy(
         SERVICE, {"app": "pg"}, [5432, "metrics"], "vpcep-system", {"app.kubernetes.io/name": "vpcep-gateway"}
     ),
@@ -91,7 +95,9 @@ def test_endpoint_slice_lists_ready_gateways_with_the_service_port_names() -> No
 
 
 def test_no_consumer_object_carries_the_backend_or_provider_details() -> None:
-    """Consumers can read their namespace's Services and EndpointSlices; the backend stays in the route (R19)."""
+    """Consumers can read their namespace's Services and EndpointSlices; the backend stays in the
+    route (R19).
+    """
     consumer_side = json.dumps([BUILT["consumer service"](), BUILT["endpoint slice"]()])
     for secret in (BACKEND_HOST, "provider", "pg", SERVICE.uid):
         assert secret not in consumer_side
@@ -145,7 +151,9 @@ def test_content_hash_changes_with_content_and_only_then() -> None:
     first = build_endpoint_slice(ENDPOINT, PORTS, ["10.244.0.5"])
     again = build_endpoint_slice(ENDPOINT, PORTS, ["10.244.0.5"])
     moved = build_endpoint_slice(ENDPOINT, PORTS, ["10.244.0.6"])
-    assert spec_hash_of(first) == spec_hash_of(again) == first["metadata"]["annotations"][SPEC_HASH_ANNOTATION]
+    assert (
+        spec_hash_of(first) == spec_hash_of(again) == first["metadata"]["annotations"][SPEC_HASH_ANNOTATION]
+    )
     assert spec_hash_of(first) != spec_hash_of(moved)
 
 

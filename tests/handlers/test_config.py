@@ -57,8 +57,18 @@ def test_flags_override_the_file_and_turn_the_webhook_on(tmp_path: pathlib.Path)
     path = tmp_path / "config.yaml"
     path.write_text("namespace: from-file\n")
     config = build_config(
-        parse_args(["--config", str(path), "--namespace", "from-flag", "--webhook-port", "9555",
-                    "--webhook-managed", "vpcep-local"])
+        parse_args(
+            [
+                "--config",
+                str(path),
+                "--namespace",
+                "from-flag",
+                "--webhook-port",
+                "9555",
+                "--webhook-managed",
+                "vpcep-local",
+            ]
+        )
     )
     assert config.namespace == "from-flag"
     assert config.webhook.enabled and config.webhook.port == 9555

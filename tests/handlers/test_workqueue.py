@@ -1,4 +1,6 @@
-"""The work queue: one reconcile per key at a time, bursts collapse, changes during a reconcile are not lost."""
+"""The work queue: one reconcile per key at a time, bursts collapse, changes during a reconcile are
+not lost.
+"""
 
 from __future__ import annotations
 

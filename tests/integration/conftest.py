@@ -1,4 +1,6 @@
-"""Fixtures for operator integration tests: CRDs, one operator process per module, namespaces, a stand-in gateway."""
+"""Fixtures for operator integration tests: CRDs, one operator process per module, namespaces, a
+stand-in gateway.
+"""
 
 from __future__ import annotations
 
@@ -30,7 +32,9 @@ def cluster(request: pytest.FixtureRequest) -> Cluster:
     return cluster
 
 
-def start_operator(cluster: Cluster, namespace: str, *extra: str, config: dict | None = None) -> OperatorProcess:
+def start_operator(
+    cluster: Cluster, namespace: str, *extra: str, config: dict | None = None
+) -> OperatorProcess:
     operator = OperatorProcess(cluster, namespace, list(extra), config)
     operator.start()
     wait_for(
@@ -47,8 +51,11 @@ def delete_namespaces(cluster: Cluster, *namespaces: str) -> None:
     for namespace in namespaces:
         cluster.kubectl("delete", "namespace", namespace, "--wait=false", "--ignore-not-found", check=False)
     for namespace in namespaces:
-        wait_for(f"namespace {namespace} to go", lambda ns=namespace: cluster.get("namespace", None, ns) is None,
-                 timeout=60)
+        wait_for(
+            f"namespace {namespace} to go",
+            lambda ns=namespace: cluster.get("namespace", None, ns) is None,
+            timeout=60,
+        )
 
 
 @pytest.fixture(scope="module")

@@ -31,7 +31,9 @@ class Cluster:
     def env(self) -> dict[str, str]:
         return {**os.environ, "KUBECONFIG": self.kubeconfig}
 
-    def kubectl(self, *args: str, input: str | None = None, check: bool = True) -> subprocess.CompletedProcess[str]:
+    def kubectl(
+        self, *args: str, input: str | None = None, check: bool = True
+    ) -> subprocess.CompletedProcess[str]:
         result = subprocess.run(
             ["kubectl", *args], input=input, text=True, capture_output=True, env=self.env, timeout=60
         )
@@ -52,7 +54,9 @@ class Cluster:
     def apply_text(self, text: str, check: bool = True) -> subprocess.CompletedProcess[str]:
         return self.kubectl("apply", "-f", "-", input=text, check=check)
 
-    def get(self, kind: str, namespace: str | None, name: str | None = None, selector: str | None = None) -> Any:
+    def get(
+        self, kind: str, namespace: str | None, name: str | None = None, selector: str | None = None
+    ) -> Any:
         args = ["get", kind, "-o", "json"]
         if name:
             args.insert(2, name)
@@ -75,12 +79,25 @@ class Cluster:
 
     def namespace(self, name: str, account: str | None = None) -> None:
         labels = {"vpcep.io/account": account} if account else {}
-        self.apply_text(yaml.safe_dump({"apiVersion": "v1", "kind": "Namespace",
-                                        "metadata": {"name": name, "labels": labels}}))
+        self.apply_text(
+            yaml.safe_dump(
+                {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name, "labels": labels}}
+            )
+        )
 
-    def delete(self, kind: str, namespace: str, name: str, wait: bool = False) -> subprocess.CompletedProcess[str]:
-        return self.kubectl("delete", kind, name, "-n", namespace, f"--wait={str(wait).lower()}",
-                            "--ignore-not-found", check=False)
+    def delete(
+        self, kind: str, namespace: str, name: str, wait: bool = False
+    ) -> subprocess.CompletedProcess[str]:
+        return self.kubectl(
+            "delete",
+            kind,
+            name,
+            "-n",
+            namespace,
+            f"--wait={str(wait).lower()}",
+            "--ignore-not-found",
+            check=False,
+        )
 
 
 def wait_for(what: str, check: Callable[[], Any], timeout: float = 30.0, interval: float = 0.2) -> Any:
@@ -115,16 +132,16 @@ class OperatorProcess:
     log_path: pathlib.Path | None = None
 
     def start(self) -> None:
-        handle = tempfile.NamedTemporaryFile("wb", prefix="vpcep-operator-", suffix=".log", delete=False)
-        self.log_path = pathlib.Path(handle.name)
+        descriptor, log_name = tempfile.mkstemp(prefix="vpcep-operator-", suffix=".log")
+        self.log_path = pathlib.Path(log_name)
         args = [sys.executable, "-m", "vpcep.main", "--namespace", self.namespace, *self.extra_args]
         if self.config is not None:
             config_path = self.log_path.with_suffix(".yaml")
             config_path.write_text(yaml.safe_dump(self.config))
             args += ["--config", str(config_path)]
         env = {**self.cluster.env, "PYTHONPATH": str(REPO / "operator")}
-        self.process = subprocess.Popen(args, stdout=handle, stderr=subprocess.STDOUT, env=env)
-        handle.close()
+        self.process = subprocess.Popen(args, stdout=descriptor, stderr=subprocess.STDOUT, env=env)
+        os.close(descriptor)
 
     def kill(self) -> None:
         """SIGKILL: no clean-up handlers run (the crash case)."""
@@ -174,7 +191,8 @@ class StandInGateway:
 
     def _run(self) -> None:
         while not self._stop.is_set():
-            routes = self.cluster.get("configmaps", self.namespace, selector="vpcep.io/route=true") or {"items": []}
+            routes = self.cluster.get("configmaps", self.namespace, selector="vpcep.io/route=true")
+            routes = routes or {"items": []}
             applied = max((int(item["metadata"]["resourceVersion"]) for item in routes["items"]), default=0)
             status = {
                 "gateway": self.name,
@@ -192,8 +210,15 @@ class StandInGateway:
                 },
                 "data": {"status.json": json.dumps(status)},
             }
-            self.cluster.kubectl("apply", "--server-side", "--field-manager=stand-in-gateway", "-f", "-",
-                                 input=json.dumps(manifest), check=False)
+            self.cluster.kubectl(
+                "apply",
+                "--server-side",
+                "--field-manager=stand-in-gateway",
+                "-f",
+                "-",
+                input=json.dumps(manifest),
+                check=False,
+            )
             self._stop.wait(0.3)
 
 

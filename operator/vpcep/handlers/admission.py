@@ -94,9 +94,9 @@ def register(config: OperatorConfig) -> None:
         id="validate-endpoint-service",
         operations=["CREATE", "UPDATE", "DELETE"],
     )
-    def validate_service(
-        operation: str, namespace: str, name: str, old: Any, new: Any, userinfo: dict[str, Any], **_: Any
-    ) -> None:
+    def validate_service(**kwargs: Any) -> None:
+        operation, namespace, name = kwargs["operation"], kwargs["namespace"], kwargs["name"]
+        old, new, userinfo = kwargs.get("old"), kwargs.get("new"), kwargs.get("userinfo")
         rt = _runtime()
         account = rt.observed.account(namespace)
         spec = (
@@ -144,7 +144,9 @@ def register(config: OperatorConfig) -> None:
         )
 
     @kopf.on.validate(GROUP, VERSION, "endpoints", id="validate-endpoint", operations=["CREATE", "UPDATE"])
-    def validate_endpoint(operation: str, namespace: str, name: str, old: Any, new: Any, **_: Any) -> None:
+    def validate_endpoint(**kwargs: Any) -> None:
+        operation, namespace, name = kwargs["operation"], kwargs["namespace"], kwargs["name"]
+        old, new = kwargs.get("old"), kwargs.get("new")
         rt = _runtime()
         account = rt.observed.account(namespace)
         spec: EndpointSpec = _parse(EndpointSpec, f"Endpoint {namespace}/{name}", (new or {}).get("spec"))
@@ -189,7 +191,8 @@ def register(config: OperatorConfig) -> None:
         )
 
     @kopf.on.validate(GROUP, VERSION, "whitelists", id="validate-whitelist", operations=["CREATE", "UPDATE"])
-    def validate_whitelist(namespace: str, name: str, new: Any, **_: Any) -> None:
+    def validate_whitelist(**kwargs: Any) -> None:
+        namespace, name, new = kwargs["namespace"], kwargs["name"], kwargs.get("new")
         spec: WhitelistSpec = _parse(WhitelistSpec, f"Whitelist {namespace}/{name}", (new or {}).get("spec"))
         problems = whitelist_spec_problems(spec)
         if problems:

@@ -28,7 +28,9 @@ MISSING = BackendObservation(exists=False)
 
 
 def observe_backend(kind: BackendKind, body: dict[str, Any] | None) -> BackendObservation:
-    """Service: its ClusterIP (or DNS name when headless), selector, port -> targetPort; Pod: its IP and labels."""
+    """Service: its ClusterIP (or DNS name when headless), selector, port -> targetPort; Pod: its IP
+    and labels.
+    """
     if body is None or (body.get("metadata") or {}).get("deletionTimestamp"):
         return MISSING
     meta = body.get("metadata") or {}

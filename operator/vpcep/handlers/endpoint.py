@@ -92,7 +92,9 @@ def _quota_key(record: EndpointRecord) -> QuotaKey:
 
 
 def _facts(rt: Runtime, record: EndpointRecord, fleet: FleetView) -> EndpointFacts:
-    """Everything the decision needs, read synchronously from indexes and caches (no await: see allocations)."""
+    """Everything the decision needs, read synchronously from indexes and caches (no await: see
+    allocations).
+    """
     observed = rt.observed
     namespace, name = record.meta.namespace, record.meta.name
     account = observed.account(namespace)
@@ -290,7 +292,9 @@ async def _remove_data_path(rt: Runtime, record: EndpointRecord, endpoint_id: st
 async def _sync_connection(
     rt: Runtime, record: EndpointRecord, decision: EndpointDecision, status: EndpointStatus, account: str
 ) -> None:
-    """R10/R23: the provider's EndpointConnection exists while the endpoint targets the service, mirrors its state."""
+    """R10/R23: the provider's EndpointConnection exists while the endpoint targets the service,
+    mirrors its state.
+    """
     existing = rt.observed.connection(decision.endpoint_id)
     if not decision.keep_connection or decision.service is None:
         if existing is not None and existing.managed and not existing.deleting:
@@ -381,6 +385,19 @@ def wake_after_endpoint_change(rt: Runtime, record: EndpointRecord) -> None:
         rt.queue.add((QUOTA_KEY, namespace, ""))
 
 
+async def _decide_and_apply(rt: Runtime, record: EndpointRecord) -> EndpointDecision:
+    """Decide, apply; decide again when applying changed the facts (node IP, route version), a few passes."""
+    service_record = _target_service(rt, record)
+    for _ in range(MAX_PASSES):
+        fleet = rt.fleet()
+        decision = decide_endpoint(_facts(rt, record, fleet))
+        # Same event-loop step as _facts: the ledger never lags a decision (no duplicate ids or ports).
+        rt.allocations.record(record.meta.uid, record.target, decision.marker_id, decision.gateway_ports)
+        if not await _apply_data_path(rt, record, decision, service_record, fleet):
+            break
+    return decision
+
+
 async def reconcile_endpoint(rt: Runtime, namespace: str, name: str) -> None:
     record = rt.observed.endpoint(namespace, name)
     key = (namespace, name)
@@ -401,19 +418,11 @@ async def reconcile_endpoint(rt: Runtime, namespace: str, name: str) -> None:
         await rt.api.ensure_finalizer(ENDPOINT, namespace, name, FINALIZER)
 
     previous = rt.observed.endpoint_status(record)
+    decision: EndpointDecision | None = None
     if record.spec is None:
         status = _invalid_status(record, previous)
-        decision = None
     else:
-        service_record = _target_service(rt, record)
-        for _ in range(MAX_PASSES):
-            fleet = rt.fleet()
-            facts = _facts(rt, record, fleet)
-            decision = decide_endpoint(facts)
-            # Same event-loop step as _facts: the ledger never lags a decision (no duplicate ids or ports).
-            rt.allocations.record(record.meta.uid, record.target, decision.marker_id, decision.gateway_ports)
-            if not await _apply_data_path(rt, record, decision, service_record, fleet):
-                break
+        decision = await _decide_and_apply(rt, record)
         status = endpoint_status(
             decision, previous=previous, now=rfc3339(utc_now()), generation=record.meta.generation
         )
@@ -434,7 +443,9 @@ async def reconcile_endpoint(rt: Runtime, namespace: str, name: str) -> None:
 
 
 def _track(rt: Runtime, key: tuple[str, str], status: EndpointStatus) -> None:
-    """Remember who waits for gateways (woken by gateway reports) and who is blocked by quota (woken on frees)."""
+    """Remember who waits for gateways (woken by gateway reports) and who is blocked by quota (woken
+    on frees).
+    """
     if status.phase is EndpointPhase.CREATING and status.reason in WAITING_REASONS:
         rt.waiting_for_gateways.add(key)
     else:

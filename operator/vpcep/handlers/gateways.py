@@ -1,4 +1,6 @@
-"""The gateway fleet as the operator sees it: which gateways are ready and what each has applied (R30, R32)."""
+"""The gateway fleet as the operator sees it: which gateways are ready and what each has applied (R30,
+R32).
+"""
 
 from __future__ import annotations
 

@@ -48,7 +48,9 @@ def _all(index: Mapping[Any, Any], key: Any) -> list[Any]:
 
 
 class Observed:
-    """What the watches have seen, plus the statuses this process wrote (newer than the watch may show yet)."""
+    """What the watches have seen, plus the statuses this process wrote (newer than the watch may show
+    yet).
+    """
 
     def __init__(self, indices: Mapping[str, Mapping[Any, Any]], operator_namespace: str) -> None:
         self._i = indices

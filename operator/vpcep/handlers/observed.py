@@ -276,7 +276,9 @@ class RouteRecord:
 
 @dataclass(frozen=True, slots=True)
 class OwnedRecord:
-    """An object the operator built: its content hash (to skip no-op applies) and, for Services, the ClusterIP."""
+    """An object the operator built: its content hash (to skip no-op applies) and, for Services, the
+    ClusterIP.
+    """
 
     spec_hash: str | None
     owner_uid: str

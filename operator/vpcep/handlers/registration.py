@@ -12,6 +12,7 @@ import logging
 import os
 import socket
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import kopf
@@ -36,7 +37,7 @@ from vpcep.handlers.runtime import (
     Key,
     Runtime,
 )
-from vpcep.handlers.service import reconcile_service, wake_service_dependents
+from vpcep.handlers.service import reconcile_service, wake_endpoints_of, wake_service_dependents
 from vpcep.handlers.whitelist import reconcile_whitelist
 from vpcep.handlers.workqueue import WorkQueue
 from vpcep.k8s.client import KubeApi
@@ -85,7 +86,9 @@ async def dispatch(rt: Runtime, key: Key) -> None:
 
 
 def wake_fleet_dependents(rt: Runtime, *, force: bool = False) -> None:
-    """Gateways came, went or reported: endpoints waiting for them; all established ones if the set changed."""
+    """Gateways came, went or reported: endpoints waiting for them; all established ones if the set
+    changed.
+    """
     addresses = rt.fleet().addresses
     keys = set(rt.waiting_for_gateways)
     if force or addresses != rt.fleet_addresses:
@@ -215,189 +218,172 @@ def register(config: OperatorConfig) -> None:
     # --- events: enqueue the object itself and wake what depends on it
     @kopf.on.event(GROUP, VERSION, "endpoints", id="endpoint-events")
     def endpoint_event(**kwargs: Any) -> None:
-        type, body, namespace, name, uid, memo = (
-            kwargs["type"],
-            kwargs["body"],
-            kwargs["namespace"],
-            kwargs["name"],
-            kwargs["uid"],
-            kwargs["memo"],
-        )
-        rt = _runtime(memo)
-        rt.queue.add((ENDPOINT_KEY, namespace, name))
-        if type == "DELETED":
-            rt.queue.add((ORPHANS_KEY, uid, ""))
-        if type != "MODIFIED":
-            rt.queue.add((QUOTA_KEY, namespace, ""))
+        seen = Seen.of(kwargs)
+        seen.rt.queue.add((ENDPOINT_KEY, seen.namespace, seen.name))
+        if seen.type == "DELETED":
+            seen.rt.queue.add((ORPHANS_KEY, seen.uid, ""))
+        if seen.type != "MODIFIED":
+            seen.rt.queue.add((QUOTA_KEY, seen.namespace, ""))
 
     service_signatures: dict[str, tuple[Any, ...]] = {}
 
     @kopf.on.event(GROUP, VERSION, "endpointservices", id="endpoint-service-events")
     def service_event(**kwargs: Any) -> None:
-        type, body, namespace, name, uid, memo = (
-            kwargs["type"],
-            kwargs["body"],
-            kwargs["namespace"],
-            kwargs["name"],
-            kwargs["uid"],
-            kwargs["memo"],
-        )
-        rt = _runtime(memo)
-        rt.queue.add((SERVICE_KEY, namespace, name))
-        status = body.get("status") or {}
-        signature = (
-            body.get("metadata", {}).get("generation"),
-            bool(body.get("metadata", {}).get("deletionTimestamp")),
-            status.get("phase"),
-            status.get("reason"),
-            status.get("serviceName"),
-            status.get("serviceType"),
-        )
-        if type == "DELETED":
-            service_signatures.pop(uid, None)
-            for target in _targets_of_deleted_service(body, namespace, name, config.namespace):
+        seen = Seen.of(kwargs)
+        rt = seen.rt
+        rt.queue.add((SERVICE_KEY, seen.namespace, seen.name))
+        if seen.type == "DELETED":
+            service_signatures.pop(seen.uid, None)
+            for target in _targets_of_deleted_service(seen.body, seen.namespace, seen.name, config.namespace):
                 for ref in rt.observed.endpoints_targeting(target):
                     rt.queue.add((ENDPOINT_KEY, *ref))
-            for key in rt.quota_blocked.pop(rt.observed.account(namespace), set()):
+            for key in rt.quota_blocked.pop(rt.observed.account(seen.namespace), set()):
                 rt.queue.add(key)
-            rt.queue.add((QUOTA_KEY, namespace, ""))
+            rt.queue.add((QUOTA_KEY, seen.namespace, ""))
             return
-        if service_signatures.get(uid) != signature:
-            service_signatures[uid] = signature
-            record = rt.observed.service(namespace, name)
+        signature = _service_signature(seen.body)
+        if service_signatures.get(seen.uid) != signature:  # only what endpoints read wakes them
+            service_signatures[seen.uid] = signature
+            record = rt.observed.service(seen.namespace, seen.name)
             if record is not None:
                 wake_service_dependents(rt, record)
 
     @kopf.on.event(GROUP, VERSION, "whitelists", id="whitelist-events")
     def whitelist_event(**kwargs: Any) -> None:
-        type, body, namespace, name, memo = (
-            kwargs["type"],
-            kwargs["body"],
-            kwargs["namespace"],
-            kwargs["name"],
-            kwargs["memo"],
+        seen = Seen.of(kwargs)
+        seen.rt.queue.add((WHITELIST_KEY, seen.namespace, seen.name))
+        service_name = (seen.body.get("spec") or {}).get("endpointService")
+        record = (
+            seen.rt.observed.service(seen.namespace, service_name) if isinstance(service_name, str) else None
         )
-        rt = _runtime(memo)
-        rt.queue.add((WHITELIST_KEY, namespace, name))
-        service_name = (body.get("spec") or {}).get("endpointService")
-        record = rt.observed.service(namespace, service_name) if isinstance(service_name, str) else None
         if record is not None:
-            for endpoint in rt.observed.endpoints_of_service(record):
-                rt.queue.add((ENDPOINT_KEY, endpoint.meta.namespace, endpoint.meta.name))
+            wake_endpoints_of(seen.rt, record)
 
     @kopf.on.event(GROUP, VERSION, "endpointconnections", id="connection-events")
     def connection_event(**kwargs: Any) -> None:
-        type, body, name, memo = (kwargs["type"], kwargs["body"], kwargs["name"], kwargs["memo"])
-        rt = _runtime(memo)
-        labels = body.get("metadata", {}).get("labels") or {}
-        endpoint_id = labels.get(ENDPOINT_ID_LABEL) or name
-        ref = rt.observed.endpoint_by_uid(endpoint_id)
+        seen = Seen.of(kwargs)
+        endpoint_id = seen.labels.get(ENDPOINT_ID_LABEL) or seen.name
+        ref = seen.rt.observed.endpoint_by_uid(endpoint_id)
         if ref is not None:
-            rt.queue.add((ENDPOINT_KEY, *ref))
-        elif type != "DELETED" and labels.get(MANAGED_BY_LABEL) == MANAGED_BY:
-            rt.queue.add((ORPHANS_KEY, endpoint_id, ""))
+            seen.rt.queue.add((ENDPOINT_KEY, *ref))
+        elif seen.type != "DELETED" and seen.labels.get(MANAGED_BY_LABEL) == MANAGED_BY:
+            seen.rt.queue.add((ORPHANS_KEY, endpoint_id, ""))
 
     account_seen: dict[str, str] = {}
 
     @kopf.on.event("", "v1", "namespaces", id="namespace-events")
     def namespace_event(**kwargs: Any) -> None:
-        type, name, memo = (kwargs["type"], kwargs["name"], kwargs["memo"])
-        rt = _runtime(memo)
-        account = rt.observed.account(name)
-        before = account_seen.get(name)
-        account_seen[name] = account
-        if before is None or before == account or type == "DELETED":
+        seen = Seen.of(kwargs)
+        rt, namespace = seen.rt, seen.name
+        account = rt.observed.account(namespace)
+        before = account_seen.get(namespace)
+        account_seen[namespace] = account
+        if before is None or before == account or seen.type == "DELETED":
             return
-        for endpoint in rt.observed.endpoint_names_in(name):  # the account changed: permission, quota
-            rt.queue.add((ENDPOINT_KEY, name, endpoint))
-        for service in rt.observed.service_names_in(name):
-            record = rt.observed.service(name, service)
-            rt.queue.add((SERVICE_KEY, name, service))
+        for endpoint in rt.observed.endpoint_names_in(namespace):  # the account changed: permission, quota
+            rt.queue.add((ENDPOINT_KEY, namespace, endpoint))
+        for service in rt.observed.service_names_in(namespace):
+            rt.queue.add((SERVICE_KEY, namespace, service))
+            record = rt.observed.service(namespace, service)
             if record is not None:
                 wake_service_dependents(rt, record)
-        rt.queue.add((QUOTA_KEY, name, ""))
+        rt.queue.add((QUOTA_KEY, namespace, ""))
 
     @kopf.on.event("", "v1", "configmaps", id="operator-config-map-events")
     def config_map_event(**kwargs: Any) -> None:
-        type, body, namespace, name, memo = (
-            kwargs["type"],
-            kwargs["body"],
-            kwargs["namespace"],
-            kwargs["name"],
-            kwargs["memo"],
-        )
-        rt = _runtime(memo)
-        if namespace != config.namespace:
+        seen = Seen.of(kwargs)
+        rt = seen.rt
+        if seen.namespace != config.namespace:
             return
-        labels = body.get("metadata", {}).get("labels") or {}
-        if labels.get(GATEWAY_STATUS_LABEL) == "true":
+        if seen.labels.get(GATEWAY_STATUS_LABEL) == "true":
             wake_fleet_dependents(rt)
-        elif labels.get(ROUTE_LABEL) == "true":
-            endpoint_uid = labels.get(ENDPOINT_UID_LABEL, "")
-            ref = rt.observed.endpoint_by_uid(endpoint_uid)
+        elif seen.labels.get(ROUTE_LABEL) == "true":
+            ref = rt.observed.endpoint_by_uid(seen.labels.get(ENDPOINT_UID_LABEL, ""))
             if ref is None:
-                rt.queue.add((ORPHANS_KEY, endpoint_uid, ""))
-            elif type == "DELETED":
-                rt.forget("ConfigMap", namespace, name)
-                rt.route_versions.pop(labels.get(ENDPOINT_ID_LABEL, ""), None)
+                rt.queue.add((ORPHANS_KEY, seen.labels.get(ENDPOINT_UID_LABEL, ""), ""))
+            elif seen.type == "DELETED":  # drift: someone deleted a live route
+                rt.forget("ConfigMap", seen.namespace, seen.name)
+                rt.route_versions.pop(seen.labels.get(ENDPOINT_ID_LABEL, ""), None)
                 rt.queue.add((ENDPOINT_KEY, *ref))
-
-    def wake_owner(rt: Runtime, kind: str, type: str | None, body: Any, namespace: str, name: str) -> None:
-        labels = body.get("metadata", {}).get("labels") or {}
-        if labels.get(MANAGED_BY_LABEL) != MANAGED_BY or type != "DELETED":
-            return
-        rt.forget(kind, namespace, name)  # drift: someone deleted what we built; build it again
-        ref = rt.observed.endpoint_by_uid(labels.get(ENDPOINT_UID_LABEL, ""))
-        if ref is not None:
-            rt.queue.add((ENDPOINT_KEY, *ref))
-        for owner in body.get("metadata", {}).get("ownerReferences") or []:
-            if owner.get("kind") == "EndpointService":
-                rt.queue.add((SERVICE_KEY, namespace, owner.get("name", "")))
 
     @kopf.on.event("", "v1", "services", id="service-events")
     def core_service_event(**kwargs: Any) -> None:
-        type, body, namespace, name, memo = (
-            kwargs["type"],
-            kwargs["body"],
-            kwargs["namespace"],
-            kwargs["name"],
-            kwargs["memo"],
-        )
-        rt = _runtime(memo)
-        for ref in rt.observed.services_with_backend(namespace, BackendKind.SERVICE.value, name):
-            rt.queue.add((SERVICE_KEY, *ref))  # R1: a backend appeared, changed or went
-        wake_owner(rt, "Service", type, body, namespace, name)
+        seen = Seen.of(kwargs)
+        for ref in seen.rt.observed.services_with_backend(
+            seen.namespace, BackendKind.SERVICE.value, seen.name
+        ):
+            seen.rt.queue.add((SERVICE_KEY, *ref))  # R1: a backend appeared, changed or went
+        _wake_owner(seen, "Service")
 
     @kopf.on.event("", "v1", "pods", id="pod-events")
     def pod_event(**kwargs: Any) -> None:
-        namespace, name, memo = (kwargs["namespace"], kwargs["name"], kwargs["memo"])
-        rt = _runtime(memo)
-        for ref in rt.observed.services_with_backend(namespace, BackendKind.POD.value, name):
-            rt.queue.add((SERVICE_KEY, *ref))
+        seen = Seen.of(kwargs)
+        for ref in seen.rt.observed.services_with_backend(seen.namespace, BackendKind.POD.value, seen.name):
+            seen.rt.queue.add((SERVICE_KEY, *ref))
 
     @kopf.on.event("discovery.k8s.io", "v1", "endpointslices", id="slice-events")
     def slice_event(**kwargs: Any) -> None:
-        type, body, namespace, name, memo = (
-            kwargs["type"],
-            kwargs["body"],
-            kwargs["namespace"],
-            kwargs["name"],
-            kwargs["memo"],
-        )
-        wake_owner(_runtime(memo), "EndpointSlice", type, body, namespace, name)
+        _wake_owner(Seen.of(kwargs), "EndpointSlice")
 
     @kopf.on.event("networking.k8s.io", "v1", "networkpolicies", id="policy-events")
     def policy_event(**kwargs: Any) -> None:
-        type, body, namespace, name, memo = (
-            kwargs["type"],
-            kwargs["body"],
-            kwargs["namespace"],
-            kwargs["name"],
-            kwargs["memo"],
-        )
-        wake_owner(_runtime(memo), "NetworkPolicy", type, body, namespace, name)
+        _wake_owner(Seen.of(kwargs), "NetworkPolicy")
 
     admission.register(config)
+
+
+@dataclass(frozen=True)
+class Seen:
+    """One watch event, as the handlers below use it."""
+
+    type: str | None
+    body: Any
+    namespace: str
+    name: str
+    uid: str
+    rt: Runtime
+
+    @classmethod
+    def of(cls, kwargs: dict[str, Any]) -> Seen:
+        return cls(
+            kwargs.get("type"),
+            kwargs["body"],
+            kwargs.get("namespace") or "",
+            kwargs["name"],
+            kwargs.get("uid") or "",
+            _runtime(kwargs["memo"]),
+        )
+
+    @property
+    def labels(self) -> dict[str, str]:
+        return dict((self.body.get("metadata") or {}).get("labels") or {})
+
+
+def _wake_owner(seen: Seen, kind: str) -> None:
+    """Drift: someone deleted an object the operator built; forget it and let its owner build it again."""
+    if seen.labels.get(MANAGED_BY_LABEL) != MANAGED_BY or seen.type != "DELETED":
+        return
+    rt = seen.rt
+    rt.forget(kind, seen.namespace, seen.name)
+    ref = rt.observed.endpoint_by_uid(seen.labels.get(ENDPOINT_UID_LABEL, ""))
+    if ref is not None:
+        rt.queue.add((ENDPOINT_KEY, *ref))
+    for owner in (seen.body.get("metadata") or {}).get("ownerReferences") or []:
+        if owner.get("kind") == "EndpointService":
+            rt.queue.add((SERVICE_KEY, seen.namespace, owner.get("name", "")))
+
+
+def _service_signature(body: Any) -> tuple[Any, ...]:
+    meta = body.get("metadata") or {}
+    status = body.get("status") or {}
+    return (
+        meta.get("generation"),
+        bool(meta.get("deletionTimestamp")),
+        status.get("phase"),
+        status.get("reason"),
+        status.get("serviceName"),
+        status.get("serviceType"),
+    )
 
 
 def _targets_of_deleted_service(body: Any, namespace: str, name: str, operator_namespace: str) -> list[str]:

@@ -26,7 +26,9 @@ from vpcep.k8s.resources import ENDPOINT_SERVICE, NETWORK_POLICY, POD, SERVICE, 
 
 
 def backend_namespace(rt: Runtime, record: ServiceRecord) -> str:
-    """System services may name a backend elsewhere (e.g. kube-system/kube-dns, R37); tenants' never can (R1)."""
+    """System services may name a backend elsewhere (e.g. kube-system/kube-dns, R37); tenants' never
+    can (R1).
+    """
     if rt.observed.is_system(record) and record.backend_namespace:
         return record.backend_namespace
     return record.meta.namespace
@@ -188,7 +190,9 @@ def wake_endpoints_of(rt: Runtime, record: ServiceRecord) -> None:
 
 
 def wake_service_dependents(rt: Runtime, record: ServiceRecord) -> None:
-    """After any change of the service object: its endpoints, its whitelists' status, its account's quota view."""
+    """After any change of the service object: its endpoints, its whitelists' status, its account's
+    quota view.
+    """
     wake_endpoints_of(rt, record)
     namespace = record.meta.namespace
     for key in rt.observed.whitelist_keys_in(namespace):

@@ -1,4 +1,6 @@
-"""Reconcile one Whitelist: its own status (R12: malformed entries named), then the service's endpoints (R13, R14)."""
+"""Reconcile one Whitelist: its own status (R12: malformed entries named), then the service's
+endpoints (R13, R14).
+"""
 
 from __future__ import annotations
 
@@ -50,9 +52,9 @@ async def reconcile_whitelist(rt: Runtime, namespace: str, name: str) -> None:
             {**c, "lastTransitionTime": now, "observedGeneration": record.meta.generation} for c in conditions
         ],
     }
-    if await rt.api.patch_status(WHITELIST, namespace, name, status) is not None:
-        if record.status_reason != reason:
-            rt.event(target, phase != "Active", reason, message)
+    answer = await rt.api.patch_status(WHITELIST, namespace, name, status)
+    if answer is not None and record.status_reason != reason:
+        rt.event(target, phase != "Active", reason, message)
 
 
 __all__ = ["WHITELIST_KEY", "reconcile_whitelist"]
