@@ -68,6 +68,8 @@ def operator_namespace(request: pytest.FixtureRequest) -> str:
 def operator(cluster: Cluster, operator_namespace: str) -> Iterator[OperatorProcess]:
     process = start_operator(cluster, operator_namespace)
     yield process
+    if process.alive():  # its cloud services carry its finalizer: let it remove them
+        delete_namespaces(cluster, operator_namespace)
     process.stop()
 
 

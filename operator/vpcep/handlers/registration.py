@@ -29,7 +29,6 @@ from vpcep.handlers.lookups import INDEX_NAMES, Observed
 from vpcep.handlers.quota_view import reconcile_quota_view
 from vpcep.handlers.runtime import (
     ENDPOINT_KEY,
-    FINALIZER,
     ORPHANS_KEY,
     QUOTA_KEY,
     SERVICE_KEY,
@@ -46,6 +45,7 @@ from vpcep.k8s.events import EventRecorder
 logger = logging.getLogger(__name__)
 GROUP, VERSION = "vpcep.io", "v1alpha1"
 FLEET_CHECK_SECONDS = 2.0
+KOPF_FINALIZER = "vpcep.io/kopf-unused"
 
 
 def login() -> kopf.ConnectionInfo:
@@ -125,7 +125,9 @@ def register(config: OperatorConfig) -> None:
     async def start(**kwargs: Any) -> None:
         settings: kopf.OperatorSettings = kwargs["settings"]
         memo: Any = kwargs["memo"]
-        settings.persistence.finalizer = FINALIZER
+        # kopf strips *its* finalizer from any object it has no change handlers for; the operator manages
+        # vpcep.io/finalizer itself (from the work queue), so kopf's must be a different, unused name.
+        settings.persistence.finalizer = KOPF_FINALIZER
         settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix="vpcep.io")
         settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
             prefix="vpcep.io", key="last-handled-configuration"
