@@ -43,7 +43,7 @@ class Cluster:
 
     def apply(self, template: str, check: bool = True, **values: str) -> subprocess.CompletedProcess[str]:
         """kubectl apply -f of a YAML file from manifests/, with ${placeholders} filled in."""
-        text = string.Template((MANIFESTS / template).read_text()).substitute(values)
+        text = render(template, **values)
         with tempfile.NamedTemporaryFile("w", suffix=".yaml", delete=False) as handle:
             handle.write(text)
         try:
@@ -98,6 +98,10 @@ class Cluster:
             "--ignore-not-found",
             check=False,
         )
+
+
+def render(template: str, **values: str) -> str:
+    return string.Template((MANIFESTS / template).read_text()).substitute(values)
 
 
 def wait_for(what: str, check: Callable[[], Any], timeout: float = 30.0, interval: float = 0.2) -> Any:
