@@ -10,6 +10,7 @@ import subprocess
 from collections.abc import Iterator
 
 import pytest
+
 from integration.conftest import delete_namespaces, start_operator
 from integration.helpers import Cluster, OperatorProcess, StandInGateway, phase_is, render, wait_for
 
