@@ -153,6 +153,13 @@ class OperatorProcess:
             self.process.send_signal(signal.SIGKILL)
             self.process.wait(timeout=10)
 
+    def restart(self) -> None:
+        """A new process in place of a dead one (its earlier log is kept in front of the new one)."""
+        earlier = self.log()
+        self.start()
+        if self.log_path is not None:
+            self.log_path.write_text(earlier + "\n--- restarted ---\n")
+
     def stop(self) -> None:
         if self.process is not None and self.process.poll() is None:
             self.process.send_signal(signal.SIGTERM)
@@ -186,6 +193,13 @@ class StandInGateway:
     def start(self) -> None:
         self._thread = threading.Thread(target=self._run, daemon=True)
         self._thread.start()
+
+    def restart(self) -> None:
+        """A new process in place of a dead one (its earlier log is kept in front of the new one)."""
+        earlier = self.log()
+        self.start()
+        if self.log_path is not None:
+            self.log_path.write_text(earlier + "\n--- restarted ---\n")
 
     def stop(self) -> None:
         self._stop.set()
