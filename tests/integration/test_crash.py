@@ -1,5 +1,5 @@
-"""R30/§6 reliability: SIGKILL the operator in the middle of a burst of creates and deletes, restart it, and the
-cluster converges with nothing orphaned and no marker id or gateway port handed out twice."""
+"""SPEC §6 reliability: SIGKILL the operator in the middle of a burst of creates and deletes, restart it,
+and the cluster converges with nothing orphaned and no marker id or gateway port handed out twice."""
 
 from __future__ import annotations
 
