@@ -63,12 +63,12 @@ def certificate(tmp_path_factory: pytest.TempPathFactory) -> tuple[pathlib.Path,
 
 @pytest.fixture(scope="module")
 def operator(
-    cluster: Cluster, operator_namespace: str, certificate: tuple[pathlib.Path, pathlib.Path]
+    kube: Cluster, operator_namespace: str, certificate: tuple[pathlib.Path, pathlib.Path]
 ) -> Iterator[OperatorProcess]:
     cert, key = certificate
     configuration = f"vpcep-it-{PID}"
     process = start_operator(
-        cluster,
+        kube,
         operator_namespace,
         "--webhook-managed",
         configuration,
@@ -88,33 +88,27 @@ def operator(
     )
     wait_for(
         "the managed ValidatingWebhookConfiguration",
-        lambda: cluster.get("validatingwebhookconfiguration", None, configuration),
+        lambda: kube.get("validatingwebhookconfiguration", None, configuration),
         timeout=30,
     )
     yield process
-    delete_namespaces(cluster, PROVIDER, CONSUMER, STRANGER, TINY, operator_namespace)
+    delete_namespaces(kube, PROVIDER, CONSUMER, STRANGER, TINY, operator_namespace)
     process.stop()
-    cluster.kubectl(
-        "delete", "validatingwebhookconfiguration", configuration, "--ignore-not-found", check=False
-    )
+    kube.kubectl("delete", "validatingwebhookconfiguration", configuration, "--ignore-not-found", check=False)
 
 
 @pytest.fixture(scope="module")
-def published(cluster: Cluster, operator: OperatorProcess, gateway: StandInGateway) -> str:
+def published(kube: Cluster, operator: OperatorProcess, gateway: StandInGateway) -> str:
     for namespace, account in (
         (PROVIDER, ACCOUNT),
         (CONSUMER, ACCOUNT),
         (STRANGER, STRANGER_ACCOUNT),
         (TINY, TINY_ACCOUNT),
     ):
-        cluster.namespace(namespace, account)
-    cluster.apply("backend-service.yaml", name="pg-backend", namespace=PROVIDER)
-    cluster.apply(
-        "endpoint-service.yaml", name="pg", namespace=PROVIDER, backend="pg-backend", approval="false"
-    )
-    return str(
-        wait_for("pg Available", phase_is(cluster, "vpces", PROVIDER, "pg", "Available"))["serviceName"]
-    )
+        kube.namespace(namespace, account)
+    kube.apply("backend-service.yaml", name="pg-backend", namespace=PROVIDER)
+    kube.apply("endpoint-service.yaml", name="pg", namespace=PROVIDER, backend="pg-backend", approval="false")
+    return str(wait_for("pg Available", phase_is(kube, "vpces", PROVIDER, "pg", "Available"))["serviceName"])
 
 
 def refused(result: subprocess.CompletedProcess[str]) -> str:
@@ -123,9 +117,9 @@ def refused(result: subprocess.CompletedProcess[str]) -> str:
     return result.stderr
 
 
-def test_unknown_service_name_is_refused(cluster: Cluster, published: str) -> None:  # R15, R40
+def test_unknown_service_name_is_refused(kube: Cluster, published: str) -> None:  # R15, R40
     message = refused(
-        cluster.apply(
+        kube.apply(
             "endpoint.yaml",
             check=False,
             name="typo",
@@ -134,15 +128,15 @@ def test_unknown_service_name_is_refused(cluster: Cluster, published: str) -> No
         )
     )
     assert "not found" in message and "region" in message
-    assert cluster.get("vpce", CONSUMER, "typo") is None
+    assert kube.get("vpce", CONSUMER, "typo") is None
 
 
-def test_not_permitted_account_is_refused_then_allowed(cluster: Cluster, published: str) -> None:  # R13
+def test_not_permitted_account_is_refused_then_allowed(kube: Cluster, published: str) -> None:  # R13
     message = refused(
-        cluster.apply("endpoint.yaml", check=False, name="pg", namespace=STRANGER, service_name=published)
+        kube.apply("endpoint.yaml", check=False, name="pg", namespace=STRANGER, service_name=published)
     )
     assert f"iam:domain::{STRANGER_ACCOUNT}" in message
-    cluster.apply(
+    kube.apply(
         "whitelist.yaml",
         name="pg-stranger",
         namespace=PROVIDER,
@@ -152,17 +146,17 @@ def test_not_permitted_account_is_refused_then_allowed(cluster: Cluster, publish
     wait_for(
         "the webhook to see the whitelist",
         lambda: (
-            cluster.apply(
+            kube.apply(
                 "endpoint.yaml", check=False, name="pg", namespace=STRANGER, service_name=published
             ).returncode
             == 0
         ),
     )
-    wait_for("pg Accepted", phase_is(cluster, "vpce", STRANGER, "pg", "Accepted"))
+    wait_for("pg Accepted", phase_is(kube, "vpce", STRANGER, "pg", "Accepted"))
 
 
-def test_malformed_whitelist_entry_is_refused_naming_it(cluster: Cluster, published: str) -> None:  # R12
-    result = cluster.apply(
+def test_malformed_whitelist_entry_is_refused_naming_it(kube: Cluster, published: str) -> None:  # R12
+    result = kube.apply(
         "whitelist.yaml",
         check=False,
         name="bad",
@@ -173,31 +167,27 @@ def test_malformed_whitelist_entry_is_refused_naming_it(cluster: Cluster, publis
     assert result.returncode != 0 and "root@everyone" in result.stderr
 
 
-def test_deleting_a_service_with_accepted_endpoints_is_refused(
-    cluster: Cluster, published: str
-) -> None:  # R7
-    cluster.apply("endpoint.yaml", name="pg-main", namespace=CONSUMER, service_name=published)
-    wait_for("pg-main Accepted", phase_is(cluster, "vpce", CONSUMER, "pg-main", "Accepted"))
-    message = refused(cluster.delete("vpces", PROVIDER, "pg"))
+def test_deleting_a_service_with_accepted_endpoints_is_refused(kube: Cluster, published: str) -> None:  # R7
+    kube.apply("endpoint.yaml", name="pg-main", namespace=CONSUMER, service_name=published)
+    wait_for("pg-main Accepted", phase_is(kube, "vpce", CONSUMER, "pg-main", "Accepted"))
+    message = refused(kube.delete("vpces", PROVIDER, "pg"))
     assert f"{CONSUMER}/pg-main" in message
-    assert cluster.status("vpces", PROVIDER, "pg")["phase"] == "Available"
+    assert kube.status("vpces", PROVIDER, "pg")["phase"] == "Available"
 
-    cluster.delete("vpce", CONSUMER, "pg-main", wait=True)
-    cluster.delete("vpce", STRANGER, "pg", wait=True)
+    kube.delete("vpce", CONSUMER, "pg-main", wait=True)
+    kube.delete("vpce", STRANGER, "pg", wait=True)
     wait_for(
         "the delete to be allowed once the endpoints are gone",
-        lambda: cluster.delete("vpces", PROVIDER, "pg").returncode == 0,
+        lambda: kube.delete("vpces", PROVIDER, "pg").returncode == 0,
     )
-    wait_for("pg gone", lambda: cluster.get("vpces", PROVIDER, "pg") is None)
+    wait_for("pg gone", lambda: kube.get("vpces", PROVIDER, "pg") is None)
 
 
-def test_quota_is_enforced_at_admission(cluster: Cluster, operator: OperatorProcess) -> None:  # R9, R22
-    cluster.apply("backend-service.yaml", name="one-backend", namespace=TINY)
-    cluster.apply(
-        "endpoint-service.yaml", name="one", namespace=TINY, backend="one-backend", approval="false"
-    )
+def test_quota_is_enforced_at_admission(kube: Cluster, operator: OperatorProcess) -> None:  # R9, R22
+    kube.apply("backend-service.yaml", name="one-backend", namespace=TINY)
+    kube.apply("endpoint-service.yaml", name="one", namespace=TINY, backend="one-backend", approval="false")
     message = refused(
-        cluster.apply(
+        kube.apply(
             "endpoint-service.yaml",
             check=False,
             name="two",
@@ -207,16 +197,16 @@ def test_quota_is_enforced_at_admission(cluster: Cluster, operator: OperatorProc
         )
     )
     assert "1 of at most 1" in message
-    name = wait_for("one Available", phase_is(cluster, "vpces", TINY, "one", "Available"))["serviceName"]
-    cluster.apply("endpoint.yaml", name="first", namespace=TINY, service_name=name)
+    name = wait_for("one Available", phase_is(kube, "vpces", TINY, "one", "Available"))["serviceName"]
+    kube.apply("endpoint.yaml", name="first", namespace=TINY, service_name=name)
     assert "at most 1" in refused(
-        cluster.apply("endpoint.yaml", check=False, name="second", namespace=TINY, service_name=name)
+        kube.apply("endpoint.yaml", check=False, name="second", namespace=TINY, service_name=name)
     )
-    cluster.delete("vpce", TINY, "first", wait=True)
+    kube.delete("vpce", TINY, "first", wait=True)
     wait_for(
         "the quota to be freed at once",
         lambda: (
-            cluster.apply(
+            kube.apply(
                 "endpoint.yaml", check=False, name="second", namespace=TINY, service_name=name
             ).returncode
             == 0
@@ -225,13 +215,13 @@ def test_quota_is_enforced_at_admission(cluster: Cluster, operator: OperatorProc
 
 
 def test_tenants_cannot_touch_system_services(
-    cluster: Cluster, operator: OperatorProcess, published: str
+    kube: Cluster, operator: OperatorProcess, published: str
 ) -> None:
     """R8: even with RBAC rights, a tenant can neither claim the system label nor change or delete `dns`."""
     for namespace in (CONSUMER, operator.namespace):
-        cluster.apply("tenant-rbac.yaml", namespace=namespace, user=TENANT_USER)
+        kube.apply("tenant-rbac.yaml", namespace=namespace, user=TENANT_USER)
     as_tenant = ("--as", TENANT_USER)
-    claim = cluster.kubectl(
+    claim = kube.kubectl(
         "apply",
         *as_tenant,
         "-f",
@@ -240,8 +230,8 @@ def test_tenants_cannot_touch_system_services(
         input=render("system-claim.yaml", name="fake-dns", namespace=CONSUMER, backend="x"),
     )
     assert "cloud service" in refused(claim)
-    deletion = cluster.kubectl(
+    deletion = kube.kubectl(
         "delete", *as_tenant, "vpces", "dns", "-n", operator.namespace, "--wait=false", check=False
     )
     assert "cannot be deleted by tenants" in refused(deletion)
-    assert cluster.get("vpces", operator.namespace, "dns") is not None
+    assert kube.get("vpces", operator.namespace, "dns") is not None

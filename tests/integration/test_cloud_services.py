@@ -19,7 +19,7 @@ BACKENDS = f"cloud-backends-{PID}"
 
 
 @pytest.fixture(scope="module")
-def operator(cluster: Cluster, operator_namespace: str) -> Iterator[OperatorProcess]:
+def operator(kube: Cluster, operator_namespace: str) -> Iterator[OperatorProcess]:
     config = {
         "cloudServices": [
             {
@@ -37,56 +37,54 @@ def operator(cluster: Cluster, operator_namespace: str) -> Iterator[OperatorProc
             },
         ]
     }
-    cluster.namespace(BACKENDS)
-    cluster.apply("cloud-backend.yaml", name="kube-dns", namespace=BACKENDS, port="53")
-    cluster.apply("cloud-backend.yaml", name="storage", namespace=BACKENDS, port="443")
-    process = start_operator(cluster, operator_namespace, config=config)
+    kube.namespace(BACKENDS)
+    kube.apply("cloud-backend.yaml", name="kube-dns", namespace=BACKENDS, port="53")
+    kube.apply("cloud-backend.yaml", name="storage", namespace=BACKENDS, port="443")
+    process = start_operator(kube, operator_namespace, config=config)
     yield process
-    delete_namespaces(cluster, CONSUMER, BACKENDS, operator_namespace)
+    delete_namespaces(kube, CONSUMER, BACKENDS, operator_namespace)
     process.stop()
 
 
 @pytest.fixture(scope="module")
-def consumer(cluster: Cluster, operator: OperatorProcess, gateway: StandInGateway) -> str:
-    cluster.namespace(CONSUMER, f"anyone-{PID}")
+def consumer(kube: Cluster, operator: OperatorProcess, gateway: StandInGateway) -> str:
+    kube.namespace(CONSUMER, f"anyone-{PID}")
     return CONSUMER
 
 
 def test_any_account_reaches_the_dns_cloud_service(
-    cluster: Cluster, operator: OperatorProcess, consumer: str
+    kube: Cluster, operator: OperatorProcess, consumer: str
 ) -> None:
-    dns = wait_for("dns Available", phase_is(cluster, "vpces", operator.namespace, "dns", "Available"))
+    dns = wait_for("dns Available", phase_is(kube, "vpces", operator.namespace, "dns", "Available"))
     assert dns["serviceType"] == "Interface"
-    cluster.apply("cloud-endpoint.yaml", name="dns", namespace=consumer, cloud_service="dns")
-    status = wait_for("dns endpoint Accepted", phase_is(cluster, "vpce", consumer, "dns", "Accepted"))
-    assert status["nodeIP"] and status["dnsName"] == f"vpce-dns.{consumer}.svc.cluster.local"
+    kube.apply("cloud-endpoint.yaml", name="dns", namespace=consumer, cloud_service="dns")
+    status = wait_for("dns endpoint Accepted", phase_is(kube, "vpce", consumer, "dns", "Accepted"))
+    assert status["nodeIP"] and status["dnsName"] == f"vpce-dns.{consumer}.svc.kube.local"
     assert [p["clientPort"] for p in status["gatewayPorts"]] == [53]
 
 
 def test_gateway_type_service_opens_egress_instead_of_a_node_ip(
-    cluster: Cluster, operator: OperatorProcess, consumer: str
+    kube: Cluster, operator: OperatorProcess, consumer: str
 ) -> None:
     storage = wait_for(
-        "storage Available", phase_is(cluster, "vpces", operator.namespace, "storage", "Available")
+        "storage Available", phase_is(kube, "vpces", operator.namespace, "storage", "Available")
     )
     assert storage["serviceType"] == "Gateway"
-    cluster.apply("cloud-endpoint.yaml", name="storage", namespace=consumer, cloud_service="storage")
-    status = wait_for("storage endpoint Accepted", phase_is(cluster, "vpce", consumer, "storage", "Accepted"))
+    kube.apply("cloud-endpoint.yaml", name="storage", namespace=consumer, cloud_service="storage")
+    status = wait_for("storage endpoint Accepted", phase_is(kube, "vpce", consumer, "storage", "Accepted"))
     assert status.get("nodeIP") is None and status["serviceType"] == "Gateway"
-    policies = cluster.get(
-        "networkpolicies", consumer, selector="app.kubernetes.io/managed-by=vpcep-operator"
-    )
+    policies = kube.get("networkpolicies", consumer, selector="app.kubernetes.io/managed-by=vpcep-operator")
     assert len(policies["items"]) == 1
     egress = policies["items"][0]["spec"]["egress"][0]
     assert egress["to"] == [{"ipBlock": {"cidr": "192.0.2.0/24"}}]
     assert egress["ports"] == [{"protocol": "TCP", "port": 443}]
 
-    cluster.delete("vpce", consumer, "storage", wait=True)
+    kube.delete("vpce", consumer, "storage", wait=True)
     wait_for(
         "the egress policy to go with the endpoint (R23)",
         lambda: (
-            not cluster.get(
-                "networkpolicies", consumer, selector="app.kubernetes.io/managed-by=vpcep-operator"
-            )["items"]
+            not kube.get("networkpolicies", consumer, selector="app.kubernetes.io/managed-by=vpcep-operator")[
+                "items"
+            ]
         ),
     )

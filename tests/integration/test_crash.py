@@ -21,24 +21,24 @@ DELETED = 20
 
 
 @pytest.fixture(scope="module")
-def namespaces(cluster: Cluster, operator: OperatorProcess, gateway: StandInGateway) -> Iterator[None]:
-    cluster.namespace(PROVIDER, f"crash-{PID}")
-    cluster.namespace(CONSUMER, f"crash-{PID}")
+def namespaces(kube: Cluster, operator: OperatorProcess, gateway: StandInGateway) -> Iterator[None]:
+    kube.namespace(PROVIDER, f"crash-{PID}")
+    kube.namespace(CONSUMER, f"crash-{PID}")
     yield
-    delete_namespaces(cluster, PROVIDER, CONSUMER)
+    delete_namespaces(kube, PROVIDER, CONSUMER)
 
 
-def items(cluster: Cluster, kind: str, namespace: str, selector: str | None = None) -> list[dict]:
-    return list((cluster.get(kind, namespace, selector=selector) or {"items": []})["items"])
+def items(kube: Cluster, kind: str, namespace: str, selector: str | None = None) -> list[dict]:
+    return list((kube.get(kind, namespace, selector=selector) or {"items": []})["items"])
 
 
 def test_sigkill_during_a_burst_converges_without_orphans(
-    cluster: Cluster, operator: OperatorProcess, namespaces: None
+    kube: Cluster, operator: OperatorProcess, namespaces: None
 ) -> None:
     services = {}
     for name in ("alpha", "beta"):
-        cluster.apply("backend-service.yaml", name=f"{name}-backend", namespace=PROVIDER)
-        cluster.apply(
+        kube.apply("backend-service.yaml", name=f"{name}-backend", namespace=PROVIDER)
+        kube.apply(
             "endpoint-service.yaml",
             name=name,
             namespace=PROVIDER,
@@ -46,12 +46,10 @@ def test_sigkill_during_a_burst_converges_without_orphans(
             approval="false",
         )
     for name in ("alpha", "beta"):
-        services[name] = wait_for(name, phase_is(cluster, "vpces", PROVIDER, name, "Available"))[
-            "serviceName"
-        ]
+        services[name] = wait_for(name, phase_is(kube, "vpces", PROVIDER, name, "Available"))["serviceName"]
 
     names = [f"burst-{n:02d}" for n in range(BURST)]
-    cluster.apply_text(
+    kube.apply_text(
         "\n---\n".join(
             render(
                 "endpoint.yaml",
@@ -64,7 +62,7 @@ def test_sigkill_during_a_burst_converges_without_orphans(
     )
     time.sleep(1.0)  # the operator is part-way through the burst
     removed = names[:DELETED]
-    cluster.kubectl("delete", "vpce", "-n", CONSUMER, "--wait=false", *removed)
+    kube.kubectl("delete", "vpce", "-n", CONSUMER, "--wait=false", *removed)
     time.sleep(0.3)
     operator.kill()
     assert not operator.alive()
@@ -72,27 +70,27 @@ def test_sigkill_during_a_burst_converges_without_orphans(
 
     kept = names[DELETED:]
     for name in kept:
-        wait_for(f"{name} Accepted", phase_is(cluster, "vpce", CONSUMER, name, "Accepted"), timeout=60)
+        wait_for(f"{name} Accepted", phase_is(kube, "vpce", CONSUMER, name, "Accepted"), timeout=60)
     wait_for(
         "the deleted endpoints to be gone",
-        lambda: not {e["metadata"]["name"] for e in items(cluster, "vpce", CONSUMER)} & set(removed),
+        lambda: not {e["metadata"]["name"] for e in items(kube, "vpce", CONSUMER)} & set(removed),
         timeout=60,
     )
 
-    endpoints = {e["metadata"]["name"]: e["status"] for e in items(cluster, "vpce", CONSUMER)}
+    endpoints = {e["metadata"]["name"]: e["status"] for e in items(kube, "vpce", CONSUMER)}
     assert set(endpoints) == set(kept)
     ids = {status["endpointId"] for status in endpoints.values()}
 
     def converged() -> bool:
         consumer_services = {
             s["metadata"]["name"]
-            for s in items(cluster, "services", CONSUMER, "app.kubernetes.io/managed-by=vpcep-operator")
+            for s in items(kube, "services", CONSUMER, "app.kubernetes.io/managed-by=vpcep-operator")
         }
-        slices = items(cluster, "endpointslices", CONSUMER, "app.kubernetes.io/managed-by=vpcep-operator")
-        connections = {c["metadata"]["name"] for c in items(cluster, "vpcec", PROVIDER)}
+        slices = items(kube, "endpointslices", CONSUMER, "app.kubernetes.io/managed-by=vpcep-operator")
+        connections = {c["metadata"]["name"] for c in items(kube, "vpcec", PROVIDER)}
         routes = {
             r["metadata"]["labels"]["vpcep.io/endpoint-id"]
-            for r in items(cluster, "configmaps", operator.namespace, "vpcep.io/route=true")
+            for r in items(kube, "configmaps", operator.namespace, "vpcep.io/route=true")
         }
         return (
             consumer_services == {f"vpce-{name}" for name in kept}
