@@ -15,7 +15,7 @@ pytestmark = pytest.mark.cluster
 
 
 def _kubeconfig(request: pytest.FixtureRequest) -> str:
-    """VPCEP_TEST_KUBECONFIG if set, else the suite's control plane (fixture `cluster` of tests/conftest.py)."""
+    """VPCEP_TEST_KUBECONFIG if set, else the test control plane (fixture `cluster`, tests/conftest.py)."""
     explicit = os.environ.get("VPCEP_TEST_KUBECONFIG")
     if explicit:
         return explicit

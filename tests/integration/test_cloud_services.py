@@ -59,7 +59,7 @@ def test_any_account_reaches_the_dns_cloud_service(
     assert dns["serviceType"] == "Interface"
     kube.apply("cloud-endpoint.yaml", name="dns", namespace=consumer, cloud_service="dns")
     status = wait_for("dns endpoint Accepted", phase_is(kube, "vpce", consumer, "dns", "Accepted"))
-    assert status["nodeIP"] and status["dnsName"] == f"vpce-dns.{consumer}.svc.kube.local"
+    assert status["nodeIP"] and status["dnsName"] == f"vpce-dns.{consumer}.svc.cluster.local"
     assert [p["clientPort"] for p in status["gatewayPorts"]] == [53]
 
 

@@ -81,7 +81,7 @@ def test_same_account_endpoint_is_accepted_with_node_ip_and_dns_name(
 
     service = kube.get("service", tenants.same_account, "vpce-web")
     assert status["nodeIP"] == service["spec"]["clusterIP"]
-    assert status["dnsName"] == f"vpce-web.{tenants.same_account}.svc.kube.local"
+    assert status["dnsName"] == f"vpce-web.{tenants.same_account}.svc.cluster.local"
     assert [p["port"] for p in service["spec"]["ports"]] == [80]
     assert service["metadata"]["ownerReferences"][0]["kind"] == "Endpoint"
     gateway_port = status["gatewayPorts"][0]["gatewayPort"]
