@@ -30,7 +30,9 @@ class PortMapping(ApiModel):
 
     protocol: str = Field(default="TCP", pattern="^TCP$", description="Only TCP is supported (R3).")
     serverPort: int = Field(ge=1, le=65535, description="Port the backend listens on.")
-    clientPort: int = Field(ge=1, le=65535, description="Port consumers connect to on the endpoint's node IP.")
+    clientPort: int = Field(
+        ge=1, le=65535, description="Port consumers connect to on the endpoint's node IP."
+    )
 
 
 class ProxyProtocol(StrEnum):
@@ -72,7 +74,9 @@ class EndpointServiceSpec(ApiModel):
 
 
 class EndpointServiceStatus(CommonStatus):
-    phase: ServicePhase | None = Field(default=None, description="Creating, Available, Failed or Deleting (R6).")
+    phase: ServicePhase | None = Field(
+        default=None, description="Creating, Available, Failed or Deleting (R6)."
+    )
     serviceName: str | None = Field(
         default=None, description="<region>.<name>.<serviceId>: what consumers put in Endpoint spec (R5)."
     )
@@ -81,6 +85,10 @@ class EndpointServiceStatus(CommonStatus):
     connectionCount: int | None = Field(default=None, description="Endpoints connected to this service.")
     acceptedCount: int | None = Field(default=None, description="Endpoints in Accepted.")
     pendingCount: int | None = Field(default=None, description="Endpoints waiting for a decision.")
+    lastMarkerId: int | None = Field(
+        default=None,
+        description="Highest marker id ever handed to an endpoint of this service; never reused.",
+    )
 
 
 class EndpointService(ApiModel):

@@ -1,0 +1,95 @@
+"""Small frozen projections of cluster objects that the decisions read (never raw dicts).
+
+Handlers build these from kopf bodies and indexes; tests build them directly.
+"""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from vpcep.api.endpoint import EndpointPhase, GatewayPort
+from vpcep.api.endpoint_connection import Decision
+from vpcep.api.endpoint_service import EndpointServiceSpec, ServicePhase, ServiceType
+from vpcep.domain.reasons import Reason
+
+
+class Frozen(BaseModel):
+    """Base of domain values: immutable, hashable-by-content, unknown fields refused."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class ObjectRef(Frozen):
+    namespace: str
+    name: str
+
+    def __str__(self) -> str:
+        return f"{self.namespace}/{self.name}"
+
+
+class ServiceView(Frozen):
+    """What an endpoint decision needs to know about its target EndpointService."""
+
+    namespace: str
+    name: str
+    uid: str
+    account: str = Field(description="Account of the provider namespace.")
+    spec: EndpointServiceSpec
+    service_name: str | None = Field(default=None, description="status.serviceName once published (R5).")
+    service_id: str | None = None
+    phase: ServicePhase | None = None
+    reason: str | None = Field(
+        default=None, description="status.reason, quoted to consumers when not Available."
+    )
+    system: bool = Field(default=False, description="A cloud service declared by the operator (R8, R37).")
+    service_type: ServiceType = ServiceType.INTERFACE
+    deleting: bool = Field(default=False, description="metadata.deletionTimestamp is set.")
+
+    @property
+    def ref(self) -> ObjectRef:
+        return ObjectRef(namespace=self.namespace, name=self.name)
+
+
+class EndpointView(Frozen):
+    """What a service decision, a quota count or an allocation needs to know about one Endpoint."""
+
+    namespace: str
+    name: str
+    uid: str
+    account: str
+    created: str = Field(description="metadata.creationTimestamp (RFC 3339, orders quota holders).")
+    phase: EndpointPhase | None = None
+    endpoint_id: str | None = None
+    marker_id: int | None = None
+    gateway_ports: tuple[GatewayPort, ...] = ()
+    deleting: bool = False
+
+    @property
+    def ref(self) -> ObjectRef:
+        return ObjectRef(namespace=self.namespace, name=self.name)
+
+
+class WhitelistView(Frozen):
+    """One Whitelist of a service; several add up (R12)."""
+
+    namespace: str
+    name: str
+    endpoint_service: str
+    accounts: tuple[str, ...] = ()
+
+
+class ConnectionView(Frozen):
+    """The provider's decision on one endpoint, from its EndpointConnection (R10, R11)."""
+
+    decision: Decision = Decision.PENDING
+
+
+class Refusal(Frozen):
+    """An admission refusal: the webhook returns `message`; `field` is the JSON path it is about."""
+
+    reason: Reason
+    message: str
+    field: str | None = None
+
+    def __str__(self) -> str:
+        return self.message

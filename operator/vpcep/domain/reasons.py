@@ -1,0 +1,49 @@
+"""Every reason the operator writes into status, conditions, Events and admission refusals (R39).
+
+One CamelCase constant per cause, so that tests, dashboards and `kubectl get -o jsonpath` can rely on them.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class Reason(StrEnum):
+    # Healthy / progressing states.
+    AVAILABLE = "Available"
+    ACCEPTED = "Accepted"
+    ACTIVE = "Active"
+    CREATING = "Creating"
+    DELETING = "Deleting"
+    PERMITTED = "Permitted"
+    AUTO_ACCEPTED = "AutoAccepted"
+    MANUALLY_ACCEPTED = "ManuallyAccepted"
+    BACKEND_REACHABLE = "BackendReachable"
+    # Services (R1-R9).
+    BACKEND_NOT_FOUND = "BackendNotFound"
+    HAS_ACTIVE_ENDPOINTS = "HasActiveEndpoints"
+    SYSTEM_SERVICE = "SystemService"
+    PORTS_IMMUTABLE = "PortsImmutable"
+    BACKEND_IMMUTABLE = "BackendImmutable"
+    DATA_PLANE_NOT_READY = "DataPlaneNotReady"
+    # Endpoints (R10-R23).
+    SERVICE_NOT_FOUND = "ServiceNotFound"
+    SERVICE_DELETED = "ServiceDeleted"
+    SERVICE_NOT_AVAILABLE = "ServiceNotAvailable"
+    NOT_PERMITTED = "NotPermitted"
+    PENDING_ACCEPTANCE = "PendingAcceptance"
+    REJECTED = "Rejected"
+    TARGET_IMMUTABLE = "TargetImmutable"
+    # Shared.
+    QUOTA_EXCEEDED = "QuotaExceeded"
+    INVALID_SPEC = "InvalidSpec"
+    # Data path (R18, R30, R32).
+    GATEWAY_NOT_READY = "GatewayNotReady"
+    NODE_IP_PENDING = "NodeIPPending"
+    ROUTE_PENDING = "RoutePending"
+    ROUTE_REJECTED = "RouteRejected"
+    PORTS_EXHAUSTED = "PortsExhausted"
+    BACKEND_UNREACHABLE = "BackendUnreachable"
+    # Whitelists.
+    ENDPOINT_SERVICE_NOT_FOUND = "EndpointServiceNotFound"
+    INVALID_ACCOUNT_ENTRY = "InvalidAccountEntry"

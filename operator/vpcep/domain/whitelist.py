@@ -1,0 +1,71 @@
+"""Whitelist status and admission (R12): entries must be well-formed; the service should exist."""
+
+from __future__ import annotations
+
+from vpcep.api.whitelist import WhitelistSpec
+from vpcep.domain.conditions import ConditionSpec, ConditionType, condition
+from vpcep.domain.facts import Frozen, ObjectRef, Refusal
+from vpcep.domain.reasons import Reason
+from vpcep.domain.validation import whitelist_spec_problems
+
+ACTIVE = "Active"
+FAILED = "Failed"
+
+
+class WhitelistFacts(Frozen):
+    namespace: str
+    name: str
+    spec: WhitelistSpec
+    service_exists: bool
+
+    @property
+    def ref(self) -> ObjectRef:
+        return ObjectRef(namespace=self.namespace, name=self.name)
+
+
+class WhitelistDecision(Frozen):
+    phase: str
+    reason: Reason
+    message: str
+    conditions: tuple[ConditionSpec, ...]
+
+
+def decide_whitelist(facts: WhitelistFacts) -> WhitelistDecision:
+    label = f"Whitelist {facts.ref}"
+    problems = whitelist_spec_problems(facts.spec)
+    if problems:
+        message = f"{label}: {problems[0].message}; those entries permit nobody until fixed"
+        reason = Reason.INVALID_ACCOUNT_ENTRY
+    elif not facts.service_exists:
+        message = (
+            f"{label}: EndpointService {facts.namespace}/{facts.spec.endpointService} not found; "
+            "fix spec.endpointService (a service in this namespace)"
+        )
+        reason = Reason.ENDPOINT_SERVICE_NOT_FOUND
+    else:
+        count = len(facts.spec.accounts)
+        entries = "1 account entry" if count == 1 else f"{count} account entries"
+        message = f"{label} permits {entries} on {facts.spec.endpointService}"
+        return WhitelistDecision(
+            phase=ACTIVE,
+            reason=Reason.ACTIVE,
+            message=message,
+            conditions=(condition(ConditionType.READY, True, Reason.ACTIVE, message),),
+        )
+    return WhitelistDecision(
+        phase=FAILED,
+        reason=reason,
+        message=message,
+        conditions=(condition(ConditionType.READY, False, reason, message),),
+    )
+
+
+def check_whitelist_admission(namespace: str, name: str, spec: WhitelistSpec) -> Refusal | None:
+    """R12: malformed entries are refused with a message naming them."""
+    problems = whitelist_spec_problems(spec)
+    if not problems:
+        return None
+    first = problems[0]
+    return Refusal(
+        reason=first.reason, message=f"Whitelist {namespace}/{name}: {first.message}", field=first.field
+    )
