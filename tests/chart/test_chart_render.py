@@ -167,6 +167,12 @@ def test_gateways_default_to_two_spread_replicas_with_a_budget_and_their_pod_ip(
     assert budget["spec"]["selector"]["matchLabels"] == selector
     assert budget["spec"]["minAvailable"] == 1
     assert deployment["spec"]["template"]["spec"]["serviceAccountName"] == "vpcep-gateway"
+    assert env["POD_UID"] == "metadata.uid"
+    assert container["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "health"}
+    health_port = {port["name"]: port["containerPort"] for port in container["ports"]}["health"]
+    assert f"--health-port={health_port}" in container["args"]
+    assert "--runtime-dir=/run/vpcep" in container["args"]
+    assert {"name": "state", "mountPath": "/run/vpcep"} in container["volumeMounts"]
 
 
 def test_hard_anti_affinity_and_replica_count_are_honoured() -> None:

@@ -51,3 +51,15 @@ def test_a_values_file_overrides_the_defaults(tmp_path: pathlib.Path) -> None:
     values = tmp_path / "values.yaml"
     values.write_text("gateway:\n  replicas: 4\n")
     assert render(values_file=str(values)).one("Deployment", "vpcep-gateway")["spec"]["replicas"] == 4
+
+
+@pytest.mark.parametrize(
+    ("assignments", "named"),
+    [
+        (["gateway.ports.first=30000"], "gateway.ports.last (29999) must be >= gateway.ports.first (30000)"),
+        (["gateway.healthPort=20001"], "gateway.healthPort (20001) lies inside gateway.ports"),
+    ],
+)
+def test_cross_field_mistakes_are_refused_naming_both_keys(assignments: list[str], named: str) -> None:
+    with pytest.raises(RenderError, match=named.replace("(", r"\(").replace(")", r"\)")):
+        render(*assignments)

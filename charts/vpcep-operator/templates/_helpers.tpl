@@ -43,3 +43,15 @@ imagePullSecrets:
   {{- toYaml . | nindent 2 }}
 {{- end }}
 {{- end -}}
+
+{{/* Cross-field checks JSON schema cannot express; each names the keys to fix. */}}
+{{- define "vpcep.validate" -}}
+{{- $ports := .Values.gateway.ports }}
+{{- if lt (int $ports.last) (int $ports.first) }}
+{{- fail (printf "gateway.ports.last (%v) must be >= gateway.ports.first (%v)" $ports.last $ports.first) }}
+{{- end }}
+{{- $health := int .Values.gateway.healthPort }}
+{{- if and (ge $health (int $ports.first)) (le $health (int $ports.last)) }}
+{{- fail (printf "gateway.healthPort (%v) lies inside gateway.ports (%v-%v), which endpoints use" $health $ports.first $ports.last) }}
+{{- end }}
+{{- end -}}
