@@ -3,11 +3,36 @@
 from __future__ import annotations
 
 from enum import StrEnum
+from typing import Annotated, ClassVar
 
-from pydantic import Field
+from pydantic import ConfigDict, Field
 
-from vpcep.api.common import ApiModel, CommonStatus
+from vpcep.api.common import ApiModel, CommonStatus, CrdInfo, KindModel, PrinterColumn, cel, validations
 from vpcep.api.endpoint_service import ServiceType
+
+_IPV4 = r"(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])"
+# RE2-compatible (the API server's regex engine): IPv4 CIDR, or a loosely checked IPv6 CIDR. The operator
+# re-checks every entry with Python's ipaddress module (vpcep.domain.validation).
+_IPV4_CIDR = rf"({_IPV4}[.]){{3}}{_IPV4}/(3[0-2]|[12]?[0-9])"
+_IPV6_CIDR = r"[0-9a-fA-F:.]*:[0-9a-fA-F:.]*/(12[0-8]|1[01][0-9]|[1-9]?[0-9])"
+CIDR_PATTERN = f"^({_IPV4_CIDR}|{_IPV6_CIDR})$"
+
+SourceCIDR = Annotated[
+    str,
+    Field(
+        max_length=64,
+        json_schema_extra=validations(
+            cel(
+                f"self.matches('{CIDR_PATTERN}')",
+                "spec.accessControl.sourceCIDRs entries must be CIDRs such as 10.0.0.0/8",
+                message_expression=(
+                    "'spec.accessControl.sourceCIDRs: \"' + self + '\" is not a CIDR such as 10.0.0.0/8 "
+                    "or fd00::/64'"
+                ),
+            )
+        ),
+    ),
+]
 
 
 class EndpointPhase(StrEnum):
@@ -20,7 +45,9 @@ class EndpointPhase(StrEnum):
 
 
 class AccessControl(ApiModel):
-    sourceCIDRs: list[str] = Field(
+    """Source restrictions for connections through the endpoint (R34)."""
+
+    sourceCIDRs: list[SourceCIDR] = Field(
         default_factory=list,
         max_length=100,
         description="Only these source ranges may use the endpoint (R34), e.g. 10.0.0.0/8.",
@@ -28,10 +55,31 @@ class AccessControl(ApiModel):
 
 
 class EndpointSpec(ApiModel):
+    """Names exactly one target service (R15, R16); the target cannot change after creation."""
+
+    model_config = ConfigDict(
+        json_schema_extra=validations(
+            cel(
+                "has(self.serviceName) != has(self.cloudService)",
+                "spec: set exactly one of serviceName (a published <region>.<name>.<serviceId>) and "
+                "cloudService (e.g. dns)",
+            ),
+            cel(
+                "has(self.serviceName) == has(oldSelf.serviceName)"
+                " && has(self.cloudService) == has(oldSelf.cloudService)"
+                " && (!has(self.serviceName) || self.serviceName == oldSelf.serviceName)"
+                " && (!has(self.cloudService) || self.cloudService == oldSelf.cloudService)",
+                "spec.serviceName and spec.cloudService are immutable (R16): "
+                "create a new Endpoint to connect to another service",
+            ),
+        )
+    )
+
     serviceName: str | None = Field(
         default=None,
-        max_length=300,
-        description="A service's status.serviceName, <region>.<name>.<serviceId> (R15). Exclusive with cloudService.",
+        max_length=400,
+        description="A service's status.serviceName, <region>.<name>.<serviceId> (R15). "
+        "Exclusive with cloudService.",
     )
     cloudService: str | None = Field(
         default=None,
@@ -43,15 +91,21 @@ class EndpointSpec(ApiModel):
 
 
 class GatewayPort(ApiModel):
+    """The gateway listen port allocated to one of the endpoint's port mappings."""
+
     clientPort: int = Field(description="Port of the endpoint's node IP.")
     gatewayPort: int = Field(description="Port the shared gateways listen on for this mapping.")
 
 
 class EndpointStatus(CommonStatus):
+    """Written by the operator: phase, node IP, DNS name, marker id and the gateway ports in use."""
+
     phase: EndpointPhase | None = Field(default=None, description="Lifecycle phase (R17).")
     serviceName: str | None = Field(default=None, description="Resolved name of the target service.")
     endpointId: str | None = Field(default=None, description="Stable UUID of this endpoint.")
-    markerId: int | None = Field(default=None, description="Per-endpoint id the provider sees (报文标识, R33).")
+    markerId: int | None = Field(
+        default=None, description="Per-endpoint id the provider sees (报文标识, R33)."
+    )
     nodeIP: str | None = Field(default=None, description="Private IP in the consumer namespace (R18).")
     dnsName: str | None = Field(default=None, description="DNS name of the node IP (R18).")
     serviceType: ServiceType | None = Field(default=None, description="Interface or Gateway.")
@@ -60,8 +114,24 @@ class EndpointStatus(CommonStatus):
     )
 
 
-class Endpoint(ApiModel):
-    """Consumer side ("终端节点")."""
+class Endpoint(KindModel):
+    """Consumer side ("终端节点"): a private IP and DNS name in this namespace for one EndpointService."""
+
+    crd: ClassVar[CrdInfo] = CrdInfo(
+        kind="Endpoint",
+        plural="endpoints",
+        short_names=("vpce",),
+        printer_columns=(
+            PrinterColumn("ServiceName", ".status.serviceName", description="The service it connects to."),
+            PrinterColumn("Phase", ".status.phase", description="Lifecycle phase (R17)."),
+            PrinterColumn("NodeIP", ".status.nodeIP", description="Private IP in this namespace (R18)."),
+            PrinterColumn("DNSName", ".status.dnsName", description="DNS name of the node IP (R18)."),
+            PrinterColumn("Type", ".status.serviceType", description="Interface or Gateway."),
+            PrinterColumn("MarkerID", ".status.markerId", "integer", "Id the provider sees (R33).", 1),
+            PrinterColumn("Reason", ".status.reason", description="Why it is in its phase.", priority=1),
+            PrinterColumn("Age", ".metadata.creationTimestamp", "date"),
+        ),
+    )
 
     spec: EndpointSpec
     status: EndpointStatus | None = None

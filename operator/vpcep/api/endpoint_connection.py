@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from enum import StrEnum
+from typing import ClassVar
 
 from pydantic import Field
 
-from vpcep.api.common import ApiModel, CommonStatus
+from vpcep.api.common import ApiModel, CommonStatus, CrdInfo, KindModel, PrinterColumn
 from vpcep.api.endpoint import EndpointPhase
 
 
@@ -17,10 +18,14 @@ class Decision(StrEnum):
 
 
 class EndpointConnectionSpec(ApiModel):
+    """The provider's decision on the connection (R10, R11)."""
+
     decision: Decision = Field(default=Decision.PENDING, description="Pending, Accept or Reject (R10).")
 
 
 class EndpointConnectionStatus(CommonStatus):
+    """Written by the operator: which endpoint this is and its state, like the console's connection list."""
+
     endpointId: str | None = Field(default=None, description="The consumer endpoint's UUID.")
     markerId: int | None = Field(default=None, description="The endpoint's marker id.")
     ownerAccount: str | None = Field(default=None, description="Account of the consumer namespace.")
@@ -28,8 +33,28 @@ class EndpointConnectionStatus(CommonStatus):
     state: EndpointPhase | None = Field(default=None, description="The Endpoint's phase.")
 
 
-class EndpointConnection(ApiModel):
-    """Provider side ("连接管理"); created and removed by the operator."""
+class EndpointConnection(KindModel):
+    """Provider side ("连接管理"): one consumer endpoint of a service; the provider edits spec.decision.
+
+    Created and removed by the operator, in the service's namespace.
+    """
+
+    crd: ClassVar[CrdInfo] = CrdInfo(
+        kind="EndpointConnection",
+        plural="endpointconnections",
+        short_names=("vpcec",),
+        printer_columns=(
+            PrinterColumn("EndpointID", ".status.endpointId", description="The consumer endpoint's id."),
+            PrinterColumn("MarkerID", ".status.markerId", "integer", "The endpoint's marker id (R33)."),
+            PrinterColumn("State", ".status.state", description="The endpoint's phase."),
+            PrinterColumn("Owner", ".status.ownerAccount", description="The consumer's account."),
+            PrinterColumn("Decision", ".spec.decision", description="Pending, Accept or Reject."),
+            PrinterColumn(
+                "Service", ".status.endpointService", description="The EndpointService.", priority=1
+            ),
+            PrinterColumn("Created", ".status.createdAt", "date", "When the endpoint was created."),
+        ),
+    )
 
     spec: EndpointConnectionSpec
     status: EndpointConnectionStatus | None = None

@@ -3,10 +3,23 @@
 from __future__ import annotations
 
 from enum import StrEnum
+from typing import ClassVar, Literal
 
-from pydantic import Field
+from pydantic import ConfigDict, Field
 
-from vpcep.api.common import ApiModel, CommonStatus
+from vpcep.api.common import (
+    ApiModel,
+    CommonStatus,
+    CrdInfo,
+    KindModel,
+    PrinterColumn,
+    cel,
+    immutable,
+    validations,
+)
+from vpcep.api.whitelist import AccountEntry
+
+MAX_PORT_MAPPINGS = 50
 
 
 class BackendKind(StrEnum):
@@ -15,7 +28,13 @@ class BackendKind(StrEnum):
 
 
 class Backend(ApiModel):
-    """Exactly one backend in the service's own namespace (R1, R2)."""
+    """Exactly one backend in the service's own namespace (R1, R2). Immutable after creation."""
+
+    model_config = ConfigDict(
+        json_schema_extra=validations(
+            immutable("spec.backend", "create a new EndpointService to publish another backend (R2)")
+        )
+    )
 
     kind: BackendKind = Field(description="Service (the ELB analogue) or Pod (the ECS analogue).")
     name: str = Field(
@@ -28,7 +47,7 @@ class Backend(ApiModel):
 class PortMapping(ApiModel):
     """One TCP port mapping: consumers dial clientPort, the backend listens on serverPort (R3)."""
 
-    protocol: str = Field(default="TCP", pattern="^TCP$", description="Only TCP is supported (R3).")
+    protocol: Literal["TCP"] = Field(default="TCP", description="Only TCP is supported (R3).")
     serverPort: int = Field(ge=1, le=65535, description="Port the backend listens on.")
     clientPort: int = Field(
         ge=1, le=65535, description="Port consumers connect to on the endpoint's node IP."
@@ -53,17 +72,37 @@ class ServicePhase(StrEnum):
 
 
 class EndpointServiceSpec(ApiModel):
+    """What the provider publishes: one backend, its port mappings, and who is accepted how."""
+
     backend: Backend = Field(description="The one backend this service publishes (R1, R2).")
     ports: list[PortMapping] = Field(
         min_length=1,
-        max_length=50,
+        max_length=MAX_PORT_MAPPINGS,
         description="1..50 TCP port mappings, clientPort unique; immutable after creation (R3, R4).",
+        json_schema_extra=validations(
+            cel(
+                "self.all(p, self.filter(q, q.clientPort == p.clientPort).size() == 1)",
+                "spec.ports: each clientPort may appear only once; remove or change the duplicate mapping",
+                message_expression=(
+                    "'spec.ports: clientPort ' + string(self.filter(p, self.filter(q, "
+                    "q.clientPort == p.clientPort).size() > 1)[0].clientPort) + ' appears more than once; "
+                    "each clientPort may be mapped only once'"
+                ),
+                reason="FieldValueDuplicate",
+            ),
+            immutable(
+                "spec.ports",
+                "port mappings cannot change after creation (R4); "
+                "create a new EndpointService with the new ports",
+            ),
+        ),
     )
     approvalRequired: bool = Field(
         default=False, description="When true, endpoints wait in PendingAcceptance for a decision (R10)."
     )
-    autoAcceptAccounts: list[str] = Field(
+    autoAcceptAccounts: list[AccountEntry] = Field(
         default_factory=list,
+        max_length=1000,
         description="Accounts (iam:domain::<account> or *) accepted without a manual decision (R10a).",
     )
     proxyProtocol: ProxyProtocol = Field(
@@ -74,6 +113,8 @@ class EndpointServiceSpec(ApiModel):
 
 
 class EndpointServiceStatus(CommonStatus):
+    """Written by the operator: the published service name, phase and connection counts."""
+
     phase: ServicePhase | None = Field(
         default=None, description="Creating, Available, Failed or Deleting (R6)."
     )
@@ -91,8 +132,27 @@ class EndpointServiceStatus(CommonStatus):
     )
 
 
-class EndpointService(ApiModel):
-    """Provider side ("终端节点服务")."""
+class EndpointService(KindModel):
+    """Provider side ("终端节点服务"): publishes one backend on mapped TCP ports to other accounts."""
+
+    crd: ClassVar[CrdInfo] = CrdInfo(
+        kind="EndpointService",
+        plural="endpointservices",
+        short_names=("vpces",),
+        printer_columns=(
+            PrinterColumn(
+                "ServiceName", ".status.serviceName", description="What consumers connect to (R5)."
+            ),
+            PrinterColumn("Backend-Kind", ".spec.backend.kind", description="Service or Pod."),
+            PrinterColumn("Backend", ".spec.backend.name", description="The backend's name."),
+            PrinterColumn("Phase", ".status.phase", description="Creating, Available, Failed or Deleting."),
+            PrinterColumn("Approval", ".spec.approvalRequired", "boolean", "Connections need acceptance."),
+            PrinterColumn("Type", ".status.serviceType", description="Interface or Gateway."),
+            PrinterColumn("Connections", ".status.connectionCount", "integer", "Endpoints connected.", 1),
+            PrinterColumn("Reason", ".status.reason", description="Why it is in its phase.", priority=1),
+            PrinterColumn("Age", ".metadata.creationTimestamp", "date"),
+        ),
+    )
 
     spec: EndpointServiceSpec
     status: EndpointServiceStatus | None = None

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from enum import StrEnum
+from typing import Literal
 
 from vpcep.api.common import Condition
 from vpcep.domain.facts import Frozen
@@ -31,8 +32,10 @@ class ConditionSpec(Frozen):
     message: str = ""
 
     @property
-    def status_text(self) -> str:
-        return "Unknown" if self.status is None else str(self.status)
+    def status_text(self) -> Literal["True", "False", "Unknown"]:
+        if self.status is None:
+            return "Unknown"
+        return "True" if self.status else "False"
 
 
 def condition(type_: str, status: bool | None, reason: str, message: str = "") -> ConditionSpec:
