@@ -67,11 +67,11 @@ class Cluster:
             namespace = (active or {}).get("context", {}).get("namespace") or "default"
         return cls(api_client, namespace)
 
-    def _call(self, method: Any, *args: Any, **kwargs: Any) -> Obj | None:
+    def _call(self, method: Any, *args: Any, missing_ok: bool = True, **kwargs: Any) -> Obj | None:
         try:
             response = method(*args, _preload_content=False, **kwargs)
         except ApiException as error:
-            if error.status == 404:
+            if error.status == 404 and missing_ok:
                 return None
             if error.status == 403:
                 raise Forbidden(api_message(error)) from error
@@ -120,6 +120,7 @@ class Cluster:
             plural,
             body,
             dry_run="All",
+            missing_ok=False,  # a 404 here means the namespace is missing, not that the check passed
         )
 
     # Built-in kinds.
