@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import pathlib
 import subprocess
 from dataclasses import dataclass
@@ -35,6 +36,7 @@ class Rendered:
         return {obj["metadata"]["name"] for obj in self.all(kind)}
 
 
+@functools.cache  # deterministic but for fresh certificates, which no test compares across calls
 def render(
     *sets: str, release: str = "vpcep", namespace: str = NAMESPACE, values_file: str | None = None
 ) -> Rendered:

@@ -31,8 +31,7 @@ VARIATIONS = {
     "scoped-hard-spread": [
         "gateway.replicas=3",
         "gateway.antiAffinity=hard",
-        "operator.watchNamespaces[0]=team-a",
-        "operator.watchNamespaces[1]=team-b",
+        "operator.logLevel=debug",
     ],
     "one-gateway": ["gateway.replicas=1"],
     "tuned": [
@@ -124,7 +123,7 @@ def test_operator_runs_once_with_probes_hardened_and_reads_the_rendered_config(d
     assert container["image"] == "vpcep-operator:0.1.0"
     assert container["args"][0] == "operator"
     assert "--config=/etc/vpcep/config.yaml" in container["args"]
-    assert "--all-namespaces" in container["args"]
+    assert "--verbose" not in container["args"]
     health_port = {port["name"]: port["containerPort"] for port in container["ports"]}["health"]
     assert f"--liveness=http://0.0.0.0:{health_port}/healthz" in container["args"]
     assert container["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "health"}
@@ -142,10 +141,9 @@ def test_a_config_change_restarts_the_operator() -> None:
     assert checksum() != checksum("maxConnectionsPerEndpoint=10")
 
 
-def test_watch_namespaces_scope_the_operator() -> None:
-    args = _container(render(*VARIATIONS["scoped-hard-spread"]).one("Deployment", "vpcep-operator"))["args"]
-    assert "--namespace=team-a" in args and "--namespace=team-b" in args
-    assert "--all-namespaces" not in args
+def test_debug_logging_makes_the_operator_verbose() -> None:
+    args = _container(render("operator.logLevel=debug").one("Deployment", "vpcep-operator"))["args"]
+    assert "--verbose" in args
 
 
 def test_gateways_default_to_two_spread_replicas_with_a_budget_and_their_pod_ip(defaults: Rendered) -> None:
