@@ -10,13 +10,18 @@ import kubernetes_validate
 import pytest
 import yaml
 from chart_rendering import REPO
+from pydantic import BaseModel
 
 from vpcep.api.endpoint import EndpointSpec
 from vpcep.api.endpoint_service import EndpointServiceSpec
 from vpcep.api.whitelist import WhitelistSpec
 
 EXAMPLES = sorted((REPO / "examples").glob("*/*.yaml"))
-SPEC_MODELS = {"EndpointService": EndpointServiceSpec, "Endpoint": EndpointSpec, "Whitelist": WhitelistSpec}
+SPEC_MODELS: dict[str, type[BaseModel]] = {
+    "EndpointService": EndpointServiceSpec,
+    "Endpoint": EndpointSpec,
+    "Whitelist": WhitelistSpec,
+}
 STAND_IN_SERVICE_NAME = "local-1.orders.6f0e4c1a-3b7d-4f27-9a51-0c3d2e8b9f10"
 
 

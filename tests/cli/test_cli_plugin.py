@@ -86,7 +86,7 @@ def test_bad_arguments_exit_2_with_usage(argv: list[str], capsys: pytest.Capture
     ],
 )
 def test_namespace_and_context_flags_are_accepted_before_or_after_the_command(argv: list[str]) -> None:
-    seen = []
+    seen: list[Any] = []
 
     def connect(target: Any) -> FakeCluster:
         seen.append(target)
@@ -99,8 +99,13 @@ def test_namespace_and_context_flags_are_accepted_before_or_after_the_command(ar
 
 
 def test_no_namespace_flag_leaves_the_choice_to_the_kubeconfig() -> None:
-    seen = []
-    kubectl_plugin.main(["quota"], connect=lambda target: seen.append(target) or FakeCluster())
+    seen: list[Any] = []
+
+    def connect(target: Any) -> FakeCluster:
+        seen.append(target)
+        return FakeCluster()
+
+    kubectl_plugin.main(["quota"], connect=connect)
     assert seen[0].namespace is None
 
 
