@@ -1,4 +1,4 @@
-"""kubectl-vpcep as a program on a real API server, used by tenants with only the chart's roles (R10, R35, R41)."""
+"""kubectl-vpcep as a program on a real API server, run by tenants with the chart's roles (R10, R35, R41)."""
 
 from __future__ import annotations
 
