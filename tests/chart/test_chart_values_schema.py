@@ -63,3 +63,8 @@ def test_a_values_file_overrides_the_defaults(tmp_path: pathlib.Path) -> None:
 def test_cross_field_mistakes_are_refused_naming_both_keys(assignments: list[str], named: str) -> None:
     with pytest.raises(RenderError, match=named.replace("(", r"\(").replace(")", r"\)")):
         render(*assignments)
+
+
+def test_global_values_of_a_parent_chart_are_allowed() -> None:
+    """Helm passes `global` to every chart used as a dependency; the strict schema must let it through."""
+    assert render("global.imageRegistry=registry.example.com").objects
