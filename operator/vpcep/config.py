@@ -56,7 +56,8 @@ class CloudBackend(ConfigModel):
     name: str = Field(min_length=1, description="Service or Pod name in `namespace`.")
     namespace: str | None = Field(
         default=None,
-        description="Where the backend lives; defaults to the operator namespace. The service itself is always "
+        description="Where the backend lives; defaults to the operator namespace. The service itself "
+        "is always "
         "created in the operator namespace (R37).",
     )
 
@@ -108,22 +109,29 @@ class WebhookConfig(ConfigModel):
     enabled: bool = False
     address: str = "0.0.0.0"
     port: int = Field(default=9443, ge=1, le=65535)
-    host: str | None = Field(default=None, description="Host name or IP the API server dials; defaults to address.")
+    host: str | None = Field(
+        default=None, description="Host name or IP the API server dials; defaults to address."
+    )
     certFile: str | None = None
     keyFile: str | None = None
     caFile: str | None = None
     managedConfiguration: str | None = Field(
         default=None,
-        description="Name of a ValidatingWebhookConfiguration kopf creates and keeps current (local runs only; "
+        description="Name of a ValidatingWebhookConfiguration kopf creates and keeps current "
+        "(local runs only; "
         "in a cluster the chart owns it).",
     )
 
 
 class OperatorConfig(ConfigModel):
-    namespace: str = Field(default="vpcep-system", description="Operator namespace: routes, gateways, cloud services.")
+    namespace: str = Field(
+        default="vpcep-system", description="Operator namespace: routes, gateways, cloud services."
+    )
     region: str = Field(default="local-1", description="First label of every service name (R5, R40).")
     quotas: Quotas = Field(default_factory=Quotas)
-    maxConnectionsPerEndpoint: int = Field(default=3000, ge=1, description="Per-endpoint connection cap (R21).")
+    maxConnectionsPerEndpoint: int = Field(
+        default=3000, ge=1, description="Per-endpoint connection cap (R21)."
+    )
     gatewayPorts: PortRange = Field(default_factory=PortRange)
     gatewayHeartbeatTimeoutSeconds: float = Field(
         default=30.0, gt=0, description="A gateway whose last heartbeat is older than this is not ready."
@@ -135,6 +143,10 @@ class OperatorConfig(ConfigModel):
     networkPolicy: bool = Field(default=True, description="Create provider-side NetworkPolicies (R31).")
     cloudServices: list[CloudService] = Field(default_factory=_default_cloud_services)
     webhook: WebhookConfig = Field(default_factory=WebhookConfig)
+    privilegedUsers: list[str] = Field(
+        default_factory=lambda: ["system:serviceaccount:vpcep-system:vpcep-operator"],
+        description="Users besides system:masters that may manage system services (R8): the operator's own.",
+    )
     workers: int = Field(default=8, ge=1, le=256, description="Objects reconciled concurrently.")
     apiConcurrency: int = Field(default=16, ge=1, le=256, description="API requests in flight at once.")
 

@@ -1,4 +1,5 @@
-"""The EndpointConnection the provider sees and decides on, one per Endpoint, in the provider namespace (R10, R11).
+"""The EndpointConnection the provider sees and decides on, one per Endpoint, in the provider
+namespace (R10, R11).
 
 Named after the endpoint id (the console's connection table); no consumer namespace or object name in it:
 the provider sees the endpoint id, marker id and owner account, as in the cloud console.
@@ -7,7 +8,13 @@ the provider sees the endpoint id, marker id and owner account, as in the cloud 
 from __future__ import annotations
 
 from vpcep.api.endpoint_connection import EndpointConnectionStatus
-from vpcep.builders.meta import ENDPOINT_ID_LABEL, ENDPOINT_SERVICE_LABEL, MANAGED_BY, MANAGED_BY_LABEL, Manifest
+from vpcep.builders.meta import (
+    ENDPOINT_ID_LABEL,
+    ENDPOINT_SERVICE_LABEL,
+    MANAGED_BY,
+    MANAGED_BY_LABEL,
+    Manifest,
+)
 from vpcep.k8s.resources import VPCEP_API
 
 

@@ -1,4 +1,5 @@
-"""What a consumer sees of an Accepted endpoint: a selector-less ClusterIP Service and its EndpointSlice (R18).
+"""What a consumer sees of an Accepted endpoint: a selector-less ClusterIP Service and its
+EndpointSlice (R18).
 
 The Service maps clientPort -> the endpoint's own gatewayPort; the hand-made EndpointSlice points that
 Service at the ready gateways. Neither carries a backend address or any provider detail.
@@ -73,9 +74,13 @@ def build_consumer_service(endpoint: Owner, ports: Sequence[GatewayPort]) -> Man
     )
 
 
-def build_endpoint_slice(endpoint: Owner, ports: Sequence[GatewayPort], gateway_addresses: Iterable[str]) -> Manifest:
+def build_endpoint_slice(
+    endpoint: Owner, ports: Sequence[GatewayPort], gateway_addresses: Iterable[str]
+) -> Manifest:
     """The ready gateways as the Service's endpoints; IPv4 only (the Service is single-stack IPv4)."""
-    addresses = sorted({a for a in gateway_addresses if isinstance(ipaddress.ip_address(a), ipaddress.IPv4Address)})
+    addresses = sorted(
+        {a for a in gateway_addresses if isinstance(ipaddress.ip_address(a), ipaddress.IPv4Address)}
+    )
     service_name = consumer_service_name(endpoint.name)
     return stamped(
         {
@@ -105,10 +110,14 @@ def gateway_egress_policy_name(endpoint_name: str) -> str:
     return dns_label("vpce-egress", endpoint_name)
 
 
-def build_gateway_egress_policy(endpoint: Owner, destinations: Sequence[str], server_ports: Sequence[int]) -> Manifest:
-    """Gateway-type endpoint (R38): no node IP; egress from the consumer namespace to the service's destinations.
+def build_gateway_egress_policy(
+    endpoint: Owner, destinations: Sequence[str], server_ports: Sequence[int]
+) -> Manifest:
+    """Gateway-type endpoint (R38): no node IP; egress from the consumer namespace to the service's
+    destinations.
 
-    Additive to whatever default-deny egress the namespace has; owned by the Endpoint so deleting it closes it.
+    Additive to whatever default-deny egress the namespace has; owned by the Endpoint so deleting
+    it closes it.
     """
     return stamped(
         {
@@ -125,7 +134,10 @@ def build_gateway_egress_policy(endpoint: Owner, destinations: Sequence[str], se
                 "policyTypes": ["Egress"],
                 "egress": [
                     {
-                        "to": [{"ipBlock": {"cidr": _as_cidr(destination)}} for destination in sorted(destinations)],
+                        "to": [
+                            {"ipBlock": {"cidr": _as_cidr(destination)}}
+                            for destination in sorted(destinations)
+                        ],
                         "ports": [{"protocol": "TCP", "port": port} for port in sorted(set(server_ports))],
                     }
                 ],

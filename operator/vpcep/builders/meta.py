@@ -31,8 +31,13 @@ class Owner:
     uid: str
 
     def reference(self) -> Manifest:
-        return {"apiVersion": self.api_version, "kind": self.kind, "name": self.name, "uid": self.uid,
-                "controller": True}
+        return {
+            "apiVersion": self.api_version,
+            "kind": self.kind,
+            "name": self.name,
+            "uid": self.uid,
+            "controller": True,
+        }
 
 
 def dns_label(prefix: str, name: str, limit: int = 63) -> str:
@@ -47,11 +52,15 @@ def dns_label(prefix: str, name: str, limit: int = 63) -> str:
 
 
 def content_hash(manifest: Manifest) -> str:
-    return hashlib.sha256(json.dumps(manifest, sort_keys=True, separators=(",", ":")).encode()).hexdigest()[:16]
+    return hashlib.sha256(json.dumps(manifest, sort_keys=True, separators=(",", ":")).encode()).hexdigest()[
+        :16
+    ]
 
 
 def stamped(manifest: Manifest) -> Manifest:
-    """The manifest with its own content hash as an annotation: equal hash = nothing to apply (cheap restarts)."""
+    """The manifest with its own content hash as an annotation: equal hash = nothing to apply (cheap
+    restarts).
+    """
     digest = content_hash(manifest)
     metadata = manifest["metadata"]
     metadata["annotations"] = {**metadata.get("annotations", {}), SPEC_HASH_ANNOTATION: digest}

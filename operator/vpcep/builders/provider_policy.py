@@ -42,7 +42,9 @@ def build_provider_policy(
                     {
                         "from": [
                             {
-                                "namespaceSelector": {"matchLabels": {NAMESPACE_NAME_LABEL: operator_namespace}},
+                                "namespaceSelector": {
+                                    "matchLabels": {NAMESPACE_NAME_LABEL: operator_namespace}
+                                },
                                 "podSelector": {"matchLabels": dict(sorted(gateway_pod_labels.items()))},
                             }
                         ],

@@ -1,6 +1,7 @@
 """The `vpcep-quota` ConfigMap: an account's usage and limits, readable by tenants with plain RBAC (R41).
 
-One per namespace that holds vpcep objects; `kubectl get cm vpcep-quota -o yaml` or the kubectl plugin reads it.
+One per namespace that holds vpcep objects; `kubectl get cm vpcep-quota -o yaml` or the kubectl
+plugin reads it.
 """
 
 from __future__ import annotations

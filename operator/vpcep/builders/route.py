@@ -1,12 +1,20 @@
 """The route ConfigMap one Accepted endpoint contributes to every gateway (contract: vpcep/api/routing.py).
 
-Lives in the operator namespace, which tenants cannot read: this is the only object holding the backend address.
+Lives in the operator namespace, which tenants cannot read: this is the only object holding the
+backend address.
 """
 
 from __future__ import annotations
 
 from vpcep.api.routing import ROUTE_DATA_KEY, ROUTE_LABEL, ROUTE_NAME_PREFIX, Route
-from vpcep.builders.meta import ENDPOINT_ID_LABEL, ENDPOINT_UID_LABEL, MANAGED_BY, MANAGED_BY_LABEL, Manifest, stamped
+from vpcep.builders.meta import (
+    ENDPOINT_ID_LABEL,
+    ENDPOINT_UID_LABEL,
+    MANAGED_BY,
+    MANAGED_BY_LABEL,
+    Manifest,
+    stamped,
+)
 
 
 def route_config_map_name(endpoint_id: str) -> str:

@@ -96,8 +96,13 @@ class WorkQueue(Generic[Key]):
                 failures = self._failures.get(key, 0) + 1
                 self._failures[key] = failures
                 delay = min(BACKOFF_CAP, BACKOFF_FIRST * 2 ** (failures - 1))
-                logger.exception("%s: reconciling %s failed (attempt %d), retrying in %.1fs", self._name, key,
-                                 failures, delay)
+                logger.exception(
+                    "%s: reconciling %s failed (attempt %d), retrying in %.1fs",
+                    self._name,
+                    key,
+                    failures,
+                    delay,
+                )
                 self.add_after(key, delay)
             finally:
                 self._active.discard(key)

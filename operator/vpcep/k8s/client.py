@@ -72,13 +72,16 @@ class KubeApi:
         data = None if body is None else json.dumps(body)
         for attempt, delay in enumerate((*RETRY_DELAYS, None)):
             try:
-                async with self._in_flight, self._session.request(
-                    method,
-                    self._server + path,
-                    params=params,
-                    data=data,
-                    headers={"Content-Type": content_type} if data is not None else None,
-                ) as response:
+                async with (
+                    self._in_flight,
+                    self._session.request(
+                        method,
+                        self._server + path,
+                        params=params,
+                        data=data,
+                        headers={"Content-Type": content_type} if data is not None else None,
+                    ) as response,
+                ):
                     text = await response.text()
                     if response.status == 404:
                         return None
@@ -86,7 +89,7 @@ class KubeApi:
                         return json.loads(text) if text else {}
                     if response.status not in TRANSIENT_STATUSES or delay is None:
                         raise ApiError(response.status, method, path, text)
-            except (aiohttp.ClientError, asyncio.TimeoutError) as error:
+            except (TimeoutError, aiohttp.ClientError) as error:
                 if delay is None:
                     raise ApiError(0, method, path, f"{type(error).__name__}: {error}") from error
             logger.debug("retrying %s %s (attempt %d)", method, path, attempt + 1)
@@ -104,7 +107,9 @@ class KubeApi:
         return list((answer or {}).get("items", []))
 
     async def apply(self, manifest: Manifest) -> Manifest:
-        """Server-side apply of an object the operator owns (force: the operator's fields are the operator's)."""
+        """Server-side apply of an object the operator owns (force: the operator's fields are the
+        operator's).
+        """
         kind = kind_of(manifest)
         meta = manifest["metadata"]
         answer = await self.request(
@@ -138,7 +143,9 @@ class KubeApi:
     ) -> Manifest | None:
         return await self.merge_patch(kind, namespace, name, {"status": status}, subresource="status")
 
-    async def delete(self, kind: ResourceKind, namespace: str | None, name: str, *, uid: str | None = None) -> bool:
+    async def delete(
+        self, kind: ResourceKind, namespace: str | None, name: str, *, uid: str | None = None
+    ) -> bool:
         """Delete (background propagation); with uid, only that incarnation. True if something was deleted."""
         body: Manifest = {"kind": "DeleteOptions", "apiVersion": "v1", "propagationPolicy": "Background"}
         if uid:
@@ -158,7 +165,8 @@ class KubeApi:
         name: str,
         change: Callable[[Manifest], Manifest | None],
     ) -> Manifest | None:
-        """Read-modify-write guarded by resourceVersion: `change` returns a merge patch or None (nothing to do).
+        """Read-modify-write guarded by resourceVersion: `change` returns a merge patch or None
+        (nothing to do).
 
         Used for list-valued metadata (finalizers) that a merge patch would otherwise overwrite blindly.
         """

@@ -1,4 +1,6 @@
-"""Kubernetes Events on the operator's objects (R39), posted in the background so reconciles never wait on them."""
+"""Kubernetes Events on the operator's objects (R39), posted in the background so reconciles never
+wait on them.
+"""
 
 from __future__ import annotations
 
@@ -61,7 +63,9 @@ class EventRecorder:
             try:
                 await self._post(record)
             except ApiError as error:  # the namespace may be terminating: an Event is not worth a retry
-                logger.debug("event for %s/%s not posted: %s", record.target.namespace, record.target.name, error)
+                logger.debug(
+                    "event for %s/%s not posted: %s", record.target.namespace, record.target.name, error
+                )
 
     async def _post(self, record: EventRecord) -> None:
         now = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")

@@ -1,4 +1,6 @@
-"""The API resources the operator touches: kind -> URL pieces (one table instead of per-kind client classes)."""
+"""The API resources the operator touches: kind -> URL pieces (one table instead of per-kind client
+classes).
+"""
 
 from __future__ import annotations
 
@@ -58,4 +60,6 @@ def kind_of(manifest: dict) -> ResourceKind:
     try:
         return _BY_API_KIND[key]
     except KeyError:
-        raise KeyError(f"vpcep.k8s does not know {key[0]} {key[1]}; add it to vpcep/k8s/resources.py") from None
+        raise KeyError(
+            f"vpcep.k8s does not know {key[0]} {key[1]}; add it to vpcep/k8s/resources.py"
+        ) from None
