@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import datetime
 import pathlib
+import tempfile
 from typing import Any
 
 import kubernetes_validate
@@ -209,7 +210,8 @@ def test_default_cloud_services_are_dns_and_a_gateway_type_example(defaults: Ren
 
 
 def test_rendered_config_is_accepted_by_the_operator_config_model(defaults: Rendered) -> None:
-    config_module = pytest.importorskip("vpcep.config", reason="vpcep.config comes with the handlers branch")
+    from vpcep import config as config_module
+
     loaded = config_module.OperatorConfig.model_validate(operator_config(defaults))
     assert loaded.namespace == NAMESPACE
     assert loaded.webhook.enabled is True
@@ -284,3 +286,33 @@ def test_chart_files_follow_crds_folder() -> None:
     link = REPO / "charts" / "vpcep-operator" / "files" / "crds"
     assert link.resolve() == (REPO / "crds").resolve()
     assert pathlib.Path(link).is_dir()
+
+
+@pytest.mark.parametrize("variation", ["defaults", "webhook-off", "scoped-hard-spread"])
+def test_rendered_arguments_are_understood_by_the_programs(variation: str) -> None:
+    """The chart and the console scripts evolve apart: an unknown flag would crash-loop the pods."""
+    from vpcep.gateway.agent import parse_args as gateway_args
+    from vpcep.main import build_config
+    from vpcep.main import parse_args as operator_args
+
+    rendered = render(*VARIATIONS[variation])
+    operator = _container(rendered.one("Deployment", "vpcep-operator"))["args"]
+    assert operator[0] == "operator"
+    parsed = operator_args(operator[1:])
+    assert str(parsed.config) == "/etc/vpcep/config.yaml"
+    gateway = _container(rendered.one("Deployment", "vpcep-gateway"))["args"]
+    assert gateway[0] == "gateway"
+    assert gateway_args(gateway[1:]).runtime_dir == "/run/vpcep"
+    # The operator accepts the configuration the chart renders for it, with the webhook files it mounts.
+    config_file = pathlib.Path(tempfile.mkdtemp()) / "config.yaml"
+    config_file.write_text(rendered.one("ConfigMap", "vpcep-operator-config")["data"]["config.yaml"])
+    config = build_config(operator_args([*operator[1:], f"--config={config_file}"]))
+    assert config.namespace == NAMESPACE
+    mounts = {
+        m["mountPath"] for m in _container(rendered.one("Deployment", "vpcep-operator"))["volumeMounts"]
+    }
+    if config.webhook.enabled:
+        assert pathlib.Path(config.webhook.certFile or "").parent.as_posix() in mounts
+        assert config.webhook.port in {
+            p["containerPort"] for p in _container(rendered.one("Deployment", "vpcep-operator"))["ports"]
+        }
