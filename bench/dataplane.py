@@ -31,7 +31,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -253,8 +253,8 @@ def _fmt(value: float, unit: str) -> str:
 
 
 # ------------------------------------------------------------------------------------ measures
-def throughput(port: int, streams: int, seconds: float) -> float:
-    """MB/s pushed into the sink over ``streams`` parallel connections."""
+def throughput(port: int, streams: int, seconds: float) -> tuple[float, float]:
+    """(bytes, seconds) pushed into the sink over ``streams`` parallel connections."""
     chunk = memoryview(b"\0" * (1 << 20))
     sent = [0] * streams
     start = threading.Barrier(streams + 1)
@@ -275,11 +275,11 @@ def throughput(port: int, streams: int, seconds: float) -> float:
     start.wait()
     for thread in threads:
         thread.join()
-    return sum(sent) / (time.monotonic() - began) / 1e6
+    return sum(sent), time.monotonic() - began
 
 
-def connection_rate(port: int, seconds: float, workers: int = 4) -> tuple[float, float]:
-    """(connections per second, p99 ms): connect, 1-byte request/answer, close; closed loop."""
+def connection_rate(port: int, seconds: float, workers: int = 4) -> tuple[list[float], float]:
+    """(latencies in s, elapsed s) of connect, 1-byte request/answer, close, in closed loops."""
     latencies: list[float] = []
     lock = threading.Lock()
     deadline = time.monotonic() + seconds
@@ -310,7 +310,23 @@ def connection_rate(port: int, seconds: float, workers: int = 4) -> tuple[float,
     elapsed = time.monotonic() - began
     if errors:
         print(f"    {len(errors)} connection errors, e.g. {errors[0]}")
-    return len(latencies) / elapsed, percentile(latencies, 0.99) * 1000
+    return latencies, elapsed
+
+
+def alternating(
+    measure: Callable[[int], Any], direct_port: int, gateway_port: int
+) -> tuple[list[Any], list[Any]]:
+    """Direct, gateway, gateway, direct (ABBA): drift in the machine's load hits both paths alike.
+
+    One discarded round per path first: HAProxy's memory pools and the kernel's caches grow on the
+    first burst (the first round through a fresh HAProxy ran at a third of the later ones).
+    """
+    measure(direct_port)
+    measure(gateway_port)
+    direct, gateway = [], []
+    for port in (direct_port, gateway_port, gateway_port, direct_port):
+        (direct if port == direct_port else gateway).append(measure(port))
+    return direct, gateway
 
 
 def round_trip_us(port: int, count: int) -> float:
@@ -422,6 +438,7 @@ class Gateway:
                 "--routes-dir", str(self.routes), "--runtime-dir", str(self.run),
                 "--bind-address", "127.0.0.1", "--buffer-size", str(self.buffer_size),
                 "--splice", self.options.splice,
+                *(["--pipe-size", str(self.options.pipe_size)] if self.options.pipe_size else []),
                 *(["--threads", str(self.options.threads)] if self.options.threads else []),
                 "--heartbeat-interval", "0.5", "--debounce", "0.02", "--max-debounce", "0.1",
                 "--log-level", "WARNING",
@@ -550,7 +567,7 @@ def run_inside(args: argparse.Namespace) -> Report:
     gateway_count = -(-args.sessions // SESSIONS_PER_GATEWAY)
     gateways = [Gateway(workdir, args, index) for index in range(gateway_count)]
     gateway = gateways[0]
-    seconds = 1.0 if args.quick else 3.0
+    seconds = 2.0 if args.quick else 6.0  # per path, in four alternating rounds
     try:
         for each in gateways:
             each.start()
@@ -567,15 +584,7 @@ def run_inside(args: argparse.Namespace) -> Report:
         if "tput" in phases:
             throughput_phases(report, gateway, seconds)
         if "conn" in phases:
-            print("new connections", flush=True)
-            direct_rate, direct_p99 = connection_rate(ECHO_PORT, seconds)
-            gateway_rate, gateway_p99 = connection_rate(gateway.echo_port, seconds)
-            report.add(
-                Figure("conn_rate", "new-connection rate", direct_rate, gateway_rate, "conn/s", "ratio")
-            )
-            report.add(
-                Figure("conn_p99", "new-connection p99 latency", direct_p99, gateway_p99, "ms", "ratio")
-            )
+            connection_phases(report, gateway, seconds)
         if "rtt" in phases:
             print("kept-alive round trip", flush=True)
             count = 2000 if args.quick else 10000
@@ -604,13 +613,35 @@ def run_inside(args: argparse.Namespace) -> Report:
 
 
 def throughput_phases(report: Report, gateway: Gateway, seconds: float) -> None:
-    if True:
-        print("single-stream throughput", flush=True)
-        report.add(Figure("throughput_1", "single-stream throughput", throughput(SINK_PORT, 1, seconds),
-                          throughput(gateway.sink_port, 1, seconds), "MB/s", "ratio"))  # fmt: skip
-        print("8-stream throughput", flush=True)
-        report.add(Figure("throughput_8", "8-stream throughput", throughput(SINK_PORT, 8, seconds),
-                          throughput(gateway.sink_port, 8, seconds), "MB/s", "ratio"))  # fmt: skip
+    for streams, key, label in ((1, "throughput_1", "single-stream"), (8, "throughput_8", "8-stream")):
+        print(f"{label} throughput", flush=True)
+        direct, proxied = alternating(lambda port, n=streams: throughput(port, n, seconds / 4), SINK_PORT,
+                                      gateway.sink_port)  # fmt: skip
+        report.add(
+            Figure(key, f"{label} throughput", _rate(direct) / 1e6, _rate(proxied) / 1e6, "MB/s", "ratio")
+        )
+
+
+def connection_phases(report: Report, gateway: Gateway, seconds: float) -> None:
+    print("new connections", flush=True)
+    direct, proxied = alternating(
+        lambda port: connection_rate(port, seconds / 4), ECHO_PORT, gateway.echo_port
+    )
+
+    def p99_ms(rounds: list[tuple[list[float], float]]) -> float:
+        return percentile([latency for latencies, _ in rounds for latency in latencies], 0.99) * 1000
+
+    counted_direct = [(len(latencies), elapsed) for latencies, elapsed in direct]
+    counted_proxied = [(len(latencies), elapsed) for latencies, elapsed in proxied]
+    rates = _rate(counted_direct), _rate(counted_proxied)
+    report.add(Figure("conn_rate", "new-connection rate", *rates, "conn/s", "ratio"))
+    report.add(
+        Figure("conn_p99", "new-connection p99 latency", p99_ms(direct), p99_ms(proxied), "ms", "ratio")
+    )
+
+
+def _rate(rounds: list[tuple[float, float]]) -> float:
+    return sum(amount for amount, _ in rounds) / sum(elapsed for _, elapsed in rounds)
 
 
 def idle_session_memory(gateways: list[Gateway], sessions: int) -> Figure:
@@ -666,6 +697,9 @@ def bench_netns() -> Iterator[str]:
             ["sysctl", "-qw", "net.ipv4.ip_local_port_range=32768 65000"],
             ["sysctl", "-qw", "net.ipv4.tcp_tw_reuse=1"],
             ["sysctl", "-qw", "net.core.somaxconn=65535"],
+            # Closed connections' TIME_WAIT entries would otherwise pile up across phases and slow
+            # connect() for whichever path is measured later.
+            ["sysctl", "-qw", "net.ipv4.tcp_max_tw_buckets=1024"],
         ):
             subprocess.run(["ip", "netns", "exec", name, *command], check=True)
         yield name
@@ -686,6 +720,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--reloads", type=int, default=None, help="reloads under load (default 100)")
     parser.add_argument("--buffer-size", type=int, default=65536, help="HAProxy tune.bufsize")
     parser.add_argument("--splice", choices=("auto", "always", "off"), default="always")
+    parser.add_argument("--pipe-size", type=int, default=None, help="HAProxy tune.pipesize")
     parser.add_argument(
         "--threads", type=int, default=1,
         help="HAProxy nbthread (default 1: the two cores are shared by load generator, backend and proxy)",

@@ -1,0 +1,1 @@
+"""Pure functions: decisions in, manifests out (no API calls; vpcep.k8s applies what these build)."""

@@ -53,6 +53,8 @@ class HaproxySettings:
     # "always": the kernel moves data between the two sockets without copying it through HAProxy
     # (measured best here, bench/README.md); "auto": only when HAProxy's heuristics think it pays; "off".
     splice: str = "always"
+    # Kernel pipe size used for splicing; None keeps the kernel default (64 KB).
+    pipe_size: int | None = None
     connect_timeout_ms: int = 5000
     idle_timeout_s: int = 3600
     half_closed_timeout_s: int = 30
@@ -200,6 +202,8 @@ def _global_section(settings: HaproxySettings) -> list[str]:
         "    stats timeout 30s",
         f"    tune.bufsize {settings.buffer_size}",
     ]
+    if settings.pipe_size is not None:
+        lines.append(f"    tune.pipesize {settings.pipe_size}")
     if settings.max_connections is not None:
         lines.append(f"    maxconn {settings.max_connections}")
     if settings.threads is not None:

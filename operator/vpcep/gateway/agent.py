@@ -85,6 +85,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--threads", type=int, default=None, help="HAProxy nbthread (default: one per CPU)")
     parser.add_argument("--buffer-size", type=int, default=65536, help="HAProxy tune.bufsize")
+    parser.add_argument("--pipe-size", type=int, default=None, help="HAProxy tune.pipesize (splicing)")
     parser.add_argument(
         "--splice", choices=("auto", "always", "off"), default="always", help="kernel splicing of TCP data"
     )
@@ -114,6 +115,7 @@ def settings_from(args: argparse.Namespace) -> HaproxySettings:
         threads=args.threads,
         buffer_size=args.buffer_size,
         splice=args.splice,
+        pipe_size=args.pipe_size,
         health_check_interval_ms=args.health_check_interval_ms,
         health_port=args.health_port,
     )

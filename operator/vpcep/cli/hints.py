@@ -1,0 +1,109 @@
+"""What a person should check for each reason the operator reports (R39); used by `kubectl vpcep describe`."""
+
+from __future__ import annotations
+
+# Keys are the CamelCase reasons of vpcep.domain.reasons.Reason (a test keeps the two in step).
+HINTS: dict[str, str] = {
+    "Available": "",
+    "Accepted": "",
+    "Active": "",
+    "Permitted": "",
+    "AutoAccepted": "",
+    "ManuallyAccepted": "",
+    "BackendReachable": "",
+    "Creating": (
+        "The operator is building the data path; it should turn Accepted within seconds. If it stays, "
+        "check the gateways: kubectl -n vpcep-system get pods -l app.kubernetes.io/name=vpcep-gateway."
+    ),
+    "Deleting": (
+        "The finalizer is removing the node IP, route and connection; if it stays, read the events and "
+        "the operator's log."
+    ),
+    "BackendNotFound": (
+        "The service's backend Service or Pod does not exist in the provider namespace; create it (or fix"
+        " spec.backend.name) and the service recovers by itself (R1)."
+    ),
+    "HasActiveEndpoints": (
+        "Endpoints in Accepted or Creating still use this service; they must be deleted first (R7)."
+    ),
+    "SystemService": (
+        "Cloud services are managed by the cluster operator through Helm values and cannot be changed or "
+        "deleted by tenants (R8)."
+    ),
+    "PortsImmutable": (
+        "Port mappings cannot change after creation (R4); create a new EndpointService instead."
+    ),
+    "BackendImmutable": ("The backend cannot change after creation; create a new EndpointService instead."),
+    "DataPlaneNotReady": (
+        "No gateway reports a fresh heartbeat: check the gateway pods in the operator namespace."
+    ),
+    "ServiceNotFound": (
+        "No service has this name: check spec.serviceName against the provider's status.serviceName "
+        "(`kubectl vpcep verify NAME`), including the region prefix (R15, R40)."
+    ),
+    "ServiceDeleted": (
+        "The provider deleted the service; delete this endpoint, or point it at another service."
+    ),
+    "ServiceNotAvailable": (
+        "The service exists but is not Available (e.g. its backend is missing); ask the provider to look "
+        "at `kubectl describe vpces` on their side."
+    ),
+    "NotPermitted": (
+        "Your account is not on the service's whitelist: ask the provider to add iam:domain::<your "
+        "account> to a Whitelist of the service (R12, R13). `kubectl vpcep quota` shows your account."
+    ),
+    "PendingAcceptance": (
+        "The service requires approval: the provider must accept the connection (`kubectl vpcep accept "
+        "<endpointId>` in their namespace) or list your account in autoAcceptAccounts (R10)."
+    ),
+    "Rejected": ("The provider rejected the connection; only the provider can accept it again (R11)."),
+    "TargetImmutable": ("An endpoint's target service cannot change; create a new Endpoint instead."),
+    "QuotaExceeded": (
+        "The account has reached its limit (`kubectl vpcep quota`); delete unused objects or ask the "
+        "cluster operator to raise the quota for the account (R9, R22)."
+    ),
+    "InvalidSpec": ("The spec is invalid: the message names the field to fix."),
+    "GatewayNotReady": (
+        "No gateway is ready: check the gateway pods and their logs in the operator namespace."
+    ),
+    "NodeIPPending": (
+        "The node IP Service has no ClusterIP yet; check that Services can be created in this namespace "
+        "(ResourceQuota on services?)."
+    ),
+    "RoutePending": (
+        "Not every ready gateway has loaded the route yet; it should clear within seconds. If not, read "
+        "the gateway status ConfigMaps (vpcep-gateway-*) in the operator namespace."
+    ),
+    "RouteRejected": (
+        "A gateway refused this route's configuration; the message tells why. Report it to the cluster "
+        "operator with the endpoint ID."
+    ),
+    "PortsExhausted": (
+        "The gateways have no free listen port left; the cluster operator must widen gateway.ports in the"
+        " Helm values."
+    ),
+    "BackendUnreachable": (
+        "The gateways cannot reach the backend: check that it listens on serverPort, and that no "
+        "NetworkPolicy in the provider namespace denies the gateways (networkPolicy.enabled in Helm "
+        "values) (R31, R32)."
+    ),
+    "EndpointServiceNotFound": (
+        "This whitelist names an EndpointService that does not exist in its namespace."
+    ),
+    "InvalidAccountEntry": (
+        "Whitelist entries must be iam:domain::<account> or *; the message names the entry."
+    ),
+}
+
+NO_STATUS_HINT = (
+    "The operator has not reported on this object yet: is it running? "
+    "kubectl -n vpcep-system get deploy -l app.kubernetes.io/name=vpcep-operator"
+)
+STALE_HINT = "The operator has not processed the latest change yet (observedGeneration < generation)."
+
+
+def hint_for(reason: str | None) -> str:
+    """The advice for a reason; unknown reasons get a pointer to the events rather than nothing."""
+    if not reason:
+        return ""
+    return HINTS.get(reason, f"Unrecognised reason {reason}: read the events and the message above.")

@@ -1,0 +1,176 @@
+"""OperatorConfig: everything a cluster operator tunes, read from one YAML file (the Helm chart renders it).
+
+The shape is kept flat and documented in docs/operator.md; command-line flags override the few settings
+that differ between a local run and an in-cluster one (namespace, webhook listener).
+"""
+
+from __future__ import annotations
+
+import pathlib
+import re
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from vpcep.api.endpoint_service import BackendKind, PortMapping, ServiceType
+
+DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
+
+
+class ConfigModel(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+
+class AccountQuota(ConfigModel):
+    """Limits of one account; the default applies to every account without an override (R9, R22)."""
+
+    services: int = Field(default=20, ge=0, description="EndpointServices per account (R9).")
+    endpoints: int = Field(default=50, ge=0, description="Endpoints per account (R22).")
+
+
+class Quotas(ConfigModel):
+    default: AccountQuota = Field(default_factory=AccountQuota)
+    overrides: dict[str, AccountQuota] = Field(
+        default_factory=dict, description="account name -> limits replacing the default for that account."
+    )
+
+    def for_account(self, account: str) -> AccountQuota:
+        return self.overrides.get(account, self.default)
+
+
+class PortRange(ConfigModel):
+    """Gateway listen ports handed out to endpoint port mappings (one port per mapping, never shared)."""
+
+    first: int = Field(default=20000, ge=1024, le=65535)
+    last: int = Field(default=29999, ge=1024, le=65535)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> PortRange:
+        if self.last < self.first:
+            raise ValueError(f"gatewayPorts.last ({self.last}) must be >= gatewayPorts.first ({self.first})")
+        return self
+
+
+class CloudBackend(ConfigModel):
+    kind: BackendKind = BackendKind.SERVICE
+    name: str = Field(min_length=1, description="Service or Pod name in `namespace`.")
+    namespace: str | None = Field(
+        default=None,
+        description="Where the backend lives; defaults to the operator namespace. The service itself "
+        "is always "
+        "created in the operator namespace (R37).",
+    )
+
+
+class CloudService(ConfigModel):
+    """A system ("cloud") service published by the operator in its own namespace for every account (R37)."""
+
+    name: str = Field(description="Short name consumers put in Endpoint spec.cloudService, e.g. dns.")
+    type: ServiceType = ServiceType.INTERFACE
+    backend: CloudBackend
+    ports: list[PortMapping] = Field(min_length=1, max_length=50)
+    description: str = ""
+    egressCIDRs: list[str] = Field(
+        default_factory=list,
+        description="Gateway-type only: destinations a consumer namespace may reach (R38); empty means the "
+        "backend's address.",
+    )
+
+    @field_validator("name")
+    @classmethod
+    def _dns_label(cls, value: str) -> str:
+        if not DNS_LABEL.match(value):
+            raise ValueError(f"cloudServices[].name {value!r} must be a DNS label (lower case, digits, '-')")
+        return value
+
+
+def _default_cloud_services() -> list[CloudService]:
+    return [
+        CloudService(
+            name="dns",
+            type=ServiceType.INTERFACE,
+            backend=CloudBackend(kind=BackendKind.SERVICE, name="kube-dns", namespace="kube-system"),
+            ports=[PortMapping(protocol="TCP", serverPort=53, clientPort=53)],
+            description="Cluster DNS over TCP (R37).",
+        ),
+        CloudService(
+            name="object-storage",
+            type=ServiceType.GATEWAY,
+            backend=CloudBackend(kind=BackendKind.SERVICE, name="object-storage", namespace="kube-system"),
+            ports=[PortMapping(protocol="TCP", serverPort=443, clientPort=443)],
+            description="Example Gateway-type service: consumers get egress to it, no node IP (R38).",
+        ),
+    ]
+
+
+class WebhookConfig(ConfigModel):
+    """Where the admission webhook listens; off unless enabled (the operator enforces every rule anyway)."""
+
+    enabled: bool = False
+    address: str = "0.0.0.0"
+    port: int = Field(default=9443, ge=1, le=65535)
+    host: str | None = Field(
+        default=None, description="Host name or IP the API server dials; defaults to address."
+    )
+    certFile: str | None = None
+    keyFile: str | None = None
+    caFile: str | None = None
+    managedConfiguration: str | None = Field(
+        default=None,
+        description="Name of a ValidatingWebhookConfiguration kopf creates and keeps current "
+        "(local runs only; "
+        "in a cluster the chart owns it).",
+    )
+
+
+class OperatorConfig(ConfigModel):
+    namespace: str = Field(
+        default="vpcep-system", description="Operator namespace: routes, gateways, cloud services."
+    )
+    region: str = Field(default="local-1", description="First label of every service name (R5, R40).")
+    quotas: Quotas = Field(default_factory=Quotas)
+    maxConnectionsPerEndpoint: int = Field(
+        default=3000, ge=1, description="Per-endpoint connection cap (R21)."
+    )
+    gatewayPorts: PortRange = Field(default_factory=PortRange)
+    gatewayHeartbeatTimeoutSeconds: float = Field(
+        default=30.0, gt=0, description="A gateway whose last heartbeat is older than this is not ready."
+    )
+    gatewayPodLabels: dict[str, str] = Field(
+        default_factory=lambda: {"app.kubernetes.io/name": "vpcep-gateway"},
+        description="Labels of the gateway pods, admitted by the provider NetworkPolicies (R31).",
+    )
+    networkPolicy: bool = Field(default=True, description="Create provider-side NetworkPolicies (R31).")
+    cloudServices: list[CloudService] = Field(default_factory=_default_cloud_services)
+    webhook: WebhookConfig = Field(default_factory=WebhookConfig)
+    privilegedUsers: list[str] = Field(
+        default_factory=lambda: ["system:serviceaccount:vpcep-system:vpcep-operator"],
+        description="Users besides system:masters that may manage system services (R8): the operator's own.",
+    )
+    workers: int = Field(default=8, ge=1, le=256, description="Objects reconciled concurrently.")
+    apiConcurrency: int = Field(default=16, ge=1, le=256, description="API requests in flight at once.")
+
+    @field_validator("region", "namespace")
+    @classmethod
+    def _label(cls, value: str) -> str:
+        if not DNS_LABEL.match(value):
+            raise ValueError(f"{value!r} must be a DNS label (lower case letters, digits and '-')")
+        return value
+
+    @model_validator(mode="after")
+    def _unique_cloud_services(self) -> OperatorConfig:
+        names = [service.name for service in self.cloudServices]
+        duplicates = sorted({name for name in names if names.count(name) > 1})
+        if duplicates:
+            raise ValueError(f"cloudServices: duplicate name(s) {', '.join(duplicates)}")
+        return self
+
+
+def load_config(path: pathlib.Path | None) -> OperatorConfig:
+    """Read the YAML file (missing file = all defaults); errors name the field, as pydantic reports them."""
+    if path is None:
+        return OperatorConfig()
+    loaded = yaml.safe_load(path.read_text()) or {}
+    if not isinstance(loaded, dict):
+        raise ValueError(f"{path}: the operator configuration must be a YAML mapping")
+    return OperatorConfig.model_validate(loaded)

@@ -1,0 +1,203 @@
+"""Validating admission (kopf `on.validate`): the domain's checks, answered before objects are stored.
+
+Over quota (R9, R22), not permitted (R13), service not found (R15), deleting a service with Accepted/Creating
+endpoints (R7), tenants touching system services (R8), malformed specs (R3, R12). Every rule is enforced by
+the reconcilers too, so the webhook being off changes when a user hears "no", never whether.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import kopf
+from pydantic import BaseModel, ValidationError
+
+from vpcep.api.endpoint import EndpointSpec
+from vpcep.api.endpoint_service import EndpointServiceSpec
+from vpcep.api.whitelist import WhitelistSpec
+from vpcep.config import OperatorConfig
+from vpcep.domain.endpoint import EndpointAdmission, check_endpoint_admission
+from vpcep.domain.facts import Refusal
+from vpcep.domain.lookup import lookup_service
+from vpcep.domain.service import Operation, ServiceAdmission, check_service_admission
+from vpcep.domain.validation import whitelist_spec_problems
+from vpcep.handlers.observed import SYSTEM_LABEL
+from vpcep.handlers.runtime import Runtime
+
+GROUP, VERSION = "vpcep.io", "v1alpha1"
+PRIVILEGED_GROUPS = frozenset({"system:masters"})
+
+
+@dataclass
+class RuntimeHolder:
+    """Admission handlers run in kopf's webhook server; they reach the operator's runtime through this."""
+
+    runtime: Runtime | None = None
+
+
+HOLDER = RuntimeHolder()
+
+
+def configure(settings: kopf.OperatorSettings, config: OperatorConfig) -> None:
+    hook = config.webhook
+    if not hook.enabled:
+        return
+    settings.admission.server = kopf.WebhookServer(
+        addr=hook.address,
+        port=hook.port,
+        host=hook.host or hook.address,
+        certfile=hook.certFile,
+        pkeyfile=hook.keyFile,
+        cafile=hook.caFile,
+    )
+    if hook.managedConfiguration:
+        settings.admission.managed = hook.managedConfiguration
+
+
+def _refuse(refusal: Refusal | None) -> None:
+    if refusal is not None:
+        raise kopf.AdmissionError(refusal.message, code=403 if refusal.reason.value != "InvalidSpec" else 422)
+
+
+def _parse(model: type[BaseModel], kind: str, raw: Any) -> Any:
+    try:
+        return model.model_validate(raw or {})
+    except ValidationError as error:
+        first = error.errors()[0]
+        where = ".".join(str(part) for part in first.get("loc", ()))
+        raise kopf.AdmissionError(f"{kind}: spec.{where}: {first.get('msg')}", code=422) from None
+
+
+def _runtime() -> Runtime:
+    if HOLDER.runtime is None:
+        raise kopf.AdmissionError("vpcep-operator is starting; try again in a few seconds", code=503)
+    return HOLDER.runtime
+
+
+def is_privileged(userinfo: dict[str, Any] | None, config: OperatorConfig) -> bool:
+    """The operator itself and cluster admins may manage system services (R8)."""
+    info = userinfo or {}
+    groups = set(info.get("groups") or [])
+    username = info.get("username", "")
+    return bool(groups & PRIVILEGED_GROUPS) or username in config.privilegedUsers
+
+
+def register(config: OperatorConfig) -> None:
+    if not config.webhook.enabled:
+        return
+
+    @kopf.on.validate(
+        GROUP,
+        VERSION,
+        "endpointservices",
+        id="validate-endpoint-service",
+        operations=["CREATE", "UPDATE", "DELETE"],
+    )
+    def validate_service(**kwargs: Any) -> None:
+        operation, namespace, name = kwargs["operation"], kwargs["namespace"], kwargs["name"]
+        old, new, userinfo = kwargs.get("old"), kwargs.get("new"), kwargs.get("userinfo")
+        rt = _runtime()
+        account = rt.observed.account(namespace)
+        spec = (
+            _parse(EndpointServiceSpec, f"EndpointService {namespace}/{name}", new.get("spec"))
+            if new
+            else None
+        )
+        old_spec = None
+        if old is not None:
+            try:
+                old_spec = EndpointServiceSpec.model_validate(old.get("spec") or {})
+            except ValidationError:
+                old_spec = None
+        labelled = any(
+            ((body or {}).get("metadata", {}).get("labels") or {}).get(SYSTEM_LABEL) == "true"
+            for body in (old, new)
+        )
+        record = rt.observed.service(namespace, name)
+        endpoints = (
+            tuple(rt.observed.endpoint_view(e) for e in rt.observed.endpoints_of_service(record))
+            if record is not None and operation == "DELETE"
+            else ()
+        )
+        used = sum(
+            1
+            for s in rt.observed.account_services(account)
+            if not s.meta.deleting and (s.meta.namespace, s.meta.name) != (namespace, name)
+        )
+        _refuse(
+            check_service_admission(
+                ServiceAdmission(
+                    operation=Operation(operation),
+                    namespace=namespace,
+                    name=name,
+                    account=account,
+                    spec=spec,
+                    old_spec=old_spec,
+                    system=labelled or namespace == config.namespace,
+                    privileged=is_privileged(userinfo, config),
+                    quota_used=used,
+                    quota_limit=rt.quota.service_limit(account),
+                    endpoints=endpoints,
+                )
+            )
+        )
+
+    @kopf.on.validate(GROUP, VERSION, "endpoints", id="validate-endpoint", operations=["CREATE", "UPDATE"])
+    def validate_endpoint(**kwargs: Any) -> None:
+        operation, namespace, name = kwargs["operation"], kwargs["namespace"], kwargs["name"]
+        old, new = kwargs.get("old"), kwargs.get("new")
+        rt = _runtime()
+        account = rt.observed.account(namespace)
+        spec: EndpointSpec = _parse(EndpointSpec, f"Endpoint {namespace}/{name}", (new or {}).get("spec"))
+        old_spec = None
+        if old is not None:
+            try:
+                old_spec = EndpointSpec.model_validate(old.get("spec") or {})
+            except ValidationError:
+                old_spec = None
+        service = None
+        if spec.serviceName is not None:
+            record = rt.observed.service_by_published_name(spec.serviceName)
+            view = rt.observed.service_view(record) if record is not None else None
+            service = lookup_service(spec, config.region, {spec.serviceName: view} if view else {}, {})
+        elif spec.cloudService is not None:
+            record = rt.observed.service(config.namespace, spec.cloudService)
+            view = rt.observed.service_view(record) if record is not None else None
+            service = lookup_service(spec, config.region, {}, {spec.cloudService: view} if view else {})
+        used = sum(
+            1
+            for e in rt.observed.account_endpoints(account)
+            if not e.meta.deleting and (e.meta.namespace, e.meta.name) != (namespace, name)
+        )
+        _refuse(
+            check_endpoint_admission(
+                EndpointAdmission(
+                    operation=Operation(operation),
+                    namespace=namespace,
+                    name=name,
+                    account=account,
+                    region=config.region,
+                    spec=spec,
+                    old_spec=old_spec,
+                    service=service,
+                    whitelists=rt.observed.whitelist_views(service.namespace, service.name)
+                    if service
+                    else (),
+                    quota_used=used,
+                    quota_limit=rt.quota.endpoint_limit(account),
+                )
+            )
+        )
+
+    @kopf.on.validate(GROUP, VERSION, "whitelists", id="validate-whitelist", operations=["CREATE", "UPDATE"])
+    def validate_whitelist(**kwargs: Any) -> None:
+        namespace, name, new = kwargs["namespace"], kwargs["name"], kwargs.get("new")
+        spec: WhitelistSpec = _parse(WhitelistSpec, f"Whitelist {namespace}/{name}", (new or {}).get("spec"))
+        problems = whitelist_spec_problems(spec)
+        if problems:
+            _refuse(
+                problems[0].model_copy(
+                    update={"message": f"Whitelist {namespace}/{name}: {problems[0].message}"}
+                )
+            )

@@ -1,0 +1,72 @@
+"""In-process ledger of marker ids (per service) and gateway ports (global) held by endpoints.
+
+The domain decides allocations (vpcep.domain.allocation); this ledger only answers "what do the others hold"
+fast, and is updated in the same event-loop step as the decision (no await in between), so two endpoints
+reconciled concurrently can never be handed the same marker id or port. Seeded once from the endpoints'
+statuses after the indexes are filled, so a restart keeps every allocation.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+
+from vpcep.api.endpoint import GatewayPort
+
+
+class Allocations:
+    def __init__(self) -> None:
+        self._markers: dict[str, tuple[str, int]] = {}  # endpoint uid -> (service key, marker id)
+        self._marker_holders: dict[str, dict[int, set[str]]] = {}  # service key -> marker id -> uids
+        self._marker_high: dict[str, int] = {}  # service key -> highest marker id seen
+        self._ports: dict[str, tuple[int, ...]] = {}  # endpoint uid -> gateway ports
+        self._port_holders: dict[int, set[str]] = {}
+        self.seeded = False
+
+    def record(
+        self, uid: str, service_key: str | None, marker_id: int | None, ports: Sequence[GatewayPort]
+    ) -> None:
+        self._set_marker(uid, service_key, marker_id)
+        self._set_ports(uid, tuple(port.gatewayPort for port in ports))
+
+    def release(self, uid: str) -> None:
+        self._set_marker(uid, None, None)
+        self._set_ports(uid, ())
+
+    def marker_high_water(self, service_key: str) -> int:
+        return self._marker_high.get(service_key, 0)
+
+    def markers_taken_by_others(
+        self, uid: str, service_key: str, candidates: Iterable[int | None]
+    ) -> frozenset[int]:
+        holders = self._marker_holders.get(service_key, {})
+        return frozenset(m for m in candidates if m is not None and holders.get(m, set()) - {uid})
+
+    def ports_taken_by_others(self, uid: str, mine: Iterable[int] | None = None) -> frozenset[int]:
+        """Only `mine` are checked when given (the cheap case: the endpoint keeps what it has)."""
+        if mine is not None:
+            return frozenset(p for p in mine if self._port_holders.get(p, set()) - {uid})
+        return frozenset(p for p, holders in self._port_holders.items() if holders - {uid})
+
+    def _set_marker(self, uid: str, service_key: str | None, marker_id: int | None) -> None:
+        old = self._markers.pop(uid, None)
+        if old is not None:
+            holders = self._marker_holders.get(old[0], {})
+            holders.get(old[1], set()).discard(uid)
+            if not holders.get(old[1]):
+                holders.pop(old[1], None)
+        if service_key is None or marker_id is None:
+            return
+        self._markers[uid] = (service_key, marker_id)
+        self._marker_holders.setdefault(service_key, {}).setdefault(marker_id, set()).add(uid)
+        self._marker_high[service_key] = max(self._marker_high.get(service_key, 0), marker_id)
+
+    def _set_ports(self, uid: str, ports: tuple[int, ...]) -> None:
+        for port in self._ports.pop(uid, ()):
+            holders = self._port_holders.get(port, set())
+            holders.discard(uid)
+            if not holders:
+                self._port_holders.pop(port, None)
+        if ports:
+            self._ports[uid] = ports
+            for port in ports:
+                self._port_holders.setdefault(port, set()).add(uid)

@@ -1,0 +1,490 @@
+"""Reconcile one Endpoint: observe, let the domain decide, apply the data path, write status (R10-R23, R38).
+
+Converges from any state and may run any number of times; writes only what differs.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from vpcep.api.endpoint import EndpointPhase, EndpointStatus
+from vpcep.api.endpoint_connection import EndpointConnectionStatus
+from vpcep.api.endpoint_service import ServiceType
+from vpcep.api.routing import Listener, Route
+from vpcep.builders.connection import build_connection, build_connection_status, connection_name
+from vpcep.builders.consumer import (
+    build_consumer_service,
+    build_endpoint_slice,
+    build_gateway_egress_policy,
+    consumer_service_name,
+    dns_name,
+    endpoint_slice_name,
+    gateway_egress_policy_name,
+)
+from vpcep.builders.meta import Owner
+from vpcep.builders.route import build_route_config_map, route_config_map_name
+from vpcep.domain.endpoint import (
+    AllocationFacts,
+    DataPathAction,
+    DataPathFacts,
+    EndpointDecision,
+    EndpointFacts,
+    decide_endpoint,
+    endpoint_status,
+)
+from vpcep.domain.lookup import lookup_service
+from vpcep.domain.quota import QuotaKey, quota_standing
+from vpcep.domain.reasons import Reason
+from vpcep.handlers.gateways import FleetView
+from vpcep.handlers.observed import EndpointRecord, ServiceRecord
+from vpcep.handlers.runtime import (
+    ENDPOINT_KEY,
+    FINALIZER,
+    ORPHANS_KEY,
+    QUOTA_KEY,
+    SERVICE_KEY,
+    Runtime,
+    involved,
+    rfc3339,
+    utc_now,
+)
+from vpcep.handlers.service import backend_for
+from vpcep.k8s.resources import (
+    CONFIG_MAP,
+    ENDPOINT,
+    ENDPOINT_CONNECTION,
+    ENDPOINT_SLICE,
+    NETWORK_POLICY,
+    SERVICE,
+    VPCEP_API,
+)
+
+logger = logging.getLogger(__name__)
+WAITING_REASONS = frozenset(
+    {
+        Reason.GATEWAY_NOT_READY,
+        Reason.ROUTE_PENDING,
+        Reason.NODE_IP_PENDING,
+        Reason.ROUTE_REJECTED,
+        Reason.CREATING,
+    }
+)
+WARNING_PHASES = frozenset({EndpointPhase.FAILED, EndpointPhase.REJECTED})
+MAX_PASSES = 3
+
+
+def _owner(record: EndpointRecord) -> Owner:
+    return Owner(VPCEP_API, "Endpoint", record.meta.namespace, record.meta.name, record.meta.uid)
+
+
+def _target_service(rt: Runtime, record: EndpointRecord) -> ServiceRecord | None:
+    if record.spec is None:
+        return None
+    if record.spec.cloudService is not None:
+        return rt.observed.service(rt.config.namespace, record.spec.cloudService)
+    if record.spec.serviceName is not None:
+        return rt.observed.service_by_published_name(record.spec.serviceName)
+    return None
+
+
+def _quota_key(record: EndpointRecord) -> QuotaKey:
+    return QuotaKey(created=record.meta.created, namespace=record.meta.namespace, name=record.meta.name)
+
+
+def _facts(rt: Runtime, record: EndpointRecord, fleet: FleetView) -> EndpointFacts:
+    """Everything the decision needs, read synchronously from indexes and caches (no await: see
+    allocations).
+    """
+    observed = rt.observed
+    namespace, name = record.meta.namespace, record.meta.name
+    account = observed.account(namespace)
+    status = observed.endpoint_status(record)
+    service_record = _target_service(rt, record)
+    view = observed.service_view(service_record) if service_record is not None else None
+    services_by_name = {view.service_name: view} if view is not None and view.service_name else {}
+    cloud = {view.name: view} if view is not None and view.system else {}
+    assert record.spec is not None
+    service = lookup_service(record.spec, rt.config.region, services_by_name, cloud)
+
+    others = [
+        _quota_key(other)
+        for other in observed.account_endpoints(account)
+        if not other.meta.deleting and other.meta.uid != record.meta.uid
+    ]
+    standing = quota_standing(_quota_key(record), others, rt.quota.endpoint_limit(account))
+
+    target = record.target or ""
+    marker = status.markerId if status else None
+    service_status = observed.service_status(service_record) if service_record is not None else None
+    current_ports = tuple(p.gatewayPort for p in status.gatewayPorts) if status else ()
+    keeps_ports = (
+        bool(current_ports) and service is not None and len(current_ports) == len(service.spec.ports)
+    )
+    allocation = AllocationFacts(
+        taken_marker_ids=rt.allocations.markers_taken_by_others(record.meta.uid, target, [marker]),
+        marker_high_water=max(
+            rt.allocations.marker_high_water(target),
+            (service_status.lastMarkerId or 0) if service_status else 0,
+        ),
+        taken_gateway_ports=rt.allocations.ports_taken_by_others(
+            record.meta.uid, current_ports if keeps_ports else None
+        ),
+        port_range=rt.port_range,
+    )
+
+    endpoint_id = status.endpointId if status and status.endpointId else record.meta.uid
+    service_name = consumer_service_name(name)
+    owned_service = observed.owned("Service", namespace, service_name)
+    node_ip = rt.cluster_ips.get((namespace, service_name)) or (
+        owned_service.cluster_ip if owned_service else None
+    )
+    route = observed.route(endpoint_id)
+    route_version = rt.route_versions.get(endpoint_id) or (route.resource_version if route else None)
+    egress_name = gateway_egress_policy_name(name)
+    egress_ready = (
+        rt.applied.get(("NetworkPolicy", namespace, egress_name)) is not None
+        or observed.owned("NetworkPolicy", namespace, egress_name) is not None
+    )
+    data_path = DataPathFacts(
+        ready_gateways=len(fleet.ready),
+        route_applied=fleet.applied(route_version),
+        route_rejected=fleet.rejected(endpoint_id),
+        node_ip=node_ip,
+        dns_name=dns_name(service_name, namespace) if node_ip else None,
+        egress_ready=egress_ready,
+        backend_unreachable=fleet.unreachable(endpoint_id),
+    )
+    connection = observed.connection(endpoint_id)
+    return EndpointFacts(
+        namespace=namespace,
+        name=name,
+        uid=record.meta.uid,
+        generation=record.meta.generation,
+        account=account,
+        region=rt.config.region,
+        spec=record.spec,
+        status=status,
+        deleting=record.meta.deleting,
+        service=service,
+        whitelists=observed.whitelist_views(service.namespace, service.name) if service else (),
+        decision=connection.decision if connection is not None else None,
+        quota=standing,
+        allocation=allocation,
+        data_path=data_path,
+    )
+
+
+async def _apply_data_path(
+    rt: Runtime,
+    record: EndpointRecord,
+    decision: EndpointDecision,
+    service_record: ServiceRecord | None,
+    fleet: FleetView,
+) -> bool:
+    """Make the consumer objects and the route match the decision; True when that changed the facts."""
+    namespace, name = record.meta.namespace, record.meta.name
+    owner = _owner(record)
+    service_name = consumer_service_name(name)
+    slice_name = endpoint_slice_name(name)
+    egress_name = gateway_egress_policy_name(name)
+    route_name = route_config_map_name(decision.endpoint_id)
+    observed = rt.observed
+    changed = False
+
+    if decision.data_path is DataPathAction.KEEP:
+        return False
+    if decision.data_path is DataPathAction.REMOVE or service_record is None:
+        await _remove_data_path(rt, record, decision.endpoint_id)
+        return False
+
+    if decision.service_type is ServiceType.GATEWAY:
+        backend = await backend_for(rt, service_record)
+        destinations = list(service_record.egress_cidrs) or ([backend.host] if backend.host else [])
+        if destinations and service_record.spec is not None:
+            owned = observed.owned("NetworkPolicy", namespace, egress_name)
+            answer = await rt.ensure(
+                build_gateway_egress_policy(
+                    owner, destinations, [p.serverPort for p in service_record.spec.ports]
+                ),
+                owned.spec_hash if owned else None,
+            )
+            changed = answer is not None
+        return changed
+
+    backend = await backend_for(rt, service_record)
+    if backend.host is None or service_record.spec is None:
+        return False  # the service reconcile reports BackendNotFound; nothing to route to yet
+    by_client_port = {p.clientPort: p for p in service_record.spec.ports}
+    route = Route(
+        endpointId=decision.endpoint_id,
+        markerId=decision.marker_id or 0,
+        listeners=[
+            Listener(
+                gatewayPort=port.gatewayPort,
+                clientPort=port.clientPort,
+                backendHost=backend.host,
+                serverPort=by_client_port[port.clientPort].serverPort,
+            )
+            for port in decision.gateway_ports
+        ],
+        proxyProtocolV2=service_record.spec.proxyProtocol.value == "V2",
+        sourceCIDRs=list(record.spec.accessControl.sourceCIDRs)
+        if record.spec and record.spec.accessControl
+        else [],
+        maxConnections=rt.config.maxConnectionsPerEndpoint,
+    )
+    existing_route = observed.route(decision.endpoint_id)
+    answer = await rt.ensure(
+        build_route_config_map(route, rt.config.namespace, record.meta.uid),
+        existing_route.spec_hash if existing_route else None,
+    )
+    if answer is not None:
+        rt.route_versions[decision.endpoint_id] = int(answer["metadata"]["resourceVersion"])
+        changed = True
+    elif decision.endpoint_id not in rt.route_versions and existing_route is None:
+        logger.debug("route %s applied earlier but not yet observed", route_name)
+
+    owned_service = observed.owned("Service", namespace, service_name)
+    answer = await rt.ensure(
+        build_consumer_service(owner, decision.gateway_ports),
+        owned_service.spec_hash if owned_service else None,
+    )
+    if answer is not None:
+        cluster_ip = (answer.get("spec") or {}).get("clusterIP")
+        if cluster_ip and cluster_ip != "None":
+            rt.cluster_ips[(namespace, service_name)] = cluster_ip
+        changed = True
+    owned_slice = observed.owned("EndpointSlice", namespace, slice_name)
+    await rt.ensure(
+        build_endpoint_slice(owner, decision.gateway_ports, fleet.addresses),
+        owned_slice.spec_hash if owned_slice else None,
+    )
+    return changed
+
+
+async def _remove_data_path(rt: Runtime, record: EndpointRecord, endpoint_id: str) -> None:
+    namespace, name = record.meta.namespace, record.meta.name
+    observed = rt.observed
+    service_name = consumer_service_name(name)
+    slice_name = endpoint_slice_name(name)
+    egress_name = gateway_egress_policy_name(name)
+    route_name = route_config_map_name(endpoint_id)
+    await rt.remove(CONFIG_MAP, rt.config.namespace, route_name, observed.route(endpoint_id) is not None)
+    rt.route_versions.pop(endpoint_id, None)
+    await rt.remove(
+        ENDPOINT_SLICE,
+        namespace,
+        slice_name,
+        observed.owned("EndpointSlice", namespace, slice_name) is not None,
+    )
+    if await rt.remove(
+        SERVICE, namespace, service_name, observed.owned("Service", namespace, service_name) is not None
+    ):
+        rt.cluster_ips.pop((namespace, service_name), None)
+    await rt.remove(
+        NETWORK_POLICY,
+        namespace,
+        egress_name,
+        observed.owned("NetworkPolicy", namespace, egress_name) is not None,
+    )
+
+
+async def _sync_connection(
+    rt: Runtime, record: EndpointRecord, decision: EndpointDecision, status: EndpointStatus, account: str
+) -> None:
+    """R10/R23: the provider's EndpointConnection exists while the endpoint targets the service,
+    mirrors its state.
+    """
+    existing = rt.observed.connection(decision.endpoint_id)
+    if not decision.keep_connection or decision.service is None:
+        if existing is not None and existing.managed and not existing.deleting:
+            await rt.api.delete(ENDPOINT_CONNECTION, existing.namespace, existing.name, uid=existing.uid)
+        return
+    provider_namespace = decision.service.namespace
+    if existing is not None and existing.namespace != provider_namespace:
+        await rt.api.delete(ENDPOINT_CONNECTION, existing.namespace, existing.name, uid=existing.uid)
+        existing = None
+    name = connection_name(decision.endpoint_id)
+    if existing is None:
+        await rt.ensure(
+            build_connection(decision.endpoint_id, provider_namespace, decision.service.name), None
+        )
+    connection_status = EndpointConnectionStatus(
+        observedGeneration=None,
+        conditions=[c for c in status.conditions if c.type == "Ready"],
+        reason=status.reason,
+        message=_provider_message(decision, status),
+        createdAt=status.createdAt,
+        endpointId=decision.endpoint_id,
+        markerId=decision.marker_id,
+        ownerAccount=account,
+        endpointService=decision.service.name,
+        state=status.phase,
+    )
+    desired = build_connection_status(connection_status)
+    if existing is None or existing.status != desired:
+        await rt.api.patch_status(ENDPOINT_CONNECTION, provider_namespace, name, desired)
+
+
+def _provider_message(decision: EndpointDecision, status: EndpointStatus) -> str | None:
+    """The provider must not learn the consumer's namespace or object names: a phase-level message only."""
+    if status.phase is EndpointPhase.PENDING_ACCEPTANCE:
+        return "waiting for your decision: set spec.decision to Accept or Reject"
+    if status.phase is EndpointPhase.REJECTED:
+        return "rejected by spec.decision"
+    if status.phase is EndpointPhase.ACCEPTED:
+        return "connected"
+    return f"{status.phase}: {status.reason}" if status.phase else None
+
+
+def _status_changed(old: EndpointStatus | None, new: EndpointStatus) -> bool:
+    return old is None or old.model_dump(mode="json") != new.model_dump(mode="json")
+
+
+async def _finalize(rt: Runtime, record: EndpointRecord) -> None:
+    """R23: node IP, DNS name, data path and EndpointConnection go with the endpoint; the quota is freed."""
+    status = rt.observed.endpoint_status(record)
+    endpoint_id = status.endpointId if status and status.endpointId else record.meta.uid
+    if status is None or status.phase is not EndpointPhase.DELETING:
+        deleting = EndpointStatus(
+            observedGeneration=record.meta.generation,
+            conditions=list(status.conditions) if status else [],
+            reason=Reason.DELETING,
+            message=f"Endpoint {record.meta.namespace}/{record.meta.name} is being deleted",
+            createdAt=status.createdAt if status else None,
+            phase=EndpointPhase.DELETING,
+            serviceName=status.serviceName if status else None,
+            endpointId=endpoint_id,
+            markerId=status.markerId if status else None,
+            serviceType=status.serviceType if status else None,
+        )
+        await rt.api.patch_status(
+            ENDPOINT,
+            record.meta.namespace,
+            record.meta.name,
+            deleting.model_dump(mode="json", exclude_none=True),
+        )
+    await _remove_data_path(rt, record, endpoint_id)
+    connection = rt.observed.connection(endpoint_id)
+    if connection is not None and connection.managed:
+        await rt.api.delete(ENDPOINT_CONNECTION, connection.namespace, connection.name, uid=connection.uid)
+    await rt.api.remove_finalizer(ENDPOINT, record.meta.namespace, record.meta.name, FINALIZER)
+    rt.allocations.release(record.meta.uid)
+    rt.observed.written_endpoint_status.pop(record.meta.uid, None)
+
+
+def wake_after_endpoint_change(rt: Runtime, record: EndpointRecord) -> None:
+    """Objects whose decision depends on this endpoint: its service (counts, R7), quota holders (R22)."""
+    service_record = _target_service(rt, record)
+    if service_record is not None:
+        rt.queue.add((SERVICE_KEY, service_record.meta.namespace, service_record.meta.name))
+    account = rt.observed.account(record.meta.namespace)
+    for key in rt.quota_blocked.pop(account, set()):
+        rt.queue.add(key)
+    for namespace in rt.observed.namespaces_of(account):
+        rt.queue.add((QUOTA_KEY, namespace, ""))
+
+
+async def _decide_and_apply(rt: Runtime, record: EndpointRecord) -> EndpointDecision:
+    """Decide, apply; decide again when applying changed the facts (node IP, route version), a few passes."""
+    service_record = _target_service(rt, record)
+    for _ in range(MAX_PASSES):
+        fleet = rt.fleet()
+        decision = decide_endpoint(_facts(rt, record, fleet))
+        # Same event-loop step as _facts: the ledger never lags a decision (no duplicate ids or ports).
+        rt.allocations.record(record.meta.uid, record.target, decision.marker_id, decision.gateway_ports)
+        if not await _apply_data_path(rt, record, decision, service_record, fleet):
+            break
+    return decision
+
+
+async def reconcile_endpoint(rt: Runtime, namespace: str, name: str) -> None:
+    record = rt.observed.endpoint(namespace, name)
+    key = (namespace, name)
+    if record is None:
+        rt.waiting_for_gateways.discard(key)
+        rt.established.discard(key)
+        return
+    target = involved(ENDPOINT, namespace, name, record.meta.uid)
+    if record.meta.deleting:
+        if FINALIZER in record.meta.finalizers:
+            await _finalize(rt, record)
+            rt.event(target, False, Reason.DELETING, "data path, node IP and EndpointConnection removed")
+        rt.waiting_for_gateways.discard(key)
+        rt.established.discard(key)
+        wake_after_endpoint_change(rt, record)
+        return
+    if FINALIZER not in record.meta.finalizers:
+        await rt.api.ensure_finalizer(ENDPOINT, namespace, name, FINALIZER)
+
+    previous = rt.observed.endpoint_status(record)
+    decision: EndpointDecision | None = None
+    if record.spec is None:
+        status = _invalid_status(record, previous)
+    else:
+        decision = await _decide_and_apply(rt, record)
+        status = endpoint_status(
+            decision, previous=previous, now=rfc3339(utc_now()), generation=record.meta.generation
+        )
+
+    if _status_changed(previous, status):
+        answer = await rt.api.patch_status(
+            ENDPOINT, namespace, name, status.model_dump(mode="json", exclude_none=True)
+        )
+        if answer is None:
+            return
+        rt.observed.written_endpoint_status[record.meta.uid] = status
+        if previous is None or (previous.phase, previous.reason) != (status.phase, status.reason):
+            rt.event(target, status.phase in WARNING_PHASES, status.reason or "", status.message or "")
+            wake_after_endpoint_change(rt, record)
+    if decision is not None:
+        await _sync_connection(rt, record, decision, status, rt.observed.account(namespace))
+    _track(rt, key, status)
+
+
+def _track(rt: Runtime, key: tuple[str, str], status: EndpointStatus) -> None:
+    """Remember who waits for gateways (woken by gateway reports) and who is blocked by quota (woken
+    on frees).
+    """
+    if status.phase is EndpointPhase.CREATING and status.reason in WAITING_REASONS:
+        rt.waiting_for_gateways.add(key)
+    else:
+        rt.waiting_for_gateways.discard(key)
+    if status.phase in (EndpointPhase.CREATING, EndpointPhase.ACCEPTED):
+        rt.established.add(key)
+    else:
+        rt.established.discard(key)
+    if status.reason == Reason.QUOTA_EXCEEDED:
+        rt.quota_blocked.setdefault(rt.observed.account(key[0]), set()).add((ENDPOINT_KEY, *key))
+
+
+def _invalid_status(record: EndpointRecord, previous: EndpointStatus | None) -> EndpointStatus:
+    """A spec the API server let through but the model refuses (older CRD): Failed with the field named."""
+    message = f"Endpoint {record.meta.namespace}/{record.meta.name}: {record.spec_error}; fix the spec"
+    now = rfc3339(utc_now())
+    return EndpointStatus(
+        observedGeneration=record.meta.generation,
+        reason=Reason.INVALID_SPEC,
+        message=message,
+        createdAt=previous.createdAt if previous and previous.createdAt else now,
+        phase=EndpointPhase.FAILED,
+        endpointId=previous.endpointId if previous and previous.endpointId else record.meta.uid,
+    )
+
+
+async def collect_orphans(rt: Runtime, endpoint_uid: str) -> None:
+    """An endpoint vanished without its finalizer running (force-removed): delete what it left behind."""
+    if rt.observed.endpoint_by_uid(endpoint_uid) is not None:
+        return
+    connection = rt.observed.connection(endpoint_uid)
+    if connection is not None and connection.managed:
+        await rt.api.delete(ENDPOINT_CONNECTION, connection.namespace, connection.name, uid=connection.uid)
+    route = rt.observed.route(endpoint_uid)
+    if route is not None:
+        await rt.api.delete(CONFIG_MAP, rt.config.namespace, route.name)
+        rt.forget("ConfigMap", rt.config.namespace, route.name)
+    rt.route_versions.pop(endpoint_uid, None)
+    rt.allocations.release(endpoint_uid)
+
+
+__all__ = ["ORPHANS_KEY", "collect_orphans", "reconcile_endpoint", "wake_after_endpoint_change"]

@@ -1,0 +1,233 @@
+"""Read-only lookups over the kopf indexes, and the domain views built from them."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+from vpcep.api.endpoint import EndpointStatus
+from vpcep.api.endpoint_service import EndpointServiceStatus, ServiceType
+from vpcep.domain.facts import EndpointView, ServiceView, WhitelistView
+from vpcep.handlers.observed import (
+    ConnectionRecord,
+    EndpointRecord,
+    GatewayRecord,
+    OwnedRecord,
+    RouteRecord,
+    ServiceRecord,
+    WhitelistRecord,
+)
+
+Ref = tuple[str, str]
+
+INDEX_NAMES = (
+    "vpcep_endpoints",
+    "vpcep_services",
+    "vpcep_whitelists",
+    "vpcep_connections",
+    "vpcep_namespaces",
+    "vpcep_operator_config_maps",
+    "vpcep_owned_services",
+    "vpcep_owned_slices",
+    "vpcep_owned_policies",
+)
+
+
+def _first(index: Mapping[Any, Any], key: Any) -> Any:
+    store = index.get(key)
+    if store is None:
+        return None
+    for value in store:
+        return value
+    return None
+
+
+def _all(index: Mapping[Any, Any], key: Any) -> list[Any]:
+    store = index.get(key)
+    return list(store) if store is not None else []
+
+
+class Observed:
+    """What the watches have seen, plus the statuses this process wrote (newer than the watch may show
+    yet).
+    """
+
+    def __init__(self, indices: Mapping[str, Mapping[Any, Any]], operator_namespace: str) -> None:
+        self._i = indices
+        self.operator_namespace = operator_namespace
+        self.written_endpoint_status: dict[str, EndpointStatus] = {}
+        self.written_service_status: dict[str, EndpointServiceStatus] = {}
+
+    # --- namespaces and accounts
+    def account(self, namespace: str) -> str:
+        value = _first(self._i["vpcep_namespaces"], namespace)
+        return str(value) if value else namespace
+
+    def namespaces_of(self, account: str) -> list[str]:
+        found = [ns for ns, store in self._i["vpcep_namespaces"].items() if account in store]
+        return found or [account]
+
+    # --- endpoints
+    def endpoint(self, namespace: str, name: str) -> EndpointRecord | None:
+        record: EndpointRecord | None = _first(self._i["vpcep_endpoints"], ("ep", namespace, name))
+        return record
+
+    def endpoint_names_in(self, namespace: str) -> list[str]:
+        return _all(self._i["vpcep_endpoints"], ("ns", namespace))
+
+    def endpoint_by_uid(self, uid: str) -> Ref | None:
+        ref: Ref | None = _first(self._i["vpcep_endpoints"], ("uid", uid))
+        return ref
+
+    def endpoints_targeting(self, target: str) -> list[Ref]:
+        return _all(self._i["vpcep_endpoints"], ("target", target))
+
+    def all_endpoint_refs(self) -> Iterator[Ref]:
+        for key in list(self._i["vpcep_endpoints"].keys()):
+            if key[0] == "ep":
+                yield (key[1], key[2])
+
+    def endpoint_status(self, record: EndpointRecord) -> EndpointStatus | None:
+        return self.written_endpoint_status.get(record.meta.uid) or record.status
+
+    def endpoint_view(self, record: EndpointRecord) -> EndpointView:
+        status = self.endpoint_status(record)
+        return EndpointView(
+            namespace=record.meta.namespace,
+            name=record.meta.name,
+            uid=record.meta.uid,
+            account=self.account(record.meta.namespace),
+            created=record.meta.created,
+            phase=status.phase if status else None,
+            endpoint_id=status.endpointId if status else None,
+            marker_id=status.markerId if status else None,
+            gateway_ports=tuple(status.gatewayPorts) if status else (),
+            deleting=record.meta.deleting,
+        )
+
+    def account_endpoints(self, account: str) -> list[EndpointRecord]:
+        records = []
+        for namespace in self.namespaces_of(account):
+            for name in self.endpoint_names_in(namespace):
+                record = self.endpoint(namespace, name)
+                if record is not None:
+                    records.append(record)
+        return records
+
+    # --- endpoint services
+    def service(self, namespace: str, name: str) -> ServiceRecord | None:
+        record: ServiceRecord | None = _first(self._i["vpcep_services"], ("es", namespace, name))
+        return record
+
+    def service_names_in(self, namespace: str) -> list[str]:
+        return _all(self._i["vpcep_services"], ("ns", namespace))
+
+    def service_by_published_name(self, service_name: str) -> ServiceRecord | None:
+        ref = _first(self._i["vpcep_services"], ("name", service_name))
+        return self.service(*ref) if ref else None
+
+    def services_with_backend(self, namespace: str, kind: str, name: str) -> list[Ref]:
+        return _all(self._i["vpcep_services"], ("backend", namespace, kind, name))
+
+    def account_services(self, account: str) -> list[ServiceRecord]:
+        records = []
+        for namespace in self.namespaces_of(account):
+            for name in self.service_names_in(namespace):
+                record = self.service(namespace, name)
+                if record is not None:
+                    records.append(record)
+        return records
+
+    def is_system(self, record: ServiceRecord) -> bool:
+        """System services live in the operator namespace and carry the system label (R8, R37)."""
+        return record.system_label and record.meta.namespace == self.operator_namespace
+
+    def service_status(self, record: ServiceRecord) -> EndpointServiceStatus | None:
+        return self.written_service_status.get(record.meta.uid) or record.status
+
+    def service_view(self, record: ServiceRecord) -> ServiceView | None:
+        if record.spec is None:
+            return None
+        status = self.service_status(record)
+        return ServiceView(
+            namespace=record.meta.namespace,
+            name=record.meta.name,
+            uid=record.meta.uid,
+            account=self.account(record.meta.namespace),
+            spec=record.spec,
+            service_name=status.serviceName if status else None,
+            service_id=status.serviceId if status else None,
+            phase=status.phase if status else None,
+            reason=status.reason if status else None,
+            system=self.is_system(record),
+            service_type=(status.serviceType if status and status.serviceType else ServiceType.INTERFACE),
+            deleting=record.meta.deleting,
+        )
+
+    def service_targets(self, record: ServiceRecord) -> list[str]:
+        """The Endpoint target keys that can resolve to this service."""
+        targets = []
+        status = self.service_status(record)
+        if status is not None and status.serviceName:
+            targets.append(f"name:{status.serviceName}")
+        if self.is_system(record):
+            targets.append(f"cloud:{record.meta.name}")
+        return targets
+
+    def endpoints_of_service(self, record: ServiceRecord) -> list[EndpointRecord]:
+        found: dict[Ref, EndpointRecord] = {}
+        for target in self.service_targets(record):
+            for ref in self.endpoints_targeting(target):
+                endpoint = self.endpoint(*ref)
+                if endpoint is not None:
+                    found[ref] = endpoint
+        return list(found.values())
+
+    # --- whitelists
+    def whitelist(self, namespace: str, name: str) -> WhitelistRecord | None:
+        record: WhitelistRecord | None = _first(self._i["vpcep_whitelists"], ("wl", namespace, name))
+        return record
+
+    def whitelist_keys_in(self, namespace: str) -> list[str]:
+        return _all(self._i["vpcep_whitelists"], ("wns", namespace))
+
+    def whitelists_for(self, namespace: str, service_name: str) -> list[WhitelistRecord]:
+        return _all(self._i["vpcep_whitelists"], ("for", namespace, service_name))
+
+    def whitelist_views(self, namespace: str, service_name: str) -> tuple[WhitelistView, ...]:
+        return tuple(
+            WhitelistView(
+                namespace=record.meta.namespace,
+                name=record.meta.name,
+                endpoint_service=service_name,
+                accounts=tuple(record.spec.accounts),
+            )
+            for record in self.whitelists_for(namespace, service_name)
+            if record.spec is not None and not record.meta.deleting
+        )
+
+    # --- connections, routes, gateways, owned children
+    def connection(self, endpoint_id: str) -> ConnectionRecord | None:
+        record: ConnectionRecord | None = _first(self._i["vpcep_connections"], ("ec", endpoint_id))
+        return record
+
+    def route(self, endpoint_id: str) -> RouteRecord | None:
+        record: RouteRecord | None = _first(self._i["vpcep_operator_config_maps"], ("route", endpoint_id))
+        return record
+
+    def gateways(self) -> list[GatewayRecord]:
+        return [
+            value
+            for key, store in list(self._i["vpcep_operator_config_maps"].items())
+            if key[0] == "gateway"
+            for value in store
+        ]
+
+    def owned(self, kind: str, namespace: str, name: str) -> OwnedRecord | None:
+        index = {
+            "Service": "vpcep_owned_services",
+            "EndpointSlice": "vpcep_owned_slices",
+            "NetworkPolicy": "vpcep_owned_policies",
+        }[kind]
+        record: OwnedRecord | None = _first(self._i[index], (kind, namespace, name))
+        return record

@@ -1,0 +1,316 @@
+"""Small projections of what the operator watches, stored in kopf indexes (never whole bodies).
+
+Each `index_*` function is pure (body in, {key: projection} out) and registered with `@kopf.index` in
+vpcep.handlers.registration; kopf fills every index before any other handler runs, so reconciles never
+decide on a half-listed cluster. Keys are tuples whose first item names the lookup they serve.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic import ValidationError
+
+from vpcep.api.endpoint import EndpointSpec, EndpointStatus
+from vpcep.api.endpoint_connection import Decision
+from vpcep.api.endpoint_service import BackendKind, EndpointServiceSpec, EndpointServiceStatus
+from vpcep.api.routing import GATEWAY_STATUS_DATA_KEY, GATEWAY_STATUS_LABEL, ROUTE_LABEL, GatewayStatus
+from vpcep.api.whitelist import WhitelistSpec
+from vpcep.builders.meta import (
+    ENDPOINT_ID_LABEL,
+    ENDPOINT_UID_LABEL,
+    MANAGED_BY,
+    MANAGED_BY_LABEL,
+    spec_hash_of,
+)
+from vpcep.domain.accounts import account_of_namespace
+
+SYSTEM_LABEL = "vpcep.io/system"
+SERVICE_TYPE_ANNOTATION = "vpcep.io/service-type"
+BACKEND_NAMESPACE_ANNOTATION = "vpcep.io/backend-namespace"
+EGRESS_CIDRS_ANNOTATION = "vpcep.io/egress-cidrs"
+
+Body = dict[str, Any]
+
+
+def _problem(error: ValidationError) -> str:
+    first = error.errors()[0]
+    where = ".".join(str(part) for part in first.get("loc", ())) or "spec"
+    return f"spec.{where}: {first.get('msg', 'invalid')}"
+
+
+def _meta(body: Body) -> dict[str, Any]:
+    return dict(body.get("metadata") or {})
+
+
+@dataclass(frozen=True, slots=True)
+class ObjectRecord:
+    namespace: str
+    name: str
+    uid: str
+    generation: int | None
+    created: str
+    deleting: bool
+    finalizers: tuple[str, ...]
+
+
+def _record(body: Body) -> ObjectRecord:
+    meta = _meta(body)
+    return ObjectRecord(
+        namespace=str(meta.get("namespace", "")),
+        name=str(meta.get("name", "")),
+        uid=str(meta.get("uid", "")),
+        generation=meta.get("generation"),
+        created=str(meta.get("creationTimestamp", "")),
+        deleting=bool(meta.get("deletionTimestamp")),
+        finalizers=tuple(meta.get("finalizers") or ()),
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class EndpointRecord:
+    meta: ObjectRecord
+    spec: EndpointSpec | None
+    spec_error: str | None
+    status: EndpointStatus | None
+
+    @property
+    def target(self) -> str | None:
+        if self.spec is None:
+            return None
+        if self.spec.cloudService is not None:
+            return f"cloud:{self.spec.cloudService}"
+        if self.spec.serviceName is not None:
+            return f"name:{self.spec.serviceName}"
+        return None
+
+
+def _parse_status(model: Any, status: Any) -> Any:
+    if not status:
+        return None
+    try:
+        return model.model_validate(status)
+    except ValidationError:
+        return None  # a status we cannot read is rewritten from scratch on the next reconcile
+
+
+def index_endpoints(body: Body, **_: Any) -> dict[tuple[str, ...], Any]:
+    meta = _record(body)
+    try:
+        spec: EndpointSpec | None = EndpointSpec.model_validate(body.get("spec") or {})
+        error = None
+    except ValidationError as failure:
+        spec, error = None, _problem(failure)
+    record = EndpointRecord(meta, spec, error, _parse_status(EndpointStatus, body.get("status")))
+    keys: dict[tuple[str, ...], Any] = {
+        ("ep", meta.namespace, meta.name): record,
+        ("ns", meta.namespace): meta.name,
+        ("uid", meta.uid): (meta.namespace, meta.name),
+    }
+    if record.status is not None and record.status.endpointId and record.status.endpointId != meta.uid:
+        keys[("uid", record.status.endpointId)] = (meta.namespace, meta.name)
+    if record.target is not None:
+        keys[("target", record.target)] = (meta.namespace, meta.name)
+    return keys
+
+
+@dataclass(frozen=True, slots=True)
+class ServiceRecord:
+    meta: ObjectRecord
+    spec: EndpointServiceSpec | None
+    spec_error: str | None
+    status: EndpointServiceStatus | None
+    system_label: bool
+    declared_type: str | None
+    backend_namespace: str | None
+    egress_cidrs: tuple[str, ...]
+
+
+def index_endpoint_services(body: Body, **_: Any) -> dict[tuple[str, ...], Any]:
+    meta = _record(body)
+    raw_meta = _meta(body)
+    labels = raw_meta.get("labels") or {}
+    annotations = raw_meta.get("annotations") or {}
+    try:
+        spec: EndpointServiceSpec | None = EndpointServiceSpec.model_validate(body.get("spec") or {})
+        error = None
+    except ValidationError as failure:
+        spec, error = None, _problem(failure)
+    egress = annotations.get(EGRESS_CIDRS_ANNOTATION, "")
+    record = ServiceRecord(
+        meta=meta,
+        spec=spec,
+        spec_error=error,
+        status=_parse_status(EndpointServiceStatus, body.get("status")),
+        system_label=labels.get(SYSTEM_LABEL) == "true",
+        declared_type=annotations.get(SERVICE_TYPE_ANNOTATION),
+        backend_namespace=annotations.get(BACKEND_NAMESPACE_ANNOTATION),
+        egress_cidrs=tuple(c for c in egress.split(",") if c),
+    )
+    keys: dict[tuple[str, ...], Any] = {
+        ("es", meta.namespace, meta.name): record,
+        ("ns", meta.namespace): meta.name,
+    }
+    if record.status is not None and record.status.serviceName:
+        keys[("name", record.status.serviceName)] = (meta.namespace, meta.name)
+    if spec is not None:
+        backend_ns = record.backend_namespace if record.system_label else None
+        keys[("backend", backend_ns or meta.namespace, spec.backend.kind.value, spec.backend.name)] = (
+            meta.namespace,
+            meta.name,
+        )
+    return keys
+
+
+@dataclass(frozen=True, slots=True)
+class WhitelistRecord:
+    meta: ObjectRecord
+    spec: WhitelistSpec | None
+    spec_error: str | None
+    status_phase: str | None
+    status_reason: str | None
+    observed_generation: int | None
+
+
+def index_whitelists(body: Body, **_: Any) -> dict[tuple[str, ...], Any]:
+    meta = _record(body)
+    status = body.get("status") or {}
+    try:
+        spec: WhitelistSpec | None = WhitelistSpec.model_validate(body.get("spec") or {})
+        error = None
+    except ValidationError as failure:
+        spec, error = None, _problem(failure)
+    record = WhitelistRecord(
+        meta, spec, error, status.get("phase"), status.get("reason"), status.get("observedGeneration")
+    )
+    keys: dict[tuple[str, ...], Any] = {
+        ("wl", meta.namespace, meta.name): record,
+        ("wns", meta.namespace): meta.name,
+    }
+    if spec is not None:
+        keys[("for", meta.namespace, spec.endpointService)] = record
+    return keys
+
+
+@dataclass(frozen=True, slots=True)
+class ConnectionRecord:
+    namespace: str
+    name: str
+    uid: str
+    endpoint_id: str
+    decision: Decision
+    managed: bool
+    status: dict[str, Any]
+    deleting: bool
+
+
+def index_connections(body: Body, **_: Any) -> dict[tuple[str, ...], Any]:
+    meta = _meta(body)
+    labels = meta.get("labels") or {}
+    endpoint_id = labels.get(ENDPOINT_ID_LABEL) or str(meta.get("name", ""))
+    try:
+        decision = Decision((body.get("spec") or {}).get("decision") or Decision.PENDING)
+    except ValueError:
+        decision = Decision.PENDING  # the CRD enum refuses this; an older CRD may not
+    record = ConnectionRecord(
+        namespace=str(meta.get("namespace", "")),
+        name=str(meta.get("name", "")),
+        uid=str(meta.get("uid", "")),
+        endpoint_id=endpoint_id,
+        decision=decision,
+        managed=labels.get(MANAGED_BY_LABEL) == MANAGED_BY,
+        status=dict(body.get("status") or {}),
+        deleting=bool(meta.get("deletionTimestamp")),
+    )
+    return {("ec", endpoint_id): record}
+
+
+def index_namespaces(body: Body, **_: Any) -> dict[str, str]:
+    meta = _meta(body)
+    name = str(meta.get("name", ""))
+    return {name: account_of_namespace(name, meta.get("labels"))}
+
+
+@dataclass(frozen=True, slots=True)
+class GatewayRecord:
+    status: GatewayStatus | None
+    error: str | None
+
+
+def index_operator_config_maps(body: Body, **_: Any) -> dict[tuple[str, ...], Any]:
+    """Route ConfigMaps (ours) and gateway status ConfigMaps (the agents'), both in the operator namespace."""
+    meta = _meta(body)
+    labels = meta.get("labels") or {}
+    data = body.get("data") or {}
+    if labels.get(ROUTE_LABEL) == "true":
+        endpoint_id = labels.get(ENDPOINT_ID_LABEL, "")
+        return {
+            ("route", endpoint_id): RouteRecord(
+                name=str(meta.get("name", "")),
+                resource_version=int(meta.get("resourceVersion", "0") or 0),
+                spec_hash=spec_hash_of(body),
+                endpoint_uid=labels.get(ENDPOINT_UID_LABEL, ""),
+            )
+        }
+    if labels.get(GATEWAY_STATUS_LABEL) == "true":
+        try:
+            status: GatewayStatus | None = GatewayStatus.model_validate(
+                json.loads(data.get(GATEWAY_STATUS_DATA_KEY, ""))
+            )
+            error = None
+        except (ValueError, ValidationError) as failure:
+            status, error = None, str(failure)[:200]
+        return {("gateway", str(meta.get("name", ""))): GatewayRecord(status, error)}
+    return {}
+
+
+@dataclass(frozen=True, slots=True)
+class RouteRecord:
+    name: str
+    resource_version: int
+    spec_hash: str | None
+    endpoint_uid: str
+
+
+@dataclass(frozen=True, slots=True)
+class OwnedRecord:
+    """An object the operator built: its content hash (to skip no-op applies) and, for Services, the
+    ClusterIP.
+    """
+
+    spec_hash: str | None
+    owner_uid: str
+    cluster_ip: str | None = None
+
+
+def _owned(kind: str, body: Body) -> dict[tuple[str, ...], Any]:
+    meta = _meta(body)
+    labels = meta.get("labels") or {}
+    if labels.get(MANAGED_BY_LABEL) != MANAGED_BY:
+        return {}
+    cluster_ip = (body.get("spec") or {}).get("clusterIP") if kind == "Service" else None
+    return {
+        (kind, str(meta.get("namespace", "")), str(meta.get("name", ""))): OwnedRecord(
+            spec_hash=spec_hash_of(body),
+            owner_uid=labels.get(ENDPOINT_UID_LABEL, ""),
+            cluster_ip=cluster_ip if cluster_ip and cluster_ip != "None" else None,
+        )
+    }
+
+
+def index_owned_services(body: Body, **_: Any) -> dict[tuple[str, ...], Any]:
+    return _owned("Service", body)
+
+
+def index_owned_slices(body: Body, **_: Any) -> dict[tuple[str, ...], Any]:
+    return _owned("EndpointSlice", body)
+
+
+def index_owned_policies(body: Body, **_: Any) -> dict[tuple[str, ...], Any]:
+    return _owned("NetworkPolicy", body)
+
+
+def backend_key(kind: BackendKind | str, namespace: str, name: str) -> tuple[str, str, str, str]:
+    return ("backend", namespace, str(kind), name)

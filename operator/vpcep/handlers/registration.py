@@ -1,0 +1,398 @@
+"""The kopf side: settings, indexes, and thin event handlers that only enqueue keys (vpcep.main registers it).
+
+Watch events never reconcile inline: they wake the objects whose decision depends on what changed, and a
+bounded pool of workers (vpcep.handlers.workqueue) reconciles each key, one worker per key at a time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import socket
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import kopf
+
+from vpcep.api.endpoint_service import BackendKind
+from vpcep.api.routing import GATEWAY_STATUS_LABEL, ROUTE_LABEL
+from vpcep.builders.consumer import SLICE_MANAGED_BY_LABEL, SLICE_MANAGER
+from vpcep.builders.meta import ENDPOINT_ID_LABEL, ENDPOINT_UID_LABEL, MANAGED_BY, MANAGED_BY_LABEL
+from vpcep.config import OperatorConfig
+from vpcep.handlers import admission, observed
+from vpcep.handlers.cloud_services import publish_cloud_services
+from vpcep.handlers.endpoint import collect_orphans, reconcile_endpoint
+from vpcep.handlers.lookups import INDEX_NAMES, Observed
+from vpcep.handlers.quota_view import reconcile_quota_view
+from vpcep.handlers.runtime import (
+    ENDPOINT_KEY,
+    ORPHANS_KEY,
+    QUOTA_KEY,
+    SERVICE_KEY,
+    WHITELIST_KEY,
+    Key,
+    Runtime,
+)
+from vpcep.handlers.service import reconcile_service, wake_endpoints_of, wake_service_dependents
+from vpcep.handlers.whitelist import reconcile_whitelist
+from vpcep.handlers.workqueue import WorkQueue
+from vpcep.k8s.client import KubeApi
+from vpcep.k8s.events import EventRecorder
+
+logger = logging.getLogger(__name__)
+GROUP, VERSION = "vpcep.io", "v1alpha1"
+FLEET_CHECK_SECONDS = 2.0
+KOPF_FINALIZER = "vpcep.io/kopf-unused"
+
+
+def login() -> kopf.ConnectionInfo:
+    info = kopf.login_with_service_account(settings=kopf.OperatorSettings()) or kopf.login_with_kubeconfig(
+        settings=kopf.OperatorSettings()
+    )
+    if info is None:
+        raise kopf.LoginError("no in-cluster service account and no KUBECONFIG/~/.kube/config to log in with")
+    return info
+
+
+def seed_allocations(rt: Runtime) -> None:
+    """Once, after kopf filled the indexes: every allocation the cluster already records (restart-safe)."""
+    for namespace, name in rt.observed.all_endpoint_refs():
+        record = rt.observed.endpoint(namespace, name)
+        if record is None or record.status is None:
+            continue
+        rt.allocations.record(
+            record.meta.uid, record.target, record.status.markerId, record.status.gatewayPorts
+        )
+    rt.allocations.seeded = True
+
+
+async def dispatch(rt: Runtime, key: Key) -> None:
+    if not rt.allocations.seeded:
+        seed_allocations(rt)
+    what, namespace, name = key
+    if what == ENDPOINT_KEY:
+        await reconcile_endpoint(rt, namespace, name)
+    elif what == SERVICE_KEY:
+        await reconcile_service(rt, namespace, name)
+    elif what == WHITELIST_KEY:
+        await reconcile_whitelist(rt, namespace, name)
+    elif what == QUOTA_KEY:
+        await reconcile_quota_view(rt, namespace)
+    elif what == ORPHANS_KEY:
+        await collect_orphans(rt, namespace)
+
+
+def wake_fleet_dependents(rt: Runtime, *, force: bool = False) -> None:
+    """Gateways came, went or reported: endpoints waiting for them; all established ones if the set
+    changed.
+    """
+    addresses = rt.fleet().addresses
+    keys = set(rt.waiting_for_gateways)
+    if force or addresses != rt.fleet_addresses:
+        rt.fleet_addresses = addresses
+        keys |= rt.established
+    for namespace, name in keys:
+        rt.queue.add((ENDPOINT_KEY, namespace, name))
+
+
+async def watch_fleet_freshness(rt: Runtime) -> None:
+    """Heartbeats age without any event: one task (not one per object) notices a gateway going stale."""
+    while True:
+        await asyncio.sleep(FLEET_CHECK_SECONDS)
+        if rt.fleet().addresses != rt.fleet_addresses:
+            wake_fleet_dependents(rt)
+
+
+def _indexer(project: Callable[..., Any]) -> Callable[..., Any]:
+    def index(**kwargs: Any) -> Any:
+        return project(kwargs["body"])
+
+    return index
+
+
+def _runtime(memo: Any) -> Runtime:
+    runtime: Runtime = memo.runtime
+    return runtime
+
+
+def register(config: OperatorConfig) -> None:
+    """Register every handler with kopf's default registry (call once, before kopf runs)."""
+
+    @kopf.on.startup()
+    async def start(**kwargs: Any) -> None:
+        settings: kopf.OperatorSettings = kwargs["settings"]
+        memo: Any = kwargs["memo"]
+        # kopf strips *its* finalizer from any object it has no change handlers for; the operator manages
+        # vpcep.io/finalizer itself (from the work queue), so kopf's must be a different, unused name.
+        settings.persistence.finalizer = KOPF_FINALIZER
+        settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix="vpcep.io")
+        settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
+            prefix="vpcep.io", key="last-handled-configuration"
+        )
+        settings.posting.level = logging.WARNING
+        settings.watching.server_timeout = 300
+        settings.watching.client_timeout = 330
+        settings.watching.connect_timeout = 10
+        settings.peering.standalone = True
+        settings.watching.field_selectors[("", "v1", "configmaps")] = f"metadata.namespace={config.namespace}"
+        settings.watching.label_selectors[("discovery.k8s.io", "v1", "endpointslices")] = (
+            f"{SLICE_MANAGED_BY_LABEL}={SLICE_MANAGER}"
+        )
+        settings.watching.label_selectors[("networking.k8s.io", "v1", "networkpolicies")] = (
+            f"{MANAGED_BY_LABEL}={MANAGED_BY}"
+        )
+        admission.configure(settings, config)
+
+        api = KubeApi(login(), concurrency=config.apiConcurrency)
+        recorder = EventRecorder(api, instance=f"{socket.gethostname()}-{os.getpid()}")
+        indices = {name: kwargs[name] for name in INDEX_NAMES}
+        runtime: Runtime
+
+        async def work(key: Key) -> None:
+            await dispatch(runtime, key)
+
+        queue: WorkQueue[Key] = WorkQueue("vpcep", work, workers=config.workers)
+        runtime = Runtime(
+            config=config,
+            api=api,
+            recorder=recorder,
+            observed=Observed(indices, config.namespace),
+            queue=queue,
+        )
+        memo.runtime = runtime
+        admission.HOLDER.runtime = runtime
+        memo.fleet_task = None
+        recorder.start()
+        queue.start()
+        await publish_cloud_services(api, config)
+        memo.fleet_task = asyncio.create_task(watch_fleet_freshness(runtime), name="vpcep fleet freshness")
+
+    @kopf.on.cleanup()
+    async def stop(**kwargs: Any) -> None:
+        memo = kwargs["memo"]
+        runtime = getattr(memo, "runtime", None)
+        if runtime is None:
+            return
+        if memo.fleet_task is not None:
+            memo.fleet_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await memo.fleet_task
+        await runtime.queue.stop()
+        await runtime.recorder.stop()
+        await runtime.api.close()
+
+    @kopf.on.login()
+    def authenticate(**_: Any) -> kopf.ConnectionInfo:
+        return login()
+
+    # --- indexes: small projections, filled before any other handler runs
+    for (group, version, plural), index_id, project, labels in (
+        ((GROUP, VERSION, "endpoints"), "vpcep_endpoints", observed.index_endpoints, None),
+        ((GROUP, VERSION, "endpointservices"), "vpcep_services", observed.index_endpoint_services, None),
+        ((GROUP, VERSION, "whitelists"), "vpcep_whitelists", observed.index_whitelists, None),
+        ((GROUP, VERSION, "endpointconnections"), "vpcep_connections", observed.index_connections, None),
+        (("", "v1", "namespaces"), "vpcep_namespaces", observed.index_namespaces, None),
+        (("", "v1", "configmaps"), "vpcep_operator_config_maps", observed.index_operator_config_maps, None),
+        (
+            ("", "v1", "services"),
+            "vpcep_owned_services",
+            observed.index_owned_services,
+            {MANAGED_BY_LABEL: MANAGED_BY},
+        ),
+        (
+            ("discovery.k8s.io", "v1", "endpointslices"),
+            "vpcep_owned_slices",
+            observed.index_owned_slices,
+            None,
+        ),
+        (
+            ("networking.k8s.io", "v1", "networkpolicies"),
+            "vpcep_owned_policies",
+            observed.index_owned_policies,
+            None,
+        ),
+    ):
+        kopf.index(group, version, plural, id=index_id, labels=labels)(_indexer(project))
+
+    # --- events: enqueue the object itself and wake what depends on it
+    @kopf.on.event(GROUP, VERSION, "endpoints", id="endpoint-events")
+    def endpoint_event(**kwargs: Any) -> None:
+        seen = Seen.of(kwargs)
+        seen.rt.queue.add((ENDPOINT_KEY, seen.namespace, seen.name))
+        if seen.type == "DELETED":
+            seen.rt.queue.add((ORPHANS_KEY, seen.uid, ""))
+        if seen.type != "MODIFIED":
+            seen.rt.queue.add((QUOTA_KEY, seen.namespace, ""))
+
+    service_signatures: dict[str, tuple[Any, ...]] = {}
+
+    @kopf.on.event(GROUP, VERSION, "endpointservices", id="endpoint-service-events")
+    def service_event(**kwargs: Any) -> None:
+        seen = Seen.of(kwargs)
+        rt = seen.rt
+        rt.queue.add((SERVICE_KEY, seen.namespace, seen.name))
+        if seen.type == "DELETED":
+            service_signatures.pop(seen.uid, None)
+            for target in _targets_of_deleted_service(seen.body, seen.namespace, seen.name, config.namespace):
+                for ref in rt.observed.endpoints_targeting(target):
+                    rt.queue.add((ENDPOINT_KEY, *ref))
+            for key in rt.quota_blocked.pop(rt.observed.account(seen.namespace), set()):
+                rt.queue.add(key)
+            rt.queue.add((QUOTA_KEY, seen.namespace, ""))
+            return
+        signature = _service_signature(seen.body)
+        if service_signatures.get(seen.uid) != signature:  # only what endpoints read wakes them
+            service_signatures[seen.uid] = signature
+            record = rt.observed.service(seen.namespace, seen.name)
+            if record is not None:
+                wake_service_dependents(rt, record)
+
+    @kopf.on.event(GROUP, VERSION, "whitelists", id="whitelist-events")
+    def whitelist_event(**kwargs: Any) -> None:
+        seen = Seen.of(kwargs)
+        seen.rt.queue.add((WHITELIST_KEY, seen.namespace, seen.name))
+        service_name = (seen.body.get("spec") or {}).get("endpointService")
+        record = (
+            seen.rt.observed.service(seen.namespace, service_name) if isinstance(service_name, str) else None
+        )
+        if record is not None:
+            wake_endpoints_of(seen.rt, record)
+
+    @kopf.on.event(GROUP, VERSION, "endpointconnections", id="connection-events")
+    def connection_event(**kwargs: Any) -> None:
+        seen = Seen.of(kwargs)
+        endpoint_id = seen.labels.get(ENDPOINT_ID_LABEL) or seen.name
+        ref = seen.rt.observed.endpoint_by_uid(endpoint_id)
+        if ref is not None:
+            seen.rt.queue.add((ENDPOINT_KEY, *ref))
+        elif seen.type != "DELETED" and seen.labels.get(MANAGED_BY_LABEL) == MANAGED_BY:
+            seen.rt.queue.add((ORPHANS_KEY, endpoint_id, ""))
+
+    account_seen: dict[str, str] = {}
+
+    @kopf.on.event("", "v1", "namespaces", id="namespace-events")
+    def namespace_event(**kwargs: Any) -> None:
+        seen = Seen.of(kwargs)
+        rt, namespace = seen.rt, seen.name
+        account = rt.observed.account(namespace)
+        before = account_seen.get(namespace)
+        account_seen[namespace] = account
+        if before is None or before == account or seen.type == "DELETED":
+            return
+        for endpoint in rt.observed.endpoint_names_in(namespace):  # the account changed: permission, quota
+            rt.queue.add((ENDPOINT_KEY, namespace, endpoint))
+        for service in rt.observed.service_names_in(namespace):
+            rt.queue.add((SERVICE_KEY, namespace, service))
+            record = rt.observed.service(namespace, service)
+            if record is not None:
+                wake_service_dependents(rt, record)
+        rt.queue.add((QUOTA_KEY, namespace, ""))
+
+    @kopf.on.event("", "v1", "configmaps", id="operator-config-map-events")
+    def config_map_event(**kwargs: Any) -> None:
+        seen = Seen.of(kwargs)
+        rt = seen.rt
+        if seen.namespace != config.namespace:
+            return
+        if seen.labels.get(GATEWAY_STATUS_LABEL) == "true":
+            wake_fleet_dependents(rt)
+        elif seen.labels.get(ROUTE_LABEL) == "true":
+            ref = rt.observed.endpoint_by_uid(seen.labels.get(ENDPOINT_UID_LABEL, ""))
+            if ref is None:
+                rt.queue.add((ORPHANS_KEY, seen.labels.get(ENDPOINT_UID_LABEL, ""), ""))
+            elif seen.type == "DELETED":  # drift: someone deleted a live route
+                rt.forget("ConfigMap", seen.namespace, seen.name)
+                rt.route_versions.pop(seen.labels.get(ENDPOINT_ID_LABEL, ""), None)
+                rt.queue.add((ENDPOINT_KEY, *ref))
+
+    @kopf.on.event("", "v1", "services", id="service-events")
+    def core_service_event(**kwargs: Any) -> None:
+        seen = Seen.of(kwargs)
+        for ref in seen.rt.observed.services_with_backend(
+            seen.namespace, BackendKind.SERVICE.value, seen.name
+        ):
+            seen.rt.queue.add((SERVICE_KEY, *ref))  # R1: a backend appeared, changed or went
+        _wake_owner(seen, "Service")
+
+    @kopf.on.event("", "v1", "pods", id="pod-events")
+    def pod_event(**kwargs: Any) -> None:
+        seen = Seen.of(kwargs)
+        for ref in seen.rt.observed.services_with_backend(seen.namespace, BackendKind.POD.value, seen.name):
+            seen.rt.queue.add((SERVICE_KEY, *ref))
+
+    @kopf.on.event("discovery.k8s.io", "v1", "endpointslices", id="slice-events")
+    def slice_event(**kwargs: Any) -> None:
+        _wake_owner(Seen.of(kwargs), "EndpointSlice")
+
+    @kopf.on.event("networking.k8s.io", "v1", "networkpolicies", id="policy-events")
+    def policy_event(**kwargs: Any) -> None:
+        _wake_owner(Seen.of(kwargs), "NetworkPolicy")
+
+    admission.register(config)
+
+
+@dataclass(frozen=True)
+class Seen:
+    """One watch event, as the handlers below use it."""
+
+    type: str | None
+    body: Any
+    namespace: str
+    name: str
+    uid: str
+    rt: Runtime
+
+    @classmethod
+    def of(cls, kwargs: dict[str, Any]) -> Seen:
+        return cls(
+            kwargs.get("type"),
+            kwargs["body"],
+            kwargs.get("namespace") or "",
+            kwargs["name"],
+            kwargs.get("uid") or "",
+            _runtime(kwargs["memo"]),
+        )
+
+    @property
+    def labels(self) -> dict[str, str]:
+        return dict((self.body.get("metadata") or {}).get("labels") or {})
+
+
+def _wake_owner(seen: Seen, kind: str) -> None:
+    """Drift: someone deleted an object the operator built; forget it and let its owner build it again."""
+    if seen.labels.get(MANAGED_BY_LABEL) != MANAGED_BY or seen.type != "DELETED":
+        return
+    rt = seen.rt
+    rt.forget(kind, seen.namespace, seen.name)
+    ref = rt.observed.endpoint_by_uid(seen.labels.get(ENDPOINT_UID_LABEL, ""))
+    if ref is not None:
+        rt.queue.add((ENDPOINT_KEY, *ref))
+    for owner in (seen.body.get("metadata") or {}).get("ownerReferences") or []:
+        if owner.get("kind") == "EndpointService":
+            rt.queue.add((SERVICE_KEY, seen.namespace, owner.get("name", "")))
+
+
+def _service_signature(body: Any) -> tuple[Any, ...]:
+    meta = body.get("metadata") or {}
+    status = body.get("status") or {}
+    return (
+        meta.get("generation"),
+        bool(meta.get("deletionTimestamp")),
+        status.get("phase"),
+        status.get("reason"),
+        status.get("serviceName"),
+        status.get("serviceType"),
+    )
+
+
+def _targets_of_deleted_service(body: Any, namespace: str, name: str, operator_namespace: str) -> list[str]:
+    targets = []
+    service_name = (body.get("status") or {}).get("serviceName")
+    if service_name:
+        targets.append(f"name:{service_name}")
+    if namespace == operator_namespace:
+        targets.append(f"cloud:{name}")
+    return targets

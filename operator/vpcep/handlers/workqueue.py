@@ -1,0 +1,111 @@
+"""A de-duplicating work queue with per-key serialisation (the controller-runtime pattern).
+
+Watch events and cross-object wake-ups only *enqueue* keys; a bounded pool of workers reconciles them.
+A key is never reconciled by two workers at once; a key enqueued while it is being reconciled is
+reconciled once more afterwards (so no change is ever missed), and a burst of events for one key
+collapses into one reconcile. Failed reconciles are retried with a capped exponential backoff.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable, Hashable
+from typing import Generic, TypeVar
+
+logger = logging.getLogger(__name__)
+
+Key = TypeVar("Key", bound=Hashable)
+BACKOFF_FIRST = 0.5
+BACKOFF_CAP = 60.0
+
+
+class RetryLater(Exception):
+    """Raised by a reconciler that wants to run again after `delay` seconds without logging an error."""
+
+    def __init__(self, delay: float, why: str = "") -> None:
+        super().__init__(why)
+        self.delay = delay
+
+
+class WorkQueue(Generic[Key]):
+    def __init__(self, name: str, reconcile: Callable[[Key], Awaitable[None]], workers: int) -> None:
+        self._name = name
+        self._reconcile = reconcile
+        self._workers = workers
+        self._pending: asyncio.Queue[Key] = asyncio.Queue()
+        self._queued: set[Key] = set()
+        self._active: set[Key] = set()
+        self._dirty: set[Key] = set()
+        self._failures: dict[Key, int] = {}
+        self._tasks: list[asyncio.Task[None]] = []
+        self._timers: dict[Key, asyncio.TimerHandle] = {}
+
+    def start(self) -> None:
+        self._tasks = [
+            asyncio.create_task(self._work(), name=f"{self._name} worker {n}") for n in range(self._workers)
+        ]
+
+    async def stop(self) -> None:
+        for timer in self._timers.values():
+            timer.cancel()
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    def add(self, key: Key) -> None:
+        if key in self._active:
+            self._dirty.add(key)
+        elif key not in self._queued:
+            self._queued.add(key)
+            self._pending.put_nowait(key)
+
+    def add_after(self, key: Key, delay: float) -> None:
+        if key in self._timers:
+            return
+        loop = asyncio.get_running_loop()
+
+        def fire() -> None:
+            self._timers.pop(key, None)
+            self.add(key)
+
+        self._timers[key] = loop.call_later(delay, fire)
+
+    def idle(self) -> bool:
+        return not self._queued and not self._active and not self._dirty
+
+    def __len__(self) -> int:
+        return len(self._queued) + len(self._active)
+
+    async def _work(self) -> None:
+        while True:
+            key = await self._pending.get()
+            self._queued.discard(key)
+            self._active.add(key)
+            try:
+                await self._reconcile(key)
+                self._failures.pop(key, None)
+            except asyncio.CancelledError:
+                raise
+            except RetryLater as later:
+                self.add_after(key, later.delay)
+            except Exception:
+                failures = self._failures.get(key, 0) + 1
+                self._failures[key] = failures
+                delay = min(BACKOFF_CAP, BACKOFF_FIRST * 2 ** (failures - 1))
+                logger.exception(
+                    "%s: reconciling %s failed (attempt %d), retrying in %.1fs",
+                    self._name,
+                    key,
+                    failures,
+                    delay,
+                )
+                self.add_after(key, delay)
+            finally:
+                self._active.discard(key)
+                if key in self._dirty:
+                    self._dirty.discard(key)
+                    self.add(key)

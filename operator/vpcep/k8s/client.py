@@ -1,0 +1,209 @@
+"""KubeApi: the one place that talks to the Kubernetes API (STYLE.md: vpcep/k8s is the only gateway).
+
+Async over aiohttp with the credentials kopf logged in with, so the operator needs no second client library
+in memory. Writes are always PATCH: server-side apply with field manager `vpcep-operator` for objects the
+operator owns, JSON merge patches for status and metadata. Retries for transient failures and optimistic-
+concurrency conflicts live here and nowhere else.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import aiohttp
+import kopf
+
+from vpcep.k8s.resources import ResourceKind, kind_of
+
+FIELD_MANAGER = "vpcep-operator"
+APPLY_CONTENT_TYPE = "application/apply-patch+yaml"  # JSON is YAML: the body is sent as JSON.
+MERGE_CONTENT_TYPE = "application/merge-patch+json"
+TRANSIENT_STATUSES = frozenset({429, 500, 502, 503, 504})
+RETRY_DELAYS = (0.05, 0.2, 0.5, 1.0, 2.0, 4.0)
+CONFLICT_ATTEMPTS = 8
+
+logger = logging.getLogger(__name__)
+
+Manifest = dict[str, Any]
+
+
+class ApiError(Exception):
+    """A non-transient answer from the API server (or a transient one that outlived the retries)."""
+
+    def __init__(self, status: int, method: str, path: str, body: str) -> None:
+        self.status = status
+        self.method = method
+        self.path = path
+        self.body = body
+        try:
+            self.message = str(json.loads(body).get("message", body))
+        except (ValueError, AttributeError):
+            self.message = body
+        super().__init__(f"{method} {path}: HTTP {status}: {self.message}")
+
+
+class KubeApi:
+    def __init__(self, info: kopf.ConnectionInfo, *, concurrency: int = 16) -> None:
+        self._server = info.server.rstrip("/")
+        self._session = aiohttp.ClientSession(
+            connector=aiohttp.TCPConnector(limit=concurrency, ssl=info.as_ssl_context()),
+            headers={**info.as_http_headers(), "User-Agent": FIELD_MANAGER},
+            timeout=aiohttp.ClientTimeout(total=30),
+        )
+        self._in_flight = asyncio.Semaphore(concurrency)
+
+    async def close(self) -> None:
+        await self._session.close()
+
+    async def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: dict[str, str] | None = None,
+        body: Any = None,
+        content_type: str = "application/json",
+    ) -> Manifest | None:
+        """One API call with retries on transient failures; returns the decoded body, None for 404."""
+        data = None if body is None else json.dumps(body)
+        for attempt, delay in enumerate((*RETRY_DELAYS, None)):
+            try:
+                async with (
+                    self._in_flight,
+                    self._session.request(
+                        method,
+                        self._server + path,
+                        params=params,
+                        data=data,
+                        headers={"Content-Type": content_type} if data is not None else None,
+                    ) as response,
+                ):
+                    text = await response.text()
+                    if response.status == 404:
+                        return None
+                    if response.status < 400:
+                        return json.loads(text) if text else {}
+                    if response.status not in TRANSIENT_STATUSES or delay is None:
+                        raise ApiError(response.status, method, path, text)
+            except (TimeoutError, aiohttp.ClientError) as error:
+                if delay is None:
+                    raise ApiError(0, method, path, f"{type(error).__name__}: {error}") from error
+            logger.debug("retrying %s %s (attempt %d)", method, path, attempt + 1)
+            await asyncio.sleep(delay)
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    async def get(self, kind: ResourceKind, namespace: str | None, name: str) -> Manifest | None:
+        return await self.request("GET", kind.object_path(namespace, name))
+
+    async def list(
+        self, kind: ResourceKind, namespace: str | None = None, *, label_selector: str | None = None
+    ) -> list[Manifest]:
+        params = {"labelSelector": label_selector} if label_selector else None
+        answer = await self.request("GET", kind.collection_path(namespace), params=params)
+        return list((answer or {}).get("items", []))
+
+    async def apply(self, manifest: Manifest) -> Manifest:
+        """Server-side apply of an object the operator owns (force: the operator's fields are the
+        operator's).
+        """
+        kind = kind_of(manifest)
+        meta = manifest["metadata"]
+        answer = await self.request(
+            "PATCH",
+            kind.object_path(meta.get("namespace"), meta["name"]),
+            params={"fieldManager": FIELD_MANAGER, "force": "true"},
+            body=manifest,
+            content_type=APPLY_CONTENT_TYPE,
+        )
+        if answer is None:  # a 404 on apply means the namespace is gone
+            raise ApiError(404, "PATCH", kind.object_path(meta.get("namespace"), meta["name"]), "not found")
+        return answer
+
+    async def merge_patch(
+        self,
+        kind: ResourceKind,
+        namespace: str | None,
+        name: str,
+        patch: Manifest,
+        *,
+        subresource: str | None = None,
+    ) -> Manifest | None:
+        """JSON merge patch (status, labels, one field); None when the object is gone."""
+        path = kind.object_path(namespace, name) + (f"/{subresource}" if subresource else "")
+        return await self.request(
+            "PATCH", path, params={"fieldManager": FIELD_MANAGER}, body=patch, content_type=MERGE_CONTENT_TYPE
+        )
+
+    async def patch_status(
+        self, kind: ResourceKind, namespace: str | None, name: str, status: Manifest
+    ) -> Manifest | None:
+        return await self.merge_patch(kind, namespace, name, {"status": status}, subresource="status")
+
+    async def delete(
+        self, kind: ResourceKind, namespace: str | None, name: str, *, uid: str | None = None
+    ) -> bool:
+        """Delete (background propagation); with uid, only that incarnation. True if something was deleted."""
+        body: Manifest = {"kind": "DeleteOptions", "apiVersion": "v1", "propagationPolicy": "Background"}
+        if uid:
+            body["preconditions"] = {"uid": uid}
+        try:
+            answer = await self.request("DELETE", kind.object_path(namespace, name), body=body)
+        except ApiError as error:
+            if error.status == 409:  # the uid precondition failed: a newer object of that name lives on
+                return False
+            raise
+        return answer is not None
+
+    async def update_with_retry(
+        self,
+        kind: ResourceKind,
+        namespace: str | None,
+        name: str,
+        change: Callable[[Manifest], Manifest | None],
+    ) -> Manifest | None:
+        """Read-modify-write guarded by resourceVersion: `change` returns a merge patch or None
+        (nothing to do).
+
+        Used for list-valued metadata (finalizers) that a merge patch would otherwise overwrite blindly.
+        """
+        for _ in range(CONFLICT_ATTEMPTS):
+            current = await self.get(kind, namespace, name)
+            if current is None:
+                return None
+            patch = change(current)
+            if patch is None:
+                return current
+            patch.setdefault("metadata", {})["resourceVersion"] = current["metadata"]["resourceVersion"]
+            try:
+                return await self.merge_patch(kind, namespace, name, patch)
+            except ApiError as error:
+                if error.status != 409:
+                    raise
+        raise ApiError(409, "PATCH", kind.object_path(namespace, name), "conflict persisted across retries")
+
+    async def ensure_finalizer(self, kind: ResourceKind, namespace: str, name: str, finalizer: str) -> None:
+        def add(current: Manifest) -> Manifest | None:
+            finalizers = list(current["metadata"].get("finalizers") or [])
+            if finalizer in finalizers or current["metadata"].get("deletionTimestamp"):
+                return None
+            return {"metadata": {"finalizers": [*finalizers, finalizer]}}
+
+        await self.update_with_retry(kind, namespace, name, add)
+
+    async def remove_finalizer(self, kind: ResourceKind, namespace: str, name: str, finalizer: str) -> None:
+        def remove(current: Manifest) -> Manifest | None:
+            finalizers = list(current["metadata"].get("finalizers") or [])
+            if finalizer not in finalizers:
+                return None
+            return {"metadata": {"finalizers": [f for f in finalizers if f != finalizer]}}
+
+        await self.update_with_retry(kind, namespace, name, remove)
+
+
+async def gather_bounded(calls: list[Callable[[], Awaitable[Any]]]) -> list[Any]:
+    """Run independent API calls together (the client's semaphore bounds them)."""
+    return list(await asyncio.gather(*(call() for call in calls)))

@@ -1,0 +1,90 @@
+"""`vpcep-operator`: run the operator against the current KUBECONFIG (or in-cluster account), all namespaces.
+
+main() only reads the configuration and registers the handlers (vpcep.handlers.registration); kopf runs them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import pathlib
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+import kopf
+from pydantic import ValidationError
+
+from vpcep.config import OperatorConfig, load_config
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="vpcep-operator", description=__doc__)
+    parser.add_argument("--config", type=pathlib.Path, help="OperatorConfig YAML file (docs/operator.md)")
+    parser.add_argument("--namespace", help="operator namespace (routes, gateways, cloud services)")
+    parser.add_argument("--region", help="region name, the first label of every service name")
+    parser.add_argument("--webhook", action="store_true", help="serve the validating admission webhook")
+    parser.add_argument("--webhook-address", help="address the webhook listens on")
+    parser.add_argument("--webhook-port", type=int, help="port the webhook listens on")
+    parser.add_argument("--webhook-host", help="host or IP the API server dials (certificate SAN)")
+    parser.add_argument("--webhook-cert", help="PEM certificate file")
+    parser.add_argument("--webhook-key", help="PEM private key file")
+    parser.add_argument("--webhook-ca", help="PEM CA bundle the API server verifies the webhook with")
+    parser.add_argument(
+        "--webhook-managed",
+        metavar="NAME",
+        help="let the operator create and keep a ValidatingWebhookConfiguration NAME (local runs)",
+    )
+    parser.add_argument(
+        "--liveness", metavar="URL", help="liveness endpoint, e.g. http://0.0.0.0:8080/healthz"
+    )
+    parser.add_argument("--verbose", action="store_true")
+    return parser.parse_args(argv)
+
+
+def build_config(args: argparse.Namespace) -> OperatorConfig:
+    config = load_config(args.config)
+    data: dict[str, Any] = config.model_dump(mode="json")
+    if args.namespace:
+        data["namespace"] = args.namespace
+    if args.region:
+        data["region"] = args.region
+    webhook = data["webhook"]
+    flags = {
+        "address": args.webhook_address,
+        "port": args.webhook_port,
+        "host": args.webhook_host,
+        "certFile": args.webhook_cert,
+        "keyFile": args.webhook_key,
+        "caFile": args.webhook_ca,
+        "managedConfiguration": args.webhook_managed,
+    }
+    webhook.update({key: value for key, value in flags.items() if value is not None})
+    if args.webhook or args.webhook_managed:
+        webhook["enabled"] = True
+    return OperatorConfig.model_validate(data)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    try:
+        config = build_config(args)
+    except (ValidationError, ValueError, OSError) as error:
+        print(f"vpcep-operator: invalid configuration: {error}", file=sys.stderr)
+        return 2
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
+    if not args.verbose:  # kopf logs every handler call at INFO: thousands of lines at scale
+        logging.getLogger("kopf.objects").setLevel(logging.WARNING)
+    from vpcep.handlers.registration import register  # imported late: kopf handlers register on import
+
+    register(config)
+    kopf.run(clusterwide=True, standalone=True, liveness_endpoint=args.liveness)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

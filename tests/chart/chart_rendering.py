@@ -1,0 +1,58 @@
+"""Render charts/vpcep-operator through hack/render-chart (helm-render, or real helm with HELM=helm)."""
+
+from __future__ import annotations
+
+import functools
+import pathlib
+import subprocess
+from dataclasses import dataclass
+from typing import Any
+
+import yaml
+
+REPO = pathlib.Path(__file__).resolve().parents[2]
+CHART = REPO / "charts" / "vpcep-operator"
+RENDER = REPO / "hack" / "render-chart"
+NAMESPACE = "vpcep-system"
+
+
+class RenderError(Exception):
+    """The chart refused the values (schema) or failed to render; str() is what the user sees."""
+
+
+@dataclass(frozen=True)
+class Rendered:
+    objects: list[dict[str, Any]]
+
+    def all(self, kind: str) -> list[dict[str, Any]]:
+        return [obj for obj in self.objects if obj["kind"] == kind]
+
+    def one(self, kind: str, name: str) -> dict[str, Any]:
+        found = [obj for obj in self.all(kind) if obj["metadata"]["name"] == name]
+        assert len(found) == 1, f"expected one {kind} {name}, found {len(found)}"
+        return found[0]
+
+    def names(self, kind: str) -> set[str]:
+        return {obj["metadata"]["name"] for obj in self.all(kind)}
+
+
+@functools.cache  # deterministic but for fresh certificates, which no test compares across calls
+def render(
+    *sets: str, release: str = "vpcep", namespace: str = NAMESPACE, values_file: str | None = None
+) -> Rendered:
+    args = [str(RENDER), release, "--namespace", namespace]
+    if values_file:
+        args += ["-f", values_file]
+    for item in sets:
+        args += ["--set", item]
+    result = subprocess.run(args, capture_output=True, text=True, timeout=300)
+    if result.returncode != 0:
+        raise RenderError(result.stderr.strip())
+    objects = [doc for doc in yaml.safe_load_all(result.stdout) if doc]
+    return Rendered(objects)
+
+
+def operator_config(rendered: Rendered) -> dict[str, Any]:
+    configmap = rendered.one("ConfigMap", "vpcep-operator-config")
+    loaded: dict[str, Any] = yaml.safe_load(configmap["data"]["config.yaml"])
+    return loaded

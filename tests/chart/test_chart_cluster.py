@@ -1,0 +1,626 @@
+"""The rendered chart on a real API server with RBAC enforced (hack/testbed or KUBECONFIG).
+
+It applies cleanly and idempotently; the operator's and gateways' ServiceAccounts can do what they need and no
+more (R36); the user roles allow what R35 says. A missing permission fails a test here.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+import yaml
+from chart_rendering import render
+
+pytestmark = pytest.mark.cluster
+
+
+@dataclass(frozen=True)
+class Install:
+    release: str
+    namespace: str  # the release namespace (operator namespace)
+    provider: str  # a tenant namespace
+    consumer: str  # another tenant namespace
+    objects: list[dict[str, Any]]
+
+    @property
+    def operator(self) -> str:
+        return f"system:serviceaccount:{self.namespace}:{self.release}-operator"
+
+    @property
+    def gateway(self) -> str:
+        return f"system:serviceaccount:{self.namespace}:{self.release}-gateway"
+
+
+def _dump(objects: list[dict[str, Any]]) -> str:
+    return yaml.safe_dump_all(objects, sort_keys=False)
+
+
+def _apply(cluster: Any, objects: list[dict[str, Any]], *extra: str) -> str:
+    proc = cluster.kubectl_run(
+        "apply",
+        "--server-side",
+        "--force-conflicts",
+        "--field-manager=helm",
+        *extra,
+        "-f",
+        "-",
+        input=_dump(objects),
+        timeout=120,
+    )
+    return str(proc.stdout)
+
+
+@pytest.fixture(scope="module")
+def installed(cluster: Any) -> Iterator[Install]:
+    namespace = cluster.create_namespace("vpcep-chart")
+    release = f"c{uuid.uuid4().hex[:6]}"
+    # The webhook stays off: no operator runs here to answer it, and a live configuration with
+    # failurePolicy Fail would block every vpcep write of the session. It is dry-run applied below instead.
+    rendered = render("webhook.enabled=false", release=release, namespace=namespace)
+    _apply(cluster, rendered.objects)
+    install = Install(
+        release=release,
+        namespace=namespace,
+        provider=cluster.create_namespace("provider"),
+        consumer=cluster.create_namespace("consumer"),
+        objects=rendered.objects,
+    )
+    yield install
+    for ns in (install.provider, install.consumer, namespace):
+        cluster.kubectl_run("delete", "namespace", ns, "--wait=false", check=False)
+    for obj in rendered.objects:
+        cluster_scoped_rbac = obj["kind"] in {"ClusterRole", "ClusterRoleBinding"}
+        if cluster_scoped_rbac and obj["metadata"]["name"].startswith(release):
+            cluster.kubectl_run("delete", obj["kind"].lower(), obj["metadata"]["name"], check=False)
+
+
+def attempt(cluster: Any, user: str, *args: str, body: dict[str, Any] | None = None) -> bool:
+    """Runs kubectl as `user`: True if allowed, False if RBAC refused it; any other failure fails the test."""
+    proc = cluster.kubectl_run(
+        *args, user=user, input=None if body is None else json.dumps(body), check=False
+    )
+    if proc.returncode == 0:
+        return True
+    if "forbidden" in proc.stderr.lower():
+        return False
+    raise AssertionError(f"kubectl {' '.join(args)} as {user} failed otherwise:\n{proc.stderr}")
+
+
+def create(cluster: Any, user: str, namespace: str, body: dict[str, Any]) -> bool:
+    return attempt(cluster, user, "create", "-n", namespace, "-f", "-", body=body)
+
+
+def _names(proc: subprocess.CompletedProcess[str]) -> set[str]:
+    return set(proc.stdout.split())
+
+
+# Applying ------------------------------------------------------------------------------------------
+
+
+def test_every_rendered_object_is_stored(cluster: Any, installed: Install) -> None:
+    for obj in installed.objects:
+        args = [
+            "get",
+            f"{obj['kind'].lower()}.{obj['apiVersion'].split('/')[0]}"
+            if "/" in obj["apiVersion"]
+            else obj["kind"].lower(),
+            obj["metadata"]["name"],
+            "-o",
+            "name",
+        ]
+        if "namespace" in obj["metadata"]:
+            args += ["-n", obj["metadata"]["namespace"]]
+        assert cluster.kubectl_run(*args).stdout.strip(), obj["metadata"]["name"]
+
+
+def test_applying_the_same_release_twice_changes_nothing(cluster: Any, installed: Install) -> None:
+    """SPEC §1: a second apply of the same files changes nothing (no resourceVersion moves)."""
+
+    def versions() -> dict[str, str]:
+        found = {}
+        for obj in installed.objects:
+            if obj["kind"] == "CustomResourceDefinition":
+                continue  # the suite's other tests may install the same CRDs with another field manager
+            args = [
+                "get",
+                obj["kind"].lower(),
+                obj["metadata"]["name"],
+                "-o",
+                "jsonpath={.metadata.resourceVersion}",
+            ]
+            if "namespace" in obj["metadata"]:
+                args += ["-n", obj["metadata"]["namespace"]]
+            found[f"{obj['kind']}/{obj['metadata']['name']}"] = cluster.kubectl_run(*args).stdout
+        return found
+
+    before = versions()
+    _apply(cluster, installed.objects)
+    assert versions() == before
+
+
+def test_the_webhook_configuration_and_its_certificate_are_accepted_by_the_api_server(
+    cluster: Any, installed: Install
+) -> None:
+    rendered = render(release=installed.release, namespace=installed.namespace)
+    webhook_objects = [
+        o for o in rendered.objects if o["kind"] in {"ValidatingWebhookConfiguration", "Secret"}
+    ]
+    assert len(webhook_objects) == 2
+    out = _apply(cluster, webhook_objects, "--dry-run=server")
+    assert "serverside-applied (server dry run)" in out
+
+
+# The operator's ServiceAccount (R36) ---------------------------------------------------------------
+
+
+def _seed_tenant_objects(cluster: Any, installed: Install) -> None:
+    service = {
+        "apiVersion": "vpcep.io/v1alpha1",
+        "kind": "EndpointService",
+        "metadata": {"name": "db"},
+        "spec": {
+            "backend": {"kind": "Service", "name": "db"},
+            "ports": [{"protocol": "TCP", "serverPort": 5432, "clientPort": 5432}],
+        },
+    }
+    endpoint = {
+        "apiVersion": "vpcep.io/v1alpha1",
+        "kind": "Endpoint",
+        "metadata": {"name": "db"},
+        "spec": {"serviceName": "local-1.db.00000000-0000-4000-8000-000000000001"},
+    }
+    cluster.kubectl_run("apply", "-n", installed.provider, "-f", "-", input=json.dumps(service))
+    cluster.kubectl_run("apply", "-n", installed.consumer, "-f", "-", input=json.dumps(endpoint))
+
+
+def test_operator_can_do_its_whole_job(cluster: Any, installed: Install) -> None:
+    _seed_tenant_objects(cluster, installed)
+    op, provider, consumer, own = (
+        installed.operator,
+        installed.provider,
+        installed.consumer,
+        installed.namespace,
+    )
+    must = {
+        "read CRDs": attempt(cluster, op, "get", "crd", "endpoints.vpcep.io"),
+        "list namespaces (accounts)": attempt(cluster, op, "get", "namespaces"),
+        "list services everywhere": attempt(cluster, op, "get", "endpointservices.vpcep.io", "-A"),
+        "list endpoints everywhere": attempt(cluster, op, "get", "endpoints.vpcep.io", "-A"),
+        "list whitelists everywhere": attempt(cluster, op, "get", "whitelists.vpcep.io", "-A"),
+        "list connections everywhere": attempt(cluster, op, "get", "endpointconnections.vpcep.io", "-A"),
+        "add the finalizer": attempt(
+            cluster,
+            op,
+            "patch",
+            "endpointservices.vpcep.io",
+            "db",
+            "-n",
+            provider,
+            "--type=merge",
+            "-p",
+            '{"metadata":{"finalizers":["vpcep.io/finalizer"]}}',
+        ),
+        "patch service status": attempt(
+            cluster,
+            op,
+            "patch",
+            "endpointservices.vpcep.io",
+            "db",
+            "-n",
+            provider,
+            "--subresource=status",
+            "--type=merge",
+            "-p",
+            '{"status":{"phase":"Available"}}',
+        ),
+        "patch endpoint status": attempt(
+            cluster,
+            op,
+            "patch",
+            "endpoints.vpcep.io",
+            "db",
+            "-n",
+            consumer,
+            "--subresource=status",
+            "--type=merge",
+            "-p",
+            '{"status":{"phase":"PendingAcceptance"}}',
+        ),
+        "create a connection in the provider namespace": create(
+            cluster,
+            op,
+            provider,
+            {
+                "apiVersion": "vpcep.io/v1alpha1",
+                "kind": "EndpointConnection",
+                "metadata": {"name": "conn-1"},
+                "spec": {},
+            },
+        ),
+        "patch connection status": attempt(
+            cluster,
+            op,
+            "patch",
+            "endpointconnections.vpcep.io",
+            "conn-1",
+            "-n",
+            provider,
+            "--subresource=status",
+            "--type=merge",
+            "-p",
+            '{"status":{"state":"PendingAcceptance"}}',
+        ),
+        "delete a connection": attempt(
+            cluster, op, "delete", "endpointconnections.vpcep.io", "conn-1", "-n", provider
+        ),
+        "read backend pods": attempt(cluster, op, "get", "pods", "-A"),
+        "create the node-IP Service": create(
+            cluster,
+            op,
+            consumer,
+            {
+                "apiVersion": "v1",
+                "kind": "Service",
+                "metadata": {"name": "vpce-db"},
+                "spec": {"ports": [{"name": "tcp-5432", "port": 5432, "targetPort": 20001}]},
+            },
+        ),
+        "create its EndpointSlice": create(
+            cluster,
+            op,
+            consumer,
+            {
+                "apiVersion": "discovery.k8s.io/v1",
+                "kind": "EndpointSlice",
+                "metadata": {"name": "vpce-db-gw", "labels": {"kubernetes.io/service-name": "vpce-db"}},
+                "addressType": "IPv4",
+                "endpoints": [{"addresses": ["10.244.0.7"]}],
+                "ports": [{"name": "tcp-5432", "port": 20001, "protocol": "TCP"}],
+            },
+        ),
+        "create the provider NetworkPolicy": create(
+            cluster,
+            op,
+            provider,
+            {
+                "apiVersion": "networking.k8s.io/v1",
+                "kind": "NetworkPolicy",
+                "metadata": {"name": "vpcep-db"},
+                "spec": {"podSelector": {}, "policyTypes": ["Ingress"]},
+            },
+        ),
+        "create the quota view": create(
+            cluster,
+            op,
+            consumer,
+            {
+                "apiVersion": "v1",
+                "kind": "ConfigMap",
+                "metadata": {"name": "vpcep-quota"},
+                "data": {"account": "x"},
+            },
+        ),
+        "update the quota view": attempt(
+            cluster,
+            op,
+            "patch",
+            "configmap",
+            "vpcep-quota",
+            "-n",
+            consumer,
+            "--type=merge",
+            "-p",
+            '{"data":{"endpointsUsed":"1"}}',
+        ),
+        "post an Event": create(
+            cluster,
+            op,
+            consumer,
+            {
+                "apiVersion": "v1",
+                "kind": "Event",
+                "metadata": {"name": "db.vpcep-test"},
+                "involvedObject": {
+                    "apiVersion": "vpcep.io/v1alpha1",
+                    "kind": "Endpoint",
+                    "name": "db",
+                    "namespace": consumer,
+                },
+                "reason": "Test",
+                "message": "rbac test",
+                "type": "Normal",
+            },
+        ),
+        "write a route in its namespace": create(
+            cluster,
+            op,
+            own,
+            {
+                "apiVersion": "v1",
+                "kind": "ConfigMap",
+                "metadata": {"name": "vpcep-route-1", "labels": {"vpcep.io/route": "true"}},
+                "data": {"route.json": "{}"},
+            },
+        ),
+        "delete a route": attempt(cluster, op, "delete", "configmap", "vpcep-route-1", "-n", own),
+        "publish a cloud service in its namespace": create(
+            cluster,
+            op,
+            own,
+            {
+                "apiVersion": "vpcep.io/v1alpha1",
+                "kind": "EndpointService",
+                "metadata": {"name": "dns"},
+                "spec": {
+                    "backend": {"kind": "Service", "name": "kube-dns"},
+                    "ports": [{"protocol": "TCP", "serverPort": 53, "clientPort": 53}],
+                },
+            },
+        ),
+    }
+    assert [what for what, allowed in must.items() if not allowed] == []
+
+
+def test_operator_cannot_do_more_than_its_job(cluster: Any, installed: Install) -> None:
+    op, consumer = installed.operator, installed.consumer
+    cluster.kubectl_run(
+        "create", "configmap", "app-settings", "-n", consumer, "--from-literal=a=b", check=False
+    )
+    must_not = {
+        "read secrets": attempt(cluster, op, "get", "secrets", "-n", installed.provider),
+        "create pods": create(
+            cluster,
+            op,
+            consumer,
+            {
+                "apiVersion": "v1",
+                "kind": "Pod",
+                "metadata": {"name": "intruder"},
+                "spec": {"containers": [{"name": "c", "image": "busybox"}]},
+            },
+        ),
+        "change a tenant's ConfigMap": attempt(
+            cluster,
+            op,
+            "patch",
+            "configmap",
+            "app-settings",
+            "-n",
+            consumer,
+            "--type=merge",
+            "-p",
+            '{"data":{"a":"c"}}',
+        ),
+        "read a tenant's ConfigMaps": attempt(cluster, op, "get", "configmaps", "-n", consumer),
+        "delete namespaces": attempt(
+            cluster, op, "delete", "namespace", installed.consumer, "--dry-run=server"
+        ),
+        "create endpoint services for tenants": create(
+            cluster,
+            op,
+            installed.provider,
+            {
+                "apiVersion": "vpcep.io/v1alpha1",
+                "kind": "EndpointService",
+                "metadata": {"name": "forged"},
+                "spec": {
+                    "backend": {"kind": "Service", "name": "x"},
+                    "ports": [{"protocol": "TCP", "serverPort": 1, "clientPort": 1}],
+                },
+            },
+        ),
+        "grant itself roles": create(
+            cluster,
+            op,
+            consumer,
+            {
+                "apiVersion": "rbac.authorization.k8s.io/v1",
+                "kind": "RoleBinding",
+                "metadata": {"name": "x"},
+                "roleRef": {
+                    "apiGroup": "rbac.authorization.k8s.io",
+                    "kind": "ClusterRole",
+                    "name": "vpcep-admin",
+                },
+                "subjects": [{"kind": "User", "name": "x", "apiGroup": "rbac.authorization.k8s.io"}],
+            },
+        ),
+    }
+    assert [what for what, allowed in must_not.items() if allowed] == []
+
+
+# The gateways' ServiceAccount (R36) ----------------------------------------------------------------
+
+
+def test_gateway_reads_routes_and_writes_its_status_only_in_its_namespace(
+    cluster: Any, installed: Install
+) -> None:
+    gw, own = installed.gateway, installed.namespace
+    status = {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {"name": "vpcep-gateway-gw-1", "labels": {"vpcep.io/gateway-status": "true"}},
+        "data": {"status.json": "{}"},
+    }
+    assert attempt(cluster, gw, "get", "configmaps", "-n", own, "-l", "vpcep.io/route=true")
+    assert create(cluster, gw, own, status)
+    assert attempt(
+        cluster,
+        gw,
+        "patch",
+        "configmap",
+        "vpcep-gateway-gw-1",
+        "-n",
+        own,
+        "--type=merge",
+        "-p",
+        '{"data":{"status.json":"{\\"gateway\\":\\"gw-1\\"}"}}',
+    )
+    assert not attempt(cluster, gw, "get", "configmaps", "-n", installed.consumer)
+    assert not attempt(cluster, gw, "get", "secrets", "-n", own)
+    assert not attempt(cluster, gw, "get", "endpoints.vpcep.io", "-A")
+    assert not attempt(cluster, gw, "get", "services", "-n", installed.provider)
+
+
+# The user roles (R35, R41) -------------------------------------------------------------------------
+
+
+def _bind(cluster: Any, namespace: str, role: str, user: str) -> None:
+    cluster.kubectl_run(
+        "create", "rolebinding", f"{role}-{user}", "-n", namespace, f"--clusterrole={role}", f"--user={user}"
+    )
+
+
+def test_viewer_reads_but_cannot_create_or_decide(cluster: Any, installed: Install) -> None:
+    user = f"viewer-{uuid.uuid4().hex[:6]}"
+    ns = installed.consumer
+    _bind(cluster, ns, "vpcep-viewer", user)
+    cluster.kubectl_run(
+        "apply",
+        "-n",
+        ns,
+        "-f",
+        "-",
+        input=json.dumps(
+            {
+                "apiVersion": "v1",
+                "kind": "ConfigMap",
+                "metadata": {"name": "vpcep-quota"},
+                "data": {"account": "x"},
+            }
+        ),
+    )
+    assert attempt(cluster, user, "get", "endpoints.vpcep.io", "-n", ns)
+    assert attempt(cluster, user, "get", "endpointservices.vpcep.io,whitelists.vpcep.io", "-n", ns)
+    assert attempt(cluster, user, "get", "configmap", "vpcep-quota", "-n", ns)  # R41
+    assert not create(
+        cluster,
+        user,
+        ns,
+        {
+            "apiVersion": "vpcep.io/v1alpha1",
+            "kind": "Endpoint",
+            "metadata": {"name": "mine"},
+            "spec": {"serviceName": "local-1.db.00000000-0000-4000-8000-000000000001"},
+        },
+    )
+    assert not attempt(cluster, user, "delete", "endpoints.vpcep.io", "db", "-n", ns)
+    assert not attempt(
+        cluster, user, "get", "endpoints.vpcep.io", "-n", installed.provider
+    )  # other namespace
+
+
+def test_editor_manages_services_endpoints_whitelists_and_decides_connections(
+    cluster: Any, installed: Install
+) -> None:
+    user = f"editor-{uuid.uuid4().hex[:6]}"
+    ns = installed.provider
+    _bind(cluster, ns, "vpcep-editor", user)
+    cluster.kubectl_run(
+        "apply",
+        "-n",
+        ns,
+        "-f",
+        "-",
+        input=json.dumps(
+            {
+                "apiVersion": "vpcep.io/v1alpha1",
+                "kind": "EndpointConnection",
+                "metadata": {"name": "conn-2"},
+                "spec": {},
+            }
+        ),
+    )
+    assert create(
+        cluster,
+        user,
+        ns,
+        {
+            "apiVersion": "vpcep.io/v1alpha1",
+            "kind": "EndpointService",
+            "metadata": {"name": "api"},
+            "spec": {
+                "backend": {"kind": "Pod", "name": "api"},
+                "ports": [{"protocol": "TCP", "serverPort": 8080, "clientPort": 80}],
+            },
+        },
+    )
+    assert create(
+        cluster,
+        user,
+        ns,
+        {
+            "apiVersion": "vpcep.io/v1alpha1",
+            "kind": "Whitelist",
+            "metadata": {"name": "partners"},
+            "spec": {"endpointService": "api", "accounts": ["iam:domain::beta"]},
+        },
+    )
+    assert attempt(
+        cluster,
+        user,
+        "patch",
+        "endpointconnections.vpcep.io",
+        "conn-2",
+        "-n",
+        ns,
+        "--type=merge",
+        "-p",
+        '{"spec":{"decision":"Accept"}}',
+    )  # R10
+    assert attempt(cluster, user, "delete", "whitelists.vpcep.io", "partners", "-n", ns)
+    # The operator's parts stay the operator's.
+    assert not attempt(
+        cluster,
+        user,
+        "patch",
+        "endpointservices.vpcep.io",
+        "api",
+        "-n",
+        ns,
+        "--subresource=status",
+        "--type=merge",
+        "-p",
+        '{"status":{"phase":"Available"}}',
+    )
+    assert not create(
+        cluster,
+        user,
+        ns,
+        {
+            "apiVersion": "vpcep.io/v1alpha1",
+            "kind": "EndpointConnection",
+            "metadata": {"name": "forged"},
+            "spec": {},
+        },
+    )
+    assert not attempt(cluster, user, "delete", "endpointconnections.vpcep.io", "conn-2", "-n", ns)
+
+
+def test_admin_may_also_remove_connections(cluster: Any, installed: Install) -> None:
+    user = f"admin-{uuid.uuid4().hex[:6]}"
+    ns = installed.provider
+    _bind(cluster, ns, "vpcep-admin", user)
+    cluster.kubectl_run(
+        "apply",
+        "-n",
+        ns,
+        "-f",
+        "-",
+        input=json.dumps(
+            {
+                "apiVersion": "vpcep.io/v1alpha1",
+                "kind": "EndpointConnection",
+                "metadata": {"name": "conn-3"},
+                "spec": {},
+            }
+        ),
+    )
+    assert attempt(cluster, user, "delete", "endpointconnections.vpcep.io", "conn-3", "-n", ns)
+    assert attempt(cluster, user, "get", "events", "-n", ns)

@@ -1,0 +1,318 @@
+"""The chart renders valid Kubernetes objects with its defaults and with the variations people use."""
+
+from __future__ import annotations
+
+import base64
+import datetime
+import pathlib
+import tempfile
+from typing import Any
+
+import kubernetes_validate
+import pytest
+import yaml
+from chart_rendering import NAMESPACE, REPO, Rendered, operator_config, render
+from cryptography import x509
+
+KUBERNETES_VERSION = "1.30.0"
+# Kinds of other projects (cert-manager) have no schema in kubernetes-validate; checked by hand below.
+FOREIGN_GROUPS = ("cert-manager.io/",)
+
+VARIATIONS = {
+    "defaults": [],
+    "webhook-off": ["webhook.enabled=false"],
+    "cert-manager": ["webhook.certificate.source=cert-manager"],
+    "cert-manager-issuer": [
+        "webhook.certificate.source=cert-manager",
+        "webhook.certificate.certManager.issuerRef.name=corp-ca",
+        "webhook.certificate.certManager.issuerRef.kind=ClusterIssuer",
+    ],
+    "crds-off": ["crds.enabled=false"],
+    "no-user-roles": ["rbac.userRoles=false"],
+    "scoped-hard-spread": [
+        "gateway.replicas=3",
+        "gateway.antiAffinity=hard",
+        "operator.logLevel=debug",
+    ],
+    "one-gateway": ["gateway.replicas=1"],
+    "tuned": [
+        "region=eu-west-2",
+        "maxConnectionsPerEndpoint=100",
+        "quotas.default.services=5",
+        "quotas.overrides.team-a.services=40",
+        "quotas.overrides.team-a.endpoints=200",
+        "networkPolicy.enabled=false",
+        "image.tag=1.2.3",
+        "imagePullSecrets[0].name=regcred",
+        "operator.tolerations[0].key=dedicated",
+        "operator.tolerations[0].operator=Exists",
+    ],
+}
+
+
+@pytest.mark.parametrize("variation", sorted(VARIATIONS))
+def test_every_rendered_object_is_valid_against_the_kubernetes_schemas(variation: str) -> None:
+    rendered = render(*VARIATIONS[variation])
+    assert rendered.objects
+    for obj in rendered.objects:
+        if obj["apiVersion"].startswith(FOREIGN_GROUPS):
+            continue
+        try:
+            kubernetes_validate.validate(obj, KUBERNETES_VERSION, strict=True)
+        except kubernetes_validate.ValidationError as error:
+            pytest.fail(f"{obj['kind']} {obj['metadata'].get('name')}: {error.message} at {list(error.path)}")
+        if obj["kind"] not in {
+            "ClusterRole",
+            "ClusterRoleBinding",
+            "CustomResourceDefinition",
+            "ValidatingWebhookConfiguration",
+        }:
+            assert obj["metadata"]["namespace"] == NAMESPACE, obj["metadata"]["name"]
+
+
+def _crd_files() -> list[dict[str, Any]]:
+    docs: list[dict[str, Any]] = []
+    for path in sorted((REPO / "crds").glob("*.yaml")):
+        docs += [doc for doc in yaml.safe_load_all(path.read_text()) if doc]
+    return docs
+
+
+def test_crds_are_those_of_the_repository_with_a_keep_policy(defaults: Rendered) -> None:
+    expected = {doc["metadata"]["name"]: doc for doc in _crd_files()}
+    assert expected, "crds/ holds no CRD"
+    rendered = {crd["metadata"]["name"]: crd for crd in defaults.all("CustomResourceDefinition")}
+    assert set(rendered) == set(expected)
+    for name, crd in rendered.items():
+        assert crd["spec"] == expected[name]["spec"], f"{name} differs from crds/"
+        assert crd["metadata"]["annotations"]["helm.sh/resource-policy"] == "keep"
+        assert crd["metadata"]["labels"]["app.kubernetes.io/part-of"] == "vpcep"
+
+
+def test_crds_can_be_left_out_or_given_up_on_uninstall() -> None:
+    assert not render("crds.enabled=false").all("CustomResourceDefinition")
+    for crd in render("crds.keep=false").all("CustomResourceDefinition"):
+        assert "helm.sh/resource-policy" not in crd["metadata"].get("annotations", {})
+
+
+def _container(deployment: dict[str, Any]) -> dict[str, Any]:
+    containers = deployment["spec"]["template"]["spec"]["containers"]
+    assert len(containers) == 1
+    container: dict[str, Any] = containers[0]
+    return container
+
+
+def _assert_hardened(deployment: dict[str, Any]) -> None:
+    """R36: non-root, read-only root filesystem, no privilege escalation, resources set."""
+    pod = deployment["spec"]["template"]["spec"]
+    container = _container(deployment)
+    assert pod["securityContext"]["runAsNonRoot"] is True
+    assert pod["securityContext"]["runAsUser"] != 0
+    assert container["securityContext"]["readOnlyRootFilesystem"] is True
+    assert container["securityContext"]["allowPrivilegeEscalation"] is False
+    assert container["securityContext"]["capabilities"]["drop"] == ["ALL"]
+    assert container["resources"]["requests"] and container["resources"]["limits"]["memory"]
+    writable = {mount["mountPath"] for mount in container["volumeMounts"] if not mount.get("readOnly")}
+    assert "/tmp" in writable
+
+
+def test_operator_runs_once_with_probes_hardened_and_reads_the_rendered_config(defaults: Rendered) -> None:
+    deployment = defaults.one("Deployment", "vpcep-operator")
+    assert deployment["spec"]["replicas"] == 1
+    assert deployment["spec"]["strategy"] == {"type": "Recreate"}
+    _assert_hardened(deployment)
+    container = _container(deployment)
+    assert container["image"] == "vpcep-operator:0.1.0"
+    assert container["args"][0] == "operator"
+    assert "--config=/etc/vpcep/config.yaml" in container["args"]
+    assert "--verbose" not in container["args"]
+    health_port = {port["name"]: port["containerPort"] for port in container["ports"]}["health"]
+    assert f"--liveness=http://0.0.0.0:{health_port}/healthz" in container["args"]
+    assert container["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "health"}
+    assert container["readinessProbe"]["httpGet"] == {"path": "/healthz", "port": "health"}
+    assert deployment["spec"]["template"]["spec"]["serviceAccountName"] == "vpcep-operator"
+
+
+def test_a_config_change_restarts_the_operator() -> None:
+    def checksum(*sets: str) -> str:
+        deployment = render(*sets).one("Deployment", "vpcep-operator")
+        value: str = deployment["spec"]["template"]["metadata"]["annotations"]["checksum/config"]
+        return value
+
+    assert checksum() == checksum()
+    assert checksum() != checksum("maxConnectionsPerEndpoint=10")
+
+
+def test_debug_logging_makes_the_operator_verbose() -> None:
+    args = _container(render("operator.logLevel=debug").one("Deployment", "vpcep-operator"))["args"]
+    assert "--verbose" in args
+
+
+def test_gateways_default_to_two_spread_replicas_with_a_budget_and_their_pod_ip(defaults: Rendered) -> None:
+    deployment = defaults.one("Deployment", "vpcep-gateway")
+    assert deployment["spec"]["replicas"] == 2  # R30
+    assert deployment["spec"]["strategy"]["rollingUpdate"]["maxUnavailable"] == 0
+    _assert_hardened(deployment)
+    container = _container(deployment)
+    assert container["args"][0] == "gateway"
+    env = {item["name"]: item["valueFrom"]["fieldRef"]["fieldPath"] for item in container["env"]}
+    assert env["POD_IP"] == "status.podIP"
+    assert env["POD_NAME"] == "metadata.name"
+    selector = deployment["spec"]["selector"]["matchLabels"]
+    anti = deployment["spec"]["template"]["spec"]["affinity"]["podAntiAffinity"]
+    preferred = anti["preferredDuringSchedulingIgnoredDuringExecution"][0]["podAffinityTerm"]
+    assert preferred["labelSelector"]["matchLabels"] == selector
+    assert preferred["topologyKey"] == "kubernetes.io/hostname"
+    budget = defaults.one("PodDisruptionBudget", "vpcep-gateway")
+    assert budget["spec"]["selector"]["matchLabels"] == selector
+    assert budget["spec"]["minAvailable"] == 1
+    assert deployment["spec"]["template"]["spec"]["serviceAccountName"] == "vpcep-gateway"
+    assert env["POD_UID"] == "metadata.uid"
+    assert container["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "health"}
+    health_port = {port["name"]: port["containerPort"] for port in container["ports"]}["health"]
+    assert f"--health-port={health_port}" in container["args"]
+    assert "--runtime-dir=/run/vpcep" in container["args"]
+    assert {"name": "state", "mountPath": "/run/vpcep"} in container["volumeMounts"]
+
+
+def test_hard_anti_affinity_and_replica_count_are_honoured() -> None:
+    rendered = render(*VARIATIONS["scoped-hard-spread"])
+    deployment = rendered.one("Deployment", "vpcep-gateway")
+    assert deployment["spec"]["replicas"] == 3
+    anti = deployment["spec"]["template"]["spec"]["affinity"]["podAntiAffinity"]
+    assert "requiredDuringSchedulingIgnoredDuringExecution" in anti
+    assert "preferredDuringSchedulingIgnoredDuringExecution" not in anti
+
+
+def test_a_single_gateway_gets_no_budget_that_would_block_node_drains() -> None:
+    assert not render("gateway.replicas=1").all("PodDisruptionBudget")
+
+
+def test_operator_config_carries_the_values_the_operator_enforces() -> None:
+    config = operator_config(render(*VARIATIONS["tuned"]))
+    assert config["namespace"] == NAMESPACE
+    assert config["region"] == "eu-west-2"  # R5, R40
+    assert config["maxConnectionsPerEndpoint"] == 100  # R21
+    assert config["quotas"]["default"] == {"services": 5, "endpoints": 50}  # R9, R22
+    assert config["quotas"]["overrides"]["team-a"] == {"services": 40, "endpoints": 200}
+    assert config["networkPolicy"] is False  # R31
+    assert (
+        config["gatewayPodLabels"]
+        == render().one("Deployment", "vpcep-gateway")["spec"]["selector"]["matchLabels"]
+    )
+
+
+def test_default_cloud_services_are_dns_and_a_gateway_type_example(defaults: Rendered) -> None:
+    services = {service["name"]: service for service in operator_config(defaults)["cloudServices"]}  # R37
+    assert services["dns"]["type"] == "Interface"
+    assert services["dns"]["ports"] == [{"protocol": "TCP", "serverPort": 53, "clientPort": 53}]
+    assert services["dns"]["backend"] == {"kind": "Service", "name": "kube-dns", "namespace": "kube-system"}
+    assert [s for s in services.values() if s["type"] == "Gateway"]  # R38
+
+
+def test_rendered_config_is_accepted_by_the_operator_config_model(defaults: Rendered) -> None:
+    from vpcep import config as config_module
+
+    loaded = config_module.OperatorConfig.model_validate(operator_config(defaults))
+    assert loaded.namespace == NAMESPACE
+    assert loaded.webhook.enabled is True
+    assert loaded.webhook.certFile == "/etc/vpcep/webhook/tls.crt"
+    assert [service.name for service in loaded.cloudServices] == ["dns", "object-storage"]
+    tuned = config_module.OperatorConfig.model_validate(operator_config(render(*VARIATIONS["tuned"])))
+    assert tuned.quotas.for_account("team-a").services == 40
+    assert tuned.quotas.for_account("team-b").services == 5
+
+
+def test_self_signed_webhook_certificate_is_trusted_by_the_configuration(defaults: Rendered) -> None:
+    secret = defaults.one("Secret", "vpcep-webhook-tls")
+    ca = x509.load_pem_x509_certificate(base64.b64decode(secret["data"]["ca.crt"]))
+    serving = x509.load_pem_x509_certificate(base64.b64decode(secret["data"]["tls.crt"]))
+    serving.verify_directly_issued_by(ca)
+    names = serving.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    assert "vpcep-webhook.vpcep-system.svc" in names.get_values_for_type(x509.DNSName)
+    assert serving.not_valid_after_utc > datetime.datetime.now(datetime.UTC) + datetime.timedelta(days=365)
+    configuration = defaults.all("ValidatingWebhookConfiguration")
+    assert len(configuration) == 1
+    for webhook in configuration[0]["webhooks"]:
+        assert base64.b64decode(webhook["clientConfig"]["caBundle"]) == base64.b64decode(
+            secret["data"]["ca.crt"]
+        )
+        service = webhook["clientConfig"]["service"]
+        assert (service["name"], service["namespace"]) == ("vpcep-webhook", NAMESPACE)
+        assert service["path"] == "/" + webhook["name"].removesuffix(".vpcep.io")
+        assert webhook["rules"][0]["apiGroups"] == ["vpcep.io"]
+    covered = {res for webhook in configuration[0]["webhooks"] for res in webhook["rules"][0]["resources"]}
+    assert covered == {"endpointservices", "endpoints", "whitelists"}
+    # The webhook Service reaches the operator pod's webhook port.
+    operator = defaults.one("Deployment", "vpcep-operator")
+    assert (
+        defaults.one("Service", "vpcep-webhook")["spec"]["selector"]
+        == operator["spec"]["selector"]["matchLabels"]
+    )
+    assert "webhook" in {port["name"] for port in _container(operator)["ports"]}
+
+
+def test_cert_manager_mode_requests_a_certificate_and_ca_injection() -> None:
+    rendered = render("webhook.certificate.source=cert-manager")
+    assert not rendered.all("Secret")
+    certificate = rendered.one("Certificate", "vpcep-webhook")
+    assert certificate["spec"]["secretName"] == "vpcep-webhook-tls"
+    assert certificate["spec"]["issuerRef"] == {"kind": "Issuer", "name": "vpcep-selfsigned"}
+    assert rendered.one("Issuer", "vpcep-selfsigned")["spec"] == {"selfSigned": {}}
+    configuration = rendered.all("ValidatingWebhookConfiguration")[0]
+    assert (
+        configuration["metadata"]["annotations"]["cert-manager.io/inject-ca-from"]
+        == "vpcep-system/vpcep-webhook"
+    )
+    assert all("caBundle" not in webhook["clientConfig"] for webhook in configuration["webhooks"])
+    own_issuer = render(*VARIATIONS["cert-manager-issuer"])
+    assert not own_issuer.all("Issuer")
+    assert own_issuer.one("Certificate", "vpcep-webhook")["spec"]["issuerRef"] == {
+        "kind": "ClusterIssuer",
+        "name": "corp-ca",
+    }
+
+
+def test_webhook_off_leaves_no_webhook_objects_and_tells_the_operator() -> None:
+    rendered = render("webhook.enabled=false")
+    assert not rendered.all("ValidatingWebhookConfiguration")
+    assert not rendered.all("Secret")
+    assert "vpcep-webhook" not in rendered.names("Service")
+    assert operator_config(rendered)["webhook"]["enabled"] is False
+    mounts = {m["name"] for m in _container(rendered.one("Deployment", "vpcep-operator"))["volumeMounts"]}
+    assert "webhook-tls" not in mounts
+
+
+def test_chart_files_follow_crds_folder() -> None:
+    link = REPO / "charts" / "vpcep-operator" / "files" / "crds"
+    assert link.resolve() == (REPO / "crds").resolve()
+    assert pathlib.Path(link).is_dir()
+
+
+@pytest.mark.parametrize("variation", ["defaults", "webhook-off", "scoped-hard-spread"])
+def test_rendered_arguments_are_understood_by_the_programs(variation: str) -> None:
+    """The chart and the console scripts evolve apart: an unknown flag would crash-loop the pods."""
+    from vpcep.gateway.agent import parse_args as gateway_args
+    from vpcep.main import build_config
+    from vpcep.main import parse_args as operator_args
+
+    rendered = render(*VARIATIONS[variation])
+    operator = _container(rendered.one("Deployment", "vpcep-operator"))["args"]
+    assert operator[0] == "operator"
+    parsed = operator_args(operator[1:])
+    assert str(parsed.config) == "/etc/vpcep/config.yaml"
+    gateway = _container(rendered.one("Deployment", "vpcep-gateway"))["args"]
+    assert gateway[0] == "gateway"
+    assert gateway_args(gateway[1:]).runtime_dir == "/run/vpcep"
+    # The operator accepts the configuration the chart renders for it, with the webhook files it mounts.
+    config_file = pathlib.Path(tempfile.mkdtemp()) / "config.yaml"
+    config_file.write_text(rendered.one("ConfigMap", "vpcep-operator-config")["data"]["config.yaml"])
+    config = build_config(operator_args([*operator[1:], f"--config={config_file}"]))
+    assert config.namespace == NAMESPACE
+    mounts = {
+        m["mountPath"] for m in _container(rendered.one("Deployment", "vpcep-operator"))["volumeMounts"]
+    }
+    if config.webhook.enabled:
+        assert pathlib.Path(config.webhook.certFile or "").parent.as_posix() in mounts
+        assert config.webhook.port in {
+            p["containerPort"] for p in _container(rendered.one("Deployment", "vpcep-operator"))["ports"]
+        }

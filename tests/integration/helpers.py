@@ -1,0 +1,245 @@
+"""Helpers for driving the operator on the test control plane: kubectl apply of YAML, polling status."""
+
+from __future__ import annotations
+
+import json
+import os
+import pathlib
+import signal
+import string
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import yaml
+
+REPO = pathlib.Path(__file__).resolve().parents[2]
+MANIFESTS = pathlib.Path(__file__).resolve().parent / "manifests"
+GROUP_VERSION = "vpcep.io/v1alpha1"
+
+
+@dataclass
+class Cluster:
+    kubeconfig: str
+
+    @property
+    def env(self) -> dict[str, str]:
+        return {**os.environ, "KUBECONFIG": self.kubeconfig}
+
+    def kubectl(
+        self, *args: str, input: str | None = None, check: bool = True
+    ) -> subprocess.CompletedProcess[str]:
+        result = subprocess.run(
+            ["kubectl", *args], input=input, text=True, capture_output=True, env=self.env, timeout=60
+        )
+        if check and result.returncode != 0:
+            raise AssertionError(f"kubectl {' '.join(args)} failed: {result.stderr.strip()}")
+        return result
+
+    def apply(self, template: str, check: bool = True, **values: str) -> subprocess.CompletedProcess[str]:
+        """kubectl apply -f of a YAML file from manifests/, with ${placeholders} filled in."""
+        text = render(template, **values)
+        with tempfile.NamedTemporaryFile("w", suffix=".yaml", delete=False) as handle:
+            handle.write(text)
+        try:
+            return self.kubectl("apply", "-f", handle.name, check=check)
+        finally:
+            os.unlink(handle.name)
+
+    def apply_text(self, text: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+        return self.kubectl("apply", "-f", "-", input=text, check=check)
+
+    def get(
+        self, kind: str, namespace: str | None, name: str | None = None, selector: str | None = None
+    ) -> Any:
+        args = ["get", kind, "-o", "json"]
+        if name:
+            args.insert(2, name)
+        if namespace:
+            args += ["-n", namespace]
+        else:
+            args += ["-A"]
+        if selector:
+            args += ["-l", selector]
+        result = self.kubectl(*args, check=False)
+        if result.returncode != 0:
+            if "NotFound" in result.stderr:
+                return None
+            raise AssertionError(result.stderr)
+        return json.loads(result.stdout)
+
+    def status(self, kind: str, namespace: str, name: str) -> dict[str, Any]:
+        body = self.get(kind, namespace, name)
+        return (body or {}).get("status") or {}
+
+    def namespace(self, name: str, account: str | None = None) -> None:
+        labels = {"vpcep.io/account": account} if account else {}
+        self.apply_text(
+            yaml.safe_dump(
+                {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name, "labels": labels}}
+            )
+        )
+
+    def delete(
+        self, kind: str, namespace: str, name: str, wait: bool = False
+    ) -> subprocess.CompletedProcess[str]:
+        return self.kubectl(
+            "delete",
+            kind,
+            name,
+            "-n",
+            namespace,
+            f"--wait={str(wait).lower()}",
+            "--ignore-not-found",
+            check=False,
+        )
+
+
+def render(template: str, **values: str) -> str:
+    return string.Template((MANIFESTS / template).read_text()).substitute(values)
+
+
+def wait_for(what: str, check: Callable[[], Any], timeout: float = 30.0, interval: float = 0.2) -> Any:
+    """Poll until check() returns something truthy; fail with the last value seen."""
+    deadline = time.monotonic() + timeout
+    last: Any = None
+    while time.monotonic() < deadline:
+        last = check()
+        if last:
+            return last
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}; last seen: {last!r}")
+
+
+def phase_is(cluster: Cluster, kind: str, namespace: str, name: str, *phases: str) -> Callable[[], Any]:
+    def check() -> Any:
+        status = cluster.status(kind, namespace, name)
+        return status if status.get("phase") in phases else None
+
+    return check
+
+
+@dataclass
+class OperatorProcess:
+    """The operator as a real process: `python -m vpcep.main` with PYTHONPATH pointing at this worktree."""
+
+    cluster: Cluster
+    namespace: str
+    extra_args: list[str] = field(default_factory=list)
+    config: dict[str, Any] | None = None
+    process: subprocess.Popen[bytes] | None = None
+    log_path: pathlib.Path | None = None
+
+    def start(self) -> None:
+        descriptor, log_name = tempfile.mkstemp(prefix="vpcep-operator-", suffix=".log")
+        self.log_path = pathlib.Path(log_name)
+        args = [sys.executable, "-m", "vpcep.main", "--namespace", self.namespace, *self.extra_args]
+        if self.config is not None:
+            config_path = self.log_path.with_suffix(".yaml")
+            config_path.write_text(yaml.safe_dump(self.config))
+            args += ["--config", str(config_path)]
+        env = {**self.cluster.env, "PYTHONPATH": str(REPO / "operator")}
+        self.process = subprocess.Popen(args, stdout=descriptor, stderr=subprocess.STDOUT, env=env)
+        os.close(descriptor)
+
+    def kill(self) -> None:
+        """SIGKILL: no clean-up handlers run (the crash case)."""
+        if self.process is not None and self.process.poll() is None:
+            self.process.send_signal(signal.SIGKILL)
+            self.process.wait(timeout=10)
+
+    def restart(self) -> None:
+        """A new process in place of a dead one (its earlier log is kept in front of the new one)."""
+        earlier = self.log()
+        self.start()
+        if self.log_path is not None:
+            self.log_path.write_text(earlier + "\n--- restarted ---\n")
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.kill()
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path else ""
+
+    def alive(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
+
+class StandInGateway:
+    """Writes a GatewayStatus ConfigMap that reports every route as applied.
+
+    Only for control-plane tests (acceptance logic, R10-R23): it moves no bytes. The data path is tested with
+    real HAProxy by the gateway's own tests.
+    """
+
+    def __init__(self, cluster: Cluster, namespace: str, name: str, address: str) -> None:
+        self.cluster = cluster
+        self.namespace = namespace
+        self.name = name
+        self.address = address
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def restart(self) -> None:
+        """A new process in place of a dead one (its earlier log is kept in front of the new one)."""
+        earlier = self.log()
+        self.start()
+        if self.log_path is not None:
+            self.log_path.write_text(earlier + "\n--- restarted ---\n")
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+        self.cluster.delete("configmap", self.namespace, f"vpcep-gateway-{self.name}")
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            routes = self.cluster.get("configmaps", self.namespace, selector="vpcep.io/route=true")
+            routes = routes or {"items": []}
+            applied = max((int(item["metadata"]["resourceVersion"]) for item in routes["items"]), default=0)
+            status = {
+                "gateway": self.name,
+                "address": self.address,
+                "heartbeat": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                "appliedResourceVersion": applied,
+            }
+            manifest = {
+                "apiVersion": "v1",
+                "kind": "ConfigMap",
+                "metadata": {
+                    "name": f"vpcep-gateway-{self.name}",
+                    "namespace": self.namespace,
+                    "labels": {"vpcep.io/gateway-status": "true"},
+                },
+                "data": {"status.json": json.dumps(status)},
+            }
+            self.cluster.kubectl(
+                "apply",
+                "--server-side",
+                "--field-manager=stand-in-gateway",
+                "-f",
+                "-",
+                input=json.dumps(manifest),
+                check=False,
+            )
+            self._stop.wait(0.3)
+
+
+def names(prefix: str, count: int) -> Iterator[str]:
+    for index in range(count):
+        yield f"{prefix}-{index}"

@@ -1,0 +1,246 @@
+"""Endpoint lifecycle on the test control plane, operator as a real process, webhook off (every rule enforced
+by the reconcilers). Gateway status comes from a stand-in (control-plane logic only; see StandInGateway)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+
+import pytest
+
+from integration.conftest import delete_namespaces
+from integration.helpers import Cluster, OperatorProcess, StandInGateway, phase_is, wait_for
+
+pytestmark = pytest.mark.cluster
+PID = os.getpid()
+
+
+class Tenants:
+    """Namespaces of this module: provider and consumer of the same account, and one of another account."""
+
+    provider = f"it-prov-{PID}"
+    same_account = f"it-same-{PID}"
+    other_account = f"it-other-{PID}"
+    account = f"acme-{PID}"
+    other = f"globex-{PID}"
+
+
+@pytest.fixture(scope="module")
+def tenants(kube: Cluster, operator: OperatorProcess, gateway: StandInGateway) -> Iterator[type[Tenants]]:
+    kube.namespace(Tenants.provider, Tenants.account)
+    kube.namespace(Tenants.same_account, Tenants.account)
+    kube.namespace(Tenants.other_account, Tenants.other)
+    yield Tenants
+    delete_namespaces(kube, Tenants.provider, Tenants.same_account, Tenants.other_account)
+
+
+def publish(kube: Cluster, name: str, approval: bool = False, namespace: str = Tenants.provider) -> str:
+    """Backend + EndpointService; returns the published service name once Available (R5, R6)."""
+    kube.apply("backend-service.yaml", name=f"{name}-backend", namespace=namespace)
+    kube.apply(
+        "endpoint-service.yaml",
+        name=name,
+        namespace=namespace,
+        backend=f"{name}-backend",
+        approval=str(approval).lower(),
+    )
+    status = wait_for(
+        f"EndpointService {name} Available", phase_is(kube, "vpces", namespace, name, "Available")
+    )
+    return str(status["serviceName"])
+
+
+def connect(kube: Cluster, name: str, namespace: str, service_name: str) -> None:
+    kube.apply("endpoint.yaml", name=name, namespace=namespace, service_name=service_name)
+
+
+def wait_phase(kube: Cluster, namespace: str, name: str, *phases: str, timeout: float = 30) -> dict:
+    return dict(
+        wait_for(
+            f"Endpoint {namespace}/{name} in {phases}",
+            phase_is(kube, "vpce", namespace, name, *phases),
+            timeout=timeout,
+        )
+    )
+
+
+def connection_of(kube: Cluster, endpoint_status: dict, provider: str) -> dict:
+    body = kube.get("vpcec", provider, endpoint_status["endpointId"])
+    assert body is not None, "the operator creates an EndpointConnection in the provider namespace (R10)"
+    return dict(body)
+
+
+def test_same_account_endpoint_is_accepted_with_node_ip_and_dns_name(
+    kube: Cluster, tenants: type[Tenants], operator: OperatorProcess
+) -> None:
+    """(a) R10, R12 own account, R18: Accepted with the ClusterIP of an owned Service and its DNS name."""
+    service_name = publish(kube, "web")
+    assert service_name.startswith("local-1.web.")
+    connect(kube, "web", tenants.same_account, service_name)
+    status = wait_phase(kube, tenants.same_account, "web", "Accepted")
+
+    service = kube.get("service", tenants.same_account, "vpce-web")
+    assert status["nodeIP"] == service["spec"]["clusterIP"]
+    assert status["dnsName"] == f"vpce-web.{tenants.same_account}.svc.cluster.local"
+    assert [p["port"] for p in service["spec"]["ports"]] == [80]
+    assert service["metadata"]["ownerReferences"][0]["kind"] == "Endpoint"
+    gateway_port = status["gatewayPorts"][0]["gatewayPort"]
+    slices = kube.get("endpointslices", tenants.same_account, selector="kubernetes.io/service-name=vpce-web")
+    assert [e["addresses"] for e in slices["items"][0]["endpoints"]] == [["10.244.0.10"]]
+    assert slices["items"][0]["ports"][0]["port"] == gateway_port
+    assert isinstance(status["markerId"], int) and status["markerId"] > 0
+    assert {c["type"]: c["status"] for c in status["conditions"]}["Ready"] == "True"
+
+    route = kube.get("configmap", operator.namespace, f"vpcep-route-{status['endpointId']}")
+    assert route is not None and "route.json" in route["data"]
+    connection = connection_of(kube, status, tenants.provider)
+    wait_for(
+        "the connection to mirror Accepted",
+        lambda: kube.status("vpcec", tenants.provider, status["endpointId"]).get("state") == "Accepted",
+    )
+    assert connection["metadata"]["labels"]["vpcep.io/endpoint-id"] == status["endpointId"]
+
+    events = kube.get("events", tenants.same_account)
+    reasons = {e["reason"] for e in events["items"] if e["involvedObject"].get("name") == "web"}
+    assert "Accepted" in reasons, f"R39: an Event per state change; saw {reasons}"
+
+    quota = kube.get("configmap", tenants.same_account, "vpcep-quota")
+    assert quota is not None and quota["data"]["account"] == tenants.account  # R41
+
+
+def test_other_account_needs_a_whitelist(kube: Cluster, tenants: type[Tenants]) -> None:
+    """(b) R12, R13: refused until a Whitelist lists the consumer's account, then Accepted by itself."""
+    service_name = publish(kube, "api")
+    connect(kube, "api", tenants.other_account, service_name)
+    status = wait_phase(kube, tenants.other_account, "api", "Failed")
+    assert status["reason"] == "NotPermitted"
+    assert f"iam:domain::{tenants.other}" in status["message"]
+
+    kube.apply(
+        "whitelist.yaml",
+        name="api-partners",
+        namespace=tenants.provider,
+        service="api",
+        accounts=f"['iam:domain::{tenants.other}']",
+    )
+    wait_phase(kube, tenants.other_account, "api", "Accepted")
+    assert kube.status("vpcewl", tenants.provider, "api-partners").get("phase") == "Active"
+
+
+def test_whitelist_removal_and_wildcard(kube: Cluster, tenants: type[Tenants]) -> None:
+    """(b) R14: removing the account stops new endpoints, established ones keep working; `*` permits
+    anyone.
+    """
+    service_name = publish(kube, "feed")
+    kube.apply(
+        "whitelist.yaml",
+        name="feed-partners",
+        namespace=tenants.provider,
+        service="feed",
+        accounts=f"['iam:domain::{tenants.other}']",
+    )
+    connect(kube, "feed-1", tenants.other_account, service_name)
+    wait_phase(kube, tenants.other_account, "feed-1", "Accepted")
+
+    kube.apply(
+        "whitelist.yaml", name="feed-partners", namespace=tenants.provider, service="feed", accounts="[]"
+    )
+    connect(kube, "feed-2", tenants.other_account, service_name)
+    assert wait_phase(kube, tenants.other_account, "feed-2", "Failed")["reason"] == "NotPermitted"
+    assert kube.status("vpce", tenants.other_account, "feed-1")["phase"] == "Accepted"  # R14 choice
+
+    kube.apply(
+        "whitelist.yaml", name="feed-partners", namespace=tenants.provider, service="feed", accounts="['*']"
+    )
+    wait_phase(kube, tenants.other_account, "feed-2", "Accepted")
+
+
+def test_approval_accept_reject_and_turning_approval_off(kube: Cluster, tenants: type[Tenants]) -> None:
+    """(c) R10, R11: PendingAcceptance until the provider decides; Reject tears down; approval off accepts."""
+    service_name = publish(kube, "db", approval=True)
+    for name in ("db-yes", "db-no", "db-later"):
+        connect(kube, name, tenants.same_account, service_name)
+    statuses = {
+        n: wait_phase(kube, tenants.same_account, n, "PendingAcceptance")
+        for n in ("db-yes", "db-no", "db-later")
+    }
+    for status in statuses.values():
+        assert status.get("nodeIP") is None
+        connection = connection_of(kube, status, tenants.provider)
+        assert connection["spec"]["decision"] == "Pending"
+
+    kube.apply(
+        "connection-decision.yaml",
+        name=statuses["db-yes"]["endpointId"],
+        namespace=tenants.provider,
+        decision="Accept",
+    )
+    accepted = wait_phase(kube, tenants.same_account, "db-yes", "Accepted")
+    assert accepted["nodeIP"]
+
+    kube.apply(
+        "connection-decision.yaml",
+        name=statuses["db-no"]["endpointId"],
+        namespace=tenants.provider,
+        decision="Reject",
+    )
+    rejected = wait_phase(kube, tenants.same_account, "db-no", "Rejected")
+    assert rejected.get("nodeIP") is None
+    assert kube.get("service", tenants.same_account, "vpce-db-no") is None
+
+    kube.apply(
+        "endpoint-service.yaml", name="db", namespace=tenants.provider, backend="db-backend", approval="false"
+    )
+    wait_phase(kube, tenants.same_account, "db-later", "Accepted")
+    assert kube.status("vpce", tenants.same_account, "db-no")["phase"] == "Rejected"  # Reject still wins
+
+
+def test_deleting_a_service_waits_for_its_accepted_endpoints(
+    kube: Cluster, tenants: type[Tenants], operator: OperatorProcess
+) -> None:
+    """(d) R7 with the webhook off: the finalizer holds the service and says why; pending ones fail (R7);
+    deleting the accepted endpoint (R23) lets the service go."""
+    service_name = publish(kube, "cache", approval=True)
+    kube.apply(
+        "whitelist.yaml", name="cache-all", namespace=tenants.provider, service="cache", accounts="['*']"
+    )
+    kube.apply(
+        "endpoint-service.yaml",
+        name="cache",
+        namespace=tenants.provider,
+        backend="cache-backend",
+        approval="true",
+    )
+    connect(kube, "cache-live", tenants.same_account, service_name)
+    connect(kube, "cache-waiting", tenants.other_account, service_name)
+    waiting = wait_phase(kube, tenants.other_account, "cache-waiting", "PendingAcceptance")
+    live = wait_phase(kube, tenants.same_account, "cache-live", "PendingAcceptance")
+    kube.apply(
+        "connection-decision.yaml", name=live["endpointId"], namespace=tenants.provider, decision="Accept"
+    )
+    live = wait_phase(kube, tenants.same_account, "cache-live", "Accepted")
+
+    kube.delete("vpces", tenants.provider, "cache")
+    held = wait_for(
+        "the service to report what holds it",
+        lambda: (
+            (s := kube.status("vpces", tenants.provider, "cache")).get("reason") == "HasActiveEndpoints" and s
+        ),
+    )
+    assert held["phase"] == "Deleting"
+    assert f"{tenants.same_account}/cache-live" in held["message"]
+    failed = wait_phase(kube, tenants.other_account, "cache-waiting", "Failed")
+    assert failed["reason"] == "ServiceDeleted"
+    still = kube.status("vpce", tenants.same_account, "cache-live")
+    assert still.get("nodeIP") == live["nodeIP"], "an established endpoint keeps working (R7)"
+    assert kube.get("service", tenants.same_account, "vpce-cache-live") is not None
+
+    kube.delete("vpce", tenants.same_account, "cache-live")
+    wait_for(
+        "the service to go once its endpoint is gone",
+        lambda: kube.get("vpces", tenants.provider, "cache") is None,
+    )
+    assert kube.get("service", tenants.same_account, "vpce-cache-live") is None  # R23
+    assert kube.get("configmap", operator.namespace, f"vpcep-route-{live['endpointId']}") is None
+    assert kube.get("vpcec", tenants.provider, live["endpointId"]) is None
+    assert kube.get("vpcec", tenants.provider, waiting["endpointId"]) is None
