@@ -197,6 +197,32 @@ def _start_testbed(instance: Path) -> Cluster:
     )
 
 
+def _uses_cluster(item: pytest.Item) -> bool:
+    return "cluster" in getattr(item, "fixturenames", ()) or item.get_closest_marker("cluster") is not None
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Tests that use the ``cluster`` fixture are marked ``cluster`` (``-m "not cluster"`` skips them all)."""
+    for item in items:
+        if "cluster" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.cluster)
+
+
+_build_error: str | None = None
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """Builds the testbed before any test runs, so a first build (~5 min) does not eat a test's timeout."""
+    global _build_error
+    if os.environ.get("KUBECONFIG") or os.environ.get("KUBEBUILDER_ASSETS") or session.config.option.collectonly:
+        return
+    if not any(_uses_cluster(item) for item in session.items):
+        return
+    proc = subprocess.run([str(TESTBED), "build"], capture_output=True, text=True, timeout=BUILD_TIMEOUT_S)
+    if proc.returncode != 0:
+        _build_error = f"hack/testbed build exited {proc.returncode}:\n{proc.stderr}{proc.stdout}"
+
+
 @pytest.fixture(scope="session")
 def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
     """The session's Kubernetes API; see the module docstring for which one and how users work."""
@@ -209,6 +235,8 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
             "binaries yet; unset it to use hack/testbed, or start them yourself and set KUBECONFIG.",
             pytrace=False,
         )
+    if _build_error is not None:
+        pytest.fail(f"the test control plane could not be built: {_build_error}", pytrace=False)
     instance = tmp_path_factory.mktemp("testbed")
     # Unix socket paths and logs stay short and private; the instance is removed by `down --purge`.
     started = _start_testbed(instance)

@@ -82,7 +82,9 @@ def test_tenant_token_is_denied_outside_its_namespace(cluster: Cluster) -> None:
 
 def test_service_account_rights_come_from_a_cluster_role_binding(cluster: Cluster) -> None:
     sa = "system:serviceaccount:vpcep-system:vpcep-operator"
-    name = f"read-services-{cluster.create_namespace('crb')}"
+    ns = cluster.create_namespace("crb")
+    name = f"read-services-{ns}"
+    cluster.kubectl_run("apply", "-f", "-", input=_service(ns, "s"))
     assert cluster.kubectl_run("get", "services", "-A", user=sa, check=False).returncode != 0
     cluster.kubectl_run("create", "clusterrole", name, "--verb=list,get", "--resource=services")
     cluster.kubectl_run("create", "clusterrolebinding", name, f"--clusterrole={name}",
@@ -90,8 +92,8 @@ def test_service_account_rights_come_from_a_cluster_role_binding(cluster: Cluste
     try:
         wait_for(lambda: cluster.kubectl_run("get", "services", "-A", user=sa, check=False).returncode == 0,
                  what="the ClusterRoleBinding to take effect")
-        assert cluster.kubectl_run("delete", "services", "--all", "-n", "default", user=sa,
-                                   check=False).returncode != 0
+        refused = cluster.kubectl_run("delete", "service", "s", "-n", ns, user=sa, check=False)
+        assert refused.returncode != 0 and "cannot delete resource" in refused.stderr
     finally:
         cluster.kubectl_run("delete", "clusterrolebinding,clusterrole", name, check=False)
 
