@@ -211,3 +211,42 @@ def test_deleting_a_namespace_deletes_its_contents_then_the_namespace(
         what="the namespace to be removed",
     )
     assert cluster.kubectl_run("get", "widgets", "-n", ns, "-o", "name").stdout.strip() == ""
+
+
+def test_cluster_roles_aggregate_into_the_built_in_edit_role(cluster: Cluster) -> None:
+    """The chart's roles aggregate into admin/edit/view (R35): a binding to edit grants what they add."""
+    ns = cluster.create_namespace("agg")
+    name = f"widget-editor-{ns}"
+    role = {
+        "apiVersion": "rbac.authorization.k8s.io/v1",
+        "kind": "ClusterRole",
+        "metadata": {"name": name, "labels": {"rbac.authorization.k8s.io/aggregate-to-edit": "true"}},
+        "rules": [{"apiGroups": [""], "resources": ["configmaps"], "verbs": ["create", "get"]}],
+    }
+    cluster.kubectl_run("apply", "-f", "-", input=json.dumps(role))
+    cluster.kubectl_run(
+        "create", "rolebinding", "tenant-b-edit", "-n", ns, "--clusterrole=edit", "--user=tenant-b"
+    )
+    try:
+        wait_for(
+            lambda: (
+                name in cluster.kubectl_run("get", "clusterrole", "edit", "-o", "json").stdout
+                or "configmaps" in cluster.kubectl_run("get", "clusterrole", "edit", "-o", "json").stdout
+            ),
+            what="the rules to be aggregated into edit",
+        )
+        wait_for(
+            lambda: (
+                cluster.kubectl_run(
+                    "create", "configmap", "c", "-n", ns, user="tenant-b", check=False
+                ).returncode
+                == 0
+            ),
+            what="tenant-b to be allowed through edit",
+        )
+        assert (
+            cluster.kubectl_run("delete", "configmap", "c", "-n", ns, user="tenant-b", check=False).returncode
+            != 0
+        )
+    finally:
+        cluster.kubectl_run("delete", "clusterrole", name, check=False)

@@ -18,9 +18,10 @@ import (
 	"time"
 
 	"github.com/spf13/pflag"
-	apiextensionsapiserver "k8s.io/apiextensions-apiserver/pkg/apiserver"
+	noopoteltrace "go.opentelemetry.io/otel/trace/noop"
 	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	apiextensionsv1beta1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1beta1"
+	apiextensionsapiserver "k8s.io/apiextensions-apiserver/pkg/apiserver"
 	extoptions "k8s.io/apiextensions-apiserver/pkg/cmd/server/options"
 	extopenapi "k8s.io/apiextensions-apiserver/pkg/generated/openapi"
 	"k8s.io/apimachinery/pkg/runtime/schema"
@@ -35,7 +36,6 @@ import (
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/klog/v2"
 	netutils "k8s.io/utils/net"
-	noopoteltrace "go.opentelemetry.io/otel/trace/noop"
 
 	generatedopenapi "vpcep-testbed/apiserver/openapi"
 )
@@ -180,12 +180,13 @@ func run(ctx context.Context, f flags) error {
 	}
 	publishCRDGroupsInLegacyDiscovery(front, ext)
 
-	front.AddPostStartHookOrDie("testbed-default-namespaces", func(hc genericapiserver.PostStartHookContext) error {
+	front.AddPostStartHookOrDie("testbed-bootstrap", func(hc genericapiserver.PostStartHookContext) error {
 		go ensureDefaultNamespaces(hc, client)
+		go ensureBootstrapRBAC(hc, client)
 		return nil
 	})
 	front.AddPostStartHookOrDie("testbed-garbage-collector", func(hc genericapiserver.PostStartHookContext) error {
-		gc, err := newCollector(cfg.LoopbackClientConfig, stores.namespaces, f.gcInterval)
+		gc, err := newCollector(cfg.LoopbackClientConfig, client, stores.namespaces, f.gcInterval)
 		if err != nil {
 			return err
 		}
