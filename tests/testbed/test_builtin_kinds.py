@@ -228,13 +228,12 @@ def test_cluster_roles_aggregate_into_the_built_in_edit_role(cluster: Cluster) -
         "create", "rolebinding", "tenant-b-edit", "-n", ns, "--clusterrole=edit", "--user=tenant-b"
     )
     try:
-        wait_for(
-            lambda: (
-                name in cluster.kubectl_run("get", "clusterrole", "edit", "-o", "json").stdout
-                or "configmaps" in cluster.kubectl_run("get", "clusterrole", "edit", "-o", "json").stdout
-            ),
-            what="the rules to be aggregated into edit",
-        )
+
+        def edit_rules() -> list[object]:
+            out = cluster.kubectl_run("get", "clusterrole", "edit", "-o", "json").stdout
+            return list(json.loads(out).get("rules") or [])
+
+        wait_for(lambda: role["rules"][0] in edit_rules(), what="the rules to be aggregated into edit")
         wait_for(
             lambda: (
                 cluster.kubectl_run(
