@@ -217,11 +217,12 @@ def test_cluster_roles_aggregate_into_the_built_in_edit_role(cluster: Cluster) -
     """The chart's roles aggregate into admin/edit/view (R35): a binding to edit grants what they add."""
     ns = cluster.create_namespace("agg")
     name = f"widget-editor-{ns}"
+    rule = {"apiGroups": [""], "resources": ["configmaps"], "verbs": ["create", "get"]}
     role = {
         "apiVersion": "rbac.authorization.k8s.io/v1",
         "kind": "ClusterRole",
         "metadata": {"name": name, "labels": {"rbac.authorization.k8s.io/aggregate-to-edit": "true"}},
-        "rules": [{"apiGroups": [""], "resources": ["configmaps"], "verbs": ["create", "get"]}],
+        "rules": [rule],
     }
     cluster.kubectl_run("apply", "-f", "-", input=json.dumps(role))
     cluster.kubectl_run(
@@ -233,7 +234,7 @@ def test_cluster_roles_aggregate_into_the_built_in_edit_role(cluster: Cluster) -
             out = cluster.kubectl_run("get", "clusterrole", "edit", "-o", "json").stdout
             return list(json.loads(out).get("rules") or [])
 
-        wait_for(lambda: role["rules"][0] in edit_rules(), what="the rules to be aggregated into edit")
+        wait_for(lambda: rule in edit_rules(), what="the rules to be aggregated into edit")
         wait_for(
             lambda: (
                 cluster.kubectl_run(
