@@ -195,7 +195,8 @@ def _existing_cluster(kubeconfig: str) -> Cluster:
 
 
 def _start_testbed(instance: Path) -> Cluster:
-    env = dict(os.environ, VPCEP_TESTBED_DIR=str(instance))
+    # The instance stops by itself when this pytest process is gone, even if it is killed.
+    env = dict(os.environ, VPCEP_TESTBED_DIR=str(instance), VPCEP_TESTBED_OWNER_PID=str(os.getpid()))
     for var in ("VPCEP_TESTBED_API_PORT", "VPCEP_TESTBED_ETCD_PORT"):
         env.pop(var, None)  # a private instance always takes free ports
     try:

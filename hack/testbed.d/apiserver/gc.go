@@ -50,18 +50,39 @@ func newCollector(cfg *rest.Config, client kubernetes.Interface, namespaces *nam
 	return &collector{client: client, discovery: d, meta: m, namespaces: namespaces, interval: interval}, nil
 }
 
+// run polls, but a full pass happens only when something was written since the last one (a consistent
+// one-item list returns etcd's current revision), or every fullPassEvery as a safety net: an idle test
+// cluster then costs one small request per interval.
 func (c *collector) run(ctx context.Context) {
+	const fullPassEvery = 15 * time.Second
 	t := time.NewTicker(c.interval)
 	defer t.Stop()
+	lastRevision, lastPass := "", time.Time{}
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
+			revision := c.revision(ctx)
+			if revision != "" && revision == lastRevision && time.Since(lastPass) < fullPassEvery {
+				continue
+			}
 			c.tick(ctx)
 			aggregateClusterRoles(ctx, c.client)
+			// The pass's own writes bump the revision: the next tick looks again, which is what
+			// cascades (an owner deleted now has dependents to collect next) need.
+			lastRevision, lastPass = revision, time.Now()
 		}
 	}
+}
+
+func (c *collector) revision(ctx context.Context) string {
+	list, err := c.meta.Resource(schema.GroupVersionResource{Version: "v1", Resource: "namespaces"}).
+		List(ctx, metav1.ListOptions{Limit: 1})
+	if err != nil {
+		return ""
+	}
+	return list.ResourceVersion
 }
 
 func (c *collector) tick(ctx context.Context) {
