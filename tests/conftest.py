@@ -3,12 +3,12 @@
 Which API (first that applies):
 
 1. ``KUBECONFIG`` is set: that existing cluster (e.g. kind from ``hack/kind-up.sh``). Its server must be on
-   loopback unless ``VPCEP_TEST_ALLOW_REMOTE=1``: the suite creates and deletes namespaces. Users other than the
-   admin are impersonated (``Impersonate-User``/``-Group``), since such clusters have no static tokens.
+   loopback unless ``VPCEP_TEST_ALLOW_REMOTE=1``: the suite creates and deletes namespaces. Users other than
+   the admin are impersonated (``Impersonate-User``/``-Group``), since such clusters have no static tokens.
 2. ``KUBEBUILDER_ASSETS`` holds envtest binaries (kube-apiserver, etcd): not started by this suite yet -- the
    session fails with a message saying so (unset it to use the testbed).
 3. Otherwise the Debian-built testbed (``hack/testbed``): a private instance for this pytest session, in a
-   temporary directory on free ports, built on first use (~5 min, cached in ~/.cache/vpcep-testbed afterwards),
+   temporary directory on free ports, built on first use (~5 min; cached in ~/.cache/vpcep-testbed after),
    stopped at the end. If it cannot be built or started the session FAILS; it never skips.
 
 Named users: on the testbed every user is a static token in the instance's tokens file, which the API server
@@ -68,7 +68,9 @@ class Cluster:
     def token_for(self, user: str, groups: Sequence[str] = ()) -> str:
         """The static token of ``user`` (testbed only), added to the tokens file on first use."""
         if self.tokens_file is None:
-            raise RuntimeError(f"{self.kind} cluster has no static tokens; use kubeconfig_for() (impersonation)")
+            raise RuntimeError(
+                f"{self.kind} cluster has no static tokens; use kubeconfig_for() (impersonation)"
+            )
         with self._lock:
             for line in self.tokens_file.read_text().splitlines():
                 token, name, *_ = line.split(",")
@@ -115,7 +117,12 @@ class Cluster:
 
     # -- kubectl -----------------------------------------------------------------------------------------
     def kubectl_run(
-        self, *args: str, user: str | None = None, input: str | None = None, check: bool = True, timeout: float = 60
+        self,
+        *args: str,
+        user: str | None = None,
+        input: str | None = None,
+        check: bool = True,
+        timeout: float = 60,
     ) -> subprocess.CompletedProcess[str]:
         """Runs kubectl as the admin or as ``user``; returns the completed process (text)."""
         config = self.kubeconfig if user is None else self.kubeconfig_for(user)
@@ -127,7 +134,9 @@ class Cluster:
             timeout=timeout,
         )
         if check and proc.returncode != 0:
-            raise AssertionError(f"kubectl {' '.join(args)} failed ({proc.returncode}):\n{proc.stderr}{proc.stdout}")
+            raise AssertionError(
+                f"kubectl {' '.join(args)} failed ({proc.returncode}):\n{proc.stderr}{proc.stdout}"
+            )
         return proc
 
     def create_namespace(self, prefix: str = "t") -> str:
@@ -147,7 +156,8 @@ def _existing_cluster(kubeconfig: str) -> Cluster:
     host = urlparse(server).hostname or ""
     if host not in ("127.0.0.1", "localhost", "::1") and os.environ.get("VPCEP_TEST_ALLOW_REMOTE") != "1":
         pytest.fail(
-            f"KUBECONFIG points at {server}, not a local cluster: the suite creates and deletes namespaces there. "
+            f"KUBECONFIG points at {server}, not a local cluster: the suite creates and deletes namespaces "
+            "there. "
             "Set VPCEP_TEST_ALLOW_REMOTE=1 if that is intended, or unset KUBECONFIG to use hack/testbed.",
             pytrace=False,
         )
@@ -177,13 +187,16 @@ def _start_testbed(instance: Path) -> Cluster:
         pytest.fail(f"hack/testbed up did not finish in {BUILD_TIMEOUT_S} s:\n{e.stderr!r}", pytrace=False)
     if proc.returncode != 0:
         pytest.fail(
-            f"the test control plane could not be built or started (hack/testbed up exited {proc.returncode}):\n"
+            "the test control plane could not be built or started "
+            f"(hack/testbed up exited {proc.returncode}):\n"
             f"{proc.stderr}{proc.stdout}",
             pytrace=False,
         )
     state = dict(line.split("=", 1) for line in (instance / "state").read_text().splitlines() if "=" in line)
     tokens = instance / "tokens.csv"
-    admin = next(line.split(",")[0] for line in tokens.read_text().splitlines() if line.split(",")[1] == "admin")
+    admin = next(
+        line.split(",")[0] for line in tokens.read_text().splitlines() if line.split(",")[1] == "admin"
+    )
     kubectl = shutil.which("kubectl") or str(Path(state["build"]) / "bin" / "kubectl")
     return Cluster(
         kind="testbed",
@@ -197,6 +210,36 @@ def _start_testbed(instance: Path) -> Cluster:
     )
 
 
+def _uses_cluster(item: pytest.Item) -> bool:
+    return "cluster" in getattr(item, "fixturenames", ()) or item.get_closest_marker("cluster") is not None
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Tests that use the ``cluster`` fixture are marked ``cluster`` (``-m "not cluster"`` skips them all)."""
+    for item in items:
+        if "cluster" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.cluster)
+
+
+_build_error: str | None = None
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """Builds the testbed before any test runs, so a first build (~5 min) does not eat a test's timeout."""
+    global _build_error
+    if (
+        os.environ.get("KUBECONFIG")
+        or os.environ.get("KUBEBUILDER_ASSETS")
+        or session.config.option.collectonly
+    ):
+        return
+    if not any(_uses_cluster(item) for item in session.items):
+        return
+    proc = subprocess.run([str(TESTBED), "build"], capture_output=True, text=True, timeout=BUILD_TIMEOUT_S)
+    if proc.returncode != 0:
+        _build_error = f"hack/testbed build exited {proc.returncode}:\n{proc.stderr}{proc.stdout}"
+
+
 @pytest.fixture(scope="session")
 def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
     """The session's Kubernetes API; see the module docstring for which one and how users work."""
@@ -205,10 +248,12 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
         return
     if os.environ.get("KUBEBUILDER_ASSETS"):
         pytest.fail(
-            f"KUBEBUILDER_ASSETS={os.environ['KUBEBUILDER_ASSETS']} is set, but this suite does not start envtest "
-            "binaries yet; unset it to use hack/testbed, or start them yourself and set KUBECONFIG.",
+            f"KUBEBUILDER_ASSETS={os.environ['KUBEBUILDER_ASSETS']} is set, but this suite does not start "
+            "envtest binaries yet; unset it to use hack/testbed, or start them yourself and set KUBECONFIG.",
             pytrace=False,
         )
+    if _build_error is not None:
+        pytest.fail(f"the test control plane could not be built: {_build_error}", pytrace=False)
     instance = tmp_path_factory.mktemp("testbed")
     # Unix socket paths and logs stay short and private; the instance is removed by `down --purge`.
     started = _start_testbed(instance)

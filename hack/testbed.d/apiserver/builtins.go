@@ -282,7 +282,7 @@ func newStore(gv schema.GroupVersion, res resource, optsGetter generic.RESTOptio
 		CreateStrategy:            st,
 		UpdateStrategy:            st,
 		DeleteStrategy:            st,
-		TableConvertor:            rest.NewDefaultTableConvertor(gr),
+		TableConvertor:            tableConvertor(res, rest.NewDefaultTableConvertor(gr)),
 	}
 	attrs := storage.DefaultClusterScopedAttr
 	if res.namespaced {

@@ -70,6 +70,8 @@ func main() {
 }
 
 func run(ctx context.Context, f flags) error {
+	start, phases := time.Now(), ""
+	phase := func(name string) { phases += fmt.Sprintf("%s=%dms ", name, time.Since(start).Milliseconds()) }
 	_, serviceNet, err := netutils.ParseCIDRSloppy(f.serviceCIDR)
 	if err != nil {
 		return fmt.Errorf("--service-cluster-ip-range %q: %w", f.serviceCIDR, err)
@@ -86,6 +88,7 @@ func run(ctx context.Context, f flags) error {
 		[]net.IP{netutils.ParseIPSloppy("127.0.0.1")}); err != nil {
 		return fmt.Errorf("self-signed certificate: %w", err)
 	}
+	phase("certs")
 	runOpts := genericoptions.NewServerRunOptions()
 	if err := runOpts.Complete(); err != nil {
 		return err
@@ -159,6 +162,7 @@ func run(ctx context.Context, f flags) error {
 	cfg.AggregatedDiscoveryGroupManager = newAggregatedDiscoveryManager()
 	extGeneric.AggregatedDiscoveryGroupManager = cfg.AggregatedDiscoveryGroupManager
 
+	phase("config")
 	ext, err := extConfig.Complete().New(genericapiserver.NewEmptyDelegate())
 	if err != nil {
 		return fmt.Errorf("apiextensions server: %w", err)
@@ -168,6 +172,7 @@ func run(ctx context.Context, f flags) error {
 	if err != nil {
 		return fmt.Errorf("front server: %w", err)
 	}
+	phase("servers")
 	restOptions := cfg.RESTOptionsGetter
 	stores, err := installBuiltins(front, restOptions, serviceNet)
 	if err != nil {
@@ -188,8 +193,12 @@ func run(ctx context.Context, f flags) error {
 		return nil
 	})
 
+	phase("builtins")
 	prepared := front.PrepareRun()
+	phase("prepare")
 	mergeOpenAPI(front, ext.GenericAPIServer, extGeneric.OpenAPIV3Config)
+	phase("openapi")
+	klog.Infof("startup phases: %s", phases)
 	return prepared.RunWithContext(ctx)
 }
 
