@@ -624,3 +624,20 @@ def test_admin_may_also_remove_connections(cluster: Any, installed: Install) -> 
     )
     assert attempt(cluster, user, "delete", "endpointconnections.vpcep.io", "conn-3", "-n", ns)
     assert attempt(cluster, user, "get", "events", "-n", ns)
+
+
+def test_builtin_edit_and_view_roles_gain_the_vpcep_rights(cluster: Any, installed: Install) -> None:
+    """R35: the roles aggregate into the built-in ones, so existing namespace editors need no new binding."""
+    viewer, editor = f"view-{uuid.uuid4().hex[:6]}", f"edit-{uuid.uuid4().hex[:6]}"
+    ns = installed.consumer
+    _bind(cluster, ns, "view", viewer)
+    _bind(cluster, ns, "edit", editor)
+    endpoint = {
+        "apiVersion": "vpcep.io/v1alpha1",
+        "kind": "Endpoint",
+        "metadata": {"name": "via-edit"},
+        "spec": {"serviceName": "local-1.db.00000000-0000-4000-8000-000000000001"},
+    }
+    assert attempt(cluster, viewer, "get", "endpoints.vpcep.io", "-n", ns)
+    assert not create(cluster, viewer, ns, endpoint)
+    assert create(cluster, editor, ns, endpoint)
