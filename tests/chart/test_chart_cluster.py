@@ -641,3 +641,20 @@ def test_builtin_edit_and_view_roles_gain_the_vpcep_rights(cluster: Any, install
     assert attempt(cluster, viewer, "get", "endpoints.vpcep.io", "-n", ns)
     assert not create(cluster, viewer, ns, endpoint)
     assert create(cluster, editor, ns, endpoint)
+
+
+def test_examples_are_accepted_by_the_api_server(cluster: Any, installed: Install) -> None:
+    """examples/ pass the real CRD schemas and CEL rules (server-side dry run; their namespaces for real)."""
+    from test_chart_examples import EXAMPLES, _objects
+
+    objects = [obj for path in EXAMPLES for obj in _objects(path)]
+    namespaces = [obj for obj in objects if obj["kind"] == "Namespace"]
+    _apply(cluster, namespaces)
+    try:
+        out = _apply(cluster, [obj for obj in objects if obj["kind"] != "Namespace"], "--dry-run=server")
+        assert out.count("serverside-applied (server dry run)") == len(objects) - len(namespaces)
+    finally:
+        for namespace in namespaces:
+            cluster.kubectl_run(
+                "delete", "namespace", namespace["metadata"]["name"], "--wait=false", check=False
+            )
