@@ -113,6 +113,9 @@ def _assert_hardened(deployment: dict[str, Any]) -> None:
     assert container["resources"]["requests"] and container["resources"]["limits"]["memory"]
     writable = {mount["mountPath"] for mount in container["volumeMounts"] if not mount.get("readOnly")}
     assert "/tmp" in writable
+    # No mount sits inside another (kubelet cannot create a mount point inside a read-only volume).
+    paths = [mount["mountPath"] for mount in container["volumeMounts"]]
+    assert not [(a, b) for a in paths for b in paths if a != b and b.startswith(a.rstrip("/") + "/")]
 
 
 def test_operator_runs_once_with_probes_hardened_and_reads_the_rendered_config(defaults: Rendered) -> None:
@@ -123,7 +126,7 @@ def test_operator_runs_once_with_probes_hardened_and_reads_the_rendered_config(d
     container = _container(deployment)
     assert container["image"] == "vpcep-operator:0.1.0"
     assert container["args"][0] == "operator"
-    assert "--config=/etc/vpcep/config.yaml" in container["args"]
+    assert "--config=/etc/vpcep/config/config.yaml" in container["args"]
     assert "--verbose" not in container["args"]
     health_port = {port["name"]: port["containerPort"] for port in container["ports"]}["health"]
     assert f"--liveness=http://0.0.0.0:{health_port}/healthz" in container["args"]
@@ -321,7 +324,7 @@ def test_rendered_arguments_are_understood_by_the_programs(variation: str) -> No
     operator = _container(rendered.one("Deployment", "vpcep-operator"))["args"]
     assert operator[0] == "operator"
     parsed = operator_args(operator[1:])
-    assert str(parsed.config) == "/etc/vpcep/config.yaml"
+    assert str(parsed.config) == "/etc/vpcep/config/config.yaml"
     gateway = _container(rendered.one("Deployment", "vpcep-gateway"))["args"]
     assert gateway[0] == "gateway"
     assert gateway_args(gateway[1:]).runtime_dir == "/run/vpcep"
