@@ -46,6 +46,7 @@ logger = logging.getLogger(__name__)
 GROUP, VERSION = "vpcep.io", "v1alpha1"
 FLEET_CHECK_SECONDS = 2.0
 KOPF_FINALIZER = "vpcep.io/kopf-unused"
+SYNC_QUIET_SECONDS = 0.5
 
 
 def login() -> kopf.ConnectionInfo:
@@ -106,6 +107,21 @@ async def watch_fleet_freshness(rt: Runtime) -> None:
             wake_fleet_dependents(rt)
 
 
+async def report_initial_sync(rt: Runtime, started: float) -> None:
+    """Log once when everything listed at start-up is reconciled (restart-to-converged time, SPEC §6)."""
+    loop = asyncio.get_running_loop()
+    quiet_since: float | None = None
+    while quiet_since is None or loop.time() - quiet_since < SYNC_QUIET_SECONDS:
+        await asyncio.sleep(0.05)
+        if not (rt.allocations.seeded and rt.queue.idle()):
+            quiet_since = None
+        elif quiet_since is None:
+            quiet_since = loop.time()
+    logger.warning(
+        "vpcep: initial reconcile done in %.2fs (%d reconciles)", quiet_since - started, rt.queue.reconciled
+    )
+
+
 def _indexer(project: Callable[..., Any]) -> Callable[..., Any]:
     def index(**kwargs: Any) -> Any:
         return project(kwargs["body"])
@@ -123,6 +139,7 @@ def register(config: OperatorConfig) -> None:
 
     @kopf.on.startup()
     async def start(**kwargs: Any) -> None:
+        started = asyncio.get_running_loop().time()
         settings: kopf.OperatorSettings = kwargs["settings"]
         memo: Any = kwargs["memo"]
         # kopf strips *its* finalizer from any object it has no change handlers for; the operator manages
@@ -169,6 +186,7 @@ def register(config: OperatorConfig) -> None:
         queue.start()
         await publish_cloud_services(api, config)
         memo.fleet_task = asyncio.create_task(watch_fleet_freshness(runtime), name="vpcep fleet freshness")
+        memo.sync_task = asyncio.create_task(report_initial_sync(runtime, started), name="vpcep initial sync")
 
     @kopf.on.cleanup()
     async def stop(**kwargs: Any) -> None:
@@ -176,10 +194,11 @@ def register(config: OperatorConfig) -> None:
         runtime = getattr(memo, "runtime", None)
         if runtime is None:
             return
-        if memo.fleet_task is not None:
-            memo.fleet_task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await memo.fleet_task
+        for task in (memo.fleet_task, getattr(memo, "sync_task", None)):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
         await runtime.queue.stop()
         await runtime.recorder.stop()
         await runtime.api.close()
