@@ -2,7 +2,7 @@
 
     python bench/control_plane.py              # N = 1000 endpoints
     python bench/control_plane.py --large      # N = 10000 endpoints across 2000 services
-    python bench/control_plane.py --kubeconfig K   # an existing API instead of a private hack/testbed instance
+    python bench/control_plane.py --kubeconfig K   # an existing API, not a private hack/testbed instance
 
 What it does, on the test control plane (hack/testbed, a private instance on free ports unless --kubeconfig):
 1. starts the operator as a real process (`python -m vpcep.main`) and a stand-in gateway that reports every
@@ -12,8 +12,8 @@ What it does, on the test control plane (hack/testbed, a private instance on fre
 3. measures apply -> Accepted for `--samples` more endpoints, one `kubectl apply -f` at a time, with the N
    already present (p50, p99);
 4. measures idle: operator CPU and API writes over `--idle` seconds with nothing changing;
-5. restarts the operator (SIGTERM, new process) and measures the time to "initial reconcile done" (its log line)
-   and the API writes that restart caused (none expected: nothing changed);
+5. restarts the operator (SIGTERM, new process) and measures the time to "initial reconcile done" (its log
+   line) and the API writes that restart caused (none expected: nothing changed);
 6. reports peak RSS of each operator process.
 """
 
@@ -190,7 +190,7 @@ class StandInGateway:
                         self._applied = max(self._applied, version)
                     if self._stop.is_set():
                         break
-            except Exception:  # noqa: BLE001 - a dropped watch is simply re-opened
+            except Exception:  # a dropped watch is simply re-opened
                 time.sleep(0.2)
 
     def _report(self) -> None:
@@ -204,7 +204,7 @@ class StandInGateway:
                     "appliedResourceVersion": applied,
                     "heartbeat": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
                 }
-                body = {
+                body: Any = {
                     "metadata": {
                         "name": "vpcep-gateway-bench",
                         "labels": {"vpcep.io/gateway-status": "true"},
@@ -221,7 +221,8 @@ class StandInGateway:
 
 
 def cluster_revision(api: client.CoreV1Api) -> int:
-    return int(api.list_namespace(limit=1).metadata.resource_version)
+    listed: Any = api.list_namespace(limit=1)
+    return int(listed.metadata.resource_version)
 
 
 def parallel(calls: list[Callable[[], Any]], workers: int = 8) -> None:
@@ -235,7 +236,8 @@ def wait_phases(
 ) -> float:
     started = time.monotonic()
     while time.monotonic() - started < timeout:
-        items = custom.list_cluster_custom_object(GROUP, VERSION, plural)["items"]
+        listed: Any = custom.list_cluster_custom_object(GROUP, VERSION, plural)
+        items = listed["items"]
         done = sum(1 for item in items if (item.get("status") or {}).get("phase") == wanted)
         if done >= count:
             return time.monotonic() - started
@@ -245,7 +247,7 @@ def wait_phases(
 
 def percentile(values: list[float], fraction: float) -> float:
     ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(round(fraction * (len(ordered) - 1))))]
+    return ordered[min(len(ordered) - 1, round(fraction * (len(ordered) - 1)))]
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
@@ -290,15 +292,14 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         namespaces = [*providers, *consumers, f"bench-s-{pid}"]
         for index, namespace in enumerate(namespaces):
             account = f"acct-{index % accounts}" if index < 2 * accounts else "acct-0"
-            core.create_namespace({"metadata": {"name": namespace, "labels": {"vpcep.io/account": account}}})
+            namespace_body: Any = {"metadata": {"name": namespace, "labels": {"vpcep.io/account": account}}}
+            core.create_namespace(namespace_body)
         for provider in providers:
-            core.create_namespaced_service(
-                provider,
-                {
-                    "metadata": {"name": "backend"},
-                    "spec": {"selector": {"app": "backend"}, "ports": [{"port": 8080, "targetPort": 8080}]},
-                },
-            )
+            backend: Any = {
+                "metadata": {"name": "backend"},
+                "spec": {"selector": {"app": "backend"}, "ports": [{"port": 8080, "targetPort": 8080}]},
+            }
+            core.create_namespaced_service(provider, backend)
 
         def make_service(index: int) -> Callable[[], Any]:
             body = {
@@ -319,7 +320,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         wait_phases(custom, "endpointservices", "Available", services, timeout=600)
         results["services_available_s"] = round(time.monotonic() - started, 1)
         names = {}
-        for item in custom.list_cluster_custom_object(GROUP, VERSION, "endpointservices")["items"]:
+        published: Any = custom.list_cluster_custom_object(GROUP, VERSION, "endpointservices")
+        for item in published["items"]:
             names[item["metadata"]["name"]] = item["status"]["serviceName"]
 
         def make_endpoint(index: int) -> Callable[[], Any]:
