@@ -77,6 +77,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
     logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
+    if not args.verbose:  # kopf logs every handler call at INFO: thousands of lines at scale
+        logging.getLogger("kopf.objects").setLevel(logging.WARNING)
     from vpcep.handlers.registration import register  # imported late: kopf handlers register on import
 
     register(config)

@@ -15,45 +15,44 @@ pytestmark = pytest.mark.cluster
 
 
 def _kubeconfig(request: pytest.FixtureRequest) -> str:
-    """The test control plane from tests/conftest.py (hack/testbed), or VPCEP_TEST_KUBECONFIG if set."""
+    """VPCEP_TEST_KUBECONFIG if set, else the test control plane (fixture `cluster`, tests/conftest.py)."""
     explicit = os.environ.get("VPCEP_TEST_KUBECONFIG")
     if explicit:
         return explicit
-    testbed = request.getfixturevalue("testbed")
-    return str(getattr(testbed, "kubeconfig", testbed))
+    suite = request.getfixturevalue("cluster")
+    return str(suite.kubeconfig)
 
 
 @pytest.fixture(scope="session")
-def cluster(request: pytest.FixtureRequest) -> Cluster:
-    cluster = Cluster(_kubeconfig(request))
-    cluster.kubectl("apply", "-f", str(REPO / "crds"))
+def kube(request: pytest.FixtureRequest) -> Cluster:
+    """kubectl-driven access to the API, with the CRDs applied."""
+    kube = Cluster(_kubeconfig(request))
+    kube.kubectl("apply", "-f", str(REPO / "crds"))
     for crd in ("endpointservices", "endpoints", "whitelists", "endpointconnections"):
-        cluster.kubectl("wait", "--for=condition=Established", f"crd/{crd}.vpcep.io", "--timeout=30s")
-    return cluster
+        kube.kubectl("wait", "--for=condition=Established", f"crd/{crd}.vpcep.io", "--timeout=30s")
+    return kube
 
 
-def start_operator(
-    cluster: Cluster, namespace: str, *extra: str, config: dict | None = None
-) -> OperatorProcess:
-    operator = OperatorProcess(cluster, namespace, list(extra), config)
+def start_operator(kube: Cluster, namespace: str, *extra: str, config: dict | None = None) -> OperatorProcess:
+    operator = OperatorProcess(kube, namespace, list(extra), config)
     operator.start()
     wait_for(
         "the operator to publish its cloud services",
-        lambda: cluster.get("endpointservices", namespace, "dns") is not None or not operator.alive(),
+        lambda: kube.get("endpointservices", namespace, "dns") is not None or not operator.alive(),
         timeout=30,
     )
     assert operator.alive(), operator.log()
     return operator
 
 
-def delete_namespaces(cluster: Cluster, *namespaces: str) -> None:
+def delete_namespaces(kube: Cluster, *namespaces: str) -> None:
     """Delete test namespaces while the operator still runs (it removes its finalizers), then wait."""
     for namespace in namespaces:
-        cluster.kubectl("delete", "namespace", namespace, "--wait=false", "--ignore-not-found", check=False)
+        kube.kubectl("delete", "namespace", namespace, "--wait=false", "--ignore-not-found", check=False)
     for namespace in namespaces:
         wait_for(
             f"namespace {namespace} to go",
-            lambda ns=namespace: cluster.get("namespace", None, ns) is None,
+            lambda ns=namespace: kube.get("namespace", None, ns) is None,
             timeout=60,
         )
 
@@ -65,15 +64,17 @@ def operator_namespace(request: pytest.FixtureRequest) -> str:
 
 
 @pytest.fixture(scope="module")
-def operator(cluster: Cluster, operator_namespace: str) -> Iterator[OperatorProcess]:
-    process = start_operator(cluster, operator_namespace)
+def operator(kube: Cluster, operator_namespace: str) -> Iterator[OperatorProcess]:
+    process = start_operator(kube, operator_namespace)
     yield process
+    if process.alive():  # its cloud services carry its finalizer: let it remove them
+        delete_namespaces(kube, operator_namespace)
     process.stop()
 
 
 @pytest.fixture(scope="module")
-def gateway(cluster: Cluster, operator: OperatorProcess) -> Iterator[StandInGateway]:
-    stand_in = StandInGateway(cluster, operator.namespace, f"stand-in-{os.getpid()}", "10.244.0.10")
+def gateway(kube: Cluster, operator: OperatorProcess) -> Iterator[StandInGateway]:
+    stand_in = StandInGateway(kube, operator.namespace, f"stand-in-{os.getpid()}", "10.244.0.10")
     stand_in.start()
     yield stand_in
     stand_in.stop()

@@ -43,7 +43,7 @@ class Cluster:
 
     def apply(self, template: str, check: bool = True, **values: str) -> subprocess.CompletedProcess[str]:
         """kubectl apply -f of a YAML file from manifests/, with ${placeholders} filled in."""
-        text = string.Template((MANIFESTS / template).read_text()).substitute(values)
+        text = render(template, **values)
         with tempfile.NamedTemporaryFile("w", suffix=".yaml", delete=False) as handle:
             handle.write(text)
         try:
@@ -100,6 +100,10 @@ class Cluster:
         )
 
 
+def render(template: str, **values: str) -> str:
+    return string.Template((MANIFESTS / template).read_text()).substitute(values)
+
+
 def wait_for(what: str, check: Callable[[], Any], timeout: float = 30.0, interval: float = 0.2) -> Any:
     """Poll until check() returns something truthy; fail with the last value seen."""
     deadline = time.monotonic() + timeout
@@ -149,6 +153,13 @@ class OperatorProcess:
             self.process.send_signal(signal.SIGKILL)
             self.process.wait(timeout=10)
 
+    def restart(self) -> None:
+        """A new process in place of a dead one (its earlier log is kept in front of the new one)."""
+        earlier = self.log()
+        self.start()
+        if self.log_path is not None:
+            self.log_path.write_text(earlier + "\n--- restarted ---\n")
+
     def stop(self) -> None:
         if self.process is not None and self.process.poll() is None:
             self.process.send_signal(signal.SIGTERM)
@@ -182,6 +193,13 @@ class StandInGateway:
     def start(self) -> None:
         self._thread = threading.Thread(target=self._run, daemon=True)
         self._thread.start()
+
+    def restart(self) -> None:
+        """A new process in place of a dead one (its earlier log is kept in front of the new one)."""
+        earlier = self.log()
+        self.start()
+        if self.log_path is not None:
+            self.log_path.write_text(earlier + "\n--- restarted ---\n")
 
     def stop(self) -> None:
         self._stop.set()

@@ -26,18 +26,18 @@ class Tenants:
 
 
 @pytest.fixture(scope="module")
-def tenants(cluster: Cluster, operator: OperatorProcess, gateway: StandInGateway) -> Iterator[type[Tenants]]:
-    cluster.namespace(Tenants.provider, Tenants.account)
-    cluster.namespace(Tenants.same_account, Tenants.account)
-    cluster.namespace(Tenants.other_account, Tenants.other)
+def tenants(kube: Cluster, operator: OperatorProcess, gateway: StandInGateway) -> Iterator[type[Tenants]]:
+    kube.namespace(Tenants.provider, Tenants.account)
+    kube.namespace(Tenants.same_account, Tenants.account)
+    kube.namespace(Tenants.other_account, Tenants.other)
     yield Tenants
-    delete_namespaces(cluster, Tenants.provider, Tenants.same_account, Tenants.other_account)
+    delete_namespaces(kube, Tenants.provider, Tenants.same_account, Tenants.other_account)
 
 
-def publish(cluster: Cluster, name: str, approval: bool = False, namespace: str = Tenants.provider) -> str:
+def publish(kube: Cluster, name: str, approval: bool = False, namespace: str = Tenants.provider) -> str:
     """Backend + EndpointService; returns the published service name once Available (R5, R6)."""
-    cluster.apply("backend-service.yaml", name=f"{name}-backend", namespace=namespace)
-    cluster.apply(
+    kube.apply("backend-service.yaml", name=f"{name}-backend", namespace=namespace)
+    kube.apply(
         "endpoint-service.yaml",
         name=name,
         namespace=namespace,
@@ -45,203 +45,202 @@ def publish(cluster: Cluster, name: str, approval: bool = False, namespace: str 
         approval=str(approval).lower(),
     )
     status = wait_for(
-        f"EndpointService {name} Available", phase_is(cluster, "vpces", namespace, name, "Available")
+        f"EndpointService {name} Available", phase_is(kube, "vpces", namespace, name, "Available")
     )
     return str(status["serviceName"])
 
 
-def connect(cluster: Cluster, name: str, namespace: str, service_name: str) -> None:
-    cluster.apply("endpoint.yaml", name=name, namespace=namespace, service_name=service_name)
+def connect(kube: Cluster, name: str, namespace: str, service_name: str) -> None:
+    kube.apply("endpoint.yaml", name=name, namespace=namespace, service_name=service_name)
 
 
-def wait_phase(cluster: Cluster, namespace: str, name: str, *phases: str, timeout: float = 30) -> dict:
+def wait_phase(kube: Cluster, namespace: str, name: str, *phases: str, timeout: float = 30) -> dict:
     return dict(
         wait_for(
             f"Endpoint {namespace}/{name} in {phases}",
-            phase_is(cluster, "vpce", namespace, name, *phases),
+            phase_is(kube, "vpce", namespace, name, *phases),
             timeout=timeout,
         )
     )
 
 
-def connection_of(cluster: Cluster, endpoint_status: dict, provider: str) -> dict:
-    body = cluster.get("vpcec", provider, endpoint_status["endpointId"])
+def connection_of(kube: Cluster, endpoint_status: dict, provider: str) -> dict:
+    body = kube.get("vpcec", provider, endpoint_status["endpointId"])
     assert body is not None, "the operator creates an EndpointConnection in the provider namespace (R10)"
     return dict(body)
 
 
 def test_same_account_endpoint_is_accepted_with_node_ip_and_dns_name(
-    cluster: Cluster, tenants: type[Tenants], operator: OperatorProcess
+    kube: Cluster, tenants: type[Tenants], operator: OperatorProcess
 ) -> None:
     """(a) R10, R12 own account, R18: Accepted with the ClusterIP of an owned Service and its DNS name."""
-    service_name = publish(cluster, "web")
+    service_name = publish(kube, "web")
     assert service_name.startswith("local-1.web.")
-    connect(cluster, "web", tenants.same_account, service_name)
-    status = wait_phase(cluster, tenants.same_account, "web", "Accepted")
+    connect(kube, "web", tenants.same_account, service_name)
+    status = wait_phase(kube, tenants.same_account, "web", "Accepted")
 
-    service = cluster.get("service", tenants.same_account, "vpce-web")
+    service = kube.get("service", tenants.same_account, "vpce-web")
     assert status["nodeIP"] == service["spec"]["clusterIP"]
     assert status["dnsName"] == f"vpce-web.{tenants.same_account}.svc.cluster.local"
     assert [p["port"] for p in service["spec"]["ports"]] == [80]
     assert service["metadata"]["ownerReferences"][0]["kind"] == "Endpoint"
     gateway_port = status["gatewayPorts"][0]["gatewayPort"]
-    slices = cluster.get(
-        "endpointslices", tenants.same_account, selector="kubernetes.io/service-name=vpce-web"
-    )
+    slices = kube.get("endpointslices", tenants.same_account, selector="kubernetes.io/service-name=vpce-web")
     assert [e["addresses"] for e in slices["items"][0]["endpoints"]] == [["10.244.0.10"]]
     assert slices["items"][0]["ports"][0]["port"] == gateway_port
     assert isinstance(status["markerId"], int) and status["markerId"] > 0
     assert {c["type"]: c["status"] for c in status["conditions"]}["Ready"] == "True"
 
-    route = cluster.get("configmap", operator.namespace, f"vpcep-route-{status['endpointId']}")
+    route = kube.get("configmap", operator.namespace, f"vpcep-route-{status['endpointId']}")
     assert route is not None and "route.json" in route["data"]
-    connection = connection_of(cluster, status, tenants.provider)
+    connection = connection_of(kube, status, tenants.provider)
     wait_for(
         "the connection to mirror Accepted",
-        lambda: cluster.status("vpcec", tenants.provider, status["endpointId"]).get("state") == "Accepted",
+        lambda: kube.status("vpcec", tenants.provider, status["endpointId"]).get("state") == "Accepted",
     )
     assert connection["metadata"]["labels"]["vpcep.io/endpoint-id"] == status["endpointId"]
 
-    events = cluster.get("events", tenants.same_account)
+    events = kube.get("events", tenants.same_account)
     reasons = {e["reason"] for e in events["items"] if e["involvedObject"].get("name") == "web"}
     assert "Accepted" in reasons, f"R39: an Event per state change; saw {reasons}"
 
-    quota = cluster.get("configmap", tenants.same_account, "vpcep-quota")
+    quota = kube.get("configmap", tenants.same_account, "vpcep-quota")
     assert quota is not None and quota["data"]["account"] == tenants.account  # R41
 
 
-def test_other_account_needs_a_whitelist(cluster: Cluster, tenants: type[Tenants]) -> None:
+def test_other_account_needs_a_whitelist(kube: Cluster, tenants: type[Tenants]) -> None:
     """(b) R12, R13: refused until a Whitelist lists the consumer's account, then Accepted by itself."""
-    service_name = publish(cluster, "api")
-    connect(cluster, "api", tenants.other_account, service_name)
-    status = wait_phase(cluster, tenants.other_account, "api", "Failed")
+    service_name = publish(kube, "api")
+    connect(kube, "api", tenants.other_account, service_name)
+    status = wait_phase(kube, tenants.other_account, "api", "Failed")
     assert status["reason"] == "NotPermitted"
     assert f"iam:domain::{tenants.other}" in status["message"]
 
-    cluster.apply(
+    kube.apply(
         "whitelist.yaml",
         name="api-partners",
         namespace=tenants.provider,
         service="api",
         accounts=f"['iam:domain::{tenants.other}']",
     )
-    wait_phase(cluster, tenants.other_account, "api", "Accepted")
-    assert cluster.status("vpcewl", tenants.provider, "api-partners").get("phase") == "Active"
+    wait_phase(kube, tenants.other_account, "api", "Accepted")
+    assert kube.status("vpcewl", tenants.provider, "api-partners").get("phase") == "Active"
 
 
-def test_whitelist_removal_and_wildcard(cluster: Cluster, tenants: type[Tenants]) -> None:
+def test_whitelist_removal_and_wildcard(kube: Cluster, tenants: type[Tenants]) -> None:
     """(b) R14: removing the account stops new endpoints, established ones keep working; `*` permits
     anyone.
     """
-    service_name = publish(cluster, "feed")
-    cluster.apply(
+    service_name = publish(kube, "feed")
+    kube.apply(
         "whitelist.yaml",
         name="feed-partners",
         namespace=tenants.provider,
         service="feed",
         accounts=f"['iam:domain::{tenants.other}']",
     )
-    connect(cluster, "feed-1", tenants.other_account, service_name)
-    wait_phase(cluster, tenants.other_account, "feed-1", "Accepted")
+    connect(kube, "feed-1", tenants.other_account, service_name)
+    wait_phase(kube, tenants.other_account, "feed-1", "Accepted")
 
-    cluster.apply(
+    kube.apply(
         "whitelist.yaml", name="feed-partners", namespace=tenants.provider, service="feed", accounts="[]"
     )
-    connect(cluster, "feed-2", tenants.other_account, service_name)
-    assert wait_phase(cluster, tenants.other_account, "feed-2", "Failed")["reason"] == "NotPermitted"
-    assert cluster.status("vpce", tenants.other_account, "feed-1")["phase"] == "Accepted"  # R14 choice
+    connect(kube, "feed-2", tenants.other_account, service_name)
+    assert wait_phase(kube, tenants.other_account, "feed-2", "Failed")["reason"] == "NotPermitted"
+    assert kube.status("vpce", tenants.other_account, "feed-1")["phase"] == "Accepted"  # R14 choice
 
-    cluster.apply(
+    kube.apply(
         "whitelist.yaml", name="feed-partners", namespace=tenants.provider, service="feed", accounts="['*']"
     )
-    wait_phase(cluster, tenants.other_account, "feed-2", "Accepted")
+    wait_phase(kube, tenants.other_account, "feed-2", "Accepted")
 
 
-def test_approval_accept_reject_and_turning_approval_off(cluster: Cluster, tenants: type[Tenants]) -> None:
+def test_approval_accept_reject_and_turning_approval_off(kube: Cluster, tenants: type[Tenants]) -> None:
     """(c) R10, R11: PendingAcceptance until the provider decides; Reject tears down; approval off accepts."""
-    service_name = publish(cluster, "db", approval=True)
+    service_name = publish(kube, "db", approval=True)
     for name in ("db-yes", "db-no", "db-later"):
-        connect(cluster, name, tenants.same_account, service_name)
+        connect(kube, name, tenants.same_account, service_name)
     statuses = {
-        n: wait_phase(cluster, tenants.same_account, n, "PendingAcceptance")
+        n: wait_phase(kube, tenants.same_account, n, "PendingAcceptance")
         for n in ("db-yes", "db-no", "db-later")
     }
     for status in statuses.values():
         assert status.get("nodeIP") is None
-        connection = connection_of(cluster, status, tenants.provider)
+        connection = connection_of(kube, status, tenants.provider)
         assert connection["spec"]["decision"] == "Pending"
 
-    cluster.apply(
+    kube.apply(
         "connection-decision.yaml",
         name=statuses["db-yes"]["endpointId"],
         namespace=tenants.provider,
         decision="Accept",
     )
-    accepted = wait_phase(cluster, tenants.same_account, "db-yes", "Accepted")
+    accepted = wait_phase(kube, tenants.same_account, "db-yes", "Accepted")
     assert accepted["nodeIP"]
 
-    cluster.apply(
+    kube.apply(
         "connection-decision.yaml",
         name=statuses["db-no"]["endpointId"],
         namespace=tenants.provider,
         decision="Reject",
     )
-    rejected = wait_phase(cluster, tenants.same_account, "db-no", "Rejected")
+    rejected = wait_phase(kube, tenants.same_account, "db-no", "Rejected")
     assert rejected.get("nodeIP") is None
-    assert cluster.get("service", tenants.same_account, "vpce-db-no") is None
+    assert kube.get("service", tenants.same_account, "vpce-db-no") is None
 
-    cluster.apply(
+    kube.apply(
         "endpoint-service.yaml", name="db", namespace=tenants.provider, backend="db-backend", approval="false"
     )
-    wait_phase(cluster, tenants.same_account, "db-later", "Accepted")
-    assert cluster.status("vpce", tenants.same_account, "db-no")["phase"] == "Rejected"  # Reject still wins
+    wait_phase(kube, tenants.same_account, "db-later", "Accepted")
+    assert kube.status("vpce", tenants.same_account, "db-no")["phase"] == "Rejected"  # Reject still wins
 
 
 def test_deleting_a_service_waits_for_its_accepted_endpoints(
-    cluster: Cluster, tenants: type[Tenants], operator: OperatorProcess
+    kube: Cluster, tenants: type[Tenants], operator: OperatorProcess
 ) -> None:
     """(d) R7 with the webhook off: the finalizer holds the service and says why; pending ones fail (R7);
     deleting the accepted endpoint (R23) lets the service go."""
-    service_name = publish(cluster, "cache", approval=True)
-    cluster.apply(
+    service_name = publish(kube, "cache", approval=True)
+    kube.apply(
         "whitelist.yaml", name="cache-all", namespace=tenants.provider, service="cache", accounts="['*']"
     )
-    cluster.apply(
+    kube.apply(
         "endpoint-service.yaml",
         name="cache",
         namespace=tenants.provider,
         backend="cache-backend",
         approval="true",
     )
-    connect(cluster, "cache-live", tenants.same_account, service_name)
-    connect(cluster, "cache-waiting", tenants.other_account, service_name)
-    waiting = wait_phase(cluster, tenants.other_account, "cache-waiting", "PendingAcceptance")
-    live = wait_phase(cluster, tenants.same_account, "cache-live", "PendingAcceptance")
-    cluster.apply(
+    connect(kube, "cache-live", tenants.same_account, service_name)
+    connect(kube, "cache-waiting", tenants.other_account, service_name)
+    waiting = wait_phase(kube, tenants.other_account, "cache-waiting", "PendingAcceptance")
+    live = wait_phase(kube, tenants.same_account, "cache-live", "PendingAcceptance")
+    kube.apply(
         "connection-decision.yaml", name=live["endpointId"], namespace=tenants.provider, decision="Accept"
     )
-    live = wait_phase(cluster, tenants.same_account, "cache-live", "Accepted")
+    live = wait_phase(kube, tenants.same_account, "cache-live", "Accepted")
 
-    cluster.delete("vpces", tenants.provider, "cache")
+    kube.delete("vpces", tenants.provider, "cache")
     held = wait_for(
         "the service to report what holds it",
         lambda: (
-            (s := cluster.status("vpces", tenants.provider, "cache")).get("reason") == "HasActiveEndpoints"
-            and s
+            (s := kube.status("vpces", tenants.provider, "cache")).get("reason") == "HasActiveEndpoints" and s
         ),
     )
     assert held["phase"] == "Deleting"
     assert f"{tenants.same_account}/cache-live" in held["message"]
-    failed = wait_phase(cluster, tenants.other_account, "cache-waiting", "Failed")
+    failed = wait_phase(kube, tenants.other_account, "cache-waiting", "Failed")
     assert failed["reason"] == "ServiceDeleted"
-    assert cluster.status("vpce", tenants.same_account, "cache-live")["phase"] == "Accepted"
+    still = kube.status("vpce", tenants.same_account, "cache-live")
+    assert still.get("nodeIP") == live["nodeIP"], "an established endpoint keeps working (R7)"
+    assert kube.get("service", tenants.same_account, "vpce-cache-live") is not None
 
-    cluster.delete("vpce", tenants.same_account, "cache-live")
+    kube.delete("vpce", tenants.same_account, "cache-live")
     wait_for(
         "the service to go once its endpoint is gone",
-        lambda: cluster.get("vpces", tenants.provider, "cache") is None,
+        lambda: kube.get("vpces", tenants.provider, "cache") is None,
     )
-    assert cluster.get("service", tenants.same_account, "vpce-cache-live") is None  # R23
-    assert cluster.get("configmap", operator.namespace, f"vpcep-route-{live['endpointId']}") is None
-    assert cluster.get("vpcec", tenants.provider, live["endpointId"]) is None
-    assert cluster.get("vpcec", tenants.provider, waiting["endpointId"]) is None
+    assert kube.get("service", tenants.same_account, "vpce-cache-live") is None  # R23
+    assert kube.get("configmap", operator.namespace, f"vpcep-route-{live['endpointId']}") is None
+    assert kube.get("vpcec", tenants.provider, live["endpointId"]) is None
+    assert kube.get("vpcec", tenants.provider, waiting["endpointId"]) is None

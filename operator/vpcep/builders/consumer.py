@@ -21,7 +21,7 @@ from vpcep.builders.meta import (
     stamped,
 )
 
-SLICE_MANAGER = "vpcep.io/operator"
+SLICE_MANAGER = "vpcep-operator.vpcep.io"  # a label value: no slash
 SLICE_MANAGED_BY_LABEL = "endpointslice.kubernetes.io/managed-by"
 SERVICE_NAME_LABEL = "kubernetes.io/service-name"
 

@@ -1,0 +1,237 @@
+"""The validating webhook (kopf on.validate, served with an openssl certificate, URL configuration managed by
+the operator): refusals with the domain's messages, before anything is stored."""
+
+from __future__ import annotations
+
+import os
+import pathlib
+import socket
+import subprocess
+from collections.abc import Iterator
+
+import pytest
+
+from integration.conftest import delete_namespaces, start_operator
+from integration.helpers import Cluster, OperatorProcess, StandInGateway, phase_is, render, wait_for
+
+pytestmark = pytest.mark.cluster
+PID = os.getpid()
+PROVIDER, CONSUMER, STRANGER, TINY = (
+    f"adm-prov-{PID}",
+    f"adm-cons-{PID}",
+    f"adm-str-{PID}",
+    f"adm-tiny-{PID}",
+)
+ACCOUNT, STRANGER_ACCOUNT, TINY_ACCOUNT = f"adm-{PID}", f"adm-stranger-{PID}", f"adm-tiny-{PID}"
+TENANT_USER = f"tenant-{PID}"
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@pytest.fixture(scope="module")
+def certificate(tmp_path_factory: pytest.TempPathFactory) -> tuple[pathlib.Path, pathlib.Path]:
+    folder = tmp_path_factory.mktemp("webhook-tls")
+    cert, key = folder / "tls.crt", folder / "tls.key"
+    subprocess.run(
+        [
+            "openssl",
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "1",
+            "-subj",
+            "/CN=127.0.0.1",
+            "-addext",
+            "subjectAltName=IP:127.0.0.1",
+            "-keyout",
+            str(key),
+            "-out",
+            str(cert),
+        ],
+        check=True,
+        capture_output=True,
+    )
+    return cert, key
+
+
+@pytest.fixture(scope="module")
+def operator(
+    kube: Cluster, operator_namespace: str, certificate: tuple[pathlib.Path, pathlib.Path]
+) -> Iterator[OperatorProcess]:
+    cert, key = certificate
+    configuration = f"vpcep-it-{PID}"
+    process = start_operator(
+        kube,
+        operator_namespace,
+        "--webhook-managed",
+        configuration,
+        "--webhook-address",
+        "127.0.0.1",
+        "--webhook-host",
+        "127.0.0.1",
+        "--webhook-port",
+        str(_free_port()),
+        "--webhook-cert",
+        str(cert),
+        "--webhook-key",
+        str(key),
+        "--webhook-ca",
+        str(cert),
+        config={"quotas": {"overrides": {TINY_ACCOUNT: {"services": 1, "endpoints": 1}}}},
+    )
+    wait_for(
+        "the managed ValidatingWebhookConfiguration",
+        lambda: kube.get("validatingwebhookconfiguration", None, configuration),
+        timeout=30,
+    )
+    yield process
+    delete_namespaces(kube, PROVIDER, CONSUMER, STRANGER, TINY, operator_namespace)
+    process.stop()
+    kube.kubectl("delete", "validatingwebhookconfiguration", configuration, "--ignore-not-found", check=False)
+
+
+@pytest.fixture(scope="module")
+def published(kube: Cluster, operator: OperatorProcess, gateway: StandInGateway) -> str:
+    for namespace, account in (
+        (PROVIDER, ACCOUNT),
+        (CONSUMER, ACCOUNT),
+        (STRANGER, STRANGER_ACCOUNT),
+        (TINY, TINY_ACCOUNT),
+    ):
+        kube.namespace(namespace, account)
+    kube.apply("backend-service.yaml", name="pg-backend", namespace=PROVIDER)
+    kube.apply("endpoint-service.yaml", name="pg", namespace=PROVIDER, backend="pg-backend", approval="false")
+    return str(wait_for("pg Available", phase_is(kube, "vpces", PROVIDER, "pg", "Available"))["serviceName"])
+
+
+def refused(result: subprocess.CompletedProcess[str]) -> str:
+    assert result.returncode != 0, f"expected a refusal, got: {result.stdout}"
+    assert "denied the request" in result.stderr, result.stderr
+    return result.stderr
+
+
+def test_unknown_service_name_is_refused(kube: Cluster, published: str) -> None:  # R15, R40
+    message = refused(
+        kube.apply(
+            "endpoint.yaml",
+            check=False,
+            name="typo",
+            namespace=CONSUMER,
+            service_name=published.replace("local-1.", "eu-9."),
+        )
+    )
+    assert "not found" in message and "region" in message
+    assert kube.get("vpce", CONSUMER, "typo") is None
+
+
+def test_not_permitted_account_is_refused_then_allowed(kube: Cluster, published: str) -> None:  # R13
+    message = refused(
+        kube.apply("endpoint.yaml", check=False, name="pg", namespace=STRANGER, service_name=published)
+    )
+    assert f"iam:domain::{STRANGER_ACCOUNT}" in message
+    kube.apply(
+        "whitelist.yaml",
+        name="pg-stranger",
+        namespace=PROVIDER,
+        service="pg",
+        accounts=f"['iam:domain::{STRANGER_ACCOUNT}']",
+    )
+    wait_for(
+        "the webhook to see the whitelist",
+        lambda: (
+            kube.apply(
+                "endpoint.yaml", check=False, name="pg", namespace=STRANGER, service_name=published
+            ).returncode
+            == 0
+        ),
+    )
+    wait_for("pg Accepted", phase_is(kube, "vpce", STRANGER, "pg", "Accepted"))
+
+
+def test_malformed_whitelist_entry_is_refused_naming_it(kube: Cluster, published: str) -> None:  # R12
+    result = kube.apply(
+        "whitelist.yaml",
+        check=False,
+        name="bad",
+        namespace=PROVIDER,
+        service="pg",
+        accounts="['iam:domain::ok', 'root@everyone']",
+    )
+    assert result.returncode != 0 and "root@everyone" in result.stderr
+
+
+def test_deleting_a_service_with_accepted_endpoints_is_refused(kube: Cluster, published: str) -> None:  # R7
+    kube.apply("endpoint.yaml", name="pg-main", namespace=CONSUMER, service_name=published)
+    wait_for("pg-main Accepted", phase_is(kube, "vpce", CONSUMER, "pg-main", "Accepted"))
+    message = refused(kube.delete("vpces", PROVIDER, "pg"))
+    assert f"{CONSUMER}/pg-main" in message
+    assert kube.status("vpces", PROVIDER, "pg")["phase"] == "Available"
+
+    kube.delete("vpce", CONSUMER, "pg-main", wait=True)
+    kube.delete("vpce", STRANGER, "pg", wait=True)
+    wait_for(
+        "the delete to be allowed once the endpoints are gone",
+        lambda: kube.delete("vpces", PROVIDER, "pg").returncode == 0,
+    )
+    wait_for("pg gone", lambda: kube.get("vpces", PROVIDER, "pg") is None)
+
+
+def test_quota_is_enforced_at_admission(kube: Cluster, operator: OperatorProcess) -> None:  # R9, R22
+    kube.apply("backend-service.yaml", name="one-backend", namespace=TINY)
+    kube.apply("endpoint-service.yaml", name="one", namespace=TINY, backend="one-backend", approval="false")
+    message = refused(
+        kube.apply(
+            "endpoint-service.yaml",
+            check=False,
+            name="two",
+            namespace=TINY,
+            backend="one-backend",
+            approval="false",
+        )
+    )
+    assert "1 of at most 1" in message
+    name = wait_for("one Available", phase_is(kube, "vpces", TINY, "one", "Available"))["serviceName"]
+    kube.apply("endpoint.yaml", name="first", namespace=TINY, service_name=name)
+    assert "at most 1" in refused(
+        kube.apply("endpoint.yaml", check=False, name="second", namespace=TINY, service_name=name)
+    )
+    kube.delete("vpce", TINY, "first", wait=True)
+    wait_for(
+        "the quota to be freed at once",
+        lambda: (
+            kube.apply(
+                "endpoint.yaml", check=False, name="second", namespace=TINY, service_name=name
+            ).returncode
+            == 0
+        ),
+    )
+
+
+def test_tenants_cannot_touch_system_services(
+    kube: Cluster, operator: OperatorProcess, published: str
+) -> None:
+    """R8: even with RBAC rights, a tenant can neither claim the system label nor change or delete `dns`."""
+    for namespace in (CONSUMER, operator.namespace):
+        kube.apply("tenant-rbac.yaml", namespace=namespace, user=TENANT_USER)
+    as_tenant = ("--as", TENANT_USER)
+    claim = kube.kubectl(
+        "apply",
+        *as_tenant,
+        "-f",
+        "-",
+        check=False,
+        input=render("system-claim.yaml", name="fake-dns", namespace=CONSUMER, backend="x"),
+    )
+    assert "cloud service" in refused(claim)
+    deletion = kube.kubectl(
+        "delete", *as_tenant, "vpces", "dns", "-n", operator.namespace, "--wait=false", check=False
+    )
+    assert "cannot be deleted by tenants" in refused(deletion)
+    assert kube.get("vpces", operator.namespace, "dns") is not None

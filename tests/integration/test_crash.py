@@ -1,0 +1,112 @@
+"""SPEC §6 reliability: SIGKILL the operator in the middle of a burst of creates and deletes, restart it,
+and the cluster converges with nothing orphaned and no marker id or gateway port handed out twice."""
+
+from __future__ import annotations
+
+import collections
+import os
+import time
+from collections.abc import Iterator
+
+import pytest
+
+from integration.conftest import delete_namespaces
+from integration.helpers import Cluster, OperatorProcess, StandInGateway, phase_is, render, wait_for
+
+pytestmark = pytest.mark.cluster
+PID = os.getpid()
+PROVIDER, CONSUMER = f"crash-prov-{PID}", f"crash-cons-{PID}"
+BURST = 50
+DELETED = 20
+
+
+@pytest.fixture(scope="module")
+def namespaces(kube: Cluster, operator: OperatorProcess, gateway: StandInGateway) -> Iterator[None]:
+    kube.namespace(PROVIDER, f"crash-{PID}")
+    kube.namespace(CONSUMER, f"crash-{PID}")
+    yield
+    delete_namespaces(kube, PROVIDER, CONSUMER)
+
+
+def items(kube: Cluster, kind: str, namespace: str, selector: str | None = None) -> list[dict]:
+    return list((kube.get(kind, namespace, selector=selector) or {"items": []})["items"])
+
+
+def test_sigkill_during_a_burst_converges_without_orphans(
+    kube: Cluster, operator: OperatorProcess, namespaces: None
+) -> None:
+    services = {}
+    for name in ("alpha", "beta"):
+        kube.apply("backend-service.yaml", name=f"{name}-backend", namespace=PROVIDER)
+        kube.apply(
+            "endpoint-service.yaml",
+            name=name,
+            namespace=PROVIDER,
+            backend=f"{name}-backend",
+            approval="false",
+        )
+    for name in ("alpha", "beta"):
+        services[name] = wait_for(name, phase_is(kube, "vpces", PROVIDER, name, "Available"))["serviceName"]
+
+    names = [f"burst-{n:02d}" for n in range(BURST)]
+    kube.apply_text(
+        "\n---\n".join(
+            render(
+                "endpoint.yaml",
+                name=name,
+                namespace=CONSUMER,
+                service_name=services["alpha" if n % 2 else "beta"],
+            )
+            for n, name in enumerate(names)
+        )
+    )
+    time.sleep(1.0)  # the operator is part-way through the burst
+    removed = names[:DELETED]
+    kube.kubectl("delete", "vpce", "-n", CONSUMER, "--wait=false", *removed)
+    time.sleep(0.3)
+    operator.kill()
+    assert not operator.alive()
+    operator.restart()
+
+    kept = names[DELETED:]
+    for name in kept:
+        wait_for(f"{name} Accepted", phase_is(kube, "vpce", CONSUMER, name, "Accepted"), timeout=60)
+    wait_for(
+        "the deleted endpoints to be gone",
+        lambda: not {e["metadata"]["name"] for e in items(kube, "vpce", CONSUMER)} & set(removed),
+        timeout=60,
+    )
+
+    endpoints = {e["metadata"]["name"]: e["status"] for e in items(kube, "vpce", CONSUMER)}
+    assert set(endpoints) == set(kept)
+    ids = {status["endpointId"] for status in endpoints.values()}
+
+    def converged() -> bool:
+        consumer_services = {
+            s["metadata"]["name"]
+            for s in items(kube, "services", CONSUMER, "app.kubernetes.io/managed-by=vpcep-operator")
+        }
+        slices = items(kube, "endpointslices", CONSUMER, "app.kubernetes.io/managed-by=vpcep-operator")
+        connections = {c["metadata"]["name"] for c in items(kube, "vpcec", PROVIDER)}
+        routes = {
+            r["metadata"]["labels"]["vpcep.io/endpoint-id"]
+            for r in items(kube, "configmaps", operator.namespace, "vpcep.io/route=true")
+        }
+        return (
+            consumer_services == {f"vpce-{name}" for name in kept}
+            and len(slices) == len(kept)
+            and connections == ids
+            and routes == ids
+        )
+
+    wait_for("no orphan Services, EndpointSlices, EndpointConnections or routes", converged, timeout=60)
+
+    by_service = collections.defaultdict(list)
+    for status in endpoints.values():
+        by_service[status["serviceName"]].append(status["markerId"])
+    for service_name, markers in by_service.items():
+        assert len(markers) == len(set(markers)), (
+            f"duplicate marker ids for {service_name}: {sorted(markers)}"
+        )
+    ports = [p["gatewayPort"] for status in endpoints.values() for p in status["gatewayPorts"]]
+    assert len(ports) == len(set(ports)), "a gateway port was handed out twice"
