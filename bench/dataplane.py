@@ -249,6 +249,8 @@ def _fmt(value: float, unit: str) -> str:
         return f"{value / 1024:.1f} KB"
     if unit == "conn/s":
         return f"{value:,.0f} conn/s"
+    if unit == "failed":
+        return f"{value:.0f} failed"
     return f"{value:,.1f} {unit}"
 
 

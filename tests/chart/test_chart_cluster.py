@@ -624,3 +624,37 @@ def test_admin_may_also_remove_connections(cluster: Any, installed: Install) -> 
     )
     assert attempt(cluster, user, "delete", "endpointconnections.vpcep.io", "conn-3", "-n", ns)
     assert attempt(cluster, user, "get", "events", "-n", ns)
+
+
+def test_builtin_edit_and_view_roles_gain_the_vpcep_rights(cluster: Any, installed: Install) -> None:
+    """R35: the roles aggregate into the built-in ones, so existing namespace editors need no new binding."""
+    viewer, editor = f"view-{uuid.uuid4().hex[:6]}", f"edit-{uuid.uuid4().hex[:6]}"
+    ns = installed.consumer
+    _bind(cluster, ns, "view", viewer)
+    _bind(cluster, ns, "edit", editor)
+    endpoint = {
+        "apiVersion": "vpcep.io/v1alpha1",
+        "kind": "Endpoint",
+        "metadata": {"name": "via-edit"},
+        "spec": {"serviceName": "local-1.db.00000000-0000-4000-8000-000000000001"},
+    }
+    assert attempt(cluster, viewer, "get", "endpoints.vpcep.io", "-n", ns)
+    assert not create(cluster, viewer, ns, endpoint)
+    assert create(cluster, editor, ns, endpoint)
+
+
+def test_examples_are_accepted_by_the_api_server(cluster: Any, installed: Install) -> None:
+    """examples/ pass the real CRD schemas and CEL rules (server-side dry run; their namespaces for real)."""
+    from test_chart_examples import EXAMPLES, _objects
+
+    objects = [obj for path in EXAMPLES for obj in _objects(path)]
+    namespaces = [obj for obj in objects if obj["kind"] == "Namespace"]
+    _apply(cluster, namespaces)
+    try:
+        out = _apply(cluster, [obj for obj in objects if obj["kind"] != "Namespace"], "--dry-run=server")
+        assert out.count("serverside-applied (server dry run)") == len(objects) - len(namespaces)
+    finally:
+        for namespace in namespaces:
+            cluster.kubectl_run(
+                "delete", "namespace", namespace["metadata"]["name"], "--wait=false", check=False
+            )

@@ -93,3 +93,8 @@ def test_gateways_touch_only_configmaps_of_their_namespace(defaults: Rendered) -
         if any(s["name"] == "vpcep-gateway" for s in b["subjects"])
     ]
     assert not bound
+
+
+def test_every_user_role_reads_the_events_that_explain_states(defaults: Rendered) -> None:
+    for name in ("vpcep-viewer", "vpcep-editor", "vpcep-admin"):
+        assert {"get", "list", "watch"} <= _allowed(defaults.one("ClusterRole", name), "", "events")  # R39

@@ -104,7 +104,7 @@ def test_good_objects_pass() -> None:
     assert violations("whitelists", wl) == []
 
 
-def test_r3_duplicate_client_port_names_the_port() -> None:
+def test_r3_duplicate_client_port_is_refused_naming_the_field() -> None:
     ports = [
         {"protocol": "TCP", "serverPort": 1, "clientPort": 80},
         {"protocol": "TCP", "serverPort": 2, "clientPort": 443},
@@ -113,7 +113,7 @@ def test_r3_duplicate_client_port_names_the_port() -> None:
     assert violations("endpointservices", service(ports=ports)) == [
         (
             "spec.ports",
-            "spec.ports: clientPort 80 appears more than once; each clientPort may be mapped only once",
+            "spec.ports: each clientPort may appear only once; remove or change the duplicate mapping",
         )
     ]
 

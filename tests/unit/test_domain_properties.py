@@ -11,7 +11,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from domain_factories import LIVE_PATH, PROVIDER, SERVICE_NAME, service_spec, service_view, whitelist
+from domain_factories import (
+    LIVE_PATH,
+    PROVIDER,
+    SERVICE_NAME,
+    endpoint_view,
+    service_facts,
+    service_spec,
+    service_view,
+    whitelist,
+)
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
@@ -32,7 +41,7 @@ from vpcep.domain.endpoint import (
 from vpcep.domain.facts import ServiceView, WhitelistView
 from vpcep.domain.quota import QuotaKey, quota_standing
 from vpcep.domain.reasons import Reason
-from vpcep.domain.service import Operation
+from vpcep.domain.service import Operation, check_service_deletion, decide_service
 
 ACCOUNTS = ("a", "b", "c", PROVIDER)
 DECISIONS = st.sampled_from([None, Decision.PENDING, Decision.ACCEPT, Decision.REJECT])
@@ -90,6 +99,28 @@ def test_accepted_only_if_permitted_approved_and_not_rejected(
         assert result.phase is EndpointPhase.ACCEPTED, "R10/R11: nothing else holds it back here"
     if decision is Decision.REJECT and (permitted or established):
         assert result.phase is EndpointPhase.REJECTED
+    # R39: every state says why, naming the object, and only Accepted is Ready.
+    assert result.message.startswith("Endpoint cons/e: ") and result.reason
+    ready = next(c for c in result.conditions if c.type == "Ready")
+    assert ready.status is (result.phase is EndpointPhase.ACCEPTED)
+
+
+@given(
+    phases=st.lists(st.tuples(st.sampled_from([None, *EndpointPhase]), st.booleans()), max_size=8),
+    deleting=st.booleans(),
+)
+def test_r7_service_delete_waits_exactly_for_active_endpoints(
+    phases: list[tuple[EndpointPhase | None, bool]], deleting: bool
+) -> None:
+    endpoints = tuple(endpoint_view(f"e{i}", phase, deleting=gone) for i, (phase, gone) in enumerate(phases))
+    decision = decide_service(service_facts(deleting=deleting, endpoints=endpoints))
+    active = {e.ref for e in endpoints if not e.deleting and e.phase in ESTABLISHED_PHASES}
+    assert set(decision.blocking_endpoints) == (active if deleting else set())
+    assert decision.may_finalize is (deleting and not active)
+    refusal = check_service_deletion(service_facts().ref, endpoints)
+    assert (refusal is None) is (not active)
+    if refusal is not None:
+        assert all(str(ref) in refusal.message for ref in active)
 
 
 # ---- allocation ------------------------------------------------------------------------------------------

@@ -153,6 +153,7 @@ class Agent:
             self.store.changed.wait(0.5)
         if adopted:
             log.info("rebuilding the configuration of the adopted HAProxy from the route source")
+            self.applier.adopt(self.master.config_path.read_text())
         next_heartbeat = 0.0
         next_retry = time.monotonic() + self.args.retry_interval
         while not self.stop.is_set():

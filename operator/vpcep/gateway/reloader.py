@@ -11,6 +11,7 @@ import errno
 import logging
 import os
 import pathlib
+import re
 import socket
 import threading
 import time
@@ -62,6 +63,10 @@ class Applier:
         self.state = AppliedState()
         self._live_text: str | None = None
 
+    def adopt(self, running_text: str) -> None:
+        """The configuration a surviving HAProxy runs: its ports are ours, not another process's."""
+        self._live_text = running_text
+
     def apply(self, snapshot: RouteSnapshot) -> AppliedState:
         plan = plan_routes(snapshot.routes.values(), incumbents=frozenset(self.state.live_routes))
         rejected = dict(snapshot.unreadable)
@@ -110,15 +115,7 @@ class Applier:
 
     def _without_taken_ports(self, routes: tuple[Route, ...], rejected: dict[str, str]) -> list[Route]:
         """``haproxy -c`` does not bind; a port held by another process would fail the reload for all."""
-        live_ports = (
-            {
-                listener.gatewayPort
-                for route in self.state.live_routes.values()
-                for listener in route.listeners
-            }
-            if self._master.running()
-            else set()
-        )
+        live_ports = bound_ports(self._live_text or "") if self._master.running() else set()
         kept: list[Route] = []
         for route in routes:
             taken = [
@@ -134,6 +131,14 @@ class Applier:
             else:
                 kept.append(route)
         return kept
+
+
+BIND_LINE = re.compile(r"^\s+bind\s+\S*:(\d+)(?:\s|$)", re.MULTILINE)
+
+
+def bound_ports(config_text: str) -> set[int]:
+    """TCP ports the ``bind`` lines of a rendered haproxy.cfg listen on."""
+    return {int(port) for port in BIND_LINE.findall(config_text)}
 
 
 def bind_probe(address: str, port: int) -> bool:

@@ -94,7 +94,7 @@ def register(config: OperatorConfig) -> None:
         id="validate-endpoint-service",
         operations=["CREATE", "UPDATE", "DELETE"],
     )
-    def validate_service(**kwargs: Any) -> None:
+    async def validate_service(**kwargs: Any) -> None:
         operation, namespace, name = kwargs["operation"], kwargs["namespace"], kwargs["name"]
         old, new, userinfo = kwargs.get("old"), kwargs.get("new"), kwargs.get("userinfo")
         rt = _runtime()
@@ -144,7 +144,7 @@ def register(config: OperatorConfig) -> None:
         )
 
     @kopf.on.validate(GROUP, VERSION, "endpoints", id="validate-endpoint", operations=["CREATE", "UPDATE"])
-    def validate_endpoint(**kwargs: Any) -> None:
+    async def validate_endpoint(**kwargs: Any) -> None:
         operation, namespace, name = kwargs["operation"], kwargs["namespace"], kwargs["name"]
         old, new = kwargs.get("old"), kwargs.get("new")
         rt = _runtime()
@@ -191,7 +191,7 @@ def register(config: OperatorConfig) -> None:
         )
 
     @kopf.on.validate(GROUP, VERSION, "whitelists", id="validate-whitelist", operations=["CREATE", "UPDATE"])
-    def validate_whitelist(**kwargs: Any) -> None:
+    async def validate_whitelist(**kwargs: Any) -> None:
         namespace, name, new = kwargs["namespace"], kwargs["name"], kwargs.get("new")
         spec: WhitelistSpec = _parse(WhitelistSpec, f"Whitelist {namespace}/{name}", (new or {}).get("spec"))
         problems = whitelist_spec_problems(spec)

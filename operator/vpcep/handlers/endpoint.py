@@ -33,7 +33,6 @@ from vpcep.domain.endpoint import (
     endpoint_status,
 )
 from vpcep.domain.lookup import lookup_service
-from vpcep.domain.quota import QuotaKey, quota_standing
 from vpcep.domain.reasons import Reason
 from vpcep.handlers.gateways import FleetView
 from vpcep.handlers.observed import EndpointRecord, ServiceRecord
@@ -41,7 +40,6 @@ from vpcep.handlers.runtime import (
     ENDPOINT_KEY,
     FINALIZER,
     ORPHANS_KEY,
-    QUOTA_KEY,
     SERVICE_KEY,
     Runtime,
     involved,
@@ -87,8 +85,8 @@ def _target_service(rt: Runtime, record: EndpointRecord) -> ServiceRecord | None
     return None
 
 
-def _quota_key(record: EndpointRecord) -> QuotaKey:
-    return QuotaKey(created=record.meta.created, namespace=record.meta.namespace, name=record.meta.name)
+def _quota_order(record: EndpointRecord) -> tuple[str, str, str]:
+    return (record.meta.created, record.meta.namespace, record.meta.name)
 
 
 def _facts(rt: Runtime, record: EndpointRecord, fleet: FleetView) -> EndpointFacts:
@@ -106,12 +104,9 @@ def _facts(rt: Runtime, record: EndpointRecord, fleet: FleetView) -> EndpointFac
     assert record.spec is not None
     service = lookup_service(record.spec, rt.config.region, services_by_name, cloud)
 
-    others = [
-        _quota_key(other)
-        for other in observed.account_endpoints(account)
-        if not other.meta.deleting and other.meta.uid != record.meta.uid
-    ]
-    standing = quota_standing(_quota_key(record), others, rt.quota.endpoint_limit(account))
+    standing = observed.quota_standing(
+        "Endpoint", account, _quota_order(record), rt.quota.endpoint_limit(account)
+    )
 
     target = record.target or ""
     marker = status.markerId if status else None
@@ -382,7 +377,7 @@ def wake_after_endpoint_change(rt: Runtime, record: EndpointRecord) -> None:
     for key in rt.quota_blocked.pop(account, set()):
         rt.queue.add(key)
     for namespace in rt.observed.namespaces_of(account):
-        rt.queue.add((QUOTA_KEY, namespace, ""))
+        rt.refresh_quota_view(namespace)
 
 
 async def _decide_and_apply(rt: Runtime, record: EndpointRecord) -> EndpointDecision:

@@ -13,9 +13,9 @@ async def reconcile_quota_view(rt: Runtime, namespace: str) -> None:
     account = rt.observed.account(namespace)
     usage = QuotaUsage(
         account=account,
-        services_used=sum(1 for s in rt.observed.account_services(account) if not s.meta.deleting),
+        services_used=rt.observed.quota_used("EndpointService", account),
         services_limit=rt.quota.service_limit(account),
-        endpoints_used=sum(1 for e in rt.observed.account_endpoints(account) if not e.meta.deleting),
+        endpoints_used=rt.observed.quota_used("Endpoint", account),
         endpoints_limit=rt.quota.endpoint_limit(account),
     )
     try:

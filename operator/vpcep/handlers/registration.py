@@ -38,14 +38,15 @@ from vpcep.handlers.runtime import (
 )
 from vpcep.handlers.service import reconcile_service, wake_endpoints_of, wake_service_dependents
 from vpcep.handlers.whitelist import reconcile_whitelist
-from vpcep.handlers.workqueue import WorkQueue
-from vpcep.k8s.client import KubeApi
+from vpcep.handlers.workqueue import RetryLater, WorkQueue
+from vpcep.k8s.client import ApiError, KubeApi
 from vpcep.k8s.events import EventRecorder
 
 logger = logging.getLogger(__name__)
 GROUP, VERSION = "vpcep.io", "v1alpha1"
 FLEET_CHECK_SECONDS = 2.0
 KOPF_FINALIZER = "vpcep.io/kopf-unused"
+SYNC_QUIET_SECONDS = 0.5
 
 
 def login() -> kopf.ConnectionInfo:
@@ -73,16 +74,22 @@ async def dispatch(rt: Runtime, key: Key) -> None:
     if not rt.allocations.seeded:
         seed_allocations(rt)
     what, namespace, name = key
-    if what == ENDPOINT_KEY:
-        await reconcile_endpoint(rt, namespace, name)
-    elif what == SERVICE_KEY:
-        await reconcile_service(rt, namespace, name)
-    elif what == WHITELIST_KEY:
-        await reconcile_whitelist(rt, namespace, name)
-    elif what == QUOTA_KEY:
-        await reconcile_quota_view(rt, namespace)
-    elif what == ORPHANS_KEY:
-        await collect_orphans(rt, namespace)
+    try:
+        if what == ENDPOINT_KEY:
+            await reconcile_endpoint(rt, namespace, name)
+        elif what == SERVICE_KEY:
+            await reconcile_service(rt, namespace, name)
+        elif what == WHITELIST_KEY:
+            await reconcile_whitelist(rt, namespace, name)
+        elif what == QUOTA_KEY:
+            await reconcile_quota_view(rt, namespace)
+        elif what == ORPHANS_KEY:
+            await collect_orphans(rt, namespace)
+    except ApiError as error:
+        if error.status == 403 and "being terminated" in error.message:
+            # The namespace is going: its objects get their deletion (and our finalizer run) in a moment.
+            raise RetryLater(2.0, str(error)) from None
+        raise
 
 
 def wake_fleet_dependents(rt: Runtime, *, force: bool = False) -> None:
@@ -106,8 +113,23 @@ async def watch_fleet_freshness(rt: Runtime) -> None:
             wake_fleet_dependents(rt)
 
 
+async def report_initial_sync(rt: Runtime, started: float) -> None:
+    """Log once when everything listed at start-up is reconciled (restart-to-converged time, SPEC §6)."""
+    loop = asyncio.get_running_loop()
+    quiet_since: float | None = None
+    while quiet_since is None or loop.time() - quiet_since < SYNC_QUIET_SECONDS:
+        await asyncio.sleep(0.05)
+        if not (rt.allocations.seeded and rt.queue.idle()):
+            quiet_since = None
+        elif quiet_since is None:
+            quiet_since = loop.time()
+    logger.warning(
+        "vpcep: initial reconcile done in %.2fs (%d reconciles)", quiet_since - started, rt.queue.reconciled
+    )
+
+
 def _indexer(project: Callable[..., Any]) -> Callable[..., Any]:
-    def index(**kwargs: Any) -> Any:
+    async def index(**kwargs: Any) -> Any:  # async: kopf would run a plain function in a thread
         return project(kwargs["body"])
 
     return index
@@ -123,6 +145,7 @@ def register(config: OperatorConfig) -> None:
 
     @kopf.on.startup()
     async def start(**kwargs: Any) -> None:
+        started = asyncio.get_running_loop().time()
         settings: kopf.OperatorSettings = kwargs["settings"]
         memo: Any = kwargs["memo"]
         # kopf strips *its* finalizer from any object it has no change handlers for; the operator manages
@@ -169,6 +192,7 @@ def register(config: OperatorConfig) -> None:
         queue.start()
         await publish_cloud_services(api, config)
         memo.fleet_task = asyncio.create_task(watch_fleet_freshness(runtime), name="vpcep fleet freshness")
+        memo.sync_task = asyncio.create_task(report_initial_sync(runtime, started), name="vpcep initial sync")
 
     @kopf.on.cleanup()
     async def stop(**kwargs: Any) -> None:
@@ -176,10 +200,11 @@ def register(config: OperatorConfig) -> None:
         runtime = getattr(memo, "runtime", None)
         if runtime is None:
             return
-        if memo.fleet_task is not None:
-            memo.fleet_task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await memo.fleet_task
+        for task in (memo.fleet_task, getattr(memo, "sync_task", None)):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
         await runtime.queue.stop()
         await runtime.recorder.stop()
         await runtime.api.close()
@@ -219,21 +244,25 @@ def register(config: OperatorConfig) -> None:
 
     # --- events: enqueue the object itself and wake what depends on it
     @kopf.on.event(GROUP, VERSION, "endpoints", id="endpoint-events")
-    def endpoint_event(**kwargs: Any) -> None:
+    async def endpoint_event(**kwargs: Any) -> None:
         seen = Seen.of(kwargs)
         seen.rt.queue.add((ENDPOINT_KEY, seen.namespace, seen.name))
+        if seen.type != "MODIFIED" or seen.deleting:
+            seen.rt.observed.forget_quota_order()
         if seen.type == "DELETED":
             seen.rt.queue.add((ORPHANS_KEY, seen.uid, ""))
         if seen.type != "MODIFIED":
-            seen.rt.queue.add((QUOTA_KEY, seen.namespace, ""))
+            seen.rt.refresh_quota_view(seen.namespace)
 
     service_signatures: dict[str, tuple[Any, ...]] = {}
 
     @kopf.on.event(GROUP, VERSION, "endpointservices", id="endpoint-service-events")
-    def service_event(**kwargs: Any) -> None:
+    async def service_event(**kwargs: Any) -> None:
         seen = Seen.of(kwargs)
         rt = seen.rt
         rt.queue.add((SERVICE_KEY, seen.namespace, seen.name))
+        if seen.type != "MODIFIED" or seen.deleting:
+            rt.observed.forget_quota_order()
         if seen.type == "DELETED":
             service_signatures.pop(seen.uid, None)
             for target in _targets_of_deleted_service(seen.body, seen.namespace, seen.name, config.namespace):
@@ -241,7 +270,7 @@ def register(config: OperatorConfig) -> None:
                     rt.queue.add((ENDPOINT_KEY, *ref))
             for key in rt.quota_blocked.pop(rt.observed.account(seen.namespace), set()):
                 rt.queue.add(key)
-            rt.queue.add((QUOTA_KEY, seen.namespace, ""))
+            rt.refresh_quota_view(seen.namespace)
             return
         signature = _service_signature(seen.body)
         if service_signatures.get(seen.uid) != signature:  # only what endpoints read wakes them
@@ -251,7 +280,7 @@ def register(config: OperatorConfig) -> None:
                 wake_service_dependents(rt, record)
 
     @kopf.on.event(GROUP, VERSION, "whitelists", id="whitelist-events")
-    def whitelist_event(**kwargs: Any) -> None:
+    async def whitelist_event(**kwargs: Any) -> None:
         seen = Seen.of(kwargs)
         seen.rt.queue.add((WHITELIST_KEY, seen.namespace, seen.name))
         service_name = (seen.body.get("spec") or {}).get("endpointService")
@@ -262,7 +291,7 @@ def register(config: OperatorConfig) -> None:
             wake_endpoints_of(seen.rt, record)
 
     @kopf.on.event(GROUP, VERSION, "endpointconnections", id="connection-events")
-    def connection_event(**kwargs: Any) -> None:
+    async def connection_event(**kwargs: Any) -> None:
         seen = Seen.of(kwargs)
         endpoint_id = seen.labels.get(ENDPOINT_ID_LABEL) or seen.name
         ref = seen.rt.observed.endpoint_by_uid(endpoint_id)
@@ -274,7 +303,7 @@ def register(config: OperatorConfig) -> None:
     account_seen: dict[str, str] = {}
 
     @kopf.on.event("", "v1", "namespaces", id="namespace-events")
-    def namespace_event(**kwargs: Any) -> None:
+    async def namespace_event(**kwargs: Any) -> None:
         seen = Seen.of(kwargs)
         rt, namespace = seen.rt, seen.name
         account = rt.observed.account(namespace)
@@ -282,6 +311,7 @@ def register(config: OperatorConfig) -> None:
         account_seen[namespace] = account
         if before is None or before == account or seen.type == "DELETED":
             return
+        rt.observed.forget_quota_order()
         for endpoint in rt.observed.endpoint_names_in(namespace):  # the account changed: permission, quota
             rt.queue.add((ENDPOINT_KEY, namespace, endpoint))
         for service in rt.observed.service_names_in(namespace):
@@ -289,10 +319,10 @@ def register(config: OperatorConfig) -> None:
             record = rt.observed.service(namespace, service)
             if record is not None:
                 wake_service_dependents(rt, record)
-        rt.queue.add((QUOTA_KEY, namespace, ""))
+        rt.refresh_quota_view(namespace)
 
     @kopf.on.event("", "v1", "configmaps", id="operator-config-map-events")
-    def config_map_event(**kwargs: Any) -> None:
+    async def config_map_event(**kwargs: Any) -> None:
         seen = Seen.of(kwargs)
         rt = seen.rt
         if seen.namespace != config.namespace:
@@ -309,26 +339,28 @@ def register(config: OperatorConfig) -> None:
                 rt.queue.add((ENDPOINT_KEY, *ref))
 
     @kopf.on.event("", "v1", "services", id="service-events")
-    def core_service_event(**kwargs: Any) -> None:
+    async def core_service_event(**kwargs: Any) -> None:
         seen = Seen.of(kwargs)
         for ref in seen.rt.observed.services_with_backend(
             seen.namespace, BackendKind.SERVICE.value, seen.name
         ):
-            seen.rt.queue.add((SERVICE_KEY, *ref))  # R1: a backend appeared, changed or went
+            seen.rt.backends.pop(ref, None)  # R1: a backend appeared, changed or went: read it again
+            seen.rt.queue.add((SERVICE_KEY, *ref))
         _wake_owner(seen, "Service")
 
     @kopf.on.event("", "v1", "pods", id="pod-events")
-    def pod_event(**kwargs: Any) -> None:
+    async def pod_event(**kwargs: Any) -> None:
         seen = Seen.of(kwargs)
         for ref in seen.rt.observed.services_with_backend(seen.namespace, BackendKind.POD.value, seen.name):
+            seen.rt.backends.pop(ref, None)
             seen.rt.queue.add((SERVICE_KEY, *ref))
 
     @kopf.on.event("discovery.k8s.io", "v1", "endpointslices", id="slice-events")
-    def slice_event(**kwargs: Any) -> None:
+    async def slice_event(**kwargs: Any) -> None:
         _wake_owner(Seen.of(kwargs), "EndpointSlice")
 
     @kopf.on.event("networking.k8s.io", "v1", "networkpolicies", id="policy-events")
-    def policy_event(**kwargs: Any) -> None:
+    async def policy_event(**kwargs: Any) -> None:
         _wake_owner(Seen.of(kwargs), "NetworkPolicy")
 
     admission.register(config)
@@ -355,6 +387,10 @@ class Seen:
             kwargs.get("uid") or "",
             _runtime(kwargs["memo"]),
         )
+
+    @property
+    def deleting(self) -> bool:
+        return bool((self.body.get("metadata") or {}).get("deletionTimestamp"))
 
     @property
     def labels(self) -> dict[str, str]:

@@ -30,6 +30,7 @@ SERVICE_KEY = "EndpointService"
 WHITELIST_KEY = "Whitelist"
 QUOTA_KEY = "Quota"
 ORPHANS_KEY = "Orphans"
+QUOTA_VIEW_DELAY_SECONDS = 1.0
 
 
 def utc_now() -> datetime.datetime:
@@ -103,6 +104,10 @@ class Runtime:
 
     def forget(self, kind: str, namespace: str, name: str) -> None:
         self.applied.pop((kind, namespace, name), None)
+
+    def refresh_quota_view(self, namespace: str) -> None:
+        """Quota views are refreshed a moment later: a burst of creates writes each view once (R41)."""
+        self.queue.add_after((QUOTA_KEY, namespace, ""), QUOTA_VIEW_DELAY_SECONDS)
 
     # --- events (R39)
     def event(self, body_ref: InvolvedObject, warning: bool, reason: str, message: str) -> None:

@@ -6,7 +6,6 @@ from __future__ import annotations
 from vpcep.api.endpoint_service import BackendKind, EndpointServiceStatus, ServicePhase, ServiceType
 from vpcep.builders.meta import Owner
 from vpcep.builders.provider_policy import build_provider_policy, provider_policy_name
-from vpcep.domain.quota import QuotaKey, quota_standing
 from vpcep.domain.reasons import Reason
 from vpcep.domain.service import ServiceFacts, decide_service, service_status
 from vpcep.handlers.backends import BackendObservation, observe_backend
@@ -14,7 +13,6 @@ from vpcep.handlers.observed import ServiceRecord
 from vpcep.handlers.runtime import (
     ENDPOINT_KEY,
     FINALIZER,
-    QUOTA_KEY,
     SERVICE_KEY,
     WHITELIST_KEY,
     Runtime,
@@ -49,10 +47,6 @@ async def backend_for(rt: Runtime, record: ServiceRecord, *, refresh: bool = Fal
     observation = observe_backend(kind, body)
     rt.backends[key] = observation
     return observation
-
-
-def _quota_key(record: ServiceRecord) -> QuotaKey:
-    return QuotaKey(created=record.meta.created, namespace=record.meta.namespace, name=record.meta.name)
 
 
 async def _ensure_policy(rt: Runtime, record: ServiceRecord, backend: BackendObservation) -> bool:
@@ -102,15 +96,8 @@ async def reconcile_service(rt: Runtime, namespace: str, name: str) -> None:
         decision = None
     else:
         backend = (
-            await backend_for(rt, record, refresh=True)
-            if not record.meta.deleting
-            else BackendObservation(exists=True)
+            await backend_for(rt, record) if not record.meta.deleting else BackendObservation(exists=True)
         )
-        others = [
-            _quota_key(other)
-            for other in rt.observed.account_services(account)
-            if not other.meta.deleting and other.meta.uid != record.meta.uid
-        ]
         system = rt.observed.is_system(record)
         data_plane_ready = True
         if backend.exists and backend.host and not record.meta.deleting:
@@ -130,7 +117,12 @@ async def reconcile_service(rt: Runtime, namespace: str, name: str) -> None:
             else ServiceType.INTERFACE,
             backend_exists=backend.exists and backend.host is not None,
             data_plane_ready=data_plane_ready,
-            quota=quota_standing(_quota_key(record), others, rt.quota.service_limit(account)),
+            quota=rt.observed.quota_standing(
+                "EndpointService",
+                account,
+                (record.meta.created, namespace, name),
+                rt.quota.service_limit(account),
+            ),
             endpoints=tuple(rt.observed.endpoint_view(e) for e in rt.observed.endpoints_of_service(record)),
             recorded_service_id=previous.serviceId if previous else None,
             last_marker_id=(previous.lastMarkerId or 0) if previous else 0,
@@ -170,7 +162,7 @@ async def reconcile_service(rt: Runtime, namespace: str, name: str) -> None:
             for key in rt.quota_blocked.pop(account, set()):
                 rt.queue.add(key)
             for ns in rt.observed.namespaces_of(account):
-                rt.queue.add((QUOTA_KEY, ns, ""))
+                rt.refresh_quota_view(ns)
 
 
 def _endpoint_visible_change(old: EndpointServiceStatus | None, new: EndpointServiceStatus) -> bool:
@@ -198,7 +190,7 @@ def wake_service_dependents(rt: Runtime, record: ServiceRecord) -> None:
     for key in rt.observed.whitelist_keys_in(namespace):
         rt.queue.add((WHITELIST_KEY, namespace, key))
     for ns in rt.observed.namespaces_of(rt.observed.account(namespace)):
-        rt.queue.add((QUOTA_KEY, ns, ""))
+        rt.refresh_quota_view(ns)
 
 
 __all__ = ["NETWORK_POLICY", "backend_for", "reconcile_service", "wake_endpoints_of"]

@@ -41,6 +41,7 @@ class WorkQueue(Generic[Key]):
         self._failures: dict[Key, int] = {}
         self._tasks: list[asyncio.Task[None]] = []
         self._timers: dict[Key, asyncio.TimerHandle] = {}
+        self.reconciled = 0  # reconciles run since start (for the start-up report and benchmarks)
 
     def start(self) -> None:
         self._tasks = [
@@ -87,6 +88,7 @@ class WorkQueue(Generic[Key]):
             self._active.add(key)
             try:
                 await self._reconcile(key)
+                self.reconciled += 1
                 self._failures.pop(key, None)
             except asyncio.CancelledError:
                 raise
