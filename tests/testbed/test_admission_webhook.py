@@ -1,5 +1,5 @@
 """A validating webhook with a URL client config (how kopf registers its admission handlers) is called by the
-API server, and its denial reaches kubectl with the webhook's message."""
+API server, and its denial reaches kubectl with the webhook's message (refusals at admission: R7, R9, R13)."""
 
 from __future__ import annotations
 

@@ -1,5 +1,6 @@
-"""What kube-apiserver and kube-controller-manager add that the operator relies on: ClusterIPs, RBAC,
-garbage collection, namespace cleanup, default namespaces."""
+"""What kube-apiserver and kube-controller-manager add that the operator relies on: ClusterIPs (an endpoint's
+node IP, R18), RBAC (tenants and least privilege, R35, R36), garbage collection and namespace cleanup (R23: no
+orphans), default namespaces."""
 
 from __future__ import annotations
 
