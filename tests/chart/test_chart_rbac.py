@@ -74,8 +74,9 @@ def test_operator_cluster_role_has_no_wildcards_and_no_secrets(defaults: Rendere
         assert "*" not in rule["verbs"] and "*" not in rule["resources"] and "*" not in rule["apiGroups"]
         assert "secrets" not in rule["resources"]
         assert "escalate" not in rule["verbs"] and "bind" not in rule["verbs"]
-    # Cluster-wide ConfigMap writes are limited to the quota ConfigMap (create cannot be limited by name).
-    assert _allowed(role, "", "configmaps") == {"create"}
+    # Cluster-wide ConfigMap writes are limited to the quota ConfigMap (create cannot be limited by name);
+    # list/watch because kopf watches ConfigMaps in every namespace.
+    assert _allowed(role, "", "configmaps") == {"create", "list", "watch"}
     binding = defaults.one("ClusterRoleBinding", "vpcep-operator")
     assert binding["subjects"] == [
         {"kind": "ServiceAccount", "name": "vpcep-operator", "namespace": "vpcep-system"}
