@@ -17,7 +17,9 @@ T = TypeVar("T")
 WIDGET_CRD = Path(__file__).with_name("widget_crd.yaml")
 
 
-def wait_for(condition: Callable[[], T], timeout: float = 15.0, interval: float = 0.1, what: str = "condition") -> T:
+def wait_for(
+    condition: Callable[[], T], timeout: float = 15.0, interval: float = 0.1, what: str = "condition"
+) -> T:
     """Polls ``condition`` until it returns a truthy value; fails the test after ``timeout`` seconds."""
     deadline = time.monotonic() + timeout
     while True:
@@ -32,7 +34,9 @@ def wait_for(condition: Callable[[], T], timeout: float = 15.0, interval: float 
 @pytest.fixture(scope="session")
 def widget_crd(cluster: Cluster) -> str:
     cluster.kubectl_run("apply", "-f", str(WIDGET_CRD))
-    cluster.kubectl_run("wait", "--for=condition=Established", "crd/widgets.testbed.vpcep.io", "--timeout=30s")
+    cluster.kubectl_run(
+        "wait", "--for=condition=Established", "crd/widgets.testbed.vpcep.io", "--timeout=30s"
+    )
     # Established means served; discovery follows within a moment.
     wait_for(
         lambda: cluster.kubectl_run("get", "widgets", "-A", check=False).returncode == 0,

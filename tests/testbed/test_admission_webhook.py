@@ -1,5 +1,5 @@
 """A validating webhook with a URL client config (how kopf registers its admission handlers) is called by the
-API server, and its denial reaches kubectl with the webhook's message."""
+API server, and its denial reaches kubectl with the webhook's message (refusals at admission: R7, R9, R13)."""
 
 from __future__ import annotations
 
@@ -37,8 +37,9 @@ class _Review(BaseHTTPRequestHandler):
         response = {"uid": request["uid"], "allowed": allowed}
         if not allowed:
             response["status"] = {"code": 403, "message": DENIAL}
-        body = json.dumps({"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview",
-                           "response": response}).encode()
+        body = json.dumps(
+            {"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview", "response": response}
+        ).encode()
         self.send_response(200)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(body)))
@@ -53,9 +54,26 @@ class _Review(BaseHTTPRequestHandler):
 def webhook_server(tmp_path: Path) -> Iterator[tuple[int, bytes]]:
     cert, key = tmp_path / "tls.crt", tmp_path / "tls.key"
     subprocess.run(
-        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=127.0.0.1",
-         "-addext", "subjectAltName=IP:127.0.0.1", "-keyout", str(key), "-out", str(cert)],
-        check=True, capture_output=True,
+        [
+            "openssl",
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "1",
+            "-subj",
+            "/CN=127.0.0.1",
+            "-addext",
+            "subjectAltName=IP:127.0.0.1",
+            "-keyout",
+            str(key),
+            "-out",
+            str(cert),
+        ],
+        check=True,
+        capture_output=True,
     )
     server = ThreadingHTTPServer(("127.0.0.1", 0), _Review)
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
@@ -70,7 +88,9 @@ def webhook_server(tmp_path: Path) -> Iterator[tuple[int, bytes]]:
         server.server_close()
 
 
-def test_webhook_denial_reaches_kubectl(cluster: Cluster, namespace: str, webhook_server: tuple[int, bytes]) -> None:
+def test_webhook_denial_reaches_kubectl(
+    cluster: Cluster, namespace: str, webhook_server: tuple[int, bytes]
+) -> None:
     port, ca = webhook_server
     # Scoped to this test's namespace: the cluster is shared by the whole session.
     cluster.kubectl_run("label", "namespace", namespace, f"webhook-test={namespace}")
@@ -79,16 +99,27 @@ def test_webhook_denial_reaches_kubectl(cluster: Cluster, namespace: str, webhoo
         "apiVersion": "admissionregistration.k8s.io/v1",
         "kind": "ValidatingWebhookConfiguration",
         "metadata": {"name": name},
-        "webhooks": [{
-            "name": "deny.testbed.vpcep.io",
-            "clientConfig": {"url": f"https://127.0.0.1:{port}/validate", "caBundle": base64.b64encode(ca).decode()},
-            "rules": [{"apiGroups": [""], "apiVersions": ["v1"], "operations": ["CREATE"],
-                       "resources": ["configmaps"]}],
-            "namespaceSelector": {"matchLabels": {"webhook-test": namespace}},
-            "sideEffects": "None",
-            "admissionReviewVersions": ["v1"],
-            "timeoutSeconds": 5,
-        }],
+        "webhooks": [
+            {
+                "name": "deny.testbed.vpcep.io",
+                "clientConfig": {
+                    "url": f"https://127.0.0.1:{port}/validate",
+                    "caBundle": base64.b64encode(ca).decode(),
+                },
+                "rules": [
+                    {
+                        "apiGroups": [""],
+                        "apiVersions": ["v1"],
+                        "operations": ["CREATE"],
+                        "resources": ["configmaps"],
+                    }
+                ],
+                "namespaceSelector": {"matchLabels": {"webhook-test": namespace}},
+                "sideEffects": "None",
+                "admissionReviewVersions": ["v1"],
+                "timeoutSeconds": 5,
+            }
+        ],
     }
     cluster.kubectl_run("apply", "-f", "-", input=json.dumps(config))
     try:
@@ -105,6 +136,9 @@ def test_webhook_denial_reaches_kubectl(cluster: Cluster, namespace: str, webhoo
         assert denied.returncode != 0
         assert 'admission webhook "deny.testbed.vpcep.io" denied the request' in denied.stderr
         assert DENIAL in denied.stderr
-        assert cluster.kubectl_run("get", "configmap", "forbidden-1", "-n", namespace, check=False).returncode != 0
+        assert (
+            cluster.kubectl_run("get", "configmap", "forbidden-1", "-n", namespace, check=False).returncode
+            != 0
+        )
     finally:
         cluster.kubectl_run("delete", "validatingwebhookconfiguration", name, check=False)

@@ -210,9 +210,9 @@ func bumpGenerationOnSpecChange(obj, old runtime.Object) {
 	}
 }
 
-func (s strategy) Validate(ctx context.Context, obj runtime.Object) field.ErrorList { return nil }
+func (s strategy) Validate(ctx context.Context, obj runtime.Object) field.ErrorList  { return nil }
 func (s strategy) WarningsOnCreate(ctx context.Context, obj runtime.Object) []string { return nil }
-func (s strategy) Canonicalize(obj runtime.Object)                                 {}
+func (s strategy) Canonicalize(obj runtime.Object)                                   {}
 func (s strategy) AllowCreateOnUpdate() bool {
 	return s.res.name == "endpoints" || s.res.name == "leases" || s.res.name == "events"
 }
@@ -282,7 +282,7 @@ func newStore(gv schema.GroupVersion, res resource, optsGetter generic.RESTOptio
 		CreateStrategy:            st,
 		UpdateStrategy:            st,
 		DeleteStrategy:            st,
-		TableConvertor:            rest.NewDefaultTableConvertor(gr),
+		TableConvertor:            tableConvertor(res, rest.NewDefaultTableConvertor(gr)),
 	}
 	attrs := storage.DefaultClusterScopedAttr
 	if res.namespaced {

@@ -7,8 +7,8 @@ package main
 import (
 	"sort"
 
-	apiextensionsapiserver "k8s.io/apiextensions-apiserver/pkg/apiserver"
 	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
+	apiextensionsapiserver "k8s.io/apiextensions-apiserver/pkg/apiserver"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/version"
@@ -79,4 +79,3 @@ func publishCRDGroupsInLegacyDiscovery(front *genericapiserver.GenericAPIServer,
 		DeleteFunc: refresh,
 	})
 }
-

@@ -1,8 +1,8 @@
 package main
 
 // The collector does the part of kube-controller-manager the operator depends on: the garbage collector
-// (ownerReferences, with background, foreground and orphan propagation) and the namespace controller
-// (contents of a Terminating namespace are deleted, then the namespace goes). It polls object metadata of
+// (ownerReferences, with background, foreground and orphan propagation), the namespace controller
+// (contents of a Terminating namespace are deleted, then the namespace goes) and ClusterRole aggregation. It polls object metadata of
 // every listable resource, CRDs included, through the loopback client; simple and bounded for a test cluster.
 
 import (
@@ -16,12 +16,14 @@ import (
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/discovery"
+	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/metadata"
 	"k8s.io/client-go/rest"
 	"k8s.io/klog/v2"
 )
 
 type collector struct {
+	client     kubernetes.Interface
 	discovery  discovery.DiscoveryInterface
 	meta       metadata.Interface
 	namespaces *namespaceREST
@@ -33,7 +35,8 @@ type item struct {
 	obj metav1.PartialObjectMetadata
 }
 
-func newCollector(cfg *rest.Config, namespaces *namespaceREST, interval time.Duration) (*collector, error) {
+func newCollector(cfg *rest.Config, client kubernetes.Interface, namespaces *namespaceREST,
+	interval time.Duration) (*collector, error) {
 	cfg = rest.CopyConfig(cfg)
 	cfg.QPS, cfg.Burst = -1, -1 // loopback: no client-side throttling
 	d, err := discovery.NewDiscoveryClientForConfig(cfg)
@@ -44,20 +47,42 @@ func newCollector(cfg *rest.Config, namespaces *namespaceREST, interval time.Dur
 	if err != nil {
 		return nil, err
 	}
-	return &collector{discovery: d, meta: m, namespaces: namespaces, interval: interval}, nil
+	return &collector{client: client, discovery: d, meta: m, namespaces: namespaces, interval: interval}, nil
 }
 
+// run polls, but a full pass happens only when something was written since the last one (a consistent
+// one-item list returns etcd's current revision), or every fullPassEvery as a safety net: an idle test
+// cluster then costs one small request per interval.
 func (c *collector) run(ctx context.Context) {
+	const fullPassEvery = 15 * time.Second
 	t := time.NewTicker(c.interval)
 	defer t.Stop()
+	lastRevision, lastPass := "", time.Time{}
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
+			revision := c.revision(ctx)
+			if revision != "" && revision == lastRevision && time.Since(lastPass) < fullPassEvery {
+				continue
+			}
 			c.tick(ctx)
+			aggregateClusterRoles(ctx, c.client)
+			// The pass's own writes bump the revision: the next tick looks again, which is what
+			// cascades (an owner deleted now has dependents to collect next) need.
+			lastRevision, lastPass = revision, time.Now()
 		}
 	}
+}
+
+func (c *collector) revision(ctx context.Context) string {
+	list, err := c.meta.Resource(schema.GroupVersionResource{Version: "v1", Resource: "namespaces"}).
+		List(ctx, metav1.ListOptions{Limit: 1})
+	if err != nil {
+		return ""
+	}
+	return list.ResourceVersion
 }
 
 func (c *collector) tick(ctx context.Context) {

@@ -18,9 +18,10 @@ import (
 	"time"
 
 	"github.com/spf13/pflag"
-	apiextensionsapiserver "k8s.io/apiextensions-apiserver/pkg/apiserver"
+	noopoteltrace "go.opentelemetry.io/otel/trace/noop"
 	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	apiextensionsv1beta1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1beta1"
+	apiextensionsapiserver "k8s.io/apiextensions-apiserver/pkg/apiserver"
 	extoptions "k8s.io/apiextensions-apiserver/pkg/cmd/server/options"
 	extopenapi "k8s.io/apiextensions-apiserver/pkg/generated/openapi"
 	"k8s.io/apimachinery/pkg/runtime/schema"
@@ -35,7 +36,6 @@ import (
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/klog/v2"
 	netutils "k8s.io/utils/net"
-	noopoteltrace "go.opentelemetry.io/otel/trace/noop"
 
 	generatedopenapi "vpcep-testbed/apiserver/openapi"
 )
@@ -70,6 +70,8 @@ func main() {
 }
 
 func run(ctx context.Context, f flags) error {
+	start, phases := time.Now(), ""
+	phase := func(name string) { phases += fmt.Sprintf("%s=%dms ", name, time.Since(start).Milliseconds()) }
 	_, serviceNet, err := netutils.ParseCIDRSloppy(f.serviceCIDR)
 	if err != nil {
 		return fmt.Errorf("--service-cluster-ip-range %q: %w", f.serviceCIDR, err)
@@ -86,6 +88,7 @@ func run(ctx context.Context, f flags) error {
 		[]net.IP{netutils.ParseIPSloppy("127.0.0.1")}); err != nil {
 		return fmt.Errorf("self-signed certificate: %w", err)
 	}
+	phase("certs")
 	runOpts := genericoptions.NewServerRunOptions()
 	if err := runOpts.Complete(); err != nil {
 		return err
@@ -159,6 +162,7 @@ func run(ctx context.Context, f flags) error {
 	cfg.AggregatedDiscoveryGroupManager = newAggregatedDiscoveryManager()
 	extGeneric.AggregatedDiscoveryGroupManager = cfg.AggregatedDiscoveryGroupManager
 
+	phase("config")
 	ext, err := extConfig.Complete().New(genericapiserver.NewEmptyDelegate())
 	if err != nil {
 		return fmt.Errorf("apiextensions server: %w", err)
@@ -168,6 +172,7 @@ func run(ctx context.Context, f flags) error {
 	if err != nil {
 		return fmt.Errorf("front server: %w", err)
 	}
+	phase("servers")
 	restOptions := cfg.RESTOptionsGetter
 	stores, err := installBuiltins(front, restOptions, serviceNet)
 	if err != nil {
@@ -175,12 +180,13 @@ func run(ctx context.Context, f flags) error {
 	}
 	publishCRDGroupsInLegacyDiscovery(front, ext)
 
-	front.AddPostStartHookOrDie("testbed-default-namespaces", func(hc genericapiserver.PostStartHookContext) error {
+	front.AddPostStartHookOrDie("testbed-bootstrap", func(hc genericapiserver.PostStartHookContext) error {
 		go ensureDefaultNamespaces(hc, client)
+		go ensureBootstrapRBAC(hc, client)
 		return nil
 	})
 	front.AddPostStartHookOrDie("testbed-garbage-collector", func(hc genericapiserver.PostStartHookContext) error {
-		gc, err := newCollector(cfg.LoopbackClientConfig, stores.namespaces, f.gcInterval)
+		gc, err := newCollector(cfg.LoopbackClientConfig, client, stores.namespaces, f.gcInterval)
 		if err != nil {
 			return err
 		}
@@ -188,8 +194,12 @@ func run(ctx context.Context, f flags) error {
 		return nil
 	})
 
+	phase("builtins")
 	prepared := front.PrepareRun()
+	phase("prepare")
 	mergeOpenAPI(front, ext.GenericAPIServer, extGeneric.OpenAPIV3Config)
+	phase("openapi")
+	klog.Infof("startup phases: %s", phases)
 	return prepared.RunWithContext(ctx)
 }
 
