@@ -84,7 +84,15 @@ class Load:
 
 
 def master_table(agent: GatewayAgent):  # type: ignore[no-untyped-def]
-    return parse_show_proc(unix_command(str(agent.runtime_dir / "master.sock"), "show proc"))
+    """The master's process table (its CLI is briefly away while the master re-executes on a reload)."""
+    deadline = time.monotonic() + 5
+    while True:
+        try:
+            return parse_show_proc(unix_command(str(agent.runtime_dir / "master.sock"), "show proc"))
+        except OSError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)
 
 
 def test_reloads_under_load_lose_no_connection_R30(agent: GatewayAgent) -> None:

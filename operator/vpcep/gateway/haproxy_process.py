@@ -99,7 +99,7 @@ class HaproxyMaster:
         if pid is None or not _alive(pid):
             return False
         try:
-            table = self.process_table()
+            table = self.process_table(patience_s=0)
         except (OSError, HaproxyError):
             return False
         if table.master_pid != pid:
@@ -152,7 +152,7 @@ class HaproxyMaster:
         while time.monotonic() < deadline:
             time.sleep(0.02)
             try:
-                after = self.process_table()
+                after = self.process_table(patience_s=0)
             except (OSError, HaproxyError):
                 continue  # re-executing; the socket comes back
             if after.failed_reloads > before.failed_reloads:
@@ -182,8 +182,16 @@ class HaproxyMaster:
                 self._child.wait(timeout=2)
 
     # -- queries ---------------------------------------------------------------------------
-    def process_table(self) -> ProcessTable:
-        return parse_show_proc(unix_command(str(self.master_socket), "show proc"))
+    def process_table(self, patience_s: float = 2.0) -> ProcessTable:
+        """The master's process table; waits ``patience_s`` for a master that is re-executing itself."""
+        deadline = time.monotonic() + patience_s
+        while True:
+            try:
+                return parse_show_proc(unix_command(str(self.master_socket), "show proc"))
+            except (OSError, HaproxyError):
+                if time.monotonic() >= deadline:
+                    raise
+                time.sleep(0.05)
 
     def worker_command(self, command: str) -> str:
         return unix_command(str(self.stats_socket), command)
