@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from enum import StrEnum
-from typing import Literal
+from typing import Any, Literal
 
-from vpcep.api.common import Condition
+from vpcep.api.common import CommonStatus, Condition
 from vpcep.domain.facts import Frozen
 
 
@@ -63,3 +63,23 @@ def merge_conditions(
         )
     merged.extend(previous.values())
     return merged
+
+
+def common_status_fields(
+    previous: CommonStatus | None,
+    wanted: Sequence[ConditionSpec],
+    reason: str | None,
+    message: str | None,
+    *,
+    now: str,
+    generation: int | None,
+) -> dict[str, Any]:
+    """The status fields all four kinds share; createdAt is the first time the operator saw the object."""
+    existing: Sequence[Condition] = previous.conditions if previous else ()
+    return {
+        "observedGeneration": generation,
+        "conditions": merge_conditions(existing, wanted, now=now, generation=generation),
+        "reason": reason,
+        "message": message,
+        "createdAt": previous.createdAt if previous and previous.createdAt else now,
+    }

@@ -9,18 +9,16 @@ going when their account leaves the whitelists (R14 choice) and when approval is
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from enum import StrEnum
 
 from pydantic import Field
 
-from vpcep.api.common import Condition
 from vpcep.api.endpoint import EndpointPhase, EndpointSpec, EndpointStatus, GatewayPort
 from vpcep.api.endpoint_connection import Decision, EndpointConnectionStatus
 from vpcep.api.endpoint_service import ServicePhase, ServiceType
 from vpcep.domain.allocation import PortRange, allocate_gateway_ports, allocate_marker_id
 from vpcep.domain.approval import AcceptanceState, decide_acceptance
-from vpcep.domain.conditions import ConditionSpec, ConditionType, condition, merge_conditions
+from vpcep.domain.conditions import ConditionSpec, ConditionType, common_status_fields, condition
 from vpcep.domain.facts import Frozen, ObjectRef, Refusal, ServiceView, WhitelistView
 from vpcep.domain.lookup import requested_target
 from vpcep.domain.naming import service_not_found_message
@@ -419,13 +417,10 @@ def endpoint_status(
     generation: int | None,
 ) -> EndpointStatus:
     """The full status to write for a decision (conditions merged so unchanged ones keep their times)."""
-    existing: Sequence[Condition] = previous.conditions if previous else ()
     return EndpointStatus(
-        observedGeneration=generation,
-        conditions=merge_conditions(existing, decision.conditions, now=now, generation=generation),
-        reason=decision.reason,
-        message=decision.message,
-        createdAt=(previous.createdAt if previous and previous.createdAt else now),
+        **common_status_fields(
+            previous, decision.conditions, decision.reason, decision.message, now=now, generation=generation
+        ),
         phase=decision.phase,
         serviceName=decision.service_name,
         endpointId=decision.endpoint_id,
@@ -446,14 +441,11 @@ def connection_status(
     generation: int | None,
 ) -> EndpointConnectionStatus:
     """What the provider sees in the endpoint's EndpointConnection (R10, R11): id, marker, owner, state."""
-    existing: Sequence[Condition] = previous.conditions if previous else ()
     ready = condition(ConditionType.READY, decision.ready, decision.reason, decision.message)
     return EndpointConnectionStatus(
-        observedGeneration=generation,
-        conditions=merge_conditions(existing, (ready,), now=now, generation=generation),
-        reason=decision.reason,
-        message=decision.message,
-        createdAt=(previous.createdAt if previous and previous.createdAt else now),
+        **common_status_fields(
+            previous, (ready,), decision.reason, decision.message, now=now, generation=generation
+        ),
         endpointId=decision.endpoint_id,
         markerId=decision.marker_id,
         ownerAccount=owner_account,

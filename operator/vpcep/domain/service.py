@@ -11,10 +11,9 @@ from enum import StrEnum
 
 from pydantic import Field
 
-from vpcep.api.common import Condition
 from vpcep.api.endpoint import EndpointPhase
 from vpcep.api.endpoint_service import EndpointServiceSpec, EndpointServiceStatus, ServicePhase, ServiceType
-from vpcep.domain.conditions import ConditionSpec, ConditionType, condition, merge_conditions
+from vpcep.domain.conditions import ConditionSpec, ConditionType, common_status_fields, condition
 from vpcep.domain.facts import EndpointView, Frozen, ObjectRef, Refusal
 from vpcep.domain.naming import build_service_name, service_id_for
 from vpcep.domain.quota import QuotaStanding, check_quota_admission, quota_exceeded_message
@@ -216,13 +215,10 @@ def service_status(
     generation: int | None,
 ) -> EndpointServiceStatus:
     """The full status to write for a decision (conditions merged so unchanged ones keep their times)."""
-    existing: Sequence[Condition] = previous.conditions if previous else ()
     return EndpointServiceStatus(
-        observedGeneration=generation,
-        conditions=merge_conditions(existing, decision.conditions, now=now, generation=generation),
-        reason=decision.reason,
-        message=decision.message,
-        createdAt=(previous.createdAt if previous and previous.createdAt else now),
+        **common_status_fields(
+            previous, decision.conditions, decision.reason, decision.message, now=now, generation=generation
+        ),
         phase=decision.phase,
         serviceName=decision.service_name,
         serviceId=decision.service_id,
