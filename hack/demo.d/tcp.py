@@ -1,8 +1,8 @@
 """Tiny TCP tools for hack/demo, run inside network namespaces with `ip netns exec`.
 
-  serve HOST PORT          echo server: answers every line with "<name> echoes: <line>"; prints READY
-  send HOST PORT MESSAGE   connect, send one line, print the answer (exit 1 if none)
-  probe HOST PORT          try to connect; print "connected" (exit 0) or why not (exit 1)
+serve HOST PORT          echo server: answers every line with "<name> echoes: <line>"; prints READY
+send HOST PORT MESSAGE   connect, send one line, print the answer (exit 1 if none)
+probe HOST PORT          try to connect; print "connected" (exit 0) or why not (exit 1)
 """
 
 from __future__ import annotations
