@@ -247,3 +247,25 @@ def test_r34_source_cidrs_are_checked() -> None:
         assert regex.match(good), good
     for bad in ("10.0.0.0", "10.0.0.256/8", "10.0.0.0/33", "example.com/8", ""):
         assert not regex.match(bad), bad
+
+
+@pytest.mark.parametrize("plural", PLURALS)
+def test_crd_is_a_valid_apiextensions_v1_object_for_kubernetes_1_30(plural: str) -> None:
+    """Strict validation against the CustomResourceDefinition schema of Kubernetes 1.30 (typos, types)."""
+    kubernetes_validate = pytest.importorskip("kubernetes_validate")
+    kubernetes_validate.validate(load(plural), "1.30", strict=True)
+
+
+@pytest.mark.parametrize("plural", PLURALS)
+def test_no_cel_expression_the_api_server_would_refuse_for_cost(plural: str) -> None:
+    """string(<int>) has an unbounded estimated size: the API server refuses the whole CRD (seen on 1.36)."""
+    for path, node in walk(schema_of(plural)):
+        for rule in rules(node):
+            for key in ("rule", "messageExpression"):
+                assert "string(" not in rule.get(key, ""), f"{plural} {path}: {key} converts to string"
+
+
+def test_r3_duplicate_rule_keeps_its_message() -> None:
+    """With reason FieldValueDuplicate the API server prints only "Duplicate value", not the message."""
+    ports = at(schema_of("endpointservices"), "spec.ports")
+    assert all("reason" not in rule for rule in rules(ports))

@@ -9,12 +9,14 @@ from vpcep.api.common import Condition
 from vpcep.api.endpoint import EndpointSpec
 from vpcep.api.endpoint_connection import Decision
 from vpcep.domain.accounts import account_of_namespace, entries_cover, invalid_entries
+from vpcep.domain.allocation import PortRange
 from vpcep.domain.approval import AcceptanceState, decide_acceptance
 from vpcep.domain.conditions import condition, merge_conditions
 from vpcep.domain.facts import WhitelistView
 from vpcep.domain.lookup import lookup_service
 from vpcep.domain.naming import build_service_name, parse_service_name, service_not_found_message
 from vpcep.domain.permission import check_permission
+from vpcep.domain.quota import AccountQuota, QuotaKey, QuotaPolicy, quota_standing
 from vpcep.domain.reasons import Reason
 
 A = AcceptanceState
@@ -155,3 +157,27 @@ def test_conditions_the_decision_does_not_mention_are_kept() -> None:
     merged = merge_conditions([foreign], [condition("Ready", None, "Unknown")], now="t1", generation=1)
     assert [c.type for c in merged] == ["Ready", "Custom"]
     assert merged[0].status == "Unknown"
+
+
+def test_r9_r22_quota_defaults_and_per_account_overrides() -> None:
+    policy = QuotaPolicy(overrides={"big": AccountQuota(services=100), "tiny": AccountQuota(endpoints=0)})
+    assert (policy.service_limit("anyone"), policy.endpoint_limit("anyone")) == (20, 50)
+    assert (policy.service_limit("big"), policy.endpoint_limit("big")) == (100, 50)
+    assert (policy.service_limit("tiny"), policy.endpoint_limit("tiny")) == (20, 0)
+    lowered = QuotaPolicy(services=5, endpoints=7)
+    assert (lowered.service_limit("x"), lowered.endpoint_limit("x")) == (5, 7)
+
+
+def test_r22_quota_rank_is_by_creation_then_name_and_deletes_free_a_place() -> None:
+    keys = [QuotaKey(created=f"2026-01-01T00:00:0{i}Z", namespace="ns", name=f"e{i}") for i in range(4)]
+    standing = [quota_standing(k, [o for o in keys if o != k], limit=2) for k in keys]
+    assert [s.within for s in standing] == [True, True, False, False]
+    remaining = keys[1:]  # the oldest one was deleted
+    assert quota_standing(keys[2], [keys[1], keys[3]], limit=2).within
+    assert not quota_standing(keys[3], [k for k in remaining if k != keys[3]], limit=2).within
+
+
+def test_port_range_must_not_be_empty() -> None:
+    with pytest.raises(ValueError, match="first must be <= last"):
+        PortRange(first=30001, last=30000)
+    assert PortRange(first=1, last=1).size == 1

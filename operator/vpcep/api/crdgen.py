@@ -1,6 +1,6 @@
 """Generate `crds/<plural>.vpcep.io.yaml` from the pydantic models (the single source of truth).
 
-    python -m vpcep.api.crdgen [--out crds] [--check]
+    PYTHONPATH=operator python -m vpcep.api.crdgen [--out crds] [--check]     (from the repository root)
 
 pydantic's JSON schema is turned into a *structural* OpenAPI v3 schema as the API server wants it:
 `$ref`s inlined, `X | None` unions reduced to `X` (absent means unset), `const` written as a one-value
