@@ -70,7 +70,7 @@ def _parse(model: type[BaseModel], kind: str, raw: Any) -> Any:
 
 
 def _runtime() -> Runtime:
-    if HOLDER.runtime is None:
+    if HOLDER.runtime is None or not HOLDER.runtime.primed:
         raise kopf.AdmissionError("vpcep-operator is starting; try again in a few seconds", code=503)
     return HOLDER.runtime
 
