@@ -1,0 +1,261 @@
+"""vpcep-gateway: keeps one HAProxy serving every route of the operator's namespace.
+
+Threads: a route source (ConfigMap list+watch, or a directory poller) fills a RouteStore; the
+main loop folds bursts of changes into one apply (render, ``haproxy -c``, reload), supervises
+HAProxy, and reports a GatewayStatus at every apply and every heartbeat.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import pathlib
+import resource
+import signal
+import sys
+import threading
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from vpcep.api.routing import GatewayStatus
+from vpcep.builders.haproxy_config import HaproxySettings
+from vpcep.gateway.haproxy_process import HaproxyMaster
+from vpcep.gateway.health import unhealthy_backends
+from vpcep.gateway.reloader import Applier, wait_for_quiet
+from vpcep.gateway.route_source import DirectoryRouteSource, KubeRouteSource, RouteStore
+from vpcep.gateway.status import ConfigMapStatusWriter, FileStatusWriter, StatusWriter, rfc3339_now
+from vpcep.gateway.validator import check_config
+
+log = logging.getLogger("vpcep.gateway")
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    env = os.environ.get
+    parser = argparse.ArgumentParser(prog="vpcep-gateway", description=__doc__)
+    parser.add_argument(
+        "--name",
+        default=env("GATEWAY_NAME") or env("POD_NAME") or "gateway",
+        help="gateway name; the status ConfigMap is vpcep-gateway-<name> (env GATEWAY_NAME, POD_NAME)",
+    )
+    parser.add_argument(
+        "--namespace",
+        default=env("POD_NAMESPACE") or "vpcep-system",
+        help="namespace of the route ConfigMaps and of the status (env POD_NAMESPACE)",
+    )
+    parser.add_argument(
+        "--address",
+        default=env("POD_IP") or "127.0.0.1",
+        help="address consumers' traffic is sent to, reported in the status (env POD_IP)",
+    )
+    parser.add_argument(
+        "--pod-uid", default=env("POD_UID"), help="owner of the status ConfigMap (env POD_UID)"
+    )
+    parser.add_argument(
+        "--bind-address",
+        default=env("GATEWAY_BIND_ADDRESS") or "0.0.0.0",
+        help="address the route listeners bind",
+    )
+    parser.add_argument("--haproxy", default=env("HAPROXY_BINARY") or "haproxy", help="HAProxy binary")
+    parser.add_argument(
+        "--runtime-dir",
+        default=env("GATEWAY_RUNTIME_DIR") or "/var/run/vpcep-gateway",
+        help="writable directory for haproxy.cfg, sockets and the pid file",
+    )
+    parser.add_argument(
+        "--routes-dir",
+        type=pathlib.Path,
+        default=None,
+        help="read Route JSON files from this directory (or file) instead of the cluster",
+    )
+    parser.add_argument(
+        "--status-file",
+        type=pathlib.Path,
+        default=None,
+        help="write the GatewayStatus here instead of a ConfigMap (default with --routes-dir: "
+        "<runtime-dir>/status.json)",
+    )
+    parser.add_argument("--health-port", type=int, default=None, help="HTTP port answering /healthz")
+    parser.add_argument(
+        "--max-connections",
+        type=int,
+        default=None,
+        help="HAProxy global maxconn (default: derived from the file-descriptor limit)",
+    )
+    parser.add_argument("--threads", type=int, default=None, help="HAProxy nbthread (default: one per CPU)")
+    parser.add_argument("--buffer-size", type=int, default=65536, help="HAProxy tune.bufsize")
+    parser.add_argument("--pipe-size", type=int, default=None, help="HAProxy tune.pipesize (splicing)")
+    parser.add_argument(
+        "--splice", choices=("auto", "always", "off"), default="always", help="kernel splicing of TCP data"
+    )
+    parser.add_argument("--health-check-interval-ms", type=int, default=2000)
+    parser.add_argument(
+        "--heartbeat-interval", type=float, default=5.0, help="seconds between status reports"
+    )
+    parser.add_argument(
+        "--debounce",
+        type=float,
+        default=0.1,
+        help="seconds without route changes before a reload (bursts give one reload)",
+    )
+    parser.add_argument("--max-debounce", type=float, default=0.5, help="longest a change waits for a reload")
+    parser.add_argument(
+        "--retry-interval", type=float, default=5.0, help="seconds between new attempts at refused routes"
+    )
+    parser.add_argument("--log-level", default=env("LOG_LEVEL") or "INFO")
+    return parser.parse_args(argv)
+
+
+def settings_from(args: argparse.Namespace) -> HaproxySettings:
+    return HaproxySettings(
+        runtime_dir=str(pathlib.Path(args.runtime_dir).resolve()),
+        bind_address=args.bind_address,
+        max_connections=args.max_connections,
+        threads=args.threads,
+        buffer_size=args.buffer_size,
+        splice=args.splice,
+        pipe_size=args.pipe_size,
+        health_check_interval_ms=args.health_check_interval_ms,
+        health_port=args.health_port,
+    )
+
+
+class Agent:
+    def __init__(
+        self,
+        args: argparse.Namespace,
+        store: RouteStore,
+        source_run: Callable[[threading.Event], None],
+        writer: StatusWriter,
+    ) -> None:
+        self.args = args
+        self.settings = settings_from(args)
+        runtime_dir = pathlib.Path(self.settings.runtime_dir)
+        runtime_dir.mkdir(parents=True, exist_ok=True)
+        self.store = store
+        self.source_run = source_run
+        self.writer = writer
+        self.master = HaproxyMaster(args.haproxy, runtime_dir, runtime_dir / "haproxy.cfg")
+        self.applier = Applier(
+            self.master, self.settings, lambda text: check_config(text, args.haproxy, runtime_dir)
+        )
+        self.stop = threading.Event()
+
+    def run(self) -> None:
+        raise_file_limit()
+        adopted = self.master.adopt()
+        source = threading.Thread(target=self.source_run, args=(self.stop,), name="route-source", daemon=True)
+        source.start()
+        # Only apply once the source listed everything: applying an empty set first would drop
+        # the routes a surviving (adopted) HAProxy still serves.
+        while not self.stop.is_set() and not self.store.snapshot().synced:
+            self.store.changed.wait(0.5)
+        if adopted:
+            log.info("rebuilding the configuration of the adopted HAProxy from the route source")
+            self.applier.adopt(self.master.config_path.read_text())
+        next_heartbeat = 0.0
+        next_retry = time.monotonic() + self.args.retry_interval
+        while not self.stop.is_set():
+            if self.applier.state.rejected and time.monotonic() >= next_retry:
+                # A refused route may be fine now (its port was freed): try again, unchanged or not.
+                self.store.changed.set()
+                next_retry = time.monotonic() + self.args.retry_interval
+            if self.store.changed.is_set() or not self.master.running():
+                if self.master.running():
+                    wait_for_quiet(self.store.changed, self.args.debounce, self.args.max_debounce)
+                self.store.changed.clear()
+                try:
+                    self.applier.apply(self.store.snapshot())
+                except Exception:  # never a crash loop: log, report, retry at the next change
+                    log.exception("applying routes failed")
+                next_heartbeat = 0.0
+            if time.monotonic() >= next_heartbeat:
+                self.report()
+                next_heartbeat = time.monotonic() + self.args.heartbeat_interval
+            self.store.changed.wait(min(1.0, max(0.0, next_heartbeat - time.monotonic())))
+
+    def report(self) -> None:
+        state = self.applier.state
+        try:
+            unhealthy = (
+                unhealthy_backends(self.master.worker_command("show stat")) if self.master.running() else []
+            )
+        except OSError as error:
+            log.warning("cannot read HAProxy stats: %s", error)
+            unhealthy = []
+        status = GatewayStatus(
+            gateway=self.args.name,
+            address=self.args.address,
+            heartbeat=rfc3339_now(),
+            appliedResourceVersion=state.version,
+            rejectedRoutes=dict(state.rejected),
+            unhealthyBackends=[b for b in unhealthy if b.endpointId in state.live_routes],
+        )
+        try:
+            self.writer.write(status)
+        except Exception as error:  # the API may be away for a while; the next heartbeat retries
+            log.warning("cannot write gateway status: %s", error)
+
+    def shutdown(self, graceful: bool = True) -> None:
+        self.stop.set()
+        self.master.stop(graceful=graceful)
+
+
+def raise_file_limit() -> None:
+    """HAProxy inherits the limit and derives its maxconn from it: give it all we may."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < hard:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+
+
+def kube_core_api() -> Any:
+    from kubernetes import client, config
+
+    try:
+        config.load_incluster_config()
+    except config.ConfigException:
+        config.load_kube_config()
+    return client.CoreV1Api()
+
+
+def build_agent(args: argparse.Namespace) -> Agent:
+    store = RouteStore()
+    writer: StatusWriter
+    source_run: Callable[[threading.Event], None]
+    if args.routes_dir is not None:
+        source_run = DirectoryRouteSource(args.routes_dir, store).run
+        status_file = args.status_file or pathlib.Path(args.runtime_dir) / "status.json"
+        writer = FileStatusWriter(status_file)
+    else:
+        source_run = KubeRouteSource(args.namespace, store, kube_core_api).run
+        writer = (
+            FileStatusWriter(args.status_file)
+            if args.status_file
+            else ConfigMapStatusWriter(args.namespace, args.name, kube_core_api, args.pod_uid)
+        )
+    return Agent(args, store, source_run, writer)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    logging.basicConfig(
+        level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    agent = build_agent(args)
+
+    def on_signal(signum: int, _frame: object) -> None:
+        log.info("signal %d: stopping", signum)
+        agent.stop.set()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    try:
+        agent.run()
+    finally:
+        agent.shutdown(graceful=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

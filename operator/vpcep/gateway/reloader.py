@@ -1,0 +1,158 @@
+"""Turn a route snapshot into a running configuration: render, validate, write, reload.
+
+``Applier.apply`` is idempotent and always starts from the whole snapshot. It keeps the last
+configuration that HAProxy accepted: if a new one fails, the old one keeps serving. Bursts of
+route changes are folded into one reload by ``wait_for_quiet``.
+"""
+
+from __future__ import annotations
+
+import errno
+import logging
+import os
+import pathlib
+import re
+import socket
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from vpcep.api.routing import Route
+from vpcep.builders.haproxy_config import HaproxySettings, plan_routes
+from vpcep.gateway.haproxy_process import HaproxyError, HaproxyMaster
+from vpcep.gateway.route_source import RouteSnapshot
+from vpcep.gateway.validator import CheckResult, validate_routes
+
+log = logging.getLogger(__name__)
+
+
+def wait_for_quiet(event: threading.Event, quiet_s: float, max_delay_s: float) -> None:
+    """After a first change, wait until none came for ``quiet_s`` (but at most ``max_delay_s``)."""
+    deadline = time.monotonic() + max_delay_s
+    while True:
+        event.clear()
+        remaining = deadline - time.monotonic()
+        if remaining <= 0 or not event.wait(min(quiet_s, remaining)):
+            return
+
+
+@dataclass
+class AppliedState:
+    """What HAProxy serves now, and what was left out of it and why."""
+
+    version: int = 0
+    live_routes: dict[str, Route] = field(default_factory=dict)
+    rejected: dict[str, str] = field(default_factory=dict)
+    error: str = ""
+    reloads: int = 0
+
+
+class Applier:
+    def __init__(
+        self,
+        master: HaproxyMaster,
+        settings: HaproxySettings,
+        check: Callable[[str], CheckResult],
+        port_is_free: Callable[[str, int], bool] | None = None,
+    ) -> None:
+        self._master = master
+        self._settings = settings
+        self._check = check
+        self._port_is_free = port_is_free or bind_probe
+        self.state = AppliedState()
+        self._live_text: str | None = None
+
+    def adopt(self, running_text: str) -> None:
+        """The configuration a surviving HAProxy runs: its ports are ours, not another process's."""
+        self._live_text = running_text
+
+    def apply(self, snapshot: RouteSnapshot) -> AppliedState:
+        plan = plan_routes(snapshot.routes.values(), incumbents=frozenset(self.state.live_routes))
+        rejected = dict(snapshot.unreadable)
+        rejected.update(plan.rejected)
+        candidates = self._without_taken_ports(plan.accepted, rejected)
+        validated = validate_routes(candidates, self._settings, self._check)
+        rejected.update(validated.rejected)
+        if validated.rendered is None:
+            # Nothing renders: keep serving the last good configuration.
+            self.state.error = validated.error
+            self.state.rejected = rejected
+            log.error("new configuration refused, keeping the previous one: %s", validated.error)
+            return self.state
+        text = validated.rendered.text
+        try:
+            if text != self._live_text or not self._master.running():
+                self._install(text)
+        except (HaproxyError, OSError) as error:
+            self.state.error = str(error)
+            self.state.rejected = rejected
+            log.error("%s", error)
+            if self._live_text is not None:
+                _write_atomically(self._master.config_path, self._live_text)  # a restart uses the good one
+            return self.state
+        self._live_text = text
+        self.state = AppliedState(
+            version=snapshot.version,
+            live_routes={route.endpointId: route for route in validated.routes},
+            rejected=rejected,
+            reloads=self.state.reloads + 1,
+        )
+        for endpoint_id, reason in rejected.items():
+            log.warning("route %s left out: %s", endpoint_id, reason)
+        return self.state
+
+    def _install(self, text: str) -> None:
+        _write_atomically(self._master.config_path, text)
+        if self._master.running():
+            table = self._master.reload()
+            log.info(
+                "reloaded: worker %s, %d old worker(s) draining", table.current_worker, len(table.old_workers)
+            )
+        else:
+            self._master.start()
+            log.info("HAProxy started")
+
+    def _without_taken_ports(self, routes: tuple[Route, ...], rejected: dict[str, str]) -> list[Route]:
+        """``haproxy -c`` does not bind; a port held by another process would fail the reload for all."""
+        live_ports = bound_ports(self._live_text or "") if self._master.running() else set()
+        kept: list[Route] = []
+        for route in routes:
+            taken = [
+                listener.gatewayPort
+                for listener in route.listeners
+                if listener.gatewayPort not in live_ports
+                and not self._port_is_free(self._settings.bind_address, listener.gatewayPort)
+            ]
+            if taken:
+                rejected[route.endpointId] = (
+                    f"gatewayPort {taken[0]} is in use on the gateway by another process"
+                )
+            else:
+                kept.append(route)
+        return kept
+
+
+BIND_LINE = re.compile(r"^\s+bind\s+\S*:(\d+)(?:\s|$)", re.MULTILINE)
+
+
+def bound_ports(config_text: str) -> set[int]:
+    """TCP ports the ``bind`` lines of a rendered haproxy.cfg listen on."""
+    return {int(port) for port in BIND_LINE.findall(config_text)}
+
+
+def bind_probe(address: str, port: int) -> bool:
+    family = socket.AF_INET6 if ":" in address else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((address, port))
+        except OSError as error:
+            return error.errno != errno.EADDRINUSE
+    return True
+
+
+def _write_atomically(path: pathlib.Path, text: str) -> None:
+    temporary = path.with_name(f".{path.name}.tmp")
+    temporary.write_text(text)
+    os.replace(temporary, path)
