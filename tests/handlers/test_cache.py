@@ -40,7 +40,7 @@ def test_changed_keys_move_and_prune_drops_what_a_fresh_list_lacks() -> None:
     cache.upsert(body("u3", 20, "d"))  # newer than the list below: kept
     assert cache.get(("name", "a")) is None and cache.get(("name", "b")) is not None
     cache.prune(live_uids={"u1"}, listed_version=10)
-    assert sorted(key[1] for key in cache.keys()) == ["b", "d"]
+    assert sorted(key[1] for key in cache) == ["b", "d"]
 
 
 def test_objects_the_projection_ignores_are_not_stored() -> None:

@@ -89,6 +89,9 @@ class ObjectCache:
     def keys(self) -> Iterator[Any]:
         return iter(list(self._index))
 
+    def __iter__(self) -> Iterator[Any]:
+        return self.keys()
+
     def items(self) -> Iterator[tuple[Any, ValuesView[Any]]]:
         return iter([(key, bucket.values()) for key, bucket in self._index.items()])
 
