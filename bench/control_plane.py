@@ -360,6 +360,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         results["restart_peak_rss_mb"] = round(restarted.proc_status("VmHWM"), 1)
         results["peak_rss_mb"] = max(results["peak_rss_mb"], results["restart_peak_rss_mb"])
         gateway.stop()
+        if args.keep:
+            print(f"bench: --keep: left namespaces {namespaces} and {operator_ns} in place", file=sys.stderr)
+            namespaces = []
         for namespace in namespaces:
             core.delete_namespace(namespace)
         for namespace in namespaces:
@@ -369,7 +372,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                     time.sleep(0.5)
                 except client.ApiException:
                     break
-        core.delete_namespace(operator_ns)
+        if not args.keep:
+            core.delete_namespace(operator_ns)
     finally:
         for operator in operators:
             operator.stop()
@@ -464,6 +468,7 @@ def main() -> int:
     parser.add_argument("--large", action="store_true", help="10,000 endpoints across 2,000 services")
     parser.add_argument("--samples", type=int, default=50, help="apply -> Accepted samples (default 50)")
     parser.add_argument("--idle", type=float, default=20.0, help="idle measurement window, seconds")
+    parser.add_argument("--keep", action="store_true", help="leave the objects in place (for investigations)")
     parser.add_argument("--kubeconfig", help="use this API instead of a private hack/testbed instance")
     return report(run(parser.parse_args()))
 

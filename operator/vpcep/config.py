@@ -144,8 +144,9 @@ class OperatorConfig(ConfigModel):
     cloudServices: list[CloudService] = Field(default_factory=_default_cloud_services)
     webhook: WebhookConfig = Field(default_factory=WebhookConfig)
     privilegedUsers: list[str] = Field(
-        default_factory=lambda: ["system:serviceaccount:vpcep-system:vpcep-operator"],
-        description="Users besides system:masters that may manage system services (R8): the operator's own.",
+        default_factory=list,
+        description="Users besides system:masters and the operator's own service account "
+        "(system:serviceaccount:<namespace>:vpcep-operator) that may manage system services (R8).",
     )
     workers: int = Field(default=8, ge=1, le=256, description="Objects reconciled concurrently.")
     apiConcurrency: int = Field(default=16, ge=1, le=256, description="API requests in flight at once.")

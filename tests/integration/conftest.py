@@ -36,12 +36,16 @@ def kube(request: pytest.FixtureRequest) -> Cluster:
 def start_operator(kube: Cluster, namespace: str, *extra: str, config: dict | None = None) -> OperatorProcess:
     operator = OperatorProcess(kube, namespace, list(extra), config)
     operator.start()
-    wait_for(
-        "the operator to publish its cloud services",
-        lambda: kube.get("endpointservices", namespace, "dns") is not None or not operator.alive(),
-        timeout=30,
-    )
-    assert operator.alive(), operator.log()
+    try:
+        wait_for(  # a cloud service with a status: published, cache primed, work queue running
+            "the operator to reconcile its cloud services",
+            lambda: kube.status("endpointservices", namespace, "dns").get("phase") or not operator.alive(),
+            timeout=30,
+        )
+        assert operator.alive(), operator.log()
+    except BaseException:
+        operator.stop()  # a fixture that fails before its yield gets no teardown: never leak the process
+        raise
     return operator
 
 
@@ -66,10 +70,12 @@ def operator_namespace(request: pytest.FixtureRequest) -> str:
 @pytest.fixture(scope="module")
 def operator(kube: Cluster, operator_namespace: str) -> Iterator[OperatorProcess]:
     process = start_operator(kube, operator_namespace)
-    yield process
-    if process.alive():  # its cloud services carry its finalizer: let it remove them
-        delete_namespaces(kube, operator_namespace)
-    process.stop()
+    try:
+        yield process
+        if process.alive():  # its cloud services carry its finalizer: let it remove them
+            delete_namespaces(kube, operator_namespace)
+    finally:
+        process.stop()
 
 
 @pytest.fixture(scope="module")

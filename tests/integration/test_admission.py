@@ -86,15 +86,19 @@ def operator(
         str(cert),
         config={"quotas": {"overrides": {TINY_ACCOUNT: {"services": 1, "endpoints": 1}}}},
     )
-    wait_for(
-        "the managed ValidatingWebhookConfiguration",
-        lambda: kube.get("validatingwebhookconfiguration", None, configuration),
-        timeout=30,
-    )
-    yield process
-    delete_namespaces(kube, PROVIDER, CONSUMER, STRANGER, TINY, operator_namespace)
-    process.stop()
-    kube.kubectl("delete", "validatingwebhookconfiguration", configuration, "--ignore-not-found", check=False)
+    try:
+        wait_for(
+            "the managed ValidatingWebhookConfiguration",
+            lambda: kube.get("validatingwebhookconfiguration", None, configuration),
+            timeout=30,
+        )
+        yield process
+        delete_namespaces(kube, PROVIDER, CONSUMER, STRANGER, TINY, operator_namespace)
+    finally:
+        process.stop()
+        kube.kubectl(
+            "delete", "validatingwebhookconfiguration", configuration, "--ignore-not-found", check=False
+        )
 
 
 @pytest.fixture(scope="module")

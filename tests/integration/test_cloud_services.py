@@ -41,9 +41,11 @@ def operator(kube: Cluster, operator_namespace: str) -> Iterator[OperatorProcess
     kube.apply("cloud-backend.yaml", name="kube-dns", namespace=BACKENDS, port="53")
     kube.apply("cloud-backend.yaml", name="storage", namespace=BACKENDS, port="443")
     process = start_operator(kube, operator_namespace, config=config)
-    yield process
-    delete_namespaces(kube, CONSUMER, BACKENDS, operator_namespace)
-    process.stop()
+    try:
+        yield process
+        delete_namespaces(kube, CONSUMER, BACKENDS, operator_namespace)
+    finally:
+        process.stop()
 
 
 @pytest.fixture(scope="module")

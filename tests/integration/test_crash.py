@@ -81,25 +81,31 @@ def test_sigkill_during_a_burst_converges_without_orphans(
     assert set(endpoints) == set(kept)
     ids = {status["endpointId"] for status in endpoints.values()}
 
-    def converged() -> bool:
-        consumer_services = {
-            s["metadata"]["name"]
-            for s in items(kube, "services", CONSUMER, "app.kubernetes.io/managed-by=vpcep-operator")
+    def orphans() -> list[str]:
+        managed = "app.kubernetes.io/managed-by=vpcep-operator"
+        found = {
+            "Services": {s["metadata"]["name"] for s in items(kube, "services", CONSUMER, managed)}
+            ^ {f"vpce-{name}" for name in kept},
+            "EndpointSlices": {
+                s["metadata"]["name"] for s in items(kube, "endpointslices", CONSUMER, managed)
+            }
+            ^ {f"vpce-{name}-gw" for name in kept},
+            "EndpointConnections": {c["metadata"]["name"] for c in items(kube, "vpcec", PROVIDER)} ^ ids,
+            "routes": {
+                r["metadata"]["labels"]["vpcep.io/endpoint-id"]
+                for r in items(kube, "configmaps", operator.namespace, "vpcep.io/route=true")
+            }
+            ^ ids,
         }
-        slices = items(kube, "endpointslices", CONSUMER, "app.kubernetes.io/managed-by=vpcep-operator")
-        connections = {c["metadata"]["name"] for c in items(kube, "vpcec", PROVIDER)}
-        routes = {
-            r["metadata"]["labels"]["vpcep.io/endpoint-id"]
-            for r in items(kube, "configmaps", operator.namespace, "vpcep.io/route=true")
-        }
-        return (
-            consumer_services == {f"vpce-{name}" for name in kept}
-            and len(slices) == len(kept)
-            and connections == ids
-            and routes == ids
-        )
+        return [f"{kind}: {sorted(extra)}" for kind, extra in found.items() if extra]
 
-    wait_for("no orphan Services, EndpointSlices, EndpointConnections or routes", converged, timeout=60)
+    try:
+        wait_for(
+            "no orphan Services, EndpointSlices, EndpointConnections or routes", lambda: not orphans(), 60
+        )
+    except AssertionError:
+        assert orphans() == [], "objects without (or missing for) a live endpoint"
+        raise
 
     by_service = collections.defaultdict(list)
     for status in endpoints.values():

@@ -70,7 +70,7 @@ def _parse(model: type[BaseModel], kind: str, raw: Any) -> Any:
 
 
 def _runtime() -> Runtime:
-    if HOLDER.runtime is None:
+    if HOLDER.runtime is None or not HOLDER.runtime.primed:
         raise kopf.AdmissionError("vpcep-operator is starting; try again in a few seconds", code=503)
     return HOLDER.runtime
 
@@ -80,7 +80,8 @@ def is_privileged(userinfo: dict[str, Any] | None, config: OperatorConfig) -> bo
     info = userinfo or {}
     groups = set(info.get("groups") or [])
     username = info.get("username", "")
-    return bool(groups & PRIVILEGED_GROUPS) or username in config.privilegedUsers
+    own_account = f"system:serviceaccount:{config.namespace}:vpcep-operator"
+    return bool(groups & PRIVILEGED_GROUPS) or username in (own_account, *config.privilegedUsers)
 
 
 def register(config: OperatorConfig) -> None:

@@ -10,6 +10,7 @@ from vpcep.api.endpoint import EndpointStatus
 from vpcep.api.endpoint_service import EndpointServiceStatus, ServiceType
 from vpcep.domain.facts import EndpointView, ServiceView, WhitelistView
 from vpcep.domain.quota import QuotaStanding
+from vpcep.handlers.cache import ObjectCache
 from vpcep.handlers.observed import (
     ConnectionRecord,
     EndpointRecord,
@@ -36,7 +37,7 @@ INDEX_NAMES = (
 )
 
 
-def _first(index: Mapping[Any, Any], key: Any) -> Any:
+def _first(index: ObjectCache, key: Any) -> Any:
     store = index.get(key)
     if store is None:
         return None
@@ -45,7 +46,7 @@ def _first(index: Mapping[Any, Any], key: Any) -> Any:
     return None
 
 
-def _all(index: Mapping[Any, Any], key: Any) -> list[Any]:
+def _all(index: ObjectCache, key: Any) -> list[Any]:
     store = index.get(key)
     return list(store) if store is not None else []
 
@@ -55,7 +56,7 @@ class Observed:
     yet).
     """
 
-    def __init__(self, indices: Mapping[str, Mapping[Any, Any]], operator_namespace: str) -> None:
+    def __init__(self, indices: Mapping[str, ObjectCache], operator_namespace: str) -> None:
         self._i = indices
         self.operator_namespace = operator_namespace
         self.written_endpoint_status: dict[str, EndpointStatus] = {}

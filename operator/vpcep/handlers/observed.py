@@ -1,8 +1,8 @@
 """Small projections of what the operator watches, stored in kopf indexes (never whole bodies).
 
-Each `index_*` function is pure (body in, {key: projection} out) and registered with `@kopf.index` in
-vpcep.handlers.registration; kopf fills every index before any other handler runs, so reconciles never
-decide on a half-listed cluster. Keys are tuples whose first item names the lookup they serve.
+Each `index_*` function is pure (body in, {key: projection} out); vpcep.handlers.cache stores what it
+returns (primed by one LIST per kind, kept current by watch events; no reconcile runs before the LIST).
+Keys are tuples whose first item names the lookup they serve.
 """
 
 from __future__ import annotations

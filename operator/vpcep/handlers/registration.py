@@ -11,7 +11,6 @@ import contextlib
 import logging
 import os
 import socket
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,9 +22,10 @@ from vpcep.builders.consumer import SLICE_MANAGED_BY_LABEL, SLICE_MANAGER
 from vpcep.builders.meta import ENDPOINT_ID_LABEL, ENDPOINT_UID_LABEL, MANAGED_BY, MANAGED_BY_LABEL
 from vpcep.config import OperatorConfig
 from vpcep.handlers import admission, observed
+from vpcep.handlers.cache import ObjectCache, Project
 from vpcep.handlers.cloud_services import publish_cloud_services
 from vpcep.handlers.endpoint import collect_orphans, reconcile_endpoint
-from vpcep.handlers.lookups import INDEX_NAMES, Observed
+from vpcep.handlers.lookups import Observed
 from vpcep.handlers.quota_view import reconcile_quota_view
 from vpcep.handlers.runtime import (
     ENDPOINT_KEY,
@@ -41,12 +41,26 @@ from vpcep.handlers.whitelist import reconcile_whitelist
 from vpcep.handlers.workqueue import RetryLater, WorkQueue
 from vpcep.k8s.client import ApiError, KubeApi
 from vpcep.k8s.events import EventRecorder
+from vpcep.k8s.resources import (
+    CONFIG_MAP,
+    ENDPOINT,
+    ENDPOINT_CONNECTION,
+    ENDPOINT_SERVICE,
+    ENDPOINT_SLICE,
+    NAMESPACE,
+    NETWORK_POLICY,
+    SERVICE,
+    WHITELIST,
+    ResourceKind,
+)
 
 logger = logging.getLogger(__name__)
 GROUP, VERSION = "vpcep.io", "v1alpha1"
 FLEET_CHECK_SECONDS = 2.0
 KOPF_FINALIZER = "vpcep.io/kopf-unused"
 SYNC_QUIET_SECONDS = 0.5
+PRIME_DELAY_SECONDS = 1.0
+CACHE_RESYNC_SECONDS = 600.0
 
 
 def login() -> kopf.ConnectionInfo:
@@ -128,11 +142,56 @@ async def report_initial_sync(rt: Runtime, started: float) -> None:
     )
 
 
-def _indexer(project: Callable[..., Any]) -> Callable[..., Any]:
-    async def index(**kwargs: Any) -> Any:  # async: kopf would run a plain function in a thread
-        return project(kwargs["body"])
+def cache_sources(
+    config: OperatorConfig,
+) -> dict[str, tuple[Project, ResourceKind, tuple[str | None, str | None]]]:
+    """Cache name -> (projection, kind, (namespace, label selector) of the start-up LIST)."""
+    owned = f"{MANAGED_BY_LABEL}={MANAGED_BY}"
+    return {
+        "vpcep_endpoints": (observed.index_endpoints, ENDPOINT, (None, None)),
+        "vpcep_services": (observed.index_endpoint_services, ENDPOINT_SERVICE, (None, None)),
+        "vpcep_whitelists": (observed.index_whitelists, WHITELIST, (None, None)),
+        "vpcep_connections": (observed.index_connections, ENDPOINT_CONNECTION, (None, None)),
+        "vpcep_namespaces": (observed.index_namespaces, NAMESPACE, (None, None)),
+        "vpcep_operator_config_maps": (
+            observed.index_operator_config_maps,
+            CONFIG_MAP,
+            (config.namespace, None),
+        ),
+        "vpcep_owned_services": (observed.index_owned_services, SERVICE, (None, owned)),
+        "vpcep_owned_slices": (observed.index_owned_slices, ENDPOINT_SLICE, (None, owned)),
+        "vpcep_owned_policies": (observed.index_owned_policies, NETWORK_POLICY, (None, owned)),
+    }
 
-    return index
+
+async def relist(rt: Runtime, caches: dict[str, ObjectCache], config: OperatorConfig) -> None:
+    for name, (_project, kind, (namespace, selector)) in cache_sources(config).items():
+        items, version = await rt.api.list_with_version(kind, namespace, label_selector=selector)
+        for item in items:
+            caches[name].upsert(item)
+        caches[name].prune({str(item["metadata"]["uid"]) for item in items}, version)
+
+
+async def prime_and_resync(rt: Runtime, caches: dict[str, ObjectCache], config: OperatorConfig) -> None:
+    """Fill the caches with one LIST per kind, then reconcile everything once; re-list now and then so a
+    delete that fell between that LIST and kopf's own (at start-up) cannot linger in the cache."""
+    await asyncio.sleep(PRIME_DELAY_SECONDS)  # kopf's watches start first: later deletes reach us as events
+    await relist(rt, caches, config)
+    seed_allocations(rt)
+    rt.observed.forget_quota_order()
+    for namespace, name in rt.observed.all_endpoint_refs():
+        rt.queue.add((ENDPOINT_KEY, namespace, name))
+    for key in list(caches["vpcep_services"].keys()):
+        if isinstance(key, tuple) and key[0] == "es":
+            rt.queue.add((SERVICE_KEY, key[1], key[2]))
+    for key in list(caches["vpcep_whitelists"].keys()):
+        if isinstance(key, tuple) and key[0] == "wl":
+            rt.queue.add((WHITELIST_KEY, key[1], key[2]))
+    rt.primed = True
+    rt.queue.start()
+    while True:
+        await asyncio.sleep(CACHE_RESYNC_SECONDS)
+        await relist(rt, caches, config)
 
 
 def _runtime(memo: Any) -> Runtime:
@@ -142,6 +201,9 @@ def _runtime(memo: Any) -> Runtime:
 
 def register(config: OperatorConfig) -> None:
     """Register every handler with kopf's default registry (call once, before kopf runs)."""
+    caches = {
+        name: ObjectCache(project) for name, (project, _kind, _selector) in cache_sources(config).items()
+    }
 
     @kopf.on.startup()
     async def start(**kwargs: Any) -> None:
@@ -171,7 +233,6 @@ def register(config: OperatorConfig) -> None:
 
         api = KubeApi(login(), concurrency=config.apiConcurrency)
         recorder = EventRecorder(api, instance=f"{socket.gethostname()}-{os.getpid()}")
-        indices = {name: kwargs[name] for name in INDEX_NAMES}
         runtime: Runtime
 
         async def work(key: Key) -> None:
@@ -182,15 +243,15 @@ def register(config: OperatorConfig) -> None:
             config=config,
             api=api,
             recorder=recorder,
-            observed=Observed(indices, config.namespace),
+            observed=Observed(caches, config.namespace),
             queue=queue,
         )
         memo.runtime = runtime
         admission.HOLDER.runtime = runtime
         memo.fleet_task = None
         recorder.start()
-        queue.start()
         await publish_cloud_services(api, config)
+        memo.prime_task = asyncio.create_task(prime_and_resync(runtime, caches, config), name="vpcep cache")
         memo.fleet_task = asyncio.create_task(watch_fleet_freshness(runtime), name="vpcep fleet freshness")
         memo.sync_task = asyncio.create_task(report_initial_sync(runtime, started), name="vpcep initial sync")
 
@@ -200,7 +261,7 @@ def register(config: OperatorConfig) -> None:
         runtime = getattr(memo, "runtime", None)
         if runtime is None:
             return
-        for task in (memo.fleet_task, getattr(memo, "sync_task", None)):
+        for task in (memo.fleet_task, getattr(memo, "sync_task", None), getattr(memo, "prime_task", None)):
             if task is not None:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
@@ -213,39 +274,11 @@ def register(config: OperatorConfig) -> None:
     def authenticate(**_: Any) -> kopf.ConnectionInfo:
         return login()
 
-    # --- indexes: small projections, filled before any other handler runs
-    for (group, version, plural), index_id, project, labels in (
-        ((GROUP, VERSION, "endpoints"), "vpcep_endpoints", observed.index_endpoints, None),
-        ((GROUP, VERSION, "endpointservices"), "vpcep_services", observed.index_endpoint_services, None),
-        ((GROUP, VERSION, "whitelists"), "vpcep_whitelists", observed.index_whitelists, None),
-        ((GROUP, VERSION, "endpointconnections"), "vpcep_connections", observed.index_connections, None),
-        (("", "v1", "namespaces"), "vpcep_namespaces", observed.index_namespaces, None),
-        (("", "v1", "configmaps"), "vpcep_operator_config_maps", observed.index_operator_config_maps, None),
-        (
-            ("", "v1", "services"),
-            "vpcep_owned_services",
-            observed.index_owned_services,
-            {MANAGED_BY_LABEL: MANAGED_BY},
-        ),
-        (
-            ("discovery.k8s.io", "v1", "endpointslices"),
-            "vpcep_owned_slices",
-            observed.index_owned_slices,
-            None,
-        ),
-        (
-            ("networking.k8s.io", "v1", "networkpolicies"),
-            "vpcep_owned_policies",
-            observed.index_owned_policies,
-            None,
-        ),
-    ):
-        kopf.index(group, version, plural, id=index_id, labels=labels)(_indexer(project))
-
     # --- events: enqueue the object itself and wake what depends on it
     @kopf.on.event(GROUP, VERSION, "endpoints", id="endpoint-events")
     async def endpoint_event(**kwargs: Any) -> None:
         seen = Seen.of(kwargs)
+        caches["vpcep_endpoints"].apply_event(seen.type, seen.body)
         seen.rt.queue.add((ENDPOINT_KEY, seen.namespace, seen.name))
         if seen.type != "MODIFIED" or seen.deleting:
             seen.rt.observed.forget_quota_order()
@@ -259,6 +292,7 @@ def register(config: OperatorConfig) -> None:
     @kopf.on.event(GROUP, VERSION, "endpointservices", id="endpoint-service-events")
     async def service_event(**kwargs: Any) -> None:
         seen = Seen.of(kwargs)
+        caches["vpcep_services"].apply_event(seen.type, seen.body)
         rt = seen.rt
         rt.queue.add((SERVICE_KEY, seen.namespace, seen.name))
         if seen.type != "MODIFIED" or seen.deleting:
@@ -282,6 +316,7 @@ def register(config: OperatorConfig) -> None:
     @kopf.on.event(GROUP, VERSION, "whitelists", id="whitelist-events")
     async def whitelist_event(**kwargs: Any) -> None:
         seen = Seen.of(kwargs)
+        caches["vpcep_whitelists"].apply_event(seen.type, seen.body)
         seen.rt.queue.add((WHITELIST_KEY, seen.namespace, seen.name))
         service_name = (seen.body.get("spec") or {}).get("endpointService")
         record = (
@@ -293,6 +328,7 @@ def register(config: OperatorConfig) -> None:
     @kopf.on.event(GROUP, VERSION, "endpointconnections", id="connection-events")
     async def connection_event(**kwargs: Any) -> None:
         seen = Seen.of(kwargs)
+        caches["vpcep_connections"].apply_event(seen.type, seen.body)
         endpoint_id = seen.labels.get(ENDPOINT_ID_LABEL) or seen.name
         ref = seen.rt.observed.endpoint_by_uid(endpoint_id)
         if ref is not None:
@@ -305,6 +341,7 @@ def register(config: OperatorConfig) -> None:
     @kopf.on.event("", "v1", "namespaces", id="namespace-events")
     async def namespace_event(**kwargs: Any) -> None:
         seen = Seen.of(kwargs)
+        caches["vpcep_namespaces"].apply_event(seen.type, seen.body)
         rt, namespace = seen.rt, seen.name
         account = rt.observed.account(namespace)
         before = account_seen.get(namespace)
@@ -324,6 +361,7 @@ def register(config: OperatorConfig) -> None:
     @kopf.on.event("", "v1", "configmaps", id="operator-config-map-events")
     async def config_map_event(**kwargs: Any) -> None:
         seen = Seen.of(kwargs)
+        caches["vpcep_operator_config_maps"].apply_event(seen.type, seen.body)
         rt = seen.rt
         if seen.namespace != config.namespace:
             return
@@ -341,6 +379,7 @@ def register(config: OperatorConfig) -> None:
     @kopf.on.event("", "v1", "services", id="service-events")
     async def core_service_event(**kwargs: Any) -> None:
         seen = Seen.of(kwargs)
+        caches["vpcep_owned_services"].apply_event(seen.type, seen.body)
         for ref in seen.rt.observed.services_with_backend(
             seen.namespace, BackendKind.SERVICE.value, seen.name
         ):
@@ -357,11 +396,15 @@ def register(config: OperatorConfig) -> None:
 
     @kopf.on.event("discovery.k8s.io", "v1", "endpointslices", id="slice-events")
     async def slice_event(**kwargs: Any) -> None:
-        _wake_owner(Seen.of(kwargs), "EndpointSlice")
+        seen = Seen.of(kwargs)
+        caches["vpcep_owned_slices"].apply_event(seen.type, seen.body)
+        _wake_owner(seen, "EndpointSlice")
 
     @kopf.on.event("networking.k8s.io", "v1", "networkpolicies", id="policy-events")
     async def policy_event(**kwargs: Any) -> None:
-        _wake_owner(Seen.of(kwargs), "NetworkPolicy")
+        seen = Seen.of(kwargs)
+        caches["vpcep_owned_policies"].apply_event(seen.type, seen.body)
+        _wake_owner(seen, "NetworkPolicy")
 
     admission.register(config)
 

@@ -68,6 +68,7 @@ class Runtime:
     established: set[tuple[str, str]] = field(default_factory=set)
     quota_blocked: dict[str, set[Key]] = field(default_factory=dict)
     fleet_addresses: tuple[str, ...] = ()
+    primed: bool = False  # the caches hold a full LIST of every kind
 
     @property
     def quota(self) -> QuotaPolicy:

@@ -29,6 +29,7 @@ CONFLICT_ATTEMPTS = 8
 logger = logging.getLogger(__name__)
 
 Manifest = dict[str, Any]
+Manifests = list[Manifest]  # a module-level alias: inside KubeApi, `list` is the method below
 
 
 class ApiError(Exception):
@@ -101,10 +102,19 @@ class KubeApi:
 
     async def list(
         self, kind: ResourceKind, namespace: str | None = None, *, label_selector: str | None = None
-    ) -> list[Manifest]:
+    ) -> Manifests:
         params = {"labelSelector": label_selector} if label_selector else None
         answer = await self.request("GET", kind.collection_path(namespace), params=params)
         return list((answer or {}).get("items", []))
+
+    async def list_with_version(
+        self, kind: ResourceKind, namespace: str | None = None, *, label_selector: str | None = None
+    ) -> tuple[Manifests, int]:
+        """Items and the list's resourceVersion (what a cache primed from it is current as of)."""
+        params = {"labelSelector": label_selector} if label_selector else None
+        answer = await self.request("GET", kind.collection_path(namespace), params=params) or {}
+        version = int((answer.get("metadata") or {}).get("resourceVersion") or 0)
+        return list(answer.get("items", [])), version
 
     async def apply(self, manifest: Manifest) -> Manifest:
         """Server-side apply of an object the operator owns (force: the operator's fields are the
