@@ -42,7 +42,7 @@ class PortRange(ConfigModel):
     """Gateway listen ports handed out to endpoint port mappings (one port per mapping, never shared)."""
 
     first: int = Field(default=20000, ge=1024, le=65535)
-    last: int = Field(default=29999, ge=1024, le=65535)
+    last: int = Field(default=32767, ge=1024, le=65535)
 
     @model_validator(mode="after")
     def _ordered(self) -> PortRange:

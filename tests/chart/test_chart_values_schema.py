@@ -56,7 +56,7 @@ def test_a_values_file_overrides_the_defaults(tmp_path: pathlib.Path) -> None:
 @pytest.mark.parametrize(
     ("assignments", "named"),
     [
-        (["gateway.ports.first=30000"], "gateway.ports.last (29999) must be >= gateway.ports.first (30000)"),
+        (["gateway.ports.first=40000"], "gateway.ports.last (32767) must be >= gateway.ports.first (40000)"),
         (["gateway.healthPort=20001"], "gateway.healthPort (20001) lies inside gateway.ports"),
     ],
 )

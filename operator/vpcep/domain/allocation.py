@@ -19,7 +19,9 @@ from vpcep.api.endpoint import GatewayPort
 from vpcep.domain.facts import Frozen
 
 DEFAULT_GATEWAY_PORT_FIRST = 20000
-DEFAULT_GATEWAY_PORT_LAST = 59999
+# Below the kernel's ephemeral range (32768-60999): HAProxy's own connections to backends draw from it,
+# and a listener on a port one of them holds cannot bind.
+DEFAULT_GATEWAY_PORT_LAST = 32767
 
 
 class PortRange(Frozen):
