@@ -167,6 +167,9 @@ class OperatorProcess:
                 self.process.wait(timeout=15)
             except subprocess.TimeoutExpired:
                 self.kill()
+        if self.log_path is not None:  # failure reports copied the log already (conftest hook)
+            self.log_path.unlink(missing_ok=True)
+            self.log_path.with_suffix(".yaml").unlink(missing_ok=True)
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path else ""
