@@ -378,6 +378,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         for operator in operators:
             operator.stop()
         testbed.stop()
+    for operator in operators:  # kept when something failed: the exception names the log
+        operator.log_path.unlink(missing_ok=True)
     return results
 
 

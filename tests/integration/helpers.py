@@ -156,6 +156,8 @@ class OperatorProcess:
     def restart(self) -> None:
         """A new process in place of a dead one (its earlier log is kept in front of the new one)."""
         earlier = self.log()
+        if self.log_path is not None:
+            self.log_path.unlink(missing_ok=True)
         self.start()
         if self.log_path is not None:
             self.log_path.write_text(earlier + "\n--- restarted ---\n")
@@ -200,6 +202,8 @@ class StandInGateway:
     def restart(self) -> None:
         """A new process in place of a dead one (its earlier log is kept in front of the new one)."""
         earlier = self.log()
+        if self.log_path is not None:
+            self.log_path.unlink(missing_ok=True)
         self.start()
         if self.log_path is not None:
             self.log_path.write_text(earlier + "\n--- restarted ---\n")
