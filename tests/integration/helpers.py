@@ -156,6 +156,8 @@ class OperatorProcess:
     def restart(self) -> None:
         """A new process in place of a dead one (its earlier log is kept in front of the new one)."""
         earlier = self.log()
+        if self.log_path is not None:
+            self.log_path.unlink(missing_ok=True)
         self.start()
         if self.log_path is not None:
             self.log_path.write_text(earlier + "\n--- restarted ---\n")
@@ -167,6 +169,9 @@ class OperatorProcess:
                 self.process.wait(timeout=15)
             except subprocess.TimeoutExpired:
                 self.kill()
+        if self.log_path is not None:  # failure reports copied the log already (conftest hook)
+            self.log_path.unlink(missing_ok=True)
+            self.log_path.with_suffix(".yaml").unlink(missing_ok=True)
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path else ""
@@ -197,6 +202,8 @@ class StandInGateway:
     def restart(self) -> None:
         """A new process in place of a dead one (its earlier log is kept in front of the new one)."""
         earlier = self.log()
+        if self.log_path is not None:
+            self.log_path.unlink(missing_ok=True)
         self.start()
         if self.log_path is not None:
             self.log_path.write_text(earlier + "\n--- restarted ---\n")
