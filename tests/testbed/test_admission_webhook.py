@@ -6,7 +6,6 @@ from __future__ import annotations
 import base64
 import json
 import ssl
-import subprocess
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -51,30 +50,8 @@ class _Review(BaseHTTPRequestHandler):
 
 
 @pytest.fixture
-def webhook_server(tmp_path: Path) -> Iterator[tuple[int, bytes]]:
-    cert, key = tmp_path / "tls.crt", tmp_path / "tls.key"
-    subprocess.run(
-        [
-            "openssl",
-            "req",
-            "-x509",
-            "-newkey",
-            "rsa:2048",
-            "-nodes",
-            "-days",
-            "1",
-            "-subj",
-            "/CN=127.0.0.1",
-            "-addext",
-            "subjectAltName=IP:127.0.0.1",
-            "-keyout",
-            str(key),
-            "-out",
-            str(cert),
-        ],
-        check=True,
-        capture_output=True,
-    )
+def webhook_server(loopback_certificate: tuple[Path, Path]) -> Iterator[tuple[int, bytes]]:
+    cert, key = loopback_certificate
     server = ThreadingHTTPServer(("127.0.0.1", 0), _Review)
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     context.load_cert_chain(str(cert), str(key))
