@@ -48,6 +48,11 @@ def _dump(objects: list[dict[str, Any]]) -> str:
     return yaml.safe_dump_all(objects, sort_keys=False)
 
 
+def _apply_in(cluster: Any, namespace: str, *objects: dict[str, Any]) -> None:
+    """Applies objects into one namespace as the cluster admin (sets the scene; not what is tested)."""
+    cluster.kubectl_run("apply", "-n", namespace, "-f", "-", input=_dump(list(objects)))
+
+
 def _apply(cluster: Any, objects: list[dict[str, Any]], *extra: str) -> str:
     proc = cluster.kubectl_run(
         "apply",
@@ -182,8 +187,8 @@ def _seed_tenant_objects(cluster: Any, installed: Install) -> None:
         "metadata": {"name": "db"},
         "spec": {"serviceName": "local-1.db.00000000-0000-4000-8000-000000000001"},
     }
-    cluster.kubectl_run("apply", "-n", installed.provider, "-f", "-", input=json.dumps(service))
-    cluster.kubectl_run("apply", "-n", installed.consumer, "-f", "-", input=json.dumps(endpoint))
+    _apply_in(cluster, installed.provider, service)
+    _apply_in(cluster, installed.consumer, endpoint)
 
 
 def test_operator_can_do_its_whole_job(cluster: Any, installed: Install) -> None:
@@ -487,20 +492,15 @@ def test_viewer_reads_but_cannot_create_or_decide(cluster: Any, installed: Insta
     user = f"viewer-{uuid.uuid4().hex[:6]}"
     ns = installed.consumer
     _bind(cluster, ns, "vpcep-viewer", user)
-    cluster.kubectl_run(
-        "apply",
-        "-n",
+    _apply_in(
+        cluster,
         ns,
-        "-f",
-        "-",
-        input=json.dumps(
-            {
-                "apiVersion": "v1",
-                "kind": "ConfigMap",
-                "metadata": {"name": "vpcep-quota"},
-                "data": {"account": "x"},
-            }
-        ),
+        {
+            "apiVersion": "v1",
+            "kind": "ConfigMap",
+            "metadata": {"name": "vpcep-quota"},
+            "data": {"account": "x"},
+        },
     )
     assert attempt(cluster, user, "get", "endpoints.vpcep.io", "-n", ns)
     assert attempt(cluster, user, "get", "endpointservices.vpcep.io,whitelists.vpcep.io", "-n", ns)
@@ -528,20 +528,15 @@ def test_editor_manages_services_endpoints_whitelists_and_decides_connections(
     user = f"editor-{uuid.uuid4().hex[:6]}"
     ns = installed.provider
     _bind(cluster, ns, "vpcep-editor", user)
-    cluster.kubectl_run(
-        "apply",
-        "-n",
+    _apply_in(
+        cluster,
         ns,
-        "-f",
-        "-",
-        input=json.dumps(
-            {
-                "apiVersion": "vpcep.io/v1alpha1",
-                "kind": "EndpointConnection",
-                "metadata": {"name": "conn-2"},
-                "spec": {},
-            }
-        ),
+        {
+            "apiVersion": "vpcep.io/v1alpha1",
+            "kind": "EndpointConnection",
+            "metadata": {"name": "conn-2"},
+            "spec": {},
+        },
     )
     assert create(
         cluster,
@@ -613,20 +608,15 @@ def test_admin_may_also_remove_connections(cluster: Any, installed: Install) -> 
     user = f"admin-{uuid.uuid4().hex[:6]}"
     ns = installed.provider
     _bind(cluster, ns, "vpcep-admin", user)
-    cluster.kubectl_run(
-        "apply",
-        "-n",
+    _apply_in(
+        cluster,
         ns,
-        "-f",
-        "-",
-        input=json.dumps(
-            {
-                "apiVersion": "vpcep.io/v1alpha1",
-                "kind": "EndpointConnection",
-                "metadata": {"name": "conn-3"},
-                "spec": {},
-            }
-        ),
+        {
+            "apiVersion": "vpcep.io/v1alpha1",
+            "kind": "EndpointConnection",
+            "metadata": {"name": "conn-3"},
+            "spec": {},
+        },
     )
     assert attempt(cluster, user, "delete", "endpointconnections.vpcep.io", "conn-3", "-n", ns)
     assert attempt(cluster, user, "get", "events", "-n", ns)
@@ -758,40 +748,35 @@ def test_operator_and_gateway_serve_an_endpoint_with_only_the_chart_rbac(
     try:
         # The chart's liveness probe target answers.
         _wait("the operator's /healthz", lambda: _healthy(health), 60, logs)
-        cluster.kubectl_run(
-            "apply",
-            "-n",
+        _apply_in(
+            cluster,
             provider,
-            "-f",
-            "-",
-            input=_dump(
-                [
-                    {
-                        "apiVersion": "v1",
-                        "kind": "Service",
-                        "metadata": {"name": "orders"},
-                        "spec": {
-                            "ports": [{"port": 8080, "targetPort": 8080}],
-                            "selector": {"app": "orders"},
-                        },
+            *[
+                {
+                    "apiVersion": "v1",
+                    "kind": "Service",
+                    "metadata": {"name": "orders"},
+                    "spec": {
+                        "ports": [{"port": 8080, "targetPort": 8080}],
+                        "selector": {"app": "orders"},
                     },
-                    {
-                        "apiVersion": "vpcep.io/v1alpha1",
-                        "kind": "EndpointService",
-                        "metadata": {"name": "orders"},
-                        "spec": {
-                            "backend": {"kind": "Service", "name": "orders"},
-                            "ports": [{"protocol": "TCP", "serverPort": 8080, "clientPort": 80}],
-                        },
+                },
+                {
+                    "apiVersion": "vpcep.io/v1alpha1",
+                    "kind": "EndpointService",
+                    "metadata": {"name": "orders"},
+                    "spec": {
+                        "backend": {"kind": "Service", "name": "orders"},
+                        "ports": [{"protocol": "TCP", "serverPort": 8080, "clientPort": 80}],
                     },
-                    {
-                        "apiVersion": "vpcep.io/v1alpha1",
-                        "kind": "Whitelist",
-                        "metadata": {"name": "everyone"},
-                        "spec": {"endpointService": "orders", "accounts": ["*"]},
-                    },
-                ]
-            ),
+                },
+                {
+                    "apiVersion": "vpcep.io/v1alpha1",
+                    "kind": "Whitelist",
+                    "metadata": {"name": "everyone"},
+                    "spec": {"endpointService": "orders", "accounts": ["*"]},
+                },
+            ],
         )
         service_name = _wait(
             "the EndpointService to be Available",
@@ -804,22 +789,17 @@ def test_operator_and_gateway_serve_an_endpoint_with_only_the_chart_rbac(
             120,
             logs,
         )
-        cluster.kubectl_run(
-            "apply",
-            "-n",
+        _apply_in(
+            cluster,
             consumer,
-            "-f",
-            "-",
-            input=_dump(
-                [
-                    {
-                        "apiVersion": "vpcep.io/v1alpha1",
-                        "kind": "Endpoint",
-                        "metadata": {"name": "orders"},
-                        "spec": {"serviceName": service_name},
-                    }
-                ]
-            ),
+            *[
+                {
+                    "apiVersion": "vpcep.io/v1alpha1",
+                    "kind": "Endpoint",
+                    "metadata": {"name": "orders"},
+                    "spec": {"serviceName": service_name},
+                }
+            ],
         )
         _wait(
             "the Endpoint to be Accepted",
