@@ -116,6 +116,15 @@ class Operator:
                 stderr=subprocess.STDOUT,
                 env=env,
             )
+        profile_dir = os.environ.get("VPCEP_BENCH_PROFILE")
+        if profile_dir:  # sampled stacks of this operator process, for finding where the time goes
+            output = pathlib.Path(profile_dir) / f"operator-{self.process.pid}.txt"
+            subprocess.Popen(
+                ["py-spy", "record", "--pid", str(self.process.pid), "--format", "raw", "--rate", "50",
+                 "--nonblocking", "--output", str(output)],
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
 
     def stop(self) -> None:
         if self.process is not None and self.process.poll() is None:

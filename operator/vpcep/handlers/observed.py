@@ -227,10 +227,15 @@ def index_connections(body: Body, **_: Any) -> dict[tuple[str, ...], Any]:
     return {("ec", endpoint_id): record}
 
 
-def index_namespaces(body: Body, **_: Any) -> dict[str, str]:
+def index_namespaces(body: Body, **_: Any) -> dict[Any, str]:
+    """name -> account, and ("account", account) -> name: both directions are O(1) lookups."""
     meta = _meta(body)
     name = str(meta.get("name", ""))
-    return {name: account_of_namespace(name, meta.get("labels"))}
+    account = account_of_namespace(name, meta.get("labels"))
+    return {name: account, ("account", account): name}
+
+
+GATEWAYS_KEY = ("gateways",)
 
 
 @dataclass(frozen=True, slots=True)
@@ -262,7 +267,10 @@ def index_operator_config_maps(body: Body, **_: Any) -> dict[tuple[str, ...], An
             error = None
         except (ValueError, ValidationError) as failure:
             status, error = None, str(failure)[:200]
-        return {("gateway", str(meta.get("name", ""))): GatewayRecord(status, error)}
+        record = GatewayRecord(status, error)
+        # Also under one shared key: every reconcile reads the whole fleet, which must not mean
+        # walking every route ConfigMap in the namespace (10,000 at SPEC §6 scale).
+        return {("gateway", str(meta.get("name", ""))): record, GATEWAYS_KEY: record}
     return {}
 
 

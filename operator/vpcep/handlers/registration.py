@@ -61,6 +61,8 @@ KOPF_FINALIZER = "vpcep.io/kopf-unused"
 SYNC_QUIET_SECONDS = 0.5
 PRIME_DELAY_SECONDS = 1.0
 CACHE_RESYNC_SECONDS = 600.0
+RELIST_ATTEMPTS = 3
+KOPF_LIST_CHUNK = 500
 
 
 def login() -> kopf.ConnectionInfo:
@@ -166,10 +168,21 @@ def cache_sources(
 
 async def relist(rt: Runtime, caches: dict[str, ObjectCache], config: OperatorConfig) -> None:
     for name, (_project, kind, (namespace, selector)) in cache_sources(config).items():
-        items, version = await rt.api.list_with_version(kind, namespace, label_selector=selector)
-        for item in items:
-            caches[name].upsert(item)
-        caches[name].prune({str(item["metadata"]["uid"]) for item in items}, version)
+        for attempt in range(RELIST_ATTEMPTS):
+            live: set[str] = set()
+            version = 0
+            try:
+                async for items, listed in rt.api.list_pages(kind, namespace, label_selector=selector):
+                    version = listed
+                    for item in items:
+                        caches[name].upsert(item)
+                        live.add(str(item["metadata"]["uid"]))
+            except ApiError as error:
+                if error.status != 410 or attempt == RELIST_ATTEMPTS - 1:
+                    raise
+                continue  # the continue token expired mid-way (a compaction): list again from the top
+            caches[name].prune(live, version)
+            break
 
 
 async def prime_and_resync(rt: Runtime, caches: dict[str, ObjectCache], config: OperatorConfig) -> None:
@@ -192,6 +205,7 @@ async def prime_and_resync(rt: Runtime, caches: dict[str, ObjectCache], config: 
     while True:
         await asyncio.sleep(CACHE_RESYNC_SECONDS)
         await relist(rt, caches, config)
+        rt.observed.forget_quota_order()
 
 
 def _runtime(memo: Any) -> Runtime:
@@ -221,6 +235,7 @@ def register(config: OperatorConfig) -> None:
         settings.watching.server_timeout = 300
         settings.watching.client_timeout = 330
         settings.watching.connect_timeout = 10
+        settings.watching.chunk_size = KOPF_LIST_CHUNK  # kopf's own start-up LIST, a page at a time
         settings.peering.standalone = True
         settings.watching.field_selectors[("", "v1", "configmaps")] = f"metadata.namespace={config.namespace}"
         settings.watching.label_selectors[("discovery.k8s.io", "v1", "endpointslices")] = (
@@ -280,8 +295,9 @@ def register(config: OperatorConfig) -> None:
         seen = Seen.of(kwargs)
         caches["vpcep_endpoints"].apply_event(seen.type, seen.body)
         seen.rt.queue.add((ENDPOINT_KEY, seen.namespace, seen.name))
-        if seen.type != "MODIFIED" or seen.deleting:
-            seen.rt.observed.forget_quota_order()
+        seen.rt.observed.track_quota(
+            "Endpoint", seen.uid, seen.rt.observed.endpoint(seen.namespace, seen.name)
+        )
         if seen.type == "DELETED":
             seen.rt.queue.add((ORPHANS_KEY, seen.uid, ""))
         if seen.type != "MODIFIED":
@@ -295,8 +311,7 @@ def register(config: OperatorConfig) -> None:
         caches["vpcep_services"].apply_event(seen.type, seen.body)
         rt = seen.rt
         rt.queue.add((SERVICE_KEY, seen.namespace, seen.name))
-        if seen.type != "MODIFIED" or seen.deleting:
-            rt.observed.forget_quota_order()
+        rt.observed.track_quota("EndpointService", seen.uid, rt.observed.service(seen.namespace, seen.name))
         if seen.type == "DELETED":
             service_signatures.pop(seen.uid, None)
             for target in _targets_of_deleted_service(seen.body, seen.namespace, seen.name, config.namespace):
