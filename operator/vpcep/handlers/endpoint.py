@@ -69,6 +69,7 @@ WAITING_REASONS = frozenset(
 )
 WARNING_PHASES = frozenset({EndpointPhase.FAILED, EndpointPhase.REJECTED})
 MAX_PASSES = 3
+SERVICE_COUNTS_DELAY_SECONDS = 0.5
 
 
 def _owner(record: EndpointRecord) -> Owner:
@@ -372,7 +373,11 @@ def wake_after_endpoint_change(rt: Runtime, record: EndpointRecord) -> None:
     """Objects whose decision depends on this endpoint: its service (counts, R7), quota holders (R22)."""
     service_record = _target_service(rt, record)
     if service_record is not None:
-        rt.queue.add((SERVICE_KEY, service_record.meta.namespace, service_record.meta.name))
+        # A moment later: a burst of endpoint changes (bulk creates, a restart) is one count update.
+        rt.queue.add_after(
+            (SERVICE_KEY, service_record.meta.namespace, service_record.meta.name),
+            SERVICE_COUNTS_DELAY_SECONDS,
+        )
     account = rt.observed.account(record.meta.namespace)
     for key in rt.quota_blocked.pop(account, set()):
         rt.queue.add(key)
@@ -397,7 +402,7 @@ async def reconcile_endpoint(rt: Runtime, namespace: str, name: str) -> None:
     record = rt.observed.endpoint(namespace, name)
     key = (namespace, name)
     if record is None:
-        rt.waiting_for_gateways.discard(key)
+        rt.waiting_for_gateways.pop(key, None)
         rt.established.discard(key)
         return
     target = involved(ENDPOINT, namespace, name, record.meta.uid)
@@ -405,7 +410,7 @@ async def reconcile_endpoint(rt: Runtime, namespace: str, name: str) -> None:
         if FINALIZER in record.meta.finalizers:
             await _finalize(rt, record)
             rt.event(target, False, Reason.DELETING, "data path, node IP and EndpointConnection removed")
-        rt.waiting_for_gateways.discard(key)
+        rt.waiting_for_gateways.pop(key, None)
         rt.established.discard(key)
         wake_after_endpoint_change(rt, record)
         return
@@ -442,15 +447,23 @@ def _track(rt: Runtime, key: tuple[str, str], status: EndpointStatus) -> None:
     on frees).
     """
     if status.phase is EndpointPhase.CREATING and status.reason in WAITING_REASONS:
-        rt.waiting_for_gateways.add(key)
+        rt.waiting_for_gateways[key] = (
+            _awaited_route_version(rt, status) if status.reason == Reason.ROUTE_PENDING else None
+        )
     else:
-        rt.waiting_for_gateways.discard(key)
+        rt.waiting_for_gateways.pop(key, None)
     if status.phase in (EndpointPhase.CREATING, EndpointPhase.ACCEPTED):
         rt.established.add(key)
     else:
         rt.established.discard(key)
     if status.reason == Reason.QUOTA_EXCEEDED:
         rt.quota_blocked.setdefault(rt.observed.account(key[0]), set()).add((ENDPOINT_KEY, *key))
+
+
+def _awaited_route_version(rt: Runtime, status: EndpointStatus) -> int | None:
+    endpoint_id = status.endpointId or ""
+    route = rt.observed.route(endpoint_id)
+    return rt.route_versions.get(endpoint_id) or (route.resource_version if route else None)
 
 
 def _invalid_status(record: EndpointRecord, previous: EndpointStatus | None) -> EndpointStatus:

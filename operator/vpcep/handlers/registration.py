@@ -25,6 +25,7 @@ from vpcep.handlers import admission, observed
 from vpcep.handlers.cache import ObjectCache, Project
 from vpcep.handlers.cloud_services import publish_cloud_services
 from vpcep.handlers.endpoint import collect_orphans, reconcile_endpoint
+from vpcep.handlers.fleet_watch import wake_fleet_dependents, watch_fleet_freshness
 from vpcep.handlers.lookups import Observed
 from vpcep.handlers.quota_view import reconcile_quota_view
 from vpcep.handlers.runtime import (
@@ -56,13 +57,27 @@ from vpcep.k8s.resources import (
 
 logger = logging.getLogger(__name__)
 GROUP, VERSION = "vpcep.io", "v1alpha1"
-FLEET_CHECK_SECONDS = 2.0
 KOPF_FINALIZER = "vpcep.io/kopf-unused"
 SYNC_QUIET_SECONDS = 0.5
 PRIME_DELAY_SECONDS = 1.0
 CACHE_RESYNC_SECONDS = 600.0
 RELIST_ATTEMPTS = 3
 KOPF_LIST_CHUNK = 500
+
+
+class NoDiffBase(kopf.DiffBaseStorage):
+    """The operator registers no on.create/on.update handlers, so kopf's per-event "essence" (a deep copy
+    of every watched body, for diffs nobody reads) is pure cost: about 6 % of the operator's CPU at 3,000
+    endpoints. Nothing is stored or compared."""
+
+    def build(self, *, body: Any, extra_fields: Any = None) -> Any:
+        return {}
+
+    def fetch(self, *, body: Any) -> Any:
+        return None
+
+    def store(self, *, body: Any, patch: Any, essence: Any) -> None:
+        return None
 
 
 def login() -> kopf.ConnectionInfo:
@@ -106,27 +121,6 @@ async def dispatch(rt: Runtime, key: Key) -> None:
             # The namespace is going: its objects get their deletion (and our finalizer run) in a moment.
             raise RetryLater(2.0, str(error)) from None
         raise
-
-
-def wake_fleet_dependents(rt: Runtime, *, force: bool = False) -> None:
-    """Gateways came, went or reported: endpoints waiting for them; all established ones if the set
-    changed.
-    """
-    addresses = rt.fleet().addresses
-    keys = set(rt.waiting_for_gateways)
-    if force or addresses != rt.fleet_addresses:
-        rt.fleet_addresses = addresses
-        keys |= rt.established
-    for namespace, name in keys:
-        rt.queue.add((ENDPOINT_KEY, namespace, name))
-
-
-async def watch_fleet_freshness(rt: Runtime) -> None:
-    """Heartbeats age without any event: one task (not one per object) notices a gateway going stale."""
-    while True:
-        await asyncio.sleep(FLEET_CHECK_SECONDS)
-        if rt.fleet().addresses != rt.fleet_addresses:
-            wake_fleet_dependents(rt)
 
 
 async def report_initial_sync(rt: Runtime, started: float) -> None:
@@ -228,9 +222,7 @@ def register(config: OperatorConfig) -> None:
         # vpcep.io/finalizer itself (from the work queue), so kopf's must be a different, unused name.
         settings.persistence.finalizer = KOPF_FINALIZER
         settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix="vpcep.io")
-        settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
-            prefix="vpcep.io", key="last-handled-configuration"
-        )
+        settings.persistence.diffbase_storage = NoDiffBase()
         settings.posting.level = logging.WARNING
         settings.watching.server_timeout = 300
         settings.watching.client_timeout = 330
