@@ -188,6 +188,15 @@ def test_approval_accept_reject_and_turning_approval_off(kube: Cluster, tenants:
     assert rejected.get("nodeIP") is None
     assert kube.get("service", tenants.same_account, "vpce-db-no") is None
 
+    kube.apply(  # R11: rejecting an accepted endpoint takes its node IP and DNS name away, in status too
+        "connection-decision.yaml",
+        name=statuses["db-yes"]["endpointId"],
+        namespace=tenants.provider,
+        decision="Reject",
+    )
+    revoked = wait_phase(kube, tenants.same_account, "db-yes", "Rejected")
+    assert revoked.get("nodeIP") is None and revoked.get("dnsName") is None, revoked
+
     kube.apply(
         "endpoint-service.yaml", name="db", namespace=tenants.provider, backend="db-backend", approval="false"
     )

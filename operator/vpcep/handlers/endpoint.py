@@ -35,7 +35,7 @@ from vpcep.domain.endpoint import (
 from vpcep.domain.lookup import lookup_service
 from vpcep.domain.reasons import Reason
 from vpcep.handlers.gateways import FleetView
-from vpcep.handlers.observed import EndpointRecord, ServiceRecord
+from vpcep.handlers.observed import EndpointRecord, ServiceRecord, compact_json
 from vpcep.handlers.runtime import (
     ENDPOINT_KEY,
     FINALIZER,
@@ -44,6 +44,7 @@ from vpcep.handlers.runtime import (
     Runtime,
     involved,
     rfc3339,
+    status_patch,
     utc_now,
 )
 from vpcep.handlers.service import backend_for
@@ -318,7 +319,7 @@ async def _sync_connection(
         state=status.phase,
     )
     desired = build_connection_status(connection_status)
-    if existing is None or existing.status != desired:
+    if existing is None or existing.status_json != compact_json(desired):
         await rt.api.patch_status(ENDPOINT_CONNECTION, provider_namespace, name, desired)
 
 
@@ -358,7 +359,7 @@ async def _finalize(rt: Runtime, record: EndpointRecord) -> None:
             ENDPOINT,
             record.meta.namespace,
             record.meta.name,
-            deleting.model_dump(mode="json", exclude_none=True),
+            status_patch(deleting),
         )
     await _remove_data_path(rt, record, endpoint_id)
     connection = rt.observed.connection(endpoint_id)
@@ -366,7 +367,7 @@ async def _finalize(rt: Runtime, record: EndpointRecord) -> None:
         await rt.api.delete(ENDPOINT_CONNECTION, connection.namespace, connection.name, uid=connection.uid)
     await rt.api.remove_finalizer(ENDPOINT, record.meta.namespace, record.meta.name, FINALIZER)
     rt.allocations.release(record.meta.uid)
-    rt.observed.written_endpoint_status.pop(record.meta.uid, None)
+    rt.observed.forget_endpoint_status(record.meta.uid)
 
 
 def wake_after_endpoint_change(rt: Runtime, record: EndpointRecord) -> None:
@@ -428,12 +429,10 @@ async def reconcile_endpoint(rt: Runtime, namespace: str, name: str) -> None:
         )
 
     if _status_changed(previous, status):
-        answer = await rt.api.patch_status(
-            ENDPOINT, namespace, name, status.model_dump(mode="json", exclude_none=True)
-        )
+        answer = await rt.api.patch_status(ENDPOINT, namespace, name, status_patch(status))
         if answer is None:
             return
-        rt.observed.written_endpoint_status[record.meta.uid] = status
+        rt.observed.wrote_endpoint_status(record.meta.uid, answer, status)
         if previous is None or (previous.phase, previous.reason) != (status.phase, status.reason):
             rt.event(target, status.phase in WARNING_PHASES, status.reason or "", status.message or "")
             wake_after_endpoint_change(rt, record)

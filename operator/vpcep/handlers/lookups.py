@@ -46,6 +46,13 @@ def _first(index: ObjectCache, key: Any) -> Any:
     return None
 
 
+def _resource_version(body: Mapping[str, Any]) -> int:
+    try:
+        return int((body.get("metadata") or {}).get("resourceVersion") or 0)
+    except ValueError:
+        return 0
+
+
 def _all(index: ObjectCache, key: Any) -> list[Any]:
     store = index.get(key)
     return list(store) if store is not None else []
@@ -59,8 +66,10 @@ class Observed:
     def __init__(self, indices: Mapping[str, ObjectCache], operator_namespace: str) -> None:
         self._i = indices
         self.operator_namespace = operator_namespace
-        self.written_endpoint_status: dict[str, EndpointStatus] = {}
-        self.written_service_status: dict[str, EndpointServiceStatus] = {}
+        # uid -> (resourceVersion of our status write, what we wrote): read instead of the cache until the
+        # watch delivers that version, then dropped (a copy per object would double the memory).
+        self._written_endpoint_status: dict[str, tuple[int, EndpointStatus]] = {}
+        self._written_service_status: dict[str, tuple[int, EndpointServiceStatus]] = {}
         self._quota_order = QuotaQueues(self._quota_members)
 
     # --- quota order (R9, R22): the account's live objects by (creationTimestamp, namespace, name)
@@ -128,7 +137,22 @@ class Observed:
                 yield (key[1], key[2])
 
     def endpoint_status(self, record: EndpointRecord) -> EndpointStatus | None:
-        return self.written_endpoint_status.get(record.meta.uid) or record.status
+        written = self._written_endpoint_status.get(record.meta.uid)
+        return written[1] if written is not None else record.status
+
+    def wrote_endpoint_status(self, uid: str, answer: Mapping[str, Any], status: EndpointStatus) -> None:
+        self._written_endpoint_status[uid] = (_resource_version(answer), status)
+
+    def forget_endpoint_status(self, uid: str) -> None:
+        self._written_endpoint_status.pop(uid, None)
+
+    def watch_caught_up(self, uid: str, body: Mapping[str, Any]) -> None:
+        """A watch event for `uid`: our own status writes up to its resourceVersion are in the cache now."""
+        version = _resource_version(body)
+        for written in (self._written_endpoint_status, self._written_service_status):
+            entry = written.get(uid)
+            if entry is not None and version >= entry[0]:
+                del written[uid]
 
     def endpoint_view(self, record: EndpointRecord) -> EndpointView:
         status = self.endpoint_status(record)
@@ -183,7 +207,13 @@ class Observed:
         return record.system_label and record.meta.namespace == self.operator_namespace
 
     def service_status(self, record: ServiceRecord) -> EndpointServiceStatus | None:
-        return self.written_service_status.get(record.meta.uid) or record.status
+        written = self._written_service_status.get(record.meta.uid)
+        return written[1] if written is not None else record.status
+
+    def wrote_service_status(
+        self, uid: str, answer: Mapping[str, Any], status: EndpointServiceStatus
+    ) -> None:
+        self._written_service_status[uid] = (_resource_version(answer), status)
 
     def service_view(self, record: ServiceRecord) -> ServiceView | None:
         if record.spec is None:

@@ -286,6 +286,7 @@ def register(config: OperatorConfig) -> None:
     async def endpoint_event(**kwargs: Any) -> None:
         seen = Seen.of(kwargs)
         caches["vpcep_endpoints"].apply_event(seen.type, seen.body)
+        seen.rt.observed.watch_caught_up(seen.uid, seen.body)
         seen.rt.queue.add((ENDPOINT_KEY, seen.namespace, seen.name))
         seen.rt.observed.track_quota(
             "Endpoint", seen.uid, seen.rt.observed.endpoint(seen.namespace, seen.name)
@@ -301,6 +302,7 @@ def register(config: OperatorConfig) -> None:
     async def service_event(**kwargs: Any) -> None:
         seen = Seen.of(kwargs)
         caches["vpcep_services"].apply_event(seen.type, seen.body)
+        seen.rt.observed.watch_caught_up(seen.uid, seen.body)
         rt = seen.rt
         rt.queue.add((SERVICE_KEY, seen.namespace, seen.name))
         rt.observed.track_quota("EndpointService", seen.uid, rt.observed.service(seen.namespace, seen.name))

@@ -18,6 +18,7 @@ from vpcep.handlers.runtime import (
     Runtime,
     involved,
     rfc3339,
+    status_patch,
     utc_now,
 )
 from vpcep.k8s.resources import ENDPOINT_SERVICE, NETWORK_POLICY, POD, SERVICE, VPCEP_API
@@ -134,12 +135,10 @@ async def reconcile_service(rt: Runtime, namespace: str, name: str) -> None:
 
     changed = previous is None or previous.model_dump(mode="json") != status.model_dump(mode="json")
     if changed:
-        answer = await rt.api.patch_status(
-            ENDPOINT_SERVICE, namespace, name, status.model_dump(mode="json", exclude_none=True)
-        )
+        answer = await rt.api.patch_status(ENDPOINT_SERVICE, namespace, name, status_patch(status))
         if answer is None:
             return
-        rt.observed.written_service_status[record.meta.uid] = status
+        rt.observed.wrote_service_status(record.meta.uid, answer, status)
         if previous is None or (previous.phase, previous.reason) != (status.phase, status.reason):
             rt.event(
                 target,
