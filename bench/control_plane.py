@@ -488,6 +488,8 @@ def main() -> int:
     parser.add_argument("--idle", type=float, default=20.0, help="idle measurement window, seconds")
     parser.add_argument("--keep", action="store_true", help="leave the objects in place (for investigations)")
     parser.add_argument("--kubeconfig", help="use this API instead of a private hack/testbed instance")
+    # SIGTERM (a timeout, a CI cancel) unwinds like Ctrl-C: the operators and the private testbed are stopped.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     return report(run(parser.parse_args()))
 
 
