@@ -231,8 +231,20 @@ def test_deleting_a_service_waits_for_its_accepted_endpoints(
     assert f"{tenants.same_account}/cache-live" in held["message"]
     failed = wait_phase(kube, tenants.other_account, "cache-waiting", "Failed")
     assert failed["reason"] == "ServiceDeleted"
-    still = kube.status("vpce", tenants.same_account, "cache-live")
+    still = wait_for(
+        "the accepted endpoint to hear that its service is being deleted",
+        lambda: (
+            (s := kube.status("vpce", tenants.same_account, "cache-live"))
+            and "delet" in (s.get("message") or "").lower()
+            and s
+        ),
+    )
+    assert still["phase"] == "Accepted", f"the service is held so its endpoint keeps working (R7): {still}"
+    assert "until this Endpoint is deleted" in still["message"]
     assert still.get("nodeIP") == live["nodeIP"], "an established endpoint keeps working (R7)"
+    held = kube.status("vpces", tenants.provider, "cache")
+    assert held["reason"] == "HasActiveEndpoints"
+    assert f"{tenants.same_account}/cache-live (Accepted)" in held["message"], held["message"]
     assert kube.get("service", tenants.same_account, "vpce-cache-live") is not None
 
     kube.delete("vpce", tenants.same_account, "cache-live")

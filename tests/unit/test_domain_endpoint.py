@@ -36,6 +36,7 @@ from vpcep.domain.reasons import Reason
 
 P = EndpointPhase
 APPROVAL = service_spec(approvalRequired=True)
+HELD_SERVICE = service_view(deleting=True, phase=ServicePhase.DELETING, reason="HasActiveEndpoints")
 
 
 @dataclass(frozen=True)
@@ -310,6 +311,30 @@ CASES = [
         P.ACCEPTED,
         Reason.ACCEPTED,
         DataPathAction.ENSURE,
+    ),
+    # R7 as the service really looks while its finalizer holds it: phase Deleting, reason HasActiveEndpoints.
+    # The service is held precisely so that this endpoint keeps working: it stays Accepted, and says why.
+    Case(
+        "R7-accepted-endpoint-stays-accepted-while-it-holds-the-deleting-service",
+        {"service": HELD_SERVICE, "status": status(P.ACCEPTED)},
+        P.ACCEPTED,
+        Reason.ACCEPTED,
+        DataPathAction.ENSURE,
+        ("10.96.0.10", "provider is deleting", "until this Endpoint is deleted"),
+    ),
+    Case(
+        "R7-creating-endpoint-keeps-going-while-it-holds-the-deleting-service",
+        {"service": HELD_SERVICE, "status": status(P.CREATING), "data_path": DataPathFacts(ready_gateways=2)},
+        P.CREATING,
+        Reason.NODE_IP_PENDING,
+        DataPathAction.ENSURE,
+    ),
+    Case(
+        "R7-pending-endpoint-fails-when-the-held-service-is-deleting",
+        {"service": HELD_SERVICE, "status": status(P.PENDING_ACCEPTANCE)},
+        P.FAILED,
+        Reason.SERVICE_DELETED,
+        DataPathAction.REMOVE,
     ),
     Case(
         "R7-service-gone-after-resolution-is-service-deleted",

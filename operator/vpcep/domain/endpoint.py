@@ -277,7 +277,16 @@ def decide_endpoint(facts: EndpointFacts) -> EndpointDecision:
             **resolved,
         )
 
-    if service.phase is not ServicePhase.AVAILABLE:
+    # R7: a deleting service whose finalizer is held by established endpoints is held precisely so that they
+    # keep working: for them it still serves (its phase says Deleting, not that it stopped working).
+    held_for_us = service.deleting and facts.established
+    held_note = (
+        f"; the provider is deleting {service_label}: it is kept, and this endpoint keeps working, "
+        "until this Endpoint is deleted"
+        if held_for_us
+        else ""
+    )
+    if service.phase is not ServicePhase.AVAILABLE and not held_for_us:
         message = (
             f"{service_label} is {service.phase or 'not yet reconciled'}"
             + (f" ({service.reason})" if service.reason else "")
@@ -322,7 +331,7 @@ def decide_endpoint(facts: EndpointFacts) -> EndpointDecision:
         return finish(
             EndpointPhase.ACCEPTED,
             Reason.ACCEPTED,
-            f"connected to {service_label}",
+            f"connected to {service_label}{held_note}",
             DataPathAction.ENSURE,
             *conditions,
             **resolved,
@@ -401,7 +410,7 @@ def decide_endpoint(facts: EndpointFacts) -> EndpointDecision:
     return finish(
         EndpointPhase.ACCEPTED,
         Reason.ACCEPTED,
-        f"connected to {service_label} at {path.node_ip} ({path.dns_name or 'no DNS name'})",
+        f"connected to {service_label} at {path.node_ip} ({path.dns_name or 'no DNS name'}){held_note}",
         DataPathAction.ENSURE,
         *conditions,
         reachability,
