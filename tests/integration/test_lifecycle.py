@@ -256,3 +256,23 @@ def test_deleting_a_service_waits_for_its_accepted_endpoints(
     assert kube.get("configmap", operator.namespace, f"vpcep-route-{live['endpointId']}") is None
     assert kube.get("vpcec", tenants.provider, live["endpointId"]) is None
     assert kube.get("vpcec", tenants.provider, waiting["endpointId"]) is None
+
+
+def test_marker_ids_count_up_in_creation_order_and_are_never_reused(
+    kube: Cluster, tenants: type[Tenants]
+) -> None:
+    """(e) R33 marker ids ("报文标识"): endpoints created one after another get 1, 2, 3; a deleted endpoint's
+    id is not handed out again (docs/decisions.md: monotonic per service, never reused)."""
+    service_name = publish(kube, "ledger")
+    markers = {}
+    for name in ("ledger-a", "ledger-b", "ledger-c"):
+        connect(kube, name, tenants.same_account, service_name)
+        status = wait_phase(kube, tenants.same_account, name, "Accepted")
+        markers[name] = status["markerId"]
+        assert connection_of(kube, status, tenants.provider)["status"]["markerId"] == status["markerId"]
+    assert markers == {"ledger-a": 1, "ledger-b": 2, "ledger-c": 3}
+
+    kube.delete("vpce", tenants.same_account, "ledger-c")
+    wait_for("ledger-c to go", lambda: kube.get("vpce", tenants.same_account, "ledger-c") is None)
+    connect(kube, "ledger-d", tenants.same_account, service_name)
+    assert wait_phase(kube, tenants.same_account, "ledger-d", "Accepted")["markerId"] == 4

@@ -448,6 +448,23 @@ def test_gateway_ports_and_marker_are_stable_across_reconciles() -> None:
     assert again.marker_id == first.marker_id
 
 
+def test_r33_marker_handed_out_in_an_earlier_pass_is_kept_before_the_status_shows_it() -> None:
+    """The operator decides again (up to 3 passes) before it writes the status; the id the first pass took
+    already raised the high-water mark. Taking the next one would start a service's ids at 3 and skip."""
+    first = decide_endpoint(endpoint_facts())
+    assert first.marker_id == 1
+    again = decide_endpoint(
+        endpoint_facts(allocation=AllocationFacts(held_marker_id=1, marker_high_water=1))
+    )
+    assert again.marker_id == 1
+    clashing = decide_endpoint(
+        endpoint_facts(
+            allocation=AllocationFacts(held_marker_id=1, taken_marker_ids=frozenset({1}), marker_high_water=1)
+        )
+    )
+    assert clashing.marker_id == 2, "a held id another endpoint also holds is replaced by a fresh one"
+
+
 def test_r11_rejected_endpoint_frees_its_gateway_ports() -> None:
     accepted = decide_endpoint(endpoint_facts())
     previous = endpoint_status(accepted, previous=None, now="t0", generation=1)

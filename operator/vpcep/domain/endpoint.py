@@ -42,6 +42,11 @@ class DataPathAction(StrEnum):
 class AllocationFacts(Frozen):
     """What other endpoints hold, so this one's marker id and gateway ports never collide."""
 
+    held_marker_id: int | None = Field(
+        default=None,
+        description="The marker id already handed to this endpoint, also when its status does not show it "
+        "yet (decided in an earlier pass whose status write is still to come): kept, not replaced.",
+    )
     taken_marker_ids: frozenset[int] = Field(
         default=frozenset(), description="Marker ids of the target service's other endpoints."
     )
@@ -130,9 +135,10 @@ def _ready(phase: EndpointPhase, reason: Reason, message: str) -> ConditionSpec:
 def decide_endpoint(facts: EndpointFacts) -> EndpointDecision:
     label = f"Endpoint {facts.ref}"
     previous = facts.status
+    current_marker = (previous.markerId if previous else None) or facts.allocation.held_marker_id
     base: dict[str, object] = {
         "endpoint_id": (previous.endpointId if previous and previous.endpointId else facts.uid),
-        "marker_id": previous.markerId if previous else None,
+        "marker_id": current_marker,
     }
 
     def finish(
@@ -201,7 +207,7 @@ def decide_endpoint(facts: EndpointFacts) -> EndpointDecision:
         "service_type": service.service_type,
         "service": service.ref,
         "marker_id": allocate_marker_id(
-            previous.markerId if previous else None,
+            current_marker,
             facts.allocation.taken_marker_ids,
             facts.allocation.marker_high_water,
         ),

@@ -47,6 +47,7 @@ from vpcep.handlers.runtime import (
     utc_now,
 )
 from vpcep.handlers.service import backend_for
+from vpcep.handlers.workqueue import RetryLater
 from vpcep.k8s.resources import (
     CONFIG_MAP,
     ENDPOINT,
@@ -109,13 +110,15 @@ def _facts(rt: Runtime, record: EndpointRecord, fleet: FleetView) -> EndpointFac
     )
 
     target = record.target or ""
-    marker = status.markerId if status else None
+    held_marker = rt.allocations.marker_of(record.meta.uid, target)
+    marker = (status.markerId if status else None) or held_marker
     service_status = observed.service_status(service_record) if service_record is not None else None
     current_ports = tuple(p.gatewayPort for p in status.gatewayPorts) if status else ()
     keeps_ports = (
         bool(current_ports) and service is not None and len(current_ports) == len(service.spec.ports)
     )
     allocation = AllocationFacts(
+        held_marker_id=held_marker,
         taken_marker_ids=rt.allocations.markers_taken_by_others(record.meta.uid, target, [marker]),
         marker_high_water=max(
             rt.allocations.marker_high_water(target),
@@ -363,9 +366,23 @@ async def _finalize(rt: Runtime, record: EndpointRecord) -> None:
     connection = rt.observed.connection(endpoint_id)
     if connection is not None and connection.managed:
         await rt.api.delete(ENDPOINT_CONNECTION, connection.namespace, connection.name, uid=connection.uid)
+    _wait_until_marker_is_on_record(rt, record, status.markerId if status else None)
     await rt.api.remove_finalizer(ENDPOINT, record.meta.namespace, record.meta.name, FINALIZER)
     rt.allocations.release(record.meta.uid)
     rt.observed.written_endpoint_status.pop(record.meta.uid, None)
+
+
+def _wait_until_marker_is_on_record(rt: Runtime, record: EndpointRecord, marker: int | None) -> None:
+    """R33: once the endpoint is gone, only its service's status.lastMarkerId remembers its marker id (the
+    ledger is lost on restart). Let the service record it first, or a restart could hand the id out again."""
+    service_record = _target_service(rt, record)
+    if marker is None or service_record is None or service_record.spec is None:
+        return
+    service_status = rt.observed.service_status(service_record)
+    if service_status is not None and (service_status.lastMarkerId or 0) >= marker:
+        return
+    rt.queue.add((SERVICE_KEY, service_record.meta.namespace, service_record.meta.name))
+    raise RetryLater(0.2, f"EndpointService status.lastMarkerId does not cover marker {marker} yet")
 
 
 def wake_after_endpoint_change(rt: Runtime, record: EndpointRecord) -> None:
