@@ -99,6 +99,12 @@ def test_same_account_endpoint_is_accepted_with_node_ip_and_dns_name(
         lambda: kube.status("vpcec", tenants.provider, status["endpointId"]).get("state") == "Accepted",
     )
     assert connection["metadata"]["labels"]["vpcep.io/endpoint-id"] == status["endpointId"]
+    # R10: accepted without a decision (approval off): the table reads Accept, by ApprovalNotRequired, never
+    # "Pending" next to Accepted; spec.decision stays the provider's own field (the operator never writes it).
+    table = kube.kubectl("get", "vpcec", "-n", tenants.provider, status["endpointId"]).stdout.split("\n")
+    row = dict(zip(table[0].split(), table[1].split(), strict=True))
+    assert (row["STATE"], row["DECISION"], row["DECIDED-BY"]) == ("Accepted", "Accept", "ApprovalNotRequired")
+    assert kube.get("vpcec", tenants.provider, status["endpointId"])["spec"]["decision"] == "Pending"
 
     events = kube.get("events", tenants.same_account)
     reasons = {e["reason"] for e in events["items"] if e["involvedObject"].get("name") == "web"}
@@ -177,6 +183,16 @@ def test_approval_accept_reject_and_turning_approval_off(kube: Cluster, tenants:
     )
     accepted = wait_phase(kube, tenants.same_account, "db-yes", "Accepted")
     assert accepted["nodeIP"]
+    decided = wait_for(
+        "the connection to show the provider's Accept",
+        lambda: (
+            (c := kube.status("vpcec", tenants.provider, accepted["endpointId"])).get("state") == "Accepted"
+            and c
+        ),
+    )
+    assert (decided["decision"], decided["decidedBy"]) == ("Accept", "Provider")
+    pending = kube.status("vpcec", tenants.provider, statuses["db-later"]["endpointId"])
+    assert (pending["decision"], pending.get("decidedBy")) == ("Pending", None)
 
     kube.apply(
         "connection-decision.yaml",

@@ -20,7 +20,7 @@ from domain_factories import (
 )
 
 from vpcep.api.endpoint import AccessControl, EndpointPhase, EndpointSpec, GatewayPort
-from vpcep.api.endpoint_connection import Decision
+from vpcep.api.endpoint_connection import DecidedBy, Decision
 from vpcep.api.endpoint_service import ServicePhase, ServiceType
 from vpcep.domain.allocation import PortRange
 from vpcep.domain.endpoint import (
@@ -453,9 +453,7 @@ def test_r33_marker_handed_out_in_an_earlier_pass_is_kept_before_the_status_show
     already raised the high-water mark. Taking the next one would start a service's ids at 3 and skip."""
     first = decide_endpoint(endpoint_facts())
     assert first.marker_id == 1
-    again = decide_endpoint(
-        endpoint_facts(allocation=AllocationFacts(held_marker_id=1, marker_high_water=1))
-    )
+    again = decide_endpoint(endpoint_facts(allocation=AllocationFacts(held_marker_id=1, marker_high_water=1)))
     assert again.marker_id == 1
     clashing = decide_endpoint(
         endpoint_facts(
@@ -484,6 +482,34 @@ def test_keep_leaves_the_existing_data_path_alone() -> None:
     )
     assert waiting.data_path is DataPathAction.KEEP
     assert (waiting.gateway_ports, waiting.node_ip) == (accepted.gateway_ports, accepted.node_ip)
+
+
+@pytest.mark.parametrize(
+    ("facts", "effective", "decided_by"),
+    [
+        ({}, Decision.ACCEPT, DecidedBy.APPROVAL_NOT_REQUIRED),
+        ({"status": status(P.ACCEPTED)}, Decision.ACCEPT, DecidedBy.APPROVAL_NOT_REQUIRED),
+        (
+            {"service": service_view(spec=service_spec(approvalRequired=True, autoAcceptAccounts=["*"]))},
+            Decision.ACCEPT,
+            DecidedBy.AUTO_ACCEPT_ACCOUNTS,
+        ),
+        (
+            {"service": service_view(spec=APPROVAL), "decision": Decision.ACCEPT},
+            Decision.ACCEPT,
+            DecidedBy.PROVIDER,
+        ),
+        ({"service": service_view(spec=APPROVAL)}, Decision.PENDING, None),
+        ({"decision": Decision.REJECT}, Decision.REJECT, DecidedBy.PROVIDER),
+    ],
+)
+def test_r10_connection_status_shows_the_effective_decision(
+    facts: dict[str, Any], effective: Decision, decided_by: DecidedBy | None
+) -> None:
+    decision = decide_endpoint(endpoint_facts(**facts))
+    conn = connection_status(decision, owner_account=CONSUMER, previous=None, now="t0", generation=None)
+    assert (conn.decision, conn.decidedBy) == (effective, decided_by)
+    assert conn.state is decision.phase
 
 
 def test_r32_unreachable_backend_is_a_condition_not_a_phase() -> None:

@@ -14,7 +14,7 @@ from enum import StrEnum
 from pydantic import Field
 
 from vpcep.api.endpoint import EndpointPhase, EndpointSpec, EndpointStatus, GatewayPort
-from vpcep.api.endpoint_connection import Decision, EndpointConnectionStatus
+from vpcep.api.endpoint_connection import DecidedBy, Decision, EndpointConnectionStatus
 from vpcep.api.endpoint_service import ServicePhase, ServiceType
 from vpcep.domain.allocation import PortRange, allocate_gateway_ports, allocate_marker_id
 from vpcep.domain.approval import AcceptanceState, decide_acceptance
@@ -122,6 +122,11 @@ class EndpointDecision(Frozen):
         description="An EndpointConnection should exist in the service's namespace (else delete it)."
     )
     may_finalize: bool = Field(default=False, description="Deleting: remove the finalizer once torn down.")
+    connection_decision: Decision | None = Field(
+        default=None,
+        description="The effective decision for the EndpointConnection's status (None: not reached).",
+    )
+    decided_by: DecidedBy | None = Field(default=None, description="Who made connection_decision.")
 
     @property
     def ready(self) -> bool:
@@ -256,6 +261,8 @@ def decide_endpoint(facts: EndpointFacts) -> EndpointDecision:
     acceptance = decide_acceptance(
         service.spec, facts.account, facts.decision, already_accepted=facts.established
     )
+    resolved["connection_decision"] = acceptance.decision
+    resolved["decided_by"] = acceptance.decided_by
     accepted_condition = condition(
         ConditionType.ACCEPTED,
         acceptance.state is AcceptanceState.ACCEPTED,
@@ -466,6 +473,8 @@ def connection_status(
         ownerAccount=owner_account,
         endpointService=decision.service.name if decision.service else None,
         state=decision.phase,
+        decision=decision.connection_decision,
+        decidedBy=decision.decided_by,
     )
 
 

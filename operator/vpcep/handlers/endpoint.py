@@ -318,6 +318,8 @@ async def _sync_connection(
         ownerAccount=account,
         endpointService=decision.service.name,
         state=status.phase,
+        decision=decision.connection_decision,
+        decidedBy=decision.decided_by,
     )
     desired = build_connection_status(connection_status)
     if existing is None or existing.status != desired:
