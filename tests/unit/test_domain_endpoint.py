@@ -290,6 +290,22 @@ CASES = [
         Reason.ACCEPTED,
         DataPathAction.ENSURE,
     ),
+    # R30/R39: a gateway-wide error (HAProxy refused the whole configuration) is named while the route waits.
+    Case(
+        "R30-gateway-wide-error-is-named-while-the-route-waits",
+        {
+            "data_path": LIVE_PATH.model_copy(
+                update={
+                    "route_applied": False,
+                    "gateway_error": "gateway gw-1: gateway configuration is invalid: bad nbthread",
+                }
+            )
+        },
+        P.CREATING,
+        Reason.ROUTE_PENDING,
+        DataPathAction.ENSURE,
+        ("gateway gw-1: gateway configuration is invalid", "nbthread", "logs"),
+    ),
     # R7: the service goes away.
     Case(
         "R7-pending-endpoint-fails-when-service-is-deleted",

@@ -66,6 +66,11 @@ class DataPathFacts(Frozen):
         description="Every ready gateway's appliedResourceVersion covers this route's ConfigMap.",
     )
     route_rejected: str | None = Field(default=None, description="A gateway's reason for refusing the route.")
+    gateway_error: str | None = Field(
+        default=None,
+        description="A gateway-wide error of a ready gateway that has not applied the route yet "
+        "('gateway <name>: <error>').",
+    )
     node_ip: str | None = Field(default=None, description="ClusterIP of the consumer-namespace Service.")
     dns_name: str | None = None
     egress_ready: bool = Field(
@@ -411,10 +416,15 @@ def decide_endpoint(facts: EndpointFacts) -> EndpointDecision:
             **data,
         )
     if not path.route_applied:
+        blocked = (
+            f"; {path.gateway_error}: the cluster operator should check that gateway's logs"
+            if path.gateway_error
+            else ""
+        )
         return finish(
             EndpointPhase.CREATING,
             Reason.ROUTE_PENDING,
-            f"waiting for {path.ready_gateways} ready gateway(s) to apply the route",
+            f"waiting for {path.ready_gateways} ready gateway(s) to apply the route{blocked}",
             DataPathAction.ENSURE,
             *conditions,
             reachability,

@@ -147,6 +147,7 @@ def _facts(rt: Runtime, record: EndpointRecord, fleet: FleetView) -> EndpointFac
         ready_gateways=len(fleet.ready),
         route_applied=fleet.applied(route_version),
         route_rejected=fleet.rejected(endpoint_id),
+        gateway_error=fleet.blocking_error(route_version),
         node_ip=node_ip,
         dns_name=dns_name(service_name, namespace) if node_ip else None,
         egress_ready=egress_ready,
