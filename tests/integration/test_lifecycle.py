@@ -204,11 +204,43 @@ def test_approval_accept_reject_and_turning_approval_off(kube: Cluster, tenants:
     assert rejected.get("nodeIP") is None
     assert kube.get("service", tenants.same_account, "vpce-db-no") is None
 
+    # R11: rejecting an accepted endpoint tears its data path down, and its status no longer shows it.
+    kube.apply(
+        "connection-decision.yaml", name=accepted["endpointId"], namespace=tenants.provider, decision="Reject"
+    )
+    taken_back = wait_phase(kube, tenants.same_account, "db-yes", "Rejected")
+    assert (taken_back.get("nodeIP"), taken_back.get("dnsName"), taken_back.get("gatewayPorts") or []) == (
+        None,
+        None,
+        [],
+    ), taken_back
+    # The provider takes a Reject back: the connection waits again, and no longer says who decided.
+    kube.apply(
+        "connection-decision.yaml",
+        name=accepted["endpointId"],
+        namespace=tenants.provider,
+        decision="Pending",
+    )
+    wait_phase(kube, tenants.same_account, "db-yes", "PendingAcceptance")
+    again = wait_for(
+        "the connection to wait again",
+        lambda: (
+            (c := kube.status("vpcec", tenants.provider, accepted["endpointId"])).get("decision") == "Pending"
+            and c
+        ),
+    )
+    assert again.get("decidedBy") is None, again
+    kube.apply(
+        "connection-decision.yaml", name=accepted["endpointId"], namespace=tenants.provider, decision="Reject"
+    )
+    wait_phase(kube, tenants.same_account, "db-yes", "Rejected")
+
     kube.apply(
         "endpoint-service.yaml", name="db", namespace=tenants.provider, backend="db-backend", approval="false"
     )
     wait_phase(kube, tenants.same_account, "db-later", "Accepted")
     assert kube.status("vpce", tenants.same_account, "db-no")["phase"] == "Rejected"  # Reject still wins
+    assert kube.status("vpce", tenants.same_account, "db-yes")["phase"] == "Rejected"
 
 
 def test_deleting_a_service_waits_for_its_accepted_endpoints(

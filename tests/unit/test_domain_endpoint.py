@@ -523,7 +523,8 @@ def test_r10_connection_status_shows_the_effective_decision(
     facts: dict[str, Any], effective: Decision, decided_by: DecidedBy | None
 ) -> None:
     decision = decide_endpoint(endpoint_facts(**facts))
-    conn = connection_status(decision, owner_account=CONSUMER, previous=None, now="t0", generation=None)
+    endpoint = endpoint_status(decision, previous=None, now="t0", generation=1)
+    conn = connection_status(decision, endpoint, owner_account=CONSUMER)
     assert (conn.decision, conn.decidedBy) == (effective, decided_by)
     assert conn.state is decision.phase
 
@@ -569,12 +570,37 @@ def test_status_keeps_transition_times_when_nothing_changes() -> None:
 
 def test_connection_status_mirrors_the_endpoint_for_the_provider() -> None:
     decision = decide_endpoint(endpoint_facts(service=service_view(spec=APPROVAL)))
-    conn = connection_status(decision, owner_account=CONSUMER, previous=None, now="t0", generation=1)
+    endpoint = endpoint_status(decision, previous=None, now="t0", generation=1)
+    conn = connection_status(decision, endpoint, owner_account=CONSUMER)
     assert conn.state is P.PENDING_ACCEPTANCE
     assert conn.ownerAccount == CONSUMER
     assert conn.endpointId == decision.endpoint_id
     assert conn.markerId == decision.marker_id
     assert conn.endpointService == "web"
+    assert conn.createdAt == endpoint.createdAt
+
+
+@pytest.mark.parametrize(
+    "facts",
+    [
+        {},
+        {"service": service_view(spec=APPROVAL)},
+        {"decision": Decision.REJECT},
+        {"data_path": DataPathFacts()},
+    ],
+    ids=["accepted", "pending", "rejected", "creating"],
+)
+def test_the_provider_never_sees_the_consumers_namespace_or_endpoint_name(facts: dict[str, Any]) -> None:
+    """The connection lives in the provider's namespace; the cloud console shows the provider ids, not the
+    consumer's resource names. The endpoint's own messages (its Ready condition's too) name "cons/e1"."""
+    decision = decide_endpoint(endpoint_facts(**facts))
+    endpoint = endpoint_status(decision, previous=None, now="t0", generation=1)
+    assert "cons/e1" in (endpoint.message or "")
+    conn = connection_status(decision, endpoint, owner_account=CONSUMER)
+    written = conn.model_dump_json()
+    assert "cons/e1" not in written and "cons" not in (conn.message or "")
+    assert [c.type for c in conn.conditions] == ["Ready"]
+    assert conn.conditions[0].status == ("True" if decision.phase is P.ACCEPTED else "False")
 
 
 def test_endpoint_id_is_the_uid_and_stays_what_status_recorded() -> None:

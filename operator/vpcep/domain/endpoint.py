@@ -464,25 +464,41 @@ def endpoint_status(
     )
 
 
+def provider_message(endpoint: EndpointStatus) -> str | None:
+    """The provider must not learn the consumer's namespace or object names: a phase-level message only."""
+    if endpoint.phase is EndpointPhase.PENDING_ACCEPTANCE:
+        return "waiting for your decision: set spec.decision to Accept or Reject"
+    if endpoint.phase is EndpointPhase.REJECTED:
+        return "rejected by spec.decision"
+    if endpoint.phase is EndpointPhase.ACCEPTED:
+        return "connected"
+    return f"{endpoint.phase}: {endpoint.reason}" if endpoint.phase else None
+
+
 def connection_status(
-    decision: EndpointDecision,
-    *,
-    owner_account: str,
-    previous: EndpointConnectionStatus | None,
-    now: str,
-    generation: int | None,
+    decision: EndpointDecision, endpoint: EndpointStatus, *, owner_account: str
 ) -> EndpointConnectionStatus:
-    """What the provider sees in the endpoint's EndpointConnection (R10, R11): id, marker, owner, state."""
-    ready = condition(ConditionType.READY, decision.ready, decision.reason, decision.message)
+    """What the provider sees in the endpoint's EndpointConnection (R10, R11): id, marker, owner, state, the
+    effective decision. Every message, the Ready condition's too, is `provider_message`: the endpoint's own
+    messages name the consumer's namespace and object.
+    """
+    message = provider_message(endpoint)
+    ready = [
+        c.model_copy(update={"message": message or "", "observedGeneration": None})
+        for c in endpoint.conditions
+        if c.type == ConditionType.READY
+    ]
     return EndpointConnectionStatus(
-        **common_status_fields(
-            previous, (ready,), decision.reason, decision.message, now=now, generation=generation
-        ),
+        observedGeneration=None,
+        conditions=ready,
+        reason=endpoint.reason,
+        message=message,
+        createdAt=endpoint.createdAt,
         endpointId=decision.endpoint_id,
         markerId=decision.marker_id,
         ownerAccount=owner_account,
         endpointService=decision.service.name if decision.service else None,
-        state=decision.phase,
+        state=endpoint.phase,
         decision=decision.connection_decision,
         decidedBy=decision.decided_by,
     )

@@ -8,7 +8,6 @@ from __future__ import annotations
 import logging
 
 from vpcep.api.endpoint import EndpointPhase, EndpointStatus
-from vpcep.api.endpoint_connection import EndpointConnectionStatus
 from vpcep.api.endpoint_service import ServiceType
 from vpcep.api.routing import Listener, Route
 from vpcep.builders.connection import build_connection, build_connection_status, connection_name
@@ -21,7 +20,7 @@ from vpcep.builders.consumer import (
     endpoint_slice_name,
     gateway_egress_policy_name,
 )
-from vpcep.builders.meta import Owner
+from vpcep.builders.meta import Owner, status_patch
 from vpcep.builders.route import build_route_config_map, route_config_map_name
 from vpcep.domain.endpoint import (
     AllocationFacts,
@@ -29,6 +28,7 @@ from vpcep.domain.endpoint import (
     DataPathFacts,
     EndpointDecision,
     EndpointFacts,
+    connection_status,
     decide_endpoint,
     endpoint_status,
 )
@@ -308,34 +308,9 @@ async def _sync_connection(
         await rt.ensure(
             build_connection(decision.endpoint_id, provider_namespace, decision.service.name), None
         )
-    connection_status = EndpointConnectionStatus(
-        observedGeneration=None,
-        conditions=[c for c in status.conditions if c.type == "Ready"],
-        reason=status.reason,
-        message=_provider_message(decision, status),
-        createdAt=status.createdAt,
-        endpointId=decision.endpoint_id,
-        markerId=decision.marker_id,
-        ownerAccount=account,
-        endpointService=decision.service.name,
-        state=status.phase,
-        decision=decision.connection_decision,
-        decidedBy=decision.decided_by,
-    )
-    desired = build_connection_status(connection_status)
-    if existing is None or existing.status != desired:
-        await rt.api.patch_status(ENDPOINT_CONNECTION, provider_namespace, name, desired)
-
-
-def _provider_message(decision: EndpointDecision, status: EndpointStatus) -> str | None:
-    """The provider must not learn the consumer's namespace or object names: a phase-level message only."""
-    if status.phase is EndpointPhase.PENDING_ACCEPTANCE:
-        return "waiting for your decision: set spec.decision to Accept or Reject"
-    if status.phase is EndpointPhase.REJECTED:
-        return "rejected by spec.decision"
-    if status.phase is EndpointPhase.ACCEPTED:
-        return "connected"
-    return f"{status.phase}: {status.reason}" if status.phase else None
+    connection = connection_status(decision, status, owner_account=account)
+    if existing is None or existing.status != build_connection_status(connection):
+        await rt.api.patch_status(ENDPOINT_CONNECTION, provider_namespace, name, status_patch(connection))
 
 
 def _status_changed(old: EndpointStatus | None, new: EndpointStatus) -> bool:
@@ -363,7 +338,7 @@ async def _finalize(rt: Runtime, record: EndpointRecord) -> None:
             ENDPOINT,
             record.meta.namespace,
             record.meta.name,
-            deleting.model_dump(mode="json", exclude_none=True),
+            status_patch(deleting),
         )
     await _remove_data_path(rt, record, endpoint_id)
     connection = rt.observed.connection(endpoint_id)
@@ -443,9 +418,7 @@ async def reconcile_endpoint(rt: Runtime, namespace: str, name: str) -> None:
         )
 
     if _status_changed(previous, status):
-        answer = await rt.api.patch_status(
-            ENDPOINT, namespace, name, status.model_dump(mode="json", exclude_none=True)
-        )
+        answer = await rt.api.patch_status(ENDPOINT, namespace, name, status_patch(status))
         if answer is None:
             return
         rt.observed.written_endpoint_status[record.meta.uid] = status
