@@ -8,7 +8,6 @@ from __future__ import annotations
 import logging
 
 from vpcep.api.endpoint import EndpointPhase, EndpointStatus
-from vpcep.api.endpoint_connection import EndpointConnectionStatus
 from vpcep.api.endpoint_service import ServiceType
 from vpcep.api.routing import Listener, Route
 from vpcep.builders.connection import build_connection, build_connection_status, connection_name
@@ -21,7 +20,7 @@ from vpcep.builders.consumer import (
     endpoint_slice_name,
     gateway_egress_policy_name,
 )
-from vpcep.builders.meta import Owner
+from vpcep.builders.meta import Owner, status_patch
 from vpcep.builders.route import build_route_config_map, route_config_map_name
 from vpcep.domain.endpoint import (
     AllocationFacts,
@@ -29,6 +28,7 @@ from vpcep.domain.endpoint import (
     DataPathFacts,
     EndpointDecision,
     EndpointFacts,
+    connection_status,
     decide_endpoint,
     endpoint_status,
 )
@@ -44,10 +44,10 @@ from vpcep.handlers.runtime import (
     Runtime,
     involved,
     rfc3339,
-    status_patch,
     utc_now,
 )
 from vpcep.handlers.service import backend_for
+from vpcep.handlers.workqueue import RetryLater
 from vpcep.k8s.resources import (
     CONFIG_MAP,
     ENDPOINT,
@@ -111,13 +111,15 @@ def _facts(rt: Runtime, record: EndpointRecord, fleet: FleetView) -> EndpointFac
     )
 
     target = record.target or ""
-    marker = status.markerId if status else None
+    held_marker = rt.allocations.marker_of(record.meta.uid, target)
+    marker = (status.markerId if status else None) or held_marker
     service_status = observed.service_status(service_record) if service_record is not None else None
     current_ports = tuple(p.gatewayPort for p in status.gatewayPorts) if status else ()
     keeps_ports = (
         bool(current_ports) and service is not None and len(current_ports) == len(service.spec.ports)
     )
     allocation = AllocationFacts(
+        held_marker_id=held_marker,
         taken_marker_ids=rt.allocations.markers_taken_by_others(record.meta.uid, target, [marker]),
         marker_high_water=max(
             rt.allocations.marker_high_water(target),
@@ -146,6 +148,7 @@ def _facts(rt: Runtime, record: EndpointRecord, fleet: FleetView) -> EndpointFac
         ready_gateways=len(fleet.ready),
         route_applied=fleet.applied(route_version),
         route_rejected=fleet.rejected(endpoint_id),
+        gateway_error=fleet.blocking_error(route_version),
         node_ip=node_ip,
         dns_name=dns_name(service_name, namespace) if node_ip else None,
         egress_ready=egress_ready,
@@ -306,32 +309,9 @@ async def _sync_connection(
         await rt.ensure(
             build_connection(decision.endpoint_id, provider_namespace, decision.service.name), None
         )
-    connection_status = EndpointConnectionStatus(
-        observedGeneration=None,
-        conditions=[c for c in status.conditions if c.type == "Ready"],
-        reason=status.reason,
-        message=_provider_message(decision, status),
-        createdAt=status.createdAt,
-        endpointId=decision.endpoint_id,
-        markerId=decision.marker_id,
-        ownerAccount=account,
-        endpointService=decision.service.name,
-        state=status.phase,
-    )
-    desired = build_connection_status(connection_status)
-    if existing is None or existing.status_json != compact_json(desired):
-        await rt.api.patch_status(ENDPOINT_CONNECTION, provider_namespace, name, desired)
-
-
-def _provider_message(decision: EndpointDecision, status: EndpointStatus) -> str | None:
-    """The provider must not learn the consumer's namespace or object names: a phase-level message only."""
-    if status.phase is EndpointPhase.PENDING_ACCEPTANCE:
-        return "waiting for your decision: set spec.decision to Accept or Reject"
-    if status.phase is EndpointPhase.REJECTED:
-        return "rejected by spec.decision"
-    if status.phase is EndpointPhase.ACCEPTED:
-        return "connected"
-    return f"{status.phase}: {status.reason}" if status.phase else None
+    connection = connection_status(decision, status, owner_account=account)
+    if existing is None or existing.status_json != compact_json(build_connection_status(connection)):
+        await rt.api.patch_status(ENDPOINT_CONNECTION, provider_namespace, name, status_patch(connection))
 
 
 def _status_changed(old: EndpointStatus | None, new: EndpointStatus) -> bool:
@@ -365,9 +345,23 @@ async def _finalize(rt: Runtime, record: EndpointRecord) -> None:
     connection = rt.observed.connection(endpoint_id)
     if connection is not None and connection.managed:
         await rt.api.delete(ENDPOINT_CONNECTION, connection.namespace, connection.name, uid=connection.uid)
+    _wait_until_marker_is_on_record(rt, record, status.markerId if status else None)
     await rt.api.remove_finalizer(ENDPOINT, record.meta.namespace, record.meta.name, FINALIZER)
     rt.allocations.release(record.meta.uid)
     rt.observed.forget_endpoint_status(record.meta.uid)
+
+
+def _wait_until_marker_is_on_record(rt: Runtime, record: EndpointRecord, marker: int | None) -> None:
+    """R33: once the endpoint is gone, only its service's status.lastMarkerId remembers its marker id (the
+    ledger is lost on restart). Let the service record it first, or a restart could hand the id out again."""
+    service_record = _target_service(rt, record)
+    if marker is None or service_record is None or service_record.spec is None:
+        return
+    service_status = rt.observed.service_status(service_record)
+    if service_status is not None and (service_status.lastMarkerId or 0) >= marker:
+        return
+    rt.queue.add((SERVICE_KEY, service_record.meta.namespace, service_record.meta.name))
+    raise RetryLater(0.2, f"EndpointService status.lastMarkerId does not cover marker {marker} yet")
 
 
 def wake_after_endpoint_change(rt: Runtime, record: EndpointRecord) -> None:

@@ -9,8 +9,6 @@ import datetime
 from dataclasses import dataclass, field
 from typing import Any
 
-from pydantic import BaseModel
-
 from vpcep.builders.meta import Manifest, spec_hash_of
 from vpcep.config import OperatorConfig
 from vpcep.domain.allocation import PortRange
@@ -117,13 +115,6 @@ class Runtime:
     # --- events (R39)
     def event(self, body_ref: InvolvedObject, warning: bool, reason: str, message: str) -> None:
         self.recorder.record(body_ref, "Warning" if warning else "Normal", reason, message)
-
-
-def status_patch(status: BaseModel) -> dict[str, Any]:
-    """The whole status as a merge patch: fields the new status leaves unset go as null, which deletes
-    them (a Rejected endpoint must not keep the node IP it had while Accepted)."""
-    patch: dict[str, Any] = status.model_dump(mode="json")
-    return patch
 
 
 def involved(kind: ResourceKind, namespace: str, name: str, uid: str) -> InvolvedObject:

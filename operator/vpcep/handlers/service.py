@@ -4,7 +4,7 @@ deletion guard (R7), counts; endpoints that depend on it are woken when what the
 from __future__ import annotations
 
 from vpcep.api.endpoint_service import BackendKind, EndpointServiceStatus, ServicePhase, ServiceType
-from vpcep.builders.meta import Owner
+from vpcep.builders.meta import Owner, status_patch
 from vpcep.builders.provider_policy import build_provider_policy, provider_policy_name
 from vpcep.domain.reasons import Reason
 from vpcep.domain.service import ServiceFacts, decide_service, service_status
@@ -18,7 +18,6 @@ from vpcep.handlers.runtime import (
     Runtime,
     involved,
     rfc3339,
-    status_patch,
     utc_now,
 )
 from vpcep.k8s.resources import ENDPOINT_SERVICE, NETWORK_POLICY, POD, SERVICE, VPCEP_API
