@@ -7,6 +7,7 @@ Keys are tuples whose first item names the lookup they serve.
 
 from __future__ import annotations
 
+import functools
 import json
 from dataclasses import dataclass
 from typing import Any
@@ -84,10 +85,7 @@ class EndpointRecord:
 
     @property
     def status(self) -> EndpointStatus | None:
-        status: EndpointStatus | None = (
-            _parse_status(EndpointStatus, json.loads(self.status_json)) if self.status_json else None
-        )
-        return status
+        return _endpoint_status_of(self.status_json) if self.status_json else None
 
     @property
     def target(self) -> str | None:
@@ -98,6 +96,14 @@ class EndpointRecord:
         if self.spec.serviceName is not None:
             return f"name:{self.spec.serviceName}"
         return None
+
+
+@functools.lru_cache(maxsize=1024)
+def _endpoint_status_of(status_json: str) -> EndpointStatus | None:
+    """Parsed once per distinct status while it is being worked on (a reconcile reads it several times);
+    models are frozen, so sharing one is safe."""
+    status: EndpointStatus | None = _parse_status(EndpointStatus, json.loads(status_json))
+    return status
 
 
 def _parse_status(model: Any, status: Any) -> Any:

@@ -63,6 +63,7 @@ PRIME_DELAY_SECONDS = 1.0
 CACHE_RESYNC_SECONDS = 600.0
 RELIST_ATTEMPTS = 3
 KOPF_LIST_CHUNK = 500
+KOPF_WORKER_IDLE_SECONDS = 0.5
 
 
 class NoDiffBase(kopf.DiffBaseStorage):
@@ -194,6 +195,12 @@ async def prime_and_resync(rt: Runtime, caches: dict[str, ObjectCache], config: 
     for key in list(caches["vpcep_whitelists"].keys()):
         if isinstance(key, tuple) and key[0] == "wl":
             rt.queue.add((WHITELIST_KEY, key[1], key[2]))
+    # Children of endpoints deleted while no operator ran (finalizer forced away): the LIST found them,
+    # so no watch event will (kopf's listing repeats what the cache holds and wakes nothing).
+    for cache_name, tag in (("vpcep_connections", "ec"), ("vpcep_operator_config_maps", "route")):
+        for key in list(caches[cache_name].keys()):
+            if isinstance(key, tuple) and key[0] == tag and rt.observed.endpoint_by_uid(key[1]) is None:
+                rt.queue.add((ORPHANS_KEY, key[1], ""))
     rt.primed = True
     rt.queue.start()
     while True:
@@ -228,6 +235,9 @@ def register(config: OperatorConfig) -> None:
         settings.watching.client_timeout = 330
         settings.watching.connect_timeout = 10
         settings.watching.chunk_size = KOPF_LIST_CHUNK  # kopf's own start-up LIST, a page at a time
+        # kopf keeps a worker task per object for this long after its last event; handlers here only feed
+        # the cache and the queue, so short-lived workers keep a start-up listing of 60,000 objects light.
+        settings.queueing.idle_timeout = KOPF_WORKER_IDLE_SECONDS
         settings.peering.standalone = True
         settings.watching.field_selectors[("", "v1", "configmaps")] = f"metadata.namespace={config.namespace}"
         settings.watching.label_selectors[("discovery.k8s.io", "v1", "endpointslices")] = (
@@ -285,7 +295,8 @@ def register(config: OperatorConfig) -> None:
     @kopf.on.event(GROUP, VERSION, "endpoints", id="endpoint-events")
     async def endpoint_event(**kwargs: Any) -> None:
         seen = Seen.of(kwargs)
-        caches["vpcep_endpoints"].apply_event(seen.type, seen.body)
+        if not caches["vpcep_endpoints"].apply_event(seen.type, seen.body):
+            return  # nothing new (kopf's start-up listing of what the operator's own LIST already holds)
         seen.rt.observed.watch_caught_up(seen.uid, seen.body)
         seen.rt.queue.add((ENDPOINT_KEY, seen.namespace, seen.name))
         seen.rt.observed.track_quota(
@@ -301,7 +312,8 @@ def register(config: OperatorConfig) -> None:
     @kopf.on.event(GROUP, VERSION, "endpointservices", id="endpoint-service-events")
     async def service_event(**kwargs: Any) -> None:
         seen = Seen.of(kwargs)
-        caches["vpcep_services"].apply_event(seen.type, seen.body)
+        if not caches["vpcep_services"].apply_event(seen.type, seen.body):
+            return
         seen.rt.observed.watch_caught_up(seen.uid, seen.body)
         rt = seen.rt
         rt.queue.add((SERVICE_KEY, seen.namespace, seen.name))
@@ -325,7 +337,8 @@ def register(config: OperatorConfig) -> None:
     @kopf.on.event(GROUP, VERSION, "whitelists", id="whitelist-events")
     async def whitelist_event(**kwargs: Any) -> None:
         seen = Seen.of(kwargs)
-        caches["vpcep_whitelists"].apply_event(seen.type, seen.body)
+        if not caches["vpcep_whitelists"].apply_event(seen.type, seen.body):
+            return
         seen.rt.queue.add((WHITELIST_KEY, seen.namespace, seen.name))
         service_name = (seen.body.get("spec") or {}).get("endpointService")
         record = (
@@ -337,11 +350,12 @@ def register(config: OperatorConfig) -> None:
     @kopf.on.event(GROUP, VERSION, "endpointconnections", id="connection-events")
     async def connection_event(**kwargs: Any) -> None:
         seen = Seen.of(kwargs)
-        caches["vpcep_connections"].apply_event(seen.type, seen.body)
+        changed = caches["vpcep_connections"].apply_event(seen.type, seen.body)
         endpoint_id = seen.labels.get(ENDPOINT_ID_LABEL) or seen.name
         ref = seen.rt.observed.endpoint_by_uid(endpoint_id)
         if ref is not None:
-            seen.rt.queue.add((ENDPOINT_KEY, *ref))
+            if changed:
+                seen.rt.queue.add((ENDPOINT_KEY, *ref))
         elif seen.type != "DELETED" and seen.labels.get(MANAGED_BY_LABEL) == MANAGED_BY:
             seen.rt.queue.add((ORPHANS_KEY, endpoint_id, ""))
 
@@ -370,9 +384,9 @@ def register(config: OperatorConfig) -> None:
     @kopf.on.event("", "v1", "configmaps", id="operator-config-map-events")
     async def config_map_event(**kwargs: Any) -> None:
         seen = Seen.of(kwargs)
-        caches["vpcep_operator_config_maps"].apply_event(seen.type, seen.body)
+        changed = caches["vpcep_operator_config_maps"].apply_event(seen.type, seen.body)
         rt = seen.rt
-        if seen.namespace != config.namespace:
+        if seen.namespace != config.namespace or not changed:
             return
         if seen.labels.get(GATEWAY_STATUS_LABEL) == "true":
             wake_fleet_dependents(rt)
