@@ -35,7 +35,7 @@ from vpcep.domain.endpoint import (
 from vpcep.domain.lookup import lookup_service
 from vpcep.domain.reasons import Reason
 from vpcep.handlers.gateways import FleetView
-from vpcep.handlers.observed import EndpointRecord, ServiceRecord
+from vpcep.handlers.observed import EndpointRecord, ServiceRecord, compact_json
 from vpcep.handlers.runtime import (
     ENDPOINT_KEY,
     FINALIZER,
@@ -70,6 +70,7 @@ WAITING_REASONS = frozenset(
 )
 WARNING_PHASES = frozenset({EndpointPhase.FAILED, EndpointPhase.REJECTED})
 MAX_PASSES = 3
+SERVICE_COUNTS_DELAY_SECONDS = 0.5
 
 
 def _owner(record: EndpointRecord) -> Owner:
@@ -309,7 +310,7 @@ async def _sync_connection(
             build_connection(decision.endpoint_id, provider_namespace, decision.service.name), None
         )
     connection = connection_status(decision, status, owner_account=account)
-    if existing is None or existing.status != build_connection_status(connection):
+    if existing is None or existing.status_json != compact_json(build_connection_status(connection)):
         await rt.api.patch_status(ENDPOINT_CONNECTION, provider_namespace, name, status_patch(connection))
 
 
@@ -347,7 +348,7 @@ async def _finalize(rt: Runtime, record: EndpointRecord) -> None:
     _wait_until_marker_is_on_record(rt, record, status.markerId if status else None)
     await rt.api.remove_finalizer(ENDPOINT, record.meta.namespace, record.meta.name, FINALIZER)
     rt.allocations.release(record.meta.uid)
-    rt.observed.written_endpoint_status.pop(record.meta.uid, None)
+    rt.observed.forget_endpoint_status(record.meta.uid)
 
 
 def _wait_until_marker_is_on_record(rt: Runtime, record: EndpointRecord, marker: int | None) -> None:
@@ -367,7 +368,11 @@ def wake_after_endpoint_change(rt: Runtime, record: EndpointRecord) -> None:
     """Objects whose decision depends on this endpoint: its service (counts, R7), quota holders (R22)."""
     service_record = _target_service(rt, record)
     if service_record is not None:
-        rt.queue.add((SERVICE_KEY, service_record.meta.namespace, service_record.meta.name))
+        # A moment later: a burst of endpoint changes (bulk creates, a restart) is one count update.
+        rt.queue.add_after(
+            (SERVICE_KEY, service_record.meta.namespace, service_record.meta.name),
+            SERVICE_COUNTS_DELAY_SECONDS,
+        )
     account = rt.observed.account(record.meta.namespace)
     for key in rt.quota_blocked.pop(account, set()):
         rt.queue.add(key)
@@ -392,7 +397,7 @@ async def reconcile_endpoint(rt: Runtime, namespace: str, name: str) -> None:
     record = rt.observed.endpoint(namespace, name)
     key = (namespace, name)
     if record is None:
-        rt.waiting_for_gateways.discard(key)
+        rt.waiting_for_gateways.pop(key, None)
         rt.established.discard(key)
         return
     target = involved(ENDPOINT, namespace, name, record.meta.uid)
@@ -400,7 +405,7 @@ async def reconcile_endpoint(rt: Runtime, namespace: str, name: str) -> None:
         if FINALIZER in record.meta.finalizers:
             await _finalize(rt, record)
             rt.event(target, False, Reason.DELETING, "data path, node IP and EndpointConnection removed")
-        rt.waiting_for_gateways.discard(key)
+        rt.waiting_for_gateways.pop(key, None)
         rt.established.discard(key)
         wake_after_endpoint_change(rt, record)
         return
@@ -421,7 +426,7 @@ async def reconcile_endpoint(rt: Runtime, namespace: str, name: str) -> None:
         answer = await rt.api.patch_status(ENDPOINT, namespace, name, status_patch(status))
         if answer is None:
             return
-        rt.observed.written_endpoint_status[record.meta.uid] = status
+        rt.observed.wrote_endpoint_status(record.meta.uid, answer, status)
         if previous is None or (previous.phase, previous.reason) != (status.phase, status.reason):
             rt.event(target, status.phase in WARNING_PHASES, status.reason or "", status.message or "")
             wake_after_endpoint_change(rt, record)
@@ -435,15 +440,23 @@ def _track(rt: Runtime, key: tuple[str, str], status: EndpointStatus) -> None:
     on frees).
     """
     if status.phase is EndpointPhase.CREATING and status.reason in WAITING_REASONS:
-        rt.waiting_for_gateways.add(key)
+        rt.waiting_for_gateways[key] = (
+            _awaited_route_version(rt, status) if status.reason == Reason.ROUTE_PENDING else None
+        )
     else:
-        rt.waiting_for_gateways.discard(key)
+        rt.waiting_for_gateways.pop(key, None)
     if status.phase in (EndpointPhase.CREATING, EndpointPhase.ACCEPTED):
         rt.established.add(key)
     else:
         rt.established.discard(key)
     if status.reason == Reason.QUOTA_EXCEEDED:
         rt.quota_blocked.setdefault(rt.observed.account(key[0]), set()).add((ENDPOINT_KEY, *key))
+
+
+def _awaited_route_version(rt: Runtime, status: EndpointStatus) -> int | None:
+    endpoint_id = status.endpointId or ""
+    route = rt.observed.route(endpoint_id)
+    return rt.route_versions.get(endpoint_id) or (route.resource_version if route else None)
 
 
 def _invalid_status(record: EndpointRecord, previous: EndpointStatus | None) -> EndpointStatus:

@@ -25,6 +25,7 @@ from vpcep.handlers import admission, observed
 from vpcep.handlers.cache import ObjectCache, Project
 from vpcep.handlers.cloud_services import publish_cloud_services
 from vpcep.handlers.endpoint import collect_orphans, reconcile_endpoint
+from vpcep.handlers.fleet_watch import wake_fleet_dependents, watch_fleet_freshness
 from vpcep.handlers.lookups import Observed
 from vpcep.handlers.quota_view import reconcile_quota_view
 from vpcep.handlers.runtime import (
@@ -56,11 +57,27 @@ from vpcep.k8s.resources import (
 
 logger = logging.getLogger(__name__)
 GROUP, VERSION = "vpcep.io", "v1alpha1"
-FLEET_CHECK_SECONDS = 2.0
 KOPF_FINALIZER = "vpcep.io/kopf-unused"
 SYNC_QUIET_SECONDS = 0.5
 PRIME_DELAY_SECONDS = 1.0
 CACHE_RESYNC_SECONDS = 600.0
+RELIST_ATTEMPTS = 3
+KOPF_LIST_CHUNK = 500
+
+
+class NoDiffBase(kopf.DiffBaseStorage):
+    """The operator registers no on.create/on.update handlers, so kopf's per-event "essence" (a deep copy
+    of every watched body, for diffs nobody reads) is pure cost: about 6 % of the operator's CPU at 3,000
+    endpoints. Nothing is stored or compared."""
+
+    def build(self, *, body: Any, extra_fields: Any = None) -> Any:
+        return {}
+
+    def fetch(self, *, body: Any) -> Any:
+        return None
+
+    def store(self, *, body: Any, patch: Any, essence: Any) -> None:
+        return None
 
 
 def login() -> kopf.ConnectionInfo:
@@ -106,27 +123,6 @@ async def dispatch(rt: Runtime, key: Key) -> None:
         raise
 
 
-def wake_fleet_dependents(rt: Runtime, *, force: bool = False) -> None:
-    """Gateways came, went or reported: endpoints waiting for them; all established ones if the set
-    changed.
-    """
-    addresses = rt.fleet().addresses
-    keys = set(rt.waiting_for_gateways)
-    if force or addresses != rt.fleet_addresses:
-        rt.fleet_addresses = addresses
-        keys |= rt.established
-    for namespace, name in keys:
-        rt.queue.add((ENDPOINT_KEY, namespace, name))
-
-
-async def watch_fleet_freshness(rt: Runtime) -> None:
-    """Heartbeats age without any event: one task (not one per object) notices a gateway going stale."""
-    while True:
-        await asyncio.sleep(FLEET_CHECK_SECONDS)
-        if rt.fleet().addresses != rt.fleet_addresses:
-            wake_fleet_dependents(rt)
-
-
 async def report_initial_sync(rt: Runtime, started: float) -> None:
     """Log once when everything listed at start-up is reconciled (restart-to-converged time, SPEC §6)."""
     loop = asyncio.get_running_loop()
@@ -166,10 +162,21 @@ def cache_sources(
 
 async def relist(rt: Runtime, caches: dict[str, ObjectCache], config: OperatorConfig) -> None:
     for name, (_project, kind, (namespace, selector)) in cache_sources(config).items():
-        items, version = await rt.api.list_with_version(kind, namespace, label_selector=selector)
-        for item in items:
-            caches[name].upsert(item)
-        caches[name].prune({str(item["metadata"]["uid"]) for item in items}, version)
+        for attempt in range(RELIST_ATTEMPTS):
+            live: set[str] = set()
+            version = 0
+            try:
+                async for items, listed in rt.api.list_pages(kind, namespace, label_selector=selector):
+                    version = listed
+                    for item in items:
+                        caches[name].upsert(item)
+                        live.add(str(item["metadata"]["uid"]))
+            except ApiError as error:
+                if error.status != 410 or attempt == RELIST_ATTEMPTS - 1:
+                    raise
+                continue  # the continue token expired mid-way (a compaction): list again from the top
+            caches[name].prune(live, version)
+            break
 
 
 async def prime_and_resync(rt: Runtime, caches: dict[str, ObjectCache], config: OperatorConfig) -> None:
@@ -192,6 +199,7 @@ async def prime_and_resync(rt: Runtime, caches: dict[str, ObjectCache], config: 
     while True:
         await asyncio.sleep(CACHE_RESYNC_SECONDS)
         await relist(rt, caches, config)
+        rt.observed.forget_quota_order()
 
 
 def _runtime(memo: Any) -> Runtime:
@@ -214,13 +222,12 @@ def register(config: OperatorConfig) -> None:
         # vpcep.io/finalizer itself (from the work queue), so kopf's must be a different, unused name.
         settings.persistence.finalizer = KOPF_FINALIZER
         settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix="vpcep.io")
-        settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
-            prefix="vpcep.io", key="last-handled-configuration"
-        )
+        settings.persistence.diffbase_storage = NoDiffBase()
         settings.posting.level = logging.WARNING
         settings.watching.server_timeout = 300
         settings.watching.client_timeout = 330
         settings.watching.connect_timeout = 10
+        settings.watching.chunk_size = KOPF_LIST_CHUNK  # kopf's own start-up LIST, a page at a time
         settings.peering.standalone = True
         settings.watching.field_selectors[("", "v1", "configmaps")] = f"metadata.namespace={config.namespace}"
         settings.watching.label_selectors[("discovery.k8s.io", "v1", "endpointslices")] = (
@@ -279,9 +286,11 @@ def register(config: OperatorConfig) -> None:
     async def endpoint_event(**kwargs: Any) -> None:
         seen = Seen.of(kwargs)
         caches["vpcep_endpoints"].apply_event(seen.type, seen.body)
+        seen.rt.observed.watch_caught_up(seen.uid, seen.body)
         seen.rt.queue.add((ENDPOINT_KEY, seen.namespace, seen.name))
-        if seen.type != "MODIFIED" or seen.deleting:
-            seen.rt.observed.forget_quota_order()
+        seen.rt.observed.track_quota(
+            "Endpoint", seen.uid, seen.rt.observed.endpoint(seen.namespace, seen.name)
+        )
         if seen.type == "DELETED":
             seen.rt.queue.add((ORPHANS_KEY, seen.uid, ""))
         if seen.type != "MODIFIED":
@@ -293,10 +302,10 @@ def register(config: OperatorConfig) -> None:
     async def service_event(**kwargs: Any) -> None:
         seen = Seen.of(kwargs)
         caches["vpcep_services"].apply_event(seen.type, seen.body)
+        seen.rt.observed.watch_caught_up(seen.uid, seen.body)
         rt = seen.rt
         rt.queue.add((SERVICE_KEY, seen.namespace, seen.name))
-        if seen.type != "MODIFIED" or seen.deleting:
-            rt.observed.forget_quota_order()
+        rt.observed.track_quota("EndpointService", seen.uid, rt.observed.service(seen.namespace, seen.name))
         if seen.type == "DELETED":
             service_signatures.pop(seen.uid, None)
             for target in _targets_of_deleted_service(seen.body, seen.namespace, seen.name, config.namespace):
