@@ -307,7 +307,7 @@ def test_deleting_a_service_waits_for_its_accepted_endpoints(
 
 
 def test_marker_ids_count_up_in_creation_order_and_are_never_reused(
-    kube: Cluster, tenants: type[Tenants]
+    kube: Cluster, tenants: type[Tenants], operator: OperatorProcess
 ) -> None:
     """(e) R33 marker ids ("报文标识"): endpoints created one after another get 1, 2, 3; a deleted endpoint's
     id is not handed out again (docs/decisions.md: monotonic per service, never reused)."""
@@ -324,3 +324,11 @@ def test_marker_ids_count_up_in_creation_order_and_are_never_reused(
     wait_for("ledger-c to go", lambda: kube.get("vpce", tenants.same_account, "ledger-c") is None)
     connect(kube, "ledger-d", tenants.same_account, service_name)
     assert wait_phase(kube, tenants.same_account, "ledger-d", "Accepted")["markerId"] == 4
+
+    # Across a restart too: the operator's ledger is gone, the service's status.lastMarkerId remembers.
+    kube.delete("vpce", tenants.same_account, "ledger-d")
+    wait_for("ledger-d to go", lambda: kube.get("vpce", tenants.same_account, "ledger-d") is None)
+    operator.kill()
+    operator.restart()
+    connect(kube, "ledger-e", tenants.same_account, service_name)
+    assert wait_phase(kube, tenants.same_account, "ledger-e", "Accepted", timeout=60)["markerId"] == 5
