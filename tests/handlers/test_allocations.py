@@ -3,6 +3,9 @@ is written, and a service's high-water mark never goes down, so ids are never re
 
 from __future__ import annotations
 
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from vpcep.api.endpoint import GatewayPort
 from vpcep.handlers.allocations import Allocations
 
@@ -26,3 +29,31 @@ def test_released_markers_are_forgotten_but_the_high_water_mark_stays() -> None:
     ledger.release("uid-b")
     assert ledger.marker_of("uid-b", SERVICE) is None
     assert ledger.marker_high_water(SERVICE) == 2, "a deleted endpoint's id is never handed out again"
+
+
+FIRST, LAST = 30000, 30011
+holders = st.sampled_from(["uid-a", "uid-b", "uid-c", "uid-d"])
+port_sets = st.lists(st.integers(FIRST - 2, LAST + 2), max_size=3)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.tuples(holders, st.one_of(st.none(), port_sets)), max_size=40), holders, st.integers(0, 5))
+def test_lowest_free_ports_are_the_lowest_nobody_else_holds(
+    steps: list[tuple[str, list[int] | None]], asker: str, count: int
+) -> None:
+    """The ledger's shortcut (a moving mark instead of a walk over every held port) answers what a full
+    walk would, whatever records and releases came before (ports never shared: R30's gateways bind them)."""
+    ledger = Allocations()
+    held: dict[str, set[int]] = {}
+    for uid, ports in steps:
+        if ports is None:
+            ledger.release(uid)
+            held.pop(uid, None)
+        else:
+            ledger.record(
+                uid, None, None, [GatewayPort(clientPort=n + 1, gatewayPort=p) for n, p in enumerate(ports)]
+            )
+            held[uid] = set(ports)
+        others = set().union(*(ports for owner, ports in held.items() if owner != asker))
+        expected = [p for p in range(FIRST, LAST + 1) if p not in others][:count]
+        assert list(ledger.lowest_free_ports(asker, count, FIRST, LAST)) == expected

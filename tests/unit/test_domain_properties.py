@@ -154,6 +154,27 @@ def test_gateway_ports_are_unique_in_range_and_never_someone_elses(
 
 
 @given(
+    client_ports=st.lists(st.integers(1, 65535), max_size=8),
+    taken=st.frozensets(st.integers(30000, 30020), max_size=15),
+    current=st.lists(st.tuples(st.integers(1, 65535), st.integers(29990, 30030)), max_size=6),
+)
+def test_drawing_from_the_ledgers_free_ports_allocates_what_scanning_the_range_does(
+    client_ports: list[int], taken: frozenset[int], current: list[tuple[int, int]]
+) -> None:
+    """The operator passes the lowest free ports (one per mapping plus one per current port) instead of every
+    port other endpoints hold (10,000 endpoints); the allocation must not change (R30: ports never shared)."""
+    port_range = PortRange(first=30000, last=30020)
+    held = [GatewayPort(clientPort=c, gatewayPort=g) for c, g in current]
+    free = [p for p in range(port_range.first, port_range.last + 1) if p not in taken]
+    free = free[: len(set(client_ports)) + len(held)]
+    scanned = allocate_gateway_ports(client_ports, held, taken, port_range)
+    drawn = allocate_gateway_ports(
+        client_ports, held, {h.gatewayPort for h in held} & taken, port_range, free=free
+    )
+    assert drawn == scanned
+
+
+@given(
     current=st.none() | st.integers(1, 100),
     taken=st.frozensets(st.integers(1, 100)),
     high=st.integers(0, 120),

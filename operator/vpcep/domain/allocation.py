@@ -70,12 +70,15 @@ def allocate_gateway_ports(
     current: Sequence[GatewayPort],
     taken: Collection[int],
     port_range: PortRange,
+    free: Sequence[int] | None = None,
 ) -> PortAllocation:
     """One gateway port per clientPort, in `client_ports` order.
 
     `current` is what the endpoint already holds (status.gatewayPorts), `taken` what *other* endpoints hold.
     Existing assignments are kept if still valid (in range, not taken by someone else, not duplicated);
-    mappings that disappeared give their ports back.
+    mappings that disappeared give their ports back. New ports are the lowest of the range not in `taken`;
+    when `free` is given (the lowest ports nobody else holds, ascending, at least one per mapping plus one per
+    current port) they are drawn from it instead, so `taken` need only cover `current`.
     """
     wanted = list(dict.fromkeys(client_ports))
     used: set[int] = set(taken)
@@ -88,14 +91,13 @@ def allocate_gateway_ports(
             used.add(port)
     result: list[GatewayPort] = []
     unallocated: list[int] = []
-    candidate = port_range.first
+    candidates = iter(free) if free is not None else iter(range(port_range.first, port_range.last + 1))
     for client_port in wanted:
         if client_port in kept:
             result.append(GatewayPort(clientPort=client_port, gatewayPort=kept[client_port]))
             continue
-        while candidate <= port_range.last and candidate in used:
-            candidate += 1
-        if candidate > port_range.last:
+        candidate = next((p for p in candidates if p in port_range and p not in used), None)
+        if candidate is None:
             unallocated.append(client_port)
             continue
         used.add(candidate)

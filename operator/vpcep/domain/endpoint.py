@@ -54,6 +54,11 @@ class AllocationFacts(Frozen):
     taken_gateway_ports: frozenset[int] = Field(
         default=frozenset(), description="Gateway ports held by all other endpoints."
     )
+    free_gateway_ports: tuple[int, ...] | None = Field(
+        default=None,
+        description="The lowest ports of the range no other endpoint holds (the ledger's answer); None: scan "
+        "the range past taken_gateway_ports.",
+    )
     port_range: PortRange = PortRange()
 
 
@@ -360,6 +365,7 @@ def decide_endpoint(facts: EndpointFacts) -> EndpointDecision:
         previous.gatewayPorts if previous else (),
         facts.allocation.taken_gateway_ports,
         facts.allocation.port_range,
+        facts.allocation.free_gateway_ports,
     )
     if not allocation.complete:
         port_range = facts.allocation.port_range

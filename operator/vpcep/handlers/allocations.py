@@ -20,6 +20,7 @@ class Allocations:
         self._marker_high: dict[str, int] = {}  # service key -> highest marker id seen
         self._ports: dict[str, tuple[int, ...]] = {}  # endpoint uid -> gateway ports
         self._port_holders: dict[int, set[str]] = {}
+        self._free_from = 0  # every port below this is held (ports are handed out lowest first)
         self.seeded = False
 
     def record(
@@ -48,11 +49,28 @@ class Allocations:
         holders = self._marker_holders.get(service_key, {})
         return frozenset(m for m in candidates if m is not None and holders.get(m, set()) - {uid})
 
-    def ports_taken_by_others(self, uid: str, mine: Iterable[int] | None = None) -> frozenset[int]:
-        """Only `mine` are checked when given (the cheap case: the endpoint keeps what it has)."""
-        if mine is not None:
-            return frozenset(p for p in mine if self._port_holders.get(p, set()) - {uid})
-        return frozenset(p for p, holders in self._port_holders.items() if holders - {uid})
+    def lowest_free_ports(self, uid: str, count: int, first: int, last: int) -> tuple[int, ...]:
+        """Up to `count` lowest ports of [first, last] that no *other* endpoint holds, without walking every
+        held port (10,000 endpoints: that walk was a third of the operator's CPU during a bulk create)."""
+        self._free_from = max(self._free_from, first)
+        while self._free_from <= last and self._port_holders.get(self._free_from):
+            self._free_from += 1
+        mine = {p for p in self._ports.get(uid, ()) if first <= p < self._free_from and self._only(uid, p)}
+        found: list[int] = []
+        port = self._free_from
+        while port <= last and len(found) < count:
+            if self._only(uid, port):
+                found.append(port)
+            port += 1
+        return tuple(sorted([*mine, *found])[:count])
+
+    def _only(self, uid: str, port: int) -> bool:
+        holders = self._port_holders.get(port)
+        return not holders or holders == {uid}
+
+    def ports_taken_by_others(self, uid: str, mine: Iterable[int]) -> frozenset[int]:
+        """Which of `mine` (the ports the endpoint has) another endpoint holds too."""
+        return frozenset(p for p in mine if self._port_holders.get(p, set()) - {uid})
 
     def _set_marker(self, uid: str, service_key: str | None, marker_id: int | None) -> None:
         old = self._markers.pop(uid, None)
@@ -73,6 +91,7 @@ class Allocations:
             holders.discard(uid)
             if not holders:
                 self._port_holders.pop(port, None)
+                self._free_from = min(self._free_from, port)
         if ports:
             self._ports[uid] = ports
             for port in ports:

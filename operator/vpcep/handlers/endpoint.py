@@ -115,9 +115,8 @@ def _facts(rt: Runtime, record: EndpointRecord, fleet: FleetView) -> EndpointFac
     marker = (status.markerId if status else None) or held_marker
     service_status = observed.service_status(service_record) if service_record is not None else None
     current_ports = tuple(p.gatewayPort for p in status.gatewayPorts) if status else ()
-    keeps_ports = (
-        bool(current_ports) and service is not None and len(current_ports) == len(service.spec.ports)
-    )
+    mappings = len(service.spec.ports) if service is not None else 0
+    port_range = rt.port_range
     allocation = AllocationFacts(
         held_marker_id=held_marker,
         taken_marker_ids=rt.allocations.markers_taken_by_others(record.meta.uid, target, [marker]),
@@ -125,10 +124,11 @@ def _facts(rt: Runtime, record: EndpointRecord, fleet: FleetView) -> EndpointFac
             rt.allocations.marker_high_water(target),
             (service_status.lastMarkerId or 0) if service_status else 0,
         ),
-        taken_gateway_ports=rt.allocations.ports_taken_by_others(
-            record.meta.uid, current_ports if keeps_ports else None
+        taken_gateway_ports=rt.allocations.ports_taken_by_others(record.meta.uid, current_ports),
+        free_gateway_ports=rt.allocations.lowest_free_ports(
+            record.meta.uid, mappings + len(current_ports), port_range.first, port_range.last
         ),
-        port_range=rt.port_range,
+        port_range=port_range,
     )
 
     endpoint_id = status.endpointId if status and status.endpointId else record.meta.uid
