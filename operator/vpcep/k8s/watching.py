@@ -115,7 +115,7 @@ class Watch:
                 self.version = None
             except asyncio.CancelledError:
                 raise
-            except (ApiError, aiohttp.ClientError, TimeoutError, ValueError) as error:
+            except (ApiError, aiohttp.ClientError, OSError, TimeoutError, ValueError) as error:
                 if isinstance(error, ApiError) and error.status == GONE:
                     self.version = None
                     continue
