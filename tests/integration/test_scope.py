@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import json
 import os
+import pathlib
+import socket
 import time
 from collections.abc import Iterator
 
@@ -18,22 +20,52 @@ pytestmark = pytest.mark.cluster
 PID = os.getpid()
 SERVED_A, SERVED_B, OUTSIDE = f"scope-a-{PID}", f"scope-b-{PID}", f"scope-c-{PID}"
 ACCOUNT = f"scope-{PID}"  # one account: permission (R12) never stands in the way here
+WEBHOOK = f"vpcep-scope-{PID}"
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
 
 
 @pytest.fixture(scope="module")
-def operator(kube: Cluster, operator_namespace: str) -> Iterator[OperatorProcess]:
-    """This module's operator serves A and B only (overrides the cluster-wide one of conftest)."""
+def operator(
+    kube: Cluster, operator_namespace: str, loopback_certificate: tuple[pathlib.Path, pathlib.Path]
+) -> Iterator[OperatorProcess]:
+    """This module's operator serves A and B only (overrides the cluster-wide one of conftest), with its
+    admission webhook on."""
     for namespace in (SERVED_A, SERVED_B, OUTSIDE):
         kube.namespace(namespace, ACCOUNT)
+    cert, key = loopback_certificate
     process = start_operator(
-        kube, operator_namespace, "--watch-namespace", SERVED_A, "--watch-namespace", SERVED_B
+        kube,
+        operator_namespace,
+        "--watch-namespace",
+        SERVED_A,
+        "--watch-namespace",
+        SERVED_B,
+        "--webhook-managed",
+        WEBHOOK,
+        "--webhook-address",
+        "127.0.0.1",
+        "--webhook-port",
+        str(_free_port()),
+        "--webhook-cert",
+        str(cert),
+        "--webhook-key",
+        str(key),
+        "--webhook-ca",
+        str(cert),
     )
     try:
+        wait_for("the managed webhook", lambda: kube.get("validatingwebhookconfiguration", None, WEBHOOK))
         yield process
         if process.alive():
             delete_namespaces(kube, SERVED_A, SERVED_B, operator_namespace)
     finally:
         process.stop()
+        kube.kubectl("delete", "validatingwebhookconfiguration", WEBHOOK, "--ignore-not-found", check=False)
         delete_namespaces(kube, OUTSIDE)  # nothing of the operator's lives there: no finalizer to wait for
 
 
@@ -99,3 +131,12 @@ def test_a_pod_backend_appearing_later_recovers_its_service(kube: Cluster, publi
     kube.delete("pod", SERVED_B, "worker", wait=True)
     gone = wait_for("worker Failed again", phase_is(kube, "vpces", SERVED_B, "worker", "Failed"), timeout=20)
     assert gone["reason"] == "BackendNotFound"
+
+
+def test_the_webhook_judges_only_served_namespaces(kube: Cluster, published: str) -> None:
+    """R15 at admission in A; in C the scoped operator has no say (kopf allows what no handler claims)."""
+    wrong = "local-1.no-such-service.00000000-0000-0000-0000-000000000000"
+    refused = kube.apply("endpoint.yaml", check=False, name="wrong", namespace=SERVED_A, service_name=wrong)
+    assert refused.returncode != 0 and "denied the request" in refused.stderr, refused.stderr
+    admitted = kube.apply("endpoint.yaml", check=False, name="wrong", namespace=OUTSIDE, service_name=wrong)
+    assert admitted.returncode == 0, admitted.stderr
