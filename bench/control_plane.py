@@ -116,6 +116,15 @@ class Operator:
                 stderr=subprocess.STDOUT,
                 env=env,
             )
+        profile_dir = os.environ.get("VPCEP_BENCH_PROFILE")
+        if profile_dir:  # sampled stacks of this operator process, for finding where the time goes
+            output = pathlib.Path(profile_dir) / f"operator-{self.process.pid}.txt"
+            subprocess.Popen(
+                ["py-spy", "record", "--pid", str(self.process.pid), "--format", "raw", "--rate", "50",
+                 "--nonblocking", "--output", str(output)],
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
 
     def stop(self) -> None:
         if self.process is not None and self.process.poll() is None:
@@ -479,6 +488,8 @@ def main() -> int:
     parser.add_argument("--idle", type=float, default=20.0, help="idle measurement window, seconds")
     parser.add_argument("--keep", action="store_true", help="leave the objects in place (for investigations)")
     parser.add_argument("--kubeconfig", help="use this API instead of a private hack/testbed instance")
+    # SIGTERM (a timeout, a CI cancel) unwinds like Ctrl-C: the operators and the private testbed are stopped.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     return report(run(parser.parse_args()))
 
 

@@ -10,7 +10,7 @@ import json
 import kubernetes_validate
 import pytest
 
-from vpcep.api.endpoint import GatewayPort
+from vpcep.api.endpoint import EndpointPhase, EndpointStatus, GatewayPort
 from vpcep.api.routing import ROUTE_DATA_KEY, Listener, Route
 from vpcep.builders.connection import build_connection
 from vpcep.builders.consumer import (
@@ -20,7 +20,7 @@ from vpcep.builders.consumer import (
     consumer_service_name,
     dns_name,
 )
-from vpcep.builders.meta import SPEC_HASH_ANNOTATION, Manifest, Owner, dns_label, spec_hash_of
+from vpcep.builders.meta import SPEC_HASH_ANNOTATION, Manifest, Owner, dns_label, spec_hash_of, status_patch
 from vpcep.builders.provider_policy import build_provider_policy
 from vpcep.builders.quota_view import QuotaUsage, build_quota_view
 from vpcep.builders.route import build_route_config_map
@@ -171,3 +171,11 @@ def test_child_names_are_dns_labels_and_distinct(name: str) -> None:
 
 def test_dns_name_is_the_cluster_service_name() -> None:  # R18
     assert dns_name(consumer_service_name("db"), "consumer") == "vpce-db.consumer.svc.cluster.local"
+
+
+def test_status_patch_removes_what_is_no_longer_set_R11() -> None:
+    """A merge patch leaves absent keys alone: a Rejected endpoint kept showing its old nodeIP and dnsName."""
+    rejected = EndpointStatus(phase=EndpointPhase.REJECTED, reason="Rejected", endpointId="e1", markerId=1)
+    patch = status_patch(rejected)
+    assert (patch["nodeIP"], patch["dnsName"], patch["phase"]) == (None, None, "Rejected")
+    assert patch["gatewayPorts"] == [] and patch["conditions"] == []

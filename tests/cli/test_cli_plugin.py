@@ -234,6 +234,9 @@ def test_connections_lists_only_that_service_like_the_console(capsys: pytest.Cap
     cluster.add("endpointservices", endpoint_service())
     cluster.add("endpointconnections", connection("3f0b1c7e-aaaa", 7, decision="Accept", state="Accepted"))
     cluster.add("endpointconnections", connection("9e2d4400-bbbb", 8, service="other"))
+    automatic = connection("5c1d2e3f-cccc", 9, state="Accepted")  # approval off: spec.decision stays Pending
+    automatic["status"].update(decision="Accept", decidedBy="ApprovalNotRequired")
+    cluster.add("endpointconnections", automatic)
     code, out, _ = run(cluster, "connections", "db", capsys=capsys)
     assert code == 0
     lines = out.splitlines()
@@ -245,11 +248,24 @@ def test_connections_lists_only_that_service_like_the_console(capsys: pytest.Cap
         "ID",
         "STATE",
         "DECISION",
+        "DECIDED",
+        "BY",
         "OWNER",
         "CREATED",
     ]
-    assert len(lines) == 2
-    assert lines[1].split()[:6] == ["3f0b1c7e-aaaa", "3f0b1c7e-aaaa", "7", "Accepted", "Accept", "team-b"]
+    assert len(lines) == 3
+    rows = {line.split()[0]: line.split() for line in lines[1:]}
+    assert rows["3f0b1c7e-aaaa"][:7] == [
+        "3f0b1c7e-aaaa",
+        "3f0b1c7e-aaaa",
+        "7",
+        "Accepted",
+        "Accept",
+        "Provider",
+        "team-b",
+    ]
+    # R10: never "Pending" next to Accepted when the endpoint was accepted without a decision.
+    assert rows["5c1d2e3f-cccc"][3:6] == ["Accepted", "Accept", "ApprovalNotRequired"]
     code, _, err = run(cluster, "connections", "nope", capsys=capsys)
     assert code == 1 and "endpointservice 'nope' not found in namespace team-a" in err
 
@@ -352,7 +368,7 @@ def test_describe_an_accepted_endpoint_shows_its_data_path(capsys: pytest.Captur
     assert "Ports:                5432 -> gateway 20001" in out
     assert "Service vpce-db: ClusterIP 10.96.0.12, ports 5432->20001" in out
     assert "Gateways behind it: 10.244.1.5, 10.244.2.7" in out
-    assert "Decision:             Accept" in out
+    assert "Decision:             Accept (by Provider)" in out
     assert "Likely causes: none, the endpoint looks healthy." in out
 
 

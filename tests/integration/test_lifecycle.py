@@ -99,6 +99,12 @@ def test_same_account_endpoint_is_accepted_with_node_ip_and_dns_name(
         lambda: kube.status("vpcec", tenants.provider, status["endpointId"]).get("state") == "Accepted",
     )
     assert connection["metadata"]["labels"]["vpcep.io/endpoint-id"] == status["endpointId"]
+    # R10: accepted without a decision (approval off): the table reads Accept, by ApprovalNotRequired, never
+    # "Pending" next to Accepted; spec.decision stays the provider's own field (the operator never writes it).
+    table = kube.kubectl("get", "vpcec", "-n", tenants.provider, status["endpointId"]).stdout.split("\n")
+    row = dict(zip(table[0].split(), table[1].split(), strict=True))
+    assert (row["STATE"], row["DECISION"], row["DECIDED-BY"]) == ("Accepted", "Accept", "ApprovalNotRequired")
+    assert kube.get("vpcec", tenants.provider, status["endpointId"])["spec"]["decision"] == "Pending"
 
     events = kube.get("events", tenants.same_account)
     reasons = {e["reason"] for e in events["items"] if e["involvedObject"].get("name") == "web"}
@@ -177,6 +183,16 @@ def test_approval_accept_reject_and_turning_approval_off(kube: Cluster, tenants:
     )
     accepted = wait_phase(kube, tenants.same_account, "db-yes", "Accepted")
     assert accepted["nodeIP"]
+    decided = wait_for(
+        "the connection to show the provider's Accept",
+        lambda: (
+            (c := kube.status("vpcec", tenants.provider, accepted["endpointId"])).get("state") == "Accepted"
+            and c
+        ),
+    )
+    assert (decided["decision"], decided["decidedBy"]) == ("Accept", "Provider")
+    pending = kube.status("vpcec", tenants.provider, statuses["db-later"]["endpointId"])
+    assert (pending["decision"], pending.get("decidedBy")) == ("Pending", None)
 
     kube.apply(
         "connection-decision.yaml",
@@ -188,11 +204,43 @@ def test_approval_accept_reject_and_turning_approval_off(kube: Cluster, tenants:
     assert rejected.get("nodeIP") is None
     assert kube.get("service", tenants.same_account, "vpce-db-no") is None
 
+    # R11: rejecting an accepted endpoint tears its data path down, and its status no longer shows it.
+    kube.apply(
+        "connection-decision.yaml", name=accepted["endpointId"], namespace=tenants.provider, decision="Reject"
+    )
+    taken_back = wait_phase(kube, tenants.same_account, "db-yes", "Rejected")
+    assert (taken_back.get("nodeIP"), taken_back.get("dnsName"), taken_back.get("gatewayPorts") or []) == (
+        None,
+        None,
+        [],
+    ), taken_back
+    # The provider takes a Reject back: the connection waits again, and no longer says who decided.
+    kube.apply(
+        "connection-decision.yaml",
+        name=accepted["endpointId"],
+        namespace=tenants.provider,
+        decision="Pending",
+    )
+    wait_phase(kube, tenants.same_account, "db-yes", "PendingAcceptance")
+    again = wait_for(
+        "the connection to wait again",
+        lambda: (
+            (c := kube.status("vpcec", tenants.provider, accepted["endpointId"])).get("decision") == "Pending"
+            and c
+        ),
+    )
+    assert again.get("decidedBy") is None, again
+    kube.apply(
+        "connection-decision.yaml", name=accepted["endpointId"], namespace=tenants.provider, decision="Reject"
+    )
+    wait_phase(kube, tenants.same_account, "db-yes", "Rejected")
+
     kube.apply(
         "endpoint-service.yaml", name="db", namespace=tenants.provider, backend="db-backend", approval="false"
     )
     wait_phase(kube, tenants.same_account, "db-later", "Accepted")
     assert kube.status("vpce", tenants.same_account, "db-no")["phase"] == "Rejected"  # Reject still wins
+    assert kube.status("vpce", tenants.same_account, "db-yes")["phase"] == "Rejected"
 
 
 def test_deleting_a_service_waits_for_its_accepted_endpoints(
@@ -231,8 +279,20 @@ def test_deleting_a_service_waits_for_its_accepted_endpoints(
     assert f"{tenants.same_account}/cache-live" in held["message"]
     failed = wait_phase(kube, tenants.other_account, "cache-waiting", "Failed")
     assert failed["reason"] == "ServiceDeleted"
-    still = kube.status("vpce", tenants.same_account, "cache-live")
+    still = wait_for(
+        "the accepted endpoint to hear that its service is being deleted",
+        lambda: (
+            (s := kube.status("vpce", tenants.same_account, "cache-live"))
+            and "delet" in (s.get("message") or "").lower()
+            and s
+        ),
+    )
+    assert still["phase"] == "Accepted", f"the service is held so its endpoint keeps working (R7): {still}"
+    assert "until this Endpoint is deleted" in still["message"]
     assert still.get("nodeIP") == live["nodeIP"], "an established endpoint keeps working (R7)"
+    held = kube.status("vpces", tenants.provider, "cache")
+    assert held["reason"] == "HasActiveEndpoints"
+    assert f"{tenants.same_account}/cache-live (Accepted)" in held["message"], held["message"]
     assert kube.get("service", tenants.same_account, "vpce-cache-live") is not None
 
     kube.delete("vpce", tenants.same_account, "cache-live")
@@ -244,3 +304,31 @@ def test_deleting_a_service_waits_for_its_accepted_endpoints(
     assert kube.get("configmap", operator.namespace, f"vpcep-route-{live['endpointId']}") is None
     assert kube.get("vpcec", tenants.provider, live["endpointId"]) is None
     assert kube.get("vpcec", tenants.provider, waiting["endpointId"]) is None
+
+
+def test_marker_ids_count_up_in_creation_order_and_are_never_reused(
+    kube: Cluster, tenants: type[Tenants], operator: OperatorProcess
+) -> None:
+    """(e) R33 marker ids ("报文标识"): endpoints created one after another get 1, 2, 3; a deleted endpoint's
+    id is not handed out again (docs/decisions.md: monotonic per service, never reused)."""
+    service_name = publish(kube, "ledger")
+    markers = {}
+    for name in ("ledger-a", "ledger-b", "ledger-c"):
+        connect(kube, name, tenants.same_account, service_name)
+        status = wait_phase(kube, tenants.same_account, name, "Accepted")
+        markers[name] = status["markerId"]
+        assert connection_of(kube, status, tenants.provider)["status"]["markerId"] == status["markerId"]
+    assert markers == {"ledger-a": 1, "ledger-b": 2, "ledger-c": 3}
+
+    kube.delete("vpce", tenants.same_account, "ledger-c")
+    wait_for("ledger-c to go", lambda: kube.get("vpce", tenants.same_account, "ledger-c") is None)
+    connect(kube, "ledger-d", tenants.same_account, service_name)
+    assert wait_phase(kube, tenants.same_account, "ledger-d", "Accepted")["markerId"] == 4
+
+    # Across a restart too: the operator's ledger is gone, the service's status.lastMarkerId remembers.
+    kube.delete("vpce", tenants.same_account, "ledger-d")
+    wait_for("ledger-d to go", lambda: kube.get("vpce", tenants.same_account, "ledger-d") is None)
+    operator.kill()
+    operator.restart()
+    connect(kube, "ledger-e", tenants.same_account, service_name)
+    assert wait_phase(kube, tenants.same_account, "ledger-e", "Accepted", timeout=60)["markerId"] == 5

@@ -169,6 +169,20 @@ def test_printer_columns_show_what_the_console_shows() -> None:
     assert {"EndpointID", "MarkerID", "State", "Owner", "Created"} <= set(names("endpointconnections"))
 
 
+def test_connection_table_shows_the_effective_decision_not_the_providers_field() -> None:
+    """R10: an endpoint accepted without a decision must not read "Pending" next to state Accepted; the
+    provider's own spec.decision is still there with -o wide."""
+    columns = {
+        c["name"]: c for c in load("endpointconnections")["spec"]["versions"][0]["additionalPrinterColumns"]
+    }
+    assert columns["Decision"]["jsonPath"] == ".status.decision"
+    assert columns["Decided-By"]["jsonPath"] == ".status.decidedBy"
+    assert (columns["Spec-Decision"]["jsonPath"], columns["Spec-Decision"].get("priority")) == (
+        ".spec.decision",
+        1,
+    )
+
+
 @pytest.mark.parametrize("model", crdgen.KINDS, ids=PLURALS)
 def test_status_schema_declares_every_status_field(model: type[KindModel]) -> None:
     """Undeclared status fields are pruned by the API server (and kopf then retries forever)."""

@@ -20,7 +20,7 @@ from domain_factories import (
 )
 
 from vpcep.api.endpoint import AccessControl, EndpointPhase, EndpointSpec, GatewayPort
-from vpcep.api.endpoint_connection import Decision
+from vpcep.api.endpoint_connection import DecidedBy, Decision
 from vpcep.api.endpoint_service import ServicePhase, ServiceType
 from vpcep.domain.allocation import PortRange
 from vpcep.domain.endpoint import (
@@ -36,6 +36,7 @@ from vpcep.domain.reasons import Reason
 
 P = EndpointPhase
 APPROVAL = service_spec(approvalRequired=True)
+HELD_SERVICE = service_view(deleting=True, phase=ServicePhase.DELETING, reason="HasActiveEndpoints")
 
 
 @dataclass(frozen=True)
@@ -289,6 +290,22 @@ CASES = [
         Reason.ACCEPTED,
         DataPathAction.ENSURE,
     ),
+    # R30/R39: a gateway-wide error (HAProxy refused the whole configuration) is named while the route waits.
+    Case(
+        "R30-gateway-wide-error-is-named-while-the-route-waits",
+        {
+            "data_path": LIVE_PATH.model_copy(
+                update={
+                    "route_applied": False,
+                    "gateway_error": "gateway gw-1: gateway configuration is invalid: bad nbthread",
+                }
+            )
+        },
+        P.CREATING,
+        Reason.ROUTE_PENDING,
+        DataPathAction.ENSURE,
+        ("gateway gw-1: gateway configuration is invalid", "nbthread", "logs"),
+    ),
     # R7: the service goes away.
     Case(
         "R7-pending-endpoint-fails-when-service-is-deleted",
@@ -310,6 +327,30 @@ CASES = [
         P.ACCEPTED,
         Reason.ACCEPTED,
         DataPathAction.ENSURE,
+    ),
+    # R7 as the service really looks while its finalizer holds it: phase Deleting, reason HasActiveEndpoints.
+    # The service is held precisely so that this endpoint keeps working: it stays Accepted, and says why.
+    Case(
+        "R7-accepted-endpoint-stays-accepted-while-it-holds-the-deleting-service",
+        {"service": HELD_SERVICE, "status": status(P.ACCEPTED)},
+        P.ACCEPTED,
+        Reason.ACCEPTED,
+        DataPathAction.ENSURE,
+        ("10.96.0.10", "provider is deleting", "until this Endpoint is deleted"),
+    ),
+    Case(
+        "R7-creating-endpoint-keeps-going-while-it-holds-the-deleting-service",
+        {"service": HELD_SERVICE, "status": status(P.CREATING), "data_path": DataPathFacts(ready_gateways=2)},
+        P.CREATING,
+        Reason.NODE_IP_PENDING,
+        DataPathAction.ENSURE,
+    ),
+    Case(
+        "R7-pending-endpoint-fails-when-the-held-service-is-deleting",
+        {"service": HELD_SERVICE, "status": status(P.PENDING_ACCEPTANCE)},
+        P.FAILED,
+        Reason.SERVICE_DELETED,
+        DataPathAction.REMOVE,
     ),
     Case(
         "R7-service-gone-after-resolution-is-service-deleted",
@@ -423,6 +464,21 @@ def test_gateway_ports_and_marker_are_stable_across_reconciles() -> None:
     assert again.marker_id == first.marker_id
 
 
+def test_r33_marker_handed_out_in_an_earlier_pass_is_kept_before_the_status_shows_it() -> None:
+    """The operator decides again (up to 3 passes) before it writes the status; the id the first pass took
+    already raised the high-water mark. Taking the next one would start a service's ids at 3 and skip."""
+    first = decide_endpoint(endpoint_facts())
+    assert first.marker_id == 1
+    again = decide_endpoint(endpoint_facts(allocation=AllocationFacts(held_marker_id=1, marker_high_water=1)))
+    assert again.marker_id == 1
+    clashing = decide_endpoint(
+        endpoint_facts(
+            allocation=AllocationFacts(held_marker_id=1, taken_marker_ids=frozenset({1}), marker_high_water=1)
+        )
+    )
+    assert clashing.marker_id == 2, "a held id another endpoint also holds is replaced by a fresh one"
+
+
 def test_r11_rejected_endpoint_frees_its_gateway_ports() -> None:
     accepted = decide_endpoint(endpoint_facts())
     previous = endpoint_status(accepted, previous=None, now="t0", generation=1)
@@ -442,6 +498,35 @@ def test_keep_leaves_the_existing_data_path_alone() -> None:
     )
     assert waiting.data_path is DataPathAction.KEEP
     assert (waiting.gateway_ports, waiting.node_ip) == (accepted.gateway_ports, accepted.node_ip)
+
+
+@pytest.mark.parametrize(
+    ("facts", "effective", "decided_by"),
+    [
+        ({}, Decision.ACCEPT, DecidedBy.APPROVAL_NOT_REQUIRED),
+        ({"status": status(P.ACCEPTED)}, Decision.ACCEPT, DecidedBy.APPROVAL_NOT_REQUIRED),
+        (
+            {"service": service_view(spec=service_spec(approvalRequired=True, autoAcceptAccounts=["*"]))},
+            Decision.ACCEPT,
+            DecidedBy.AUTO_ACCEPT_ACCOUNTS,
+        ),
+        (
+            {"service": service_view(spec=APPROVAL), "decision": Decision.ACCEPT},
+            Decision.ACCEPT,
+            DecidedBy.PROVIDER,
+        ),
+        ({"service": service_view(spec=APPROVAL)}, Decision.PENDING, None),
+        ({"decision": Decision.REJECT}, Decision.REJECT, DecidedBy.PROVIDER),
+    ],
+)
+def test_r10_connection_status_shows_the_effective_decision(
+    facts: dict[str, Any], effective: Decision, decided_by: DecidedBy | None
+) -> None:
+    decision = decide_endpoint(endpoint_facts(**facts))
+    endpoint = endpoint_status(decision, previous=None, now="t0", generation=1)
+    conn = connection_status(decision, endpoint, owner_account=CONSUMER)
+    assert (conn.decision, conn.decidedBy) == (effective, decided_by)
+    assert conn.state is decision.phase
 
 
 def test_r32_unreachable_backend_is_a_condition_not_a_phase() -> None:
@@ -485,12 +570,37 @@ def test_status_keeps_transition_times_when_nothing_changes() -> None:
 
 def test_connection_status_mirrors_the_endpoint_for_the_provider() -> None:
     decision = decide_endpoint(endpoint_facts(service=service_view(spec=APPROVAL)))
-    conn = connection_status(decision, owner_account=CONSUMER, previous=None, now="t0", generation=1)
+    endpoint = endpoint_status(decision, previous=None, now="t0", generation=1)
+    conn = connection_status(decision, endpoint, owner_account=CONSUMER)
     assert conn.state is P.PENDING_ACCEPTANCE
     assert conn.ownerAccount == CONSUMER
     assert conn.endpointId == decision.endpoint_id
     assert conn.markerId == decision.marker_id
     assert conn.endpointService == "web"
+    assert conn.createdAt == endpoint.createdAt
+
+
+@pytest.mark.parametrize(
+    "facts",
+    [
+        {},
+        {"service": service_view(spec=APPROVAL)},
+        {"decision": Decision.REJECT},
+        {"data_path": DataPathFacts()},
+    ],
+    ids=["accepted", "pending", "rejected", "creating"],
+)
+def test_the_provider_never_sees_the_consumers_namespace_or_endpoint_name(facts: dict[str, Any]) -> None:
+    """The connection lives in the provider's namespace; the cloud console shows the provider ids, not the
+    consumer's resource names. The endpoint's own messages (its Ready condition's too) name "cons/e1"."""
+    decision = decide_endpoint(endpoint_facts(**facts))
+    endpoint = endpoint_status(decision, previous=None, now="t0", generation=1)
+    assert "cons/e1" in (endpoint.message or "")
+    conn = connection_status(decision, endpoint, owner_account=CONSUMER)
+    written = conn.model_dump_json()
+    assert "cons/e1" not in written and "cons" not in (conn.message or "")
+    assert [c.type for c in conn.conditions] == ["Ready"]
+    assert conn.conditions[0].status == ("True" if decision.phase is P.ACCEPTED else "False")
 
 
 def test_endpoint_id_is_the_uid_and_stays_what_status_recorded() -> None:

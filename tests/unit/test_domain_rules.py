@@ -7,7 +7,7 @@ from domain_factories import REGION, SERVICE_NAME, SERVICE_UID, service_spec, se
 
 from vpcep.api.common import Condition
 from vpcep.api.endpoint import EndpointSpec
-from vpcep.api.endpoint_connection import Decision
+from vpcep.api.endpoint_connection import DecidedBy, Decision
 from vpcep.domain.accounts import account_of_namespace, entries_cover, invalid_entries
 from vpcep.domain.allocation import PortRange
 from vpcep.domain.approval import AcceptanceState, decide_acceptance
@@ -137,6 +137,42 @@ def test_r10_r11_acceptance(
 ) -> None:
     spec = service_spec(approvalRequired=approval, autoAcceptAccounts=auto)
     assert decide_acceptance(spec, "c", decision, already_accepted=established).state is expected
+
+
+@pytest.mark.parametrize(
+    ("approval", "auto", "decision", "established", "effective", "decided_by"),
+    [
+        (False, [], None, False, Decision.ACCEPT, DecidedBy.APPROVAL_NOT_REQUIRED),  # R10
+        # Still ApprovalNotRequired once established: the column must not change on the next reconcile.
+        (False, [], None, True, Decision.ACCEPT, DecidedBy.APPROVAL_NOT_REQUIRED),
+        (False, [], Decision.ACCEPT, False, Decision.ACCEPT, DecidedBy.APPROVAL_NOT_REQUIRED),
+        (True, ["iam:domain::c"], None, True, Decision.ACCEPT, DecidedBy.AUTO_ACCEPT_ACCOUNTS),  # R10a
+        (True, [], Decision.ACCEPT, True, Decision.ACCEPT, DecidedBy.PROVIDER),  # R11
+        (
+            True,
+            [],
+            Decision.PENDING,
+            True,
+            Decision.ACCEPT,
+            DecidedBy.EARLIER_ACCEPTANCE,
+        ),  # approval on later
+        (True, ["*"], Decision.REJECT, True, Decision.REJECT, DecidedBy.PROVIDER),  # R10a: Reject still wins
+        (True, [], None, False, Decision.PENDING, None),  # nobody has decided yet
+    ],
+)
+def test_r10_r10a_r11_effective_decision_and_who_made_it(
+    approval: bool,
+    auto: list[str],
+    decision: Decision | None,
+    established: bool,
+    effective: Decision,
+    decided_by: DecidedBy | None,
+) -> None:
+    """What the provider's connection table shows: an endpoint accepted without a decision reads Accept
+    (by ApprovalNotRequired / AutoAcceptAccounts), never "Pending" next to state Accepted."""
+    spec = service_spec(approvalRequired=approval, autoAcceptAccounts=auto)
+    acceptance = decide_acceptance(spec, "c", decision, already_accepted=established)
+    assert (acceptance.decision, acceptance.decided_by) == (effective, decided_by)
 
 
 def test_conditions_keep_transition_time_unless_status_changes() -> None:

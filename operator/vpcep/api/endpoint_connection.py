@@ -17,6 +17,15 @@ class Decision(StrEnum):
     REJECT = "Reject"
 
 
+class DecidedBy(StrEnum):
+    """Who or what made the effective decision in status.decision (R10, R10a, R11)."""
+
+    PROVIDER = "Provider"  # the provider's own spec.decision (Accept or Reject)
+    APPROVAL_NOT_REQUIRED = "ApprovalNotRequired"  # the service has approvalRequired: false (R10)
+    AUTO_ACCEPT_ACCOUNTS = "AutoAcceptAccounts"  # the owner account is in autoAcceptAccounts (R10a)
+    EARLIER_ACCEPTANCE = "EarlierAcceptance"  # accepted before; approval or the lists changed since
+
+
 class EndpointConnectionSpec(ApiModel):
     """The provider's decision on the connection (R10, R11)."""
 
@@ -31,6 +40,16 @@ class EndpointConnectionStatus(CommonStatus):
     ownerAccount: str | None = Field(default=None, description="Account of the consumer namespace.")
     endpointService: str | None = Field(default=None, description="Name of the EndpointService.")
     state: EndpointPhase | None = Field(default=None, description="The Endpoint's phase.")
+    decision: Decision | None = Field(
+        default=None,
+        description="The effective decision: Accept also when nobody had to decide (approval off, "
+        "autoAcceptAccounts); spec.decision is the provider's own choice, never written by the operator.",
+    )
+    decidedBy: DecidedBy | None = Field(
+        default=None,
+        description="Who made the effective decision: Provider (spec.decision), ApprovalNotRequired, "
+        "AutoAcceptAccounts or EarlierAcceptance; empty while Pending.",
+    )
 
 
 class EndpointConnection(KindModel):
@@ -48,7 +67,18 @@ class EndpointConnection(KindModel):
             PrinterColumn("MarkerID", ".status.markerId", "integer", "The endpoint's marker id (R33)."),
             PrinterColumn("State", ".status.state", description="The endpoint's phase."),
             PrinterColumn("Owner", ".status.ownerAccount", description="The consumer's account."),
-            PrinterColumn("Decision", ".spec.decision", description="Pending, Accept or Reject."),
+            PrinterColumn(
+                "Decision",
+                ".status.decision",
+                description="The effective decision (Accept also when none was needed).",
+            ),
+            PrinterColumn("Decided-By", ".status.decidedBy", description="Who made that decision."),
+            PrinterColumn(
+                "Spec-Decision",
+                ".spec.decision",
+                description="The provider's own spec.decision.",
+                priority=1,
+            ),
             PrinterColumn(
                 "Service", ".status.endpointService", description="The EndpointService.", priority=1
             ),

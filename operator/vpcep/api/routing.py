@@ -59,3 +59,8 @@ class GatewayStatus(ApiModel):
     unhealthyBackends: list[BackendHealth] = Field(
         default_factory=list, description="Routes whose backend the gateway cannot reach (R32)."
     )
+    error: str = Field(
+        default="",
+        description="Why the gateway could not apply the newest routes at all (HAProxy refused the "
+        "configuration or the reload failed; it keeps serving the last good one); empty after a good apply.",
+    )

@@ -41,4 +41,5 @@ def build_connection(endpoint_id: str, provider_namespace: str, endpoint_service
 
 
 def build_connection_status(status: EndpointConnectionStatus) -> Manifest:
+    """The status as the API server stores it (unset fields absent): compare it with what is observed."""
     return status.model_dump(mode="json", exclude_none=True)

@@ -8,6 +8,8 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+from pydantic import BaseModel
+
 MANAGED_BY_LABEL = "app.kubernetes.io/managed-by"
 MANAGED_BY = "vpcep-operator"
 ENDPOINT_UID_LABEL = "vpcep.io/endpoint-uid"
@@ -71,3 +73,13 @@ def spec_hash_of(body: Manifest) -> str | None:
     annotations = (body.get("metadata") or {}).get("annotations") or {}
     value = annotations.get(SPEC_HASH_ANNOTATION)
     return str(value) if value else None
+
+
+def status_patch(status: BaseModel) -> Manifest:
+    """A JSON merge patch for a whole status: fields that are unset now are sent as null, so a value written
+    earlier is removed instead of left behind (a Rejected endpoint must not keep showing its old nodeIP).
+    Only top-level fields: lists (conditions, gatewayPorts) are replaced whole by a merge patch anyway, and a
+    null inside them would fail the CRD schema.
+    """
+    written = status.model_dump(mode="json", exclude_none=True)
+    return {**dict.fromkeys(type(status).model_fields), **written}

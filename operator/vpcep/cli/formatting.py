@@ -45,6 +45,16 @@ def age(value: str | None, now: datetime.datetime) -> str:
     return f"{seconds}s"
 
 
+def effective_decision(conn: Obj) -> tuple[str, str]:
+    """(decision, decided by) as the operator reports it in status (R10): Accept also when nobody had to
+    decide; an operator that predates status.decision only has the provider's own spec.decision."""
+    status = conn.get("status") or {}
+    if status.get("decision"):
+        return status["decision"], status.get("decidedBy") or ""
+    spec_decision = (conn.get("spec") or {}).get("decision", "Pending")
+    return spec_decision, "Provider" if spec_decision != "Pending" else ""
+
+
 def connections_table(connections: Sequence[Obj], now: datetime.datetime) -> str:
     """The console's connection table (R10): endpoint ID, marker ID, state, decision, owner, created."""
     rows = []
@@ -56,12 +66,14 @@ def connections_table(connections: Sequence[Obj], now: datetime.datetime) -> str
                 status.get("endpointId"),
                 status.get("markerId"),
                 status.get("state"),
-                (conn.get("spec") or {}).get("decision", "Pending"),
+                *effective_decision(conn),
                 status.get("ownerAccount"),
                 age(status.get("createdAt") or conn["metadata"].get("creationTimestamp"), now),
             )
         )
-    return table(("NAME", "ENDPOINT ID", "MARKER ID", "STATE", "DECISION", "OWNER", "CREATED"), rows)
+    return table(
+        ("NAME", "ENDPOINT ID", "MARKER ID", "STATE", "DECISION", "DECIDED BY", "OWNER", "CREATED"), rows
+    )
 
 
 def _int(data: dict[str, str], key: str) -> int | None:
@@ -176,9 +188,10 @@ def describe_endpoint(facts: EndpointFacts, now: datetime.datetime) -> str:
     lines += ["", "Connection (provider side):"]
     if facts.connection is not None:
         conn_status = facts.connection.get("status") or {}
+        decision, decided_by = effective_decision(facts.connection)
         lines += [
             "  " + _field("Namespace", facts.connection["metadata"].get("namespace")),
-            "  " + _field("Decision", (facts.connection.get("spec") or {}).get("decision", "Pending")),
+            "  " + _field("Decision", f"{decision} (by {decided_by})" if decided_by else decision),
             "  " + _field("State", conn_status.get("state")),
             "  " + _field("Owner account", conn_status.get("ownerAccount")),
         ]

@@ -14,7 +14,7 @@ from enum import StrEnum
 from pydantic import Field
 
 from vpcep.api.endpoint import EndpointPhase, EndpointSpec, EndpointStatus, GatewayPort
-from vpcep.api.endpoint_connection import Decision, EndpointConnectionStatus
+from vpcep.api.endpoint_connection import DecidedBy, Decision, EndpointConnectionStatus
 from vpcep.api.endpoint_service import ServicePhase, ServiceType
 from vpcep.domain.allocation import PortRange, allocate_gateway_ports, allocate_marker_id
 from vpcep.domain.approval import AcceptanceState, decide_acceptance
@@ -42,6 +42,11 @@ class DataPathAction(StrEnum):
 class AllocationFacts(Frozen):
     """What other endpoints hold, so this one's marker id and gateway ports never collide."""
 
+    held_marker_id: int | None = Field(
+        default=None,
+        description="The marker id already handed to this endpoint, also when its status does not show it "
+        "yet (decided in an earlier pass whose status write is still to come): kept, not replaced.",
+    )
     taken_marker_ids: frozenset[int] = Field(
         default=frozenset(), description="Marker ids of the target service's other endpoints."
     )
@@ -61,6 +66,11 @@ class DataPathFacts(Frozen):
         description="Every ready gateway's appliedResourceVersion covers this route's ConfigMap.",
     )
     route_rejected: str | None = Field(default=None, description="A gateway's reason for refusing the route.")
+    gateway_error: str | None = Field(
+        default=None,
+        description="A gateway-wide error of a ready gateway that has not applied the route yet "
+        "('gateway <name>: <error>').",
+    )
     node_ip: str | None = Field(default=None, description="ClusterIP of the consumer-namespace Service.")
     dns_name: str | None = None
     egress_ready: bool = Field(
@@ -117,6 +127,11 @@ class EndpointDecision(Frozen):
         description="An EndpointConnection should exist in the service's namespace (else delete it)."
     )
     may_finalize: bool = Field(default=False, description="Deleting: remove the finalizer once torn down.")
+    connection_decision: Decision | None = Field(
+        default=None,
+        description="The effective decision for the EndpointConnection's status (None: not reached).",
+    )
+    decided_by: DecidedBy | None = Field(default=None, description="Who made connection_decision.")
 
     @property
     def ready(self) -> bool:
@@ -130,9 +145,10 @@ def _ready(phase: EndpointPhase, reason: Reason, message: str) -> ConditionSpec:
 def decide_endpoint(facts: EndpointFacts) -> EndpointDecision:
     label = f"Endpoint {facts.ref}"
     previous = facts.status
+    current_marker = (previous.markerId if previous else None) or facts.allocation.held_marker_id
     base: dict[str, object] = {
         "endpoint_id": (previous.endpointId if previous and previous.endpointId else facts.uid),
-        "marker_id": previous.markerId if previous else None,
+        "marker_id": current_marker,
     }
 
     def finish(
@@ -201,7 +217,7 @@ def decide_endpoint(facts: EndpointFacts) -> EndpointDecision:
         "service_type": service.service_type,
         "service": service.ref,
         "marker_id": allocate_marker_id(
-            previous.markerId if previous else None,
+            current_marker,
             facts.allocation.taken_marker_ids,
             facts.allocation.marker_high_water,
         ),
@@ -250,6 +266,8 @@ def decide_endpoint(facts: EndpointFacts) -> EndpointDecision:
     acceptance = decide_acceptance(
         service.spec, facts.account, facts.decision, already_accepted=facts.established
     )
+    resolved["connection_decision"] = acceptance.decision
+    resolved["decided_by"] = acceptance.decided_by
     accepted_condition = condition(
         ConditionType.ACCEPTED,
         acceptance.state is AcceptanceState.ACCEPTED,
@@ -277,7 +295,16 @@ def decide_endpoint(facts: EndpointFacts) -> EndpointDecision:
             **resolved,
         )
 
-    if service.phase is not ServicePhase.AVAILABLE:
+    # R7: a deleting service whose finalizer is held by established endpoints is held precisely so that they
+    # keep working: for them it still serves (its phase says Deleting, not that it stopped working).
+    held_for_us = service.deleting and facts.established
+    held_note = (
+        f"; the provider is deleting {service_label}: it is kept, and this endpoint keeps working, "
+        "until this Endpoint is deleted"
+        if held_for_us
+        else ""
+    )
+    if service.phase is not ServicePhase.AVAILABLE and not held_for_us:
         message = (
             f"{service_label} is {service.phase or 'not yet reconciled'}"
             + (f" ({service.reason})" if service.reason else "")
@@ -322,7 +349,7 @@ def decide_endpoint(facts: EndpointFacts) -> EndpointDecision:
         return finish(
             EndpointPhase.ACCEPTED,
             Reason.ACCEPTED,
-            f"connected to {service_label}",
+            f"connected to {service_label}{held_note}",
             DataPathAction.ENSURE,
             *conditions,
             **resolved,
@@ -389,10 +416,15 @@ def decide_endpoint(facts: EndpointFacts) -> EndpointDecision:
             **data,
         )
     if not path.route_applied:
+        blocked = (
+            f"; {path.gateway_error}: the cluster operator should check that gateway's logs"
+            if path.gateway_error
+            else ""
+        )
         return finish(
             EndpointPhase.CREATING,
             Reason.ROUTE_PENDING,
-            f"waiting for {path.ready_gateways} ready gateway(s) to apply the route",
+            f"waiting for {path.ready_gateways} ready gateway(s) to apply the route{blocked}",
             DataPathAction.ENSURE,
             *conditions,
             reachability,
@@ -401,7 +433,7 @@ def decide_endpoint(facts: EndpointFacts) -> EndpointDecision:
     return finish(
         EndpointPhase.ACCEPTED,
         Reason.ACCEPTED,
-        f"connected to {service_label} at {path.node_ip} ({path.dns_name or 'no DNS name'})",
+        f"connected to {service_label} at {path.node_ip} ({path.dns_name or 'no DNS name'}){held_note}",
         DataPathAction.ENSURE,
         *conditions,
         reachability,
@@ -432,25 +464,43 @@ def endpoint_status(
     )
 
 
+def provider_message(endpoint: EndpointStatus) -> str | None:
+    """The provider must not learn the consumer's namespace or object names: a phase-level message only."""
+    if endpoint.phase is EndpointPhase.PENDING_ACCEPTANCE:
+        return "waiting for your decision: set spec.decision to Accept or Reject"
+    if endpoint.phase is EndpointPhase.REJECTED:
+        return "rejected by spec.decision"
+    if endpoint.phase is EndpointPhase.ACCEPTED:
+        return "connected"
+    return f"{endpoint.phase}: {endpoint.reason}" if endpoint.phase else None
+
+
 def connection_status(
-    decision: EndpointDecision,
-    *,
-    owner_account: str,
-    previous: EndpointConnectionStatus | None,
-    now: str,
-    generation: int | None,
+    decision: EndpointDecision, endpoint: EndpointStatus, *, owner_account: str
 ) -> EndpointConnectionStatus:
-    """What the provider sees in the endpoint's EndpointConnection (R10, R11): id, marker, owner, state."""
-    ready = condition(ConditionType.READY, decision.ready, decision.reason, decision.message)
+    """What the provider sees in the endpoint's EndpointConnection (R10, R11): id, marker, owner, state, the
+    effective decision. Every message, the Ready condition's too, is `provider_message`: the endpoint's own
+    messages name the consumer's namespace and object.
+    """
+    message = provider_message(endpoint)
+    ready = [
+        c.model_copy(update={"message": message or "", "observedGeneration": None})
+        for c in endpoint.conditions
+        if c.type == ConditionType.READY
+    ]
     return EndpointConnectionStatus(
-        **common_status_fields(
-            previous, (ready,), decision.reason, decision.message, now=now, generation=generation
-        ),
+        observedGeneration=None,
+        conditions=ready,
+        reason=endpoint.reason,
+        message=message,
+        createdAt=endpoint.createdAt,
         endpointId=decision.endpoint_id,
         markerId=decision.marker_id,
         ownerAccount=owner_account,
         endpointService=decision.service.name if decision.service else None,
-        state=decision.phase,
+        state=endpoint.phase,
+        decision=decision.connection_decision,
+        decidedBy=decision.decided_by,
     )
 
 

@@ -167,8 +167,9 @@ class Agent:
                 self.store.changed.clear()
                 try:
                     self.applier.apply(self.store.snapshot())
-                except Exception:  # never a crash loop: log, report, retry at the next change
+                except Exception as error:  # never a crash loop: log, report, retry at the next change
                     log.exception("applying routes failed")
+                    self.applier.state.error = f"applying routes failed: {error}"
                 next_heartbeat = 0.0
             if time.monotonic() >= next_heartbeat:
                 self.report()
@@ -191,6 +192,7 @@ class Agent:
             appliedResourceVersion=state.version,
             rejectedRoutes=dict(state.rejected),
             unhealthyBackends=[b for b in unhealthy if b.endpointId in state.live_routes],
+            error=state.error,
         )
         try:
             self.writer.write(status)

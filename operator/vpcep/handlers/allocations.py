@@ -32,6 +32,13 @@ class Allocations:
         self._set_marker(uid, None, None)
         self._set_ports(uid, ())
 
+    def marker_of(self, uid: str, service_key: str) -> int | None:
+        """The marker id this endpoint was handed for the service, written to its status yet or not: a
+        decision pass that runs before the status write must keep it, not take the next one (ids would
+        then start at 3 and skip)."""
+        held = self._markers.get(uid)
+        return held[1] if held is not None and held[0] == service_key else None
+
     def marker_high_water(self, service_key: str) -> int:
         return self._marker_high.get(service_key, 0)
 

@@ -33,36 +33,42 @@ class ObjectCache:
         self._index: dict[Any, dict[str, Any]] = {}
         self._tombstones: dict[str, int] = {}
 
-    def upsert(self, body: Body) -> None:
+    def upsert(self, body: Body) -> bool:
+        """Store a body's projection; False when the cache already holds this version or a newer one
+        (kopf's start-up listing repeats what the operator's own LIST primed: nothing to reconcile)."""
         uid = str((body.get("metadata") or {}).get("uid") or "")
         if not uid:
-            return
+            return False
         version = _version(body)
         if uid in self._tombstones and self._tombstones[uid] >= version:
-            return
+            return False
         current = self._by_uid.get(uid)
-        if current is not None and current[0] > version:
-            return  # an older copy (the start-up LIST raced a watch event)
+        if current is not None and (current[0] > version or (version and current[0] == version)):
+            return False  # the same or an older copy (the start-up LIST raced a watch event)
         self._drop(uid)
         keys = self._project(body)
         if not keys:
-            return
+            return current is not None
         self._by_uid[uid] = (version, tuple(keys))
         for key, value in keys.items():
             self._index.setdefault(key, {})[uid] = value
+        return True
 
-    def delete(self, body: Body) -> None:
+    def delete(self, body: Body) -> bool:
         uid = str((body.get("metadata") or {}).get("uid") or "")
+        known = uid in self._by_uid
         self._drop(uid)
         if len(self._tombstones) > TOMBSTONE_LIMIT:
             self._tombstones.clear()
         self._tombstones[uid] = max(_version(body), self._tombstones.get(uid, 0))
+        return known
 
-    def apply_event(self, event_type: str | None, body: Body) -> None:
+    def apply_event(self, event_type: str | None, body: Body) -> bool:
+        """True when the event told the cache something new (deletes always count: dependents must hear)."""
         if event_type == "DELETED":
             self.delete(body)
-        else:
-            self.upsert(body)
+            return True
+        return self.upsert(body)
 
     def prune(self, live_uids: set[str], listed_version: int) -> None:
         """After a fresh LIST: forget what it no longer holds (a delete this cache never heard about)."""

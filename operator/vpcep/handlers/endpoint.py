@@ -8,7 +8,6 @@ from __future__ import annotations
 import logging
 
 from vpcep.api.endpoint import EndpointPhase, EndpointStatus
-from vpcep.api.endpoint_connection import EndpointConnectionStatus
 from vpcep.api.endpoint_service import ServiceType
 from vpcep.api.routing import Listener, Route
 from vpcep.builders.connection import build_connection, build_connection_status, connection_name
@@ -21,7 +20,7 @@ from vpcep.builders.consumer import (
     endpoint_slice_name,
     gateway_egress_policy_name,
 )
-from vpcep.builders.meta import Owner
+from vpcep.builders.meta import Owner, status_patch
 from vpcep.builders.route import build_route_config_map, route_config_map_name
 from vpcep.domain.endpoint import (
     AllocationFacts,
@@ -29,13 +28,14 @@ from vpcep.domain.endpoint import (
     DataPathFacts,
     EndpointDecision,
     EndpointFacts,
+    connection_status,
     decide_endpoint,
     endpoint_status,
 )
 from vpcep.domain.lookup import lookup_service
 from vpcep.domain.reasons import Reason
 from vpcep.handlers.gateways import FleetView
-from vpcep.handlers.observed import EndpointRecord, ServiceRecord
+from vpcep.handlers.observed import EndpointRecord, ServiceRecord, compact_json
 from vpcep.handlers.runtime import (
     ENDPOINT_KEY,
     FINALIZER,
@@ -47,6 +47,7 @@ from vpcep.handlers.runtime import (
     utc_now,
 )
 from vpcep.handlers.service import backend_for
+from vpcep.handlers.workqueue import RetryLater
 from vpcep.k8s.resources import (
     CONFIG_MAP,
     ENDPOINT,
@@ -69,6 +70,7 @@ WAITING_REASONS = frozenset(
 )
 WARNING_PHASES = frozenset({EndpointPhase.FAILED, EndpointPhase.REJECTED})
 MAX_PASSES = 3
+SERVICE_COUNTS_DELAY_SECONDS = 0.5
 
 
 def _owner(record: EndpointRecord) -> Owner:
@@ -109,13 +111,15 @@ def _facts(rt: Runtime, record: EndpointRecord, fleet: FleetView) -> EndpointFac
     )
 
     target = record.target or ""
-    marker = status.markerId if status else None
+    held_marker = rt.allocations.marker_of(record.meta.uid, target)
+    marker = (status.markerId if status else None) or held_marker
     service_status = observed.service_status(service_record) if service_record is not None else None
     current_ports = tuple(p.gatewayPort for p in status.gatewayPorts) if status else ()
     keeps_ports = (
         bool(current_ports) and service is not None and len(current_ports) == len(service.spec.ports)
     )
     allocation = AllocationFacts(
+        held_marker_id=held_marker,
         taken_marker_ids=rt.allocations.markers_taken_by_others(record.meta.uid, target, [marker]),
         marker_high_water=max(
             rt.allocations.marker_high_water(target),
@@ -144,6 +148,7 @@ def _facts(rt: Runtime, record: EndpointRecord, fleet: FleetView) -> EndpointFac
         ready_gateways=len(fleet.ready),
         route_applied=fleet.applied(route_version),
         route_rejected=fleet.rejected(endpoint_id),
+        gateway_error=fleet.blocking_error(route_version),
         node_ip=node_ip,
         dns_name=dns_name(service_name, namespace) if node_ip else None,
         egress_ready=egress_ready,
@@ -304,32 +309,9 @@ async def _sync_connection(
         await rt.ensure(
             build_connection(decision.endpoint_id, provider_namespace, decision.service.name), None
         )
-    connection_status = EndpointConnectionStatus(
-        observedGeneration=None,
-        conditions=[c for c in status.conditions if c.type == "Ready"],
-        reason=status.reason,
-        message=_provider_message(decision, status),
-        createdAt=status.createdAt,
-        endpointId=decision.endpoint_id,
-        markerId=decision.marker_id,
-        ownerAccount=account,
-        endpointService=decision.service.name,
-        state=status.phase,
-    )
-    desired = build_connection_status(connection_status)
-    if existing is None or existing.status != desired:
-        await rt.api.patch_status(ENDPOINT_CONNECTION, provider_namespace, name, desired)
-
-
-def _provider_message(decision: EndpointDecision, status: EndpointStatus) -> str | None:
-    """The provider must not learn the consumer's namespace or object names: a phase-level message only."""
-    if status.phase is EndpointPhase.PENDING_ACCEPTANCE:
-        return "waiting for your decision: set spec.decision to Accept or Reject"
-    if status.phase is EndpointPhase.REJECTED:
-        return "rejected by spec.decision"
-    if status.phase is EndpointPhase.ACCEPTED:
-        return "connected"
-    return f"{status.phase}: {status.reason}" if status.phase else None
+    connection = connection_status(decision, status, owner_account=account)
+    if existing is None or existing.status_json != compact_json(build_connection_status(connection)):
+        await rt.api.patch_status(ENDPOINT_CONNECTION, provider_namespace, name, status_patch(connection))
 
 
 def _status_changed(old: EndpointStatus | None, new: EndpointStatus) -> bool:
@@ -357,22 +339,40 @@ async def _finalize(rt: Runtime, record: EndpointRecord) -> None:
             ENDPOINT,
             record.meta.namespace,
             record.meta.name,
-            deleting.model_dump(mode="json", exclude_none=True),
+            status_patch(deleting),
         )
     await _remove_data_path(rt, record, endpoint_id)
     connection = rt.observed.connection(endpoint_id)
     if connection is not None and connection.managed:
         await rt.api.delete(ENDPOINT_CONNECTION, connection.namespace, connection.name, uid=connection.uid)
+    _wait_until_marker_is_on_record(rt, record, status.markerId if status else None)
     await rt.api.remove_finalizer(ENDPOINT, record.meta.namespace, record.meta.name, FINALIZER)
     rt.allocations.release(record.meta.uid)
-    rt.observed.written_endpoint_status.pop(record.meta.uid, None)
+    rt.observed.forget_endpoint_status(record.meta.uid)
+
+
+def _wait_until_marker_is_on_record(rt: Runtime, record: EndpointRecord, marker: int | None) -> None:
+    """R33: once the endpoint is gone, only its service's status.lastMarkerId remembers its marker id (the
+    ledger is lost on restart). Let the service record it first, or a restart could hand the id out again."""
+    service_record = _target_service(rt, record)
+    if marker is None or service_record is None or service_record.spec is None:
+        return
+    service_status = rt.observed.service_status(service_record)
+    if service_status is not None and (service_status.lastMarkerId or 0) >= marker:
+        return
+    rt.queue.add((SERVICE_KEY, service_record.meta.namespace, service_record.meta.name))
+    raise RetryLater(0.2, f"EndpointService status.lastMarkerId does not cover marker {marker} yet")
 
 
 def wake_after_endpoint_change(rt: Runtime, record: EndpointRecord) -> None:
     """Objects whose decision depends on this endpoint: its service (counts, R7), quota holders (R22)."""
     service_record = _target_service(rt, record)
     if service_record is not None:
-        rt.queue.add((SERVICE_KEY, service_record.meta.namespace, service_record.meta.name))
+        # A moment later: a burst of endpoint changes (bulk creates, a restart) is one count update.
+        rt.queue.add_after(
+            (SERVICE_KEY, service_record.meta.namespace, service_record.meta.name),
+            SERVICE_COUNTS_DELAY_SECONDS,
+        )
     account = rt.observed.account(record.meta.namespace)
     for key in rt.quota_blocked.pop(account, set()):
         rt.queue.add(key)
@@ -397,7 +397,7 @@ async def reconcile_endpoint(rt: Runtime, namespace: str, name: str) -> None:
     record = rt.observed.endpoint(namespace, name)
     key = (namespace, name)
     if record is None:
-        rt.waiting_for_gateways.discard(key)
+        rt.waiting_for_gateways.pop(key, None)
         rt.established.discard(key)
         return
     target = involved(ENDPOINT, namespace, name, record.meta.uid)
@@ -405,7 +405,7 @@ async def reconcile_endpoint(rt: Runtime, namespace: str, name: str) -> None:
         if FINALIZER in record.meta.finalizers:
             await _finalize(rt, record)
             rt.event(target, False, Reason.DELETING, "data path, node IP and EndpointConnection removed")
-        rt.waiting_for_gateways.discard(key)
+        rt.waiting_for_gateways.pop(key, None)
         rt.established.discard(key)
         wake_after_endpoint_change(rt, record)
         return
@@ -423,12 +423,10 @@ async def reconcile_endpoint(rt: Runtime, namespace: str, name: str) -> None:
         )
 
     if _status_changed(previous, status):
-        answer = await rt.api.patch_status(
-            ENDPOINT, namespace, name, status.model_dump(mode="json", exclude_none=True)
-        )
+        answer = await rt.api.patch_status(ENDPOINT, namespace, name, status_patch(status))
         if answer is None:
             return
-        rt.observed.written_endpoint_status[record.meta.uid] = status
+        rt.observed.wrote_endpoint_status(record.meta.uid, answer, status)
         if previous is None or (previous.phase, previous.reason) != (status.phase, status.reason):
             rt.event(target, status.phase in WARNING_PHASES, status.reason or "", status.message or "")
             wake_after_endpoint_change(rt, record)
@@ -442,15 +440,23 @@ def _track(rt: Runtime, key: tuple[str, str], status: EndpointStatus) -> None:
     on frees).
     """
     if status.phase is EndpointPhase.CREATING and status.reason in WAITING_REASONS:
-        rt.waiting_for_gateways.add(key)
+        rt.waiting_for_gateways[key] = (
+            _awaited_route_version(rt, status) if status.reason == Reason.ROUTE_PENDING else None
+        )
     else:
-        rt.waiting_for_gateways.discard(key)
+        rt.waiting_for_gateways.pop(key, None)
     if status.phase in (EndpointPhase.CREATING, EndpointPhase.ACCEPTED):
         rt.established.add(key)
     else:
         rt.established.discard(key)
     if status.reason == Reason.QUOTA_EXCEEDED:
         rt.quota_blocked.setdefault(rt.observed.account(key[0]), set()).add((ENDPOINT_KEY, *key))
+
+
+def _awaited_route_version(rt: Runtime, status: EndpointStatus) -> int | None:
+    endpoint_id = status.endpointId or ""
+    route = rt.observed.route(endpoint_id)
+    return rt.route_versions.get(endpoint_id) or (route.resource_version if route else None)
 
 
 def _invalid_status(record: EndpointRecord, previous: EndpointStatus | None) -> EndpointStatus:

@@ -31,6 +31,14 @@ class FleetView:
                 return f"{gateway.gateway}: {gateway.rejectedRoutes[endpoint_id]}"
         return None
 
+    def blocking_error(self, route_resource_version: int | None) -> str | None:
+        """A gateway-wide error of a ready gateway that has not applied this route yet: why it waits."""
+        for gateway in self.ready:
+            behind = route_resource_version is None or gateway.appliedResourceVersion < route_resource_version
+            if gateway.error and behind:
+                return f"gateway {gateway.gateway}: {gateway.error}"
+        return None
+
     def unreachable(self, endpoint_id: str) -> str | None:
         for gateway in self.ready:
             for health in gateway.unhealthyBackends:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import bisect
 from collections.abc import Iterator, Mapping
 from typing import Any
 
@@ -12,6 +11,7 @@ from vpcep.domain.facts import EndpointView, ServiceView, WhitelistView
 from vpcep.domain.quota import QuotaStanding
 from vpcep.handlers.cache import ObjectCache
 from vpcep.handlers.observed import (
+    GATEWAYS_KEY,
     ConnectionRecord,
     EndpointRecord,
     GatewayRecord,
@@ -20,9 +20,9 @@ from vpcep.handlers.observed import (
     ServiceRecord,
     WhitelistRecord,
 )
+from vpcep.handlers.quota_order import Member, Order, QuotaQueues
 
 Ref = tuple[str, str]
-QuotaOrder = tuple[str, str, str]  # (creationTimestamp, namespace, name)
 
 INDEX_NAMES = (
     "vpcep_endpoints",
@@ -46,6 +46,13 @@ def _first(index: ObjectCache, key: Any) -> Any:
     return None
 
 
+def _resource_version(body: Mapping[str, Any]) -> int:
+    try:
+        return int((body.get("metadata") or {}).get("resourceVersion") or 0)
+    except ValueError:
+        return 0
+
+
 def _all(index: ObjectCache, key: Any) -> list[Any]:
     store = index.get(key)
     return list(store) if store is not None else []
@@ -59,31 +66,46 @@ class Observed:
     def __init__(self, indices: Mapping[str, ObjectCache], operator_namespace: str) -> None:
         self._i = indices
         self.operator_namespace = operator_namespace
-        self.written_endpoint_status: dict[str, EndpointStatus] = {}
-        self.written_service_status: dict[str, EndpointServiceStatus] = {}
-        self._quota_queues: dict[tuple[str, str], list[QuotaOrder]] = {}
+        # uid -> (resourceVersion of our status write, what we wrote): read instead of the cache until the
+        # watch delivers that version, then dropped (a copy per object would double the memory).
+        self._written_endpoint_status: dict[str, tuple[int, EndpointStatus]] = {}
+        self._written_service_status: dict[str, tuple[int, EndpointServiceStatus]] = {}
+        self._quota_order = QuotaQueues(self._quota_members)
 
     # --- quota order (R9, R22): the account's live objects by (creationTimestamp, namespace, name)
     def forget_quota_order(self) -> None:
-        """Called on every add, delete or account change: the next lookup rebuilds the order."""
-        self._quota_queues.clear()
+        """An account label changed or a fresh LIST arrived: the next lookup rebuilds the order."""
+        self._quota_order.forget()
 
-    def quota_standing(self, kind: str, account: str, me: QuotaOrder, limit: int) -> QuotaStanding:
+    def track_quota(self, kind: str, uid: str, record: EndpointRecord | ServiceRecord | None) -> None:
+        """After a watch event: keep the order current in O(log n) (record None = the object is gone)."""
+        if record is not None and record.meta.uid != uid:
+            record = None  # a newer object of the same name: this uid is the one that went
+        self._quota_order.update(kind, uid, self._quota_member(record))
+
+    def quota_standing(self, kind: str, account: str, me: Order, limit: int) -> QuotaStanding:
         """The same count as vpcep.domain.quota.quota_standing (objects ordered before `me`), in O(log n)
-        from a cached sorted order instead of O(n) models per reconcile (10,000 endpoints, SPEC §6)."""
-        order = self._quota_queues.get((kind, account))
-        if order is None:
-            records = (
-                self.account_endpoints(account) if kind == "Endpoint" else self.account_services(account)
-            )
-            order = sorted(
-                (r.meta.created, r.meta.namespace, r.meta.name) for r in records if not r.meta.deleting
-            )
-            self._quota_queues[(kind, account)] = order
-        return QuotaStanding(rank=bisect.bisect_left(order, me), limit=limit)
+        instead of O(n) models per reconcile (10,000 endpoints, SPEC §6)."""
+        return QuotaStanding(rank=self._quota_order.rank(kind, account, me), limit=limit)
 
     def quota_used(self, kind: str, account: str) -> int:
-        return self.quota_standing(kind, account, ("\uffff", "", ""), 0).rank
+        return self._quota_order.used(kind, account)
+
+    def _quota_member(self, record: EndpointRecord | ServiceRecord | None) -> Member | None:
+        if record is None or record.meta.deleting:
+            return None
+        meta = record.meta
+        return (self.account(meta.namespace), (meta.created, meta.namespace, meta.name))
+
+    def _quota_members(self, kind: str) -> Iterator[tuple[str, Member]]:
+        cache, tag = (
+            (self._i["vpcep_endpoints"], "ep") if kind == "Endpoint" else (self._i["vpcep_services"], "es")
+        )
+        records = [_first(cache, key) for key in cache if key[0] == tag]
+        for record in records:
+            member = self._quota_member(record)
+            if member is not None:
+                yield record.meta.uid, member
 
     # --- namespaces and accounts
     def account(self, namespace: str) -> str:
@@ -91,8 +113,8 @@ class Observed:
         return str(value) if value else namespace
 
     def namespaces_of(self, account: str) -> list[str]:
-        found = [ns for ns, store in self._i["vpcep_namespaces"].items() if account in store]
-        return found or [account]
+        found = _all(self._i["vpcep_namespaces"], ("account", account))
+        return sorted(found) or [account]
 
     # --- endpoints
     def endpoint(self, namespace: str, name: str) -> EndpointRecord | None:
@@ -115,7 +137,22 @@ class Observed:
                 yield (key[1], key[2])
 
     def endpoint_status(self, record: EndpointRecord) -> EndpointStatus | None:
-        return self.written_endpoint_status.get(record.meta.uid) or record.status
+        written = self._written_endpoint_status.get(record.meta.uid)
+        return written[1] if written is not None else record.status
+
+    def wrote_endpoint_status(self, uid: str, answer: Mapping[str, Any], status: EndpointStatus) -> None:
+        self._written_endpoint_status[uid] = (_resource_version(answer), status)
+
+    def forget_endpoint_status(self, uid: str) -> None:
+        self._written_endpoint_status.pop(uid, None)
+
+    def watch_caught_up(self, uid: str, body: Mapping[str, Any]) -> None:
+        """A watch event for `uid`: our own status writes up to its resourceVersion are in the cache now."""
+        version = _resource_version(body)
+        for written in (self._written_endpoint_status, self._written_service_status):
+            entry = written.get(uid)
+            if entry is not None and version >= entry[0]:
+                del written[uid]
 
     def endpoint_view(self, record: EndpointRecord) -> EndpointView:
         status = self.endpoint_status(record)
@@ -170,7 +207,13 @@ class Observed:
         return record.system_label and record.meta.namespace == self.operator_namespace
 
     def service_status(self, record: ServiceRecord) -> EndpointServiceStatus | None:
-        return self.written_service_status.get(record.meta.uid) or record.status
+        written = self._written_service_status.get(record.meta.uid)
+        return written[1] if written is not None else record.status
+
+    def wrote_service_status(
+        self, uid: str, answer: Mapping[str, Any], status: EndpointServiceStatus
+    ) -> None:
+        self._written_service_status[uid] = (_resource_version(answer), status)
 
     def service_view(self, record: ServiceRecord) -> ServiceView | None:
         if record.spec is None:
@@ -243,12 +286,7 @@ class Observed:
         return record
 
     def gateways(self) -> list[GatewayRecord]:
-        return [
-            value
-            for key, store in list(self._i["vpcep_operator_config_maps"].items())
-            if key[0] == "gateway"
-            for value in store
-        ]
+        return _all(self._i["vpcep_operator_config_maps"], GATEWAYS_KEY)
 
     def owned(self, kind: str, namespace: str, name: str) -> OwnedRecord | None:
         index = {

@@ -64,10 +64,12 @@ class Runtime:
     route_versions: dict[str, int] = field(default_factory=dict)
     cluster_ips: dict[tuple[str, str], str] = field(default_factory=dict)
     backends: dict[tuple[str, str], BackendObservation] = field(default_factory=dict)
-    waiting_for_gateways: set[tuple[str, str]] = field(default_factory=set)
+    # endpoint -> the route resourceVersion it waits for the fleet to apply (None: any gateway report)
+    waiting_for_gateways: dict[tuple[str, str], int | None] = field(default_factory=dict)
     established: set[tuple[str, str]] = field(default_factory=set)
     quota_blocked: dict[str, set[Key]] = field(default_factory=dict)
     fleet_addresses: tuple[str, ...] = ()
+    fleet_problems: frozenset[tuple[str, str, str]] = frozenset()  # (gateway, endpoint id, problem)
     primed: bool = False  # the caches hold a full LIST of every kind
 
     @property

@@ -4,7 +4,7 @@ deletion guard (R7), counts; endpoints that depend on it are woken when what the
 from __future__ import annotations
 
 from vpcep.api.endpoint_service import BackendKind, EndpointServiceStatus, ServicePhase, ServiceType
-from vpcep.builders.meta import Owner
+from vpcep.builders.meta import Owner, status_patch
 from vpcep.builders.provider_policy import build_provider_policy, provider_policy_name
 from vpcep.domain.reasons import Reason
 from vpcep.domain.service import ServiceFacts, decide_service, service_status
@@ -134,12 +134,10 @@ async def reconcile_service(rt: Runtime, namespace: str, name: str) -> None:
 
     changed = previous is None or previous.model_dump(mode="json") != status.model_dump(mode="json")
     if changed:
-        answer = await rt.api.patch_status(
-            ENDPOINT_SERVICE, namespace, name, status.model_dump(mode="json", exclude_none=True)
-        )
+        answer = await rt.api.patch_status(ENDPOINT_SERVICE, namespace, name, status_patch(status))
         if answer is None:
             return
-        rt.observed.written_service_status[record.meta.uid] = status
+        rt.observed.wrote_service_status(record.meta.uid, answer, status)
         if previous is None or (previous.phase, previous.reason) != (status.phase, status.reason):
             rt.event(
                 target,

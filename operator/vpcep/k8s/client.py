@@ -25,6 +25,7 @@ MERGE_CONTENT_TYPE = "application/merge-patch+json"
 TRANSIENT_STATUSES = frozenset({429, 500, 502, 503, 504})
 RETRY_DELAYS = (0.05, 0.2, 0.5, 1.0, 2.0, 4.0)
 CONFLICT_ATTEMPTS = 8
+LIST_PAGE_SIZE = 500
 
 logger = logging.getLogger(__name__)
 
@@ -151,14 +152,27 @@ class KubeApi:
         answer = await self.request("GET", kind.collection_path(namespace), params=params)
         return list((answer or {}).get("items", []))
 
-    async def list_with_version(
-        self, kind: ResourceKind, namespace: str | None = None, *, label_selector: str | None = None
-    ) -> tuple[Manifests, int]:
-        """Items and the list's resourceVersion (what a cache primed from it is current as of)."""
-        params = {"labelSelector": label_selector} if label_selector else None
-        answer = await self.request("GET", kind.collection_path(namespace), params=params) or {}
-        version = int((answer.get("metadata") or {}).get("resourceVersion") or 0)
-        return list(answer.get("items", [])), version
+    async def list_pages(
+        self,
+        kind: ResourceKind,
+        namespace: str | None = None,
+        *,
+        label_selector: str | None = None,
+        page_size: int = LIST_PAGE_SIZE,
+    ) -> AsyncIterator[tuple[Manifests, int]]:
+        """A LIST in pages, each with the list's resourceVersion (what a cache primed from it is current
+        as of): only one page of bodies is ever in memory -- 10,000 whole bodies would be hundreds of MB.
+        """
+        params = {"limit": str(page_size)}
+        if label_selector:
+            params["labelSelector"] = label_selector
+        while True:
+            answer = await self.request("GET", kind.collection_path(namespace), params=params) or {}
+            metadata = answer.get("metadata") or {}
+            yield list(answer.get("items", [])), int(metadata.get("resourceVersion") or 0)
+            if not metadata.get("continue"):
+                return
+            params["continue"] = metadata["continue"]
 
     async def apply(self, manifest: Manifest) -> Manifest:
         """Server-side apply of an object the operator owns (force: the operator's fields are the
