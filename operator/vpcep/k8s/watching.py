@@ -65,14 +65,14 @@ class Gone(Exception):
     """The resourceVersion to resume from is no longer served: list again."""
 
 
-def _slim(meta: dict[str, Any], version: str) -> dict[str, Any]:
+def _slim(meta: dict[str, Any], version: str | None = None) -> dict[str, Any]:
     """What a synthesized DELETED event carries (what handlers and caches read of a deleted object)."""
     return {
         "name": meta.get("name"),
         "namespace": meta.get("namespace"),
         "uid": meta.get("uid"),
         "labels": dict(meta.get("labels") or {}),
-        "resourceVersion": version,
+        "resourceVersion": version if version is not None else str(meta.get("resourceVersion") or ""),
     }
 
 
@@ -134,28 +134,27 @@ class Watch:
             if self.on_relist is not None:
                 await self.on_relist()
             return
-        items: list[Manifest] = []
+        # Delivered page by page: only one page of bodies is ever in memory.
+        live: dict[str, dict[str, Any]] = {}
         token: str | None = None
         version = ""
         while True:
             params = {**self._params, "limit": str(LIST_PAGE), **({"continue": token} if token else {})}
             answer = await self.api.request("GET", path, params=params, accept=accept) or {}
-            items.extend(answer.get("items") or [])
             meta = answer.get("metadata") or {}
             version = version or str(meta.get("resourceVersion") or "")
+            for item in answer.get("items") or []:
+                item_meta = item.get("metadata") or {}
+                live[str(item_meta.get("uid"))] = _slim(item_meta)
+                await self._deliver(None, item)
             token = meta.get("continue")
             if not token:
                 break
         self.version = version
         self.lists += 1
-        live: dict[str, dict[str, Any]] = {}
-        for item in items:
-            meta = item.get("metadata") or {}
-            live[str(meta.get("uid"))] = _slim(meta, str(meta.get("resourceVersion") or ""))
-            await self._deliver(None, item)
-        for uid, meta in self._known.items():
+        for uid, slim in self._known.items():
             if uid not in live:  # deleted while no watch was open: the stream will never tell
-                await self._deliver("DELETED", {"metadata": {**meta, "resourceVersion": version}})
+                await self._deliver("DELETED", {"metadata": {**slim, "resourceVersion": version}})
         self._known = live
         if self.on_relist is not None:
             await self.on_relist()
