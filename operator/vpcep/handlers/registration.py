@@ -410,7 +410,9 @@ def register(config: OperatorConfig) -> None:
         elif seen.labels.get(ROUTE_LABEL) == "true":
             ref = rt.observed.endpoint_by_uid(seen.labels.get(ENDPOINT_UID_LABEL, ""))
             if ref is None:
-                rt.queue.add((ORPHANS_KEY, seen.labels.get(ENDPOINT_UID_LABEL, ""), ""))
+                # Before priming the endpoints are not all known yet; the priming LIST finds real orphans.
+                if rt.primed:
+                    rt.queue.add((ORPHANS_KEY, seen.labels.get(ENDPOINT_UID_LABEL, ""), ""))
             elif seen.type == "DELETED":  # drift: someone deleted a live route
                 rt.forget("ConfigMap", seen.namespace, seen.name)
                 rt.route_versions.pop(seen.labels.get(ENDPOINT_ID_LABEL, ""), None)
