@@ -150,6 +150,11 @@ class OperatorConfig(ConfigModel):
     )
     workers: int = Field(default=8, ge=1, le=256, description="Objects reconciled concurrently.")
     apiConcurrency: int = Field(default=16, ge=1, le=256, description="API requests in flight at once.")
+    watchNamespaces: list[str] = Field(
+        default_factory=list,
+        description="Namespaces the operator serves besides its own; empty means every namespace. Endpoints, "
+        "EndpointServices and their backends outside them are not served (docs/operator.md).",
+    )
 
     @field_validator("region", "namespace")
     @classmethod
@@ -157,6 +162,32 @@ class OperatorConfig(ConfigModel):
         if not DNS_LABEL.match(value):
             raise ValueError(f"{value!r} must be a DNS label (lower case letters, digits and '-')")
         return value
+
+    @field_validator("watchNamespaces")
+    @classmethod
+    def _namespace_names(cls, value: list[str]) -> list[str]:
+        for name in value:
+            if not DNS_LABEL.match(name):
+                raise ValueError(f"watchNamespaces: {name!r} is not a namespace name (a DNS label)")
+        return sorted(set(value))
+
+    @property
+    def scoped(self) -> bool:
+        """True when the operator serves only `watchNamespaces` (and its own namespace)."""
+        return bool(self.watchNamespaces)
+
+    def served_namespaces(self) -> list[str]:
+        """The namespaces watched when scoped: the configured ones plus the operator's own (routes, gateway
+        status and cloud services live there).
+        """
+        return sorted({*self.watchNamespaces, self.namespace})
+
+    def backend_namespaces(self) -> list[str]:
+        """Where backends may live when scoped: the served namespaces and those of cloud-service backends
+        (e.g. kube-system for dns, R37).
+        """
+        cloud = {service.backend.namespace or self.namespace for service in self.cloudServices}
+        return sorted({*self.served_namespaces(), *cloud})
 
     @model_validator(mode="after")
     def _unique_cloud_services(self) -> OperatorConfig:

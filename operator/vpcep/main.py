@@ -1,4 +1,5 @@
-"""`vpcep-operator`: run the operator against the current KUBECONFIG (or in-cluster account), all namespaces.
+"""`vpcep-operator`: run the operator against the current KUBECONFIG (or in-cluster account), all namespaces
+(or only those given with --watch-namespace).
 
 main() only reads the configuration and registers the handlers (vpcep.handlers.registration); kopf runs them.
 """
@@ -22,6 +23,13 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--config", type=pathlib.Path, help="OperatorConfig YAML file (docs/operator.md)")
     parser.add_argument("--namespace", help="operator namespace (routes, gateways, cloud services)")
     parser.add_argument("--region", help="region name, the first label of every service name")
+    parser.add_argument(
+        "--watch-namespace",
+        action="append",
+        metavar="NS",
+        help="serve only this namespace (repeatable; the operator namespace is always served); "
+        "default: all namespaces",
+    )
     parser.add_argument("--webhook", action="store_true", help="serve the validating admission webhook")
     parser.add_argument("--webhook-address", help="address the webhook listens on")
     parser.add_argument("--webhook-port", type=int, help="port the webhook listens on")
@@ -48,6 +56,8 @@ def build_config(args: argparse.Namespace) -> OperatorConfig:
         data["namespace"] = args.namespace
     if args.region:
         data["region"] = args.region
+    if args.watch_namespace:
+        data["watchNamespaces"] = args.watch_namespace  # flags replace the file's list, as for other keys
     webhook = data["webhook"]
     flags = {
         "address": args.webhook_address,
@@ -86,7 +96,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     from vpcep.handlers.registration import register  # imported late: kopf handlers register on import
 
     register(config)
-    kopf.run(clusterwide=True, standalone=True, liveness_endpoint=args.liveness)
+    if config.scoped:
+        kopf.run(namespaces=config.served_namespaces(), standalone=True, liveness_endpoint=args.liveness)
+    else:
+        kopf.run(clusterwide=True, standalone=True, liveness_endpoint=args.liveness)
     return 0
 
 

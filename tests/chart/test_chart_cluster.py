@@ -703,18 +703,73 @@ def test_operator_and_gateway_serve_an_endpoint_with_only_the_chart_rbac(
     cluster: Any, installed: Install, tmp_path: Path
 ) -> None:
     """The operator and a gateway agent, each with its ServiceAccount token, bring an Endpoint to Accepted."""
-    first = 30000 + (os.getpid() % 300) * 100  # a port range of our own: other suites run HAProxy too
+    # Namespaces of its own: the other tests leave objects in the shared ones, which would count in the quota.
+    provider, consumer = cluster.create_namespace("e2e-provider"), cluster.create_namespace("e2e-consumer")
+    _serve_an_endpoint(
+        cluster, installed.release, installed.namespace, provider, consumer, tmp_path, port_slot=0
+    )
+
+
+def test_a_scoped_release_serves_its_namespaces_with_only_roles_there(cluster: Any, tmp_path: Path) -> None:
+    """watchNamespaces (SPEC §5): a release of its own whose operator has no namespaced right outside the
+    served namespaces still serves an Endpoint there (no refused call in its log), and leaves an Endpoint in
+    another namespace alone."""
+    namespace = cluster.create_namespace("vpcep-scoped")
+    release = f"s{uuid.uuid4().hex[:6]}"
+    provider, consumer = cluster.create_namespace("sc-provider"), cluster.create_namespace("sc-consumer")
+    outside = cluster.create_namespace("sc-outside")
+    scope = (f"watchNamespaces[0]={provider}", f"watchNamespaces[1]={consumer}")
+    rendered = render("webhook.enabled=false", *scope, release=release, namespace=namespace)
+    assert [
+        r["rules"][-1]["resources"]
+        for r in rendered.all("ClusterRole")
+        if r["metadata"]["name"] == f"{release}-operator"
+    ] == [["namespaces"]]
+    _apply(cluster, rendered.objects)
+    try:
+        _serve_an_endpoint(
+            cluster, release, namespace, provider, consumer, tmp_path, *scope, port_slot=1, outside=outside
+        )
+    finally:
+        for ns in (namespace, outside):
+            cluster.kubectl_run("delete", "namespace", ns, "--wait=false", check=False)
+        for obj in rendered.objects:
+            if obj["kind"] in {"ClusterRole", "ClusterRoleBinding"} and obj["metadata"]["name"].startswith(
+                release
+            ):
+                cluster.kubectl_run("delete", obj["kind"].lower(), obj["metadata"]["name"], check=False)
+            elif obj["kind"] in {"Role", "RoleBinding"} and obj["metadata"]["namespace"] == "kube-system":
+                cluster.kubectl_run(
+                    "delete", obj["kind"].lower(), obj["metadata"]["name"], "-n", "kube-system", check=False
+                )
+
+
+def _serve_an_endpoint(
+    cluster: Any,
+    release: str,
+    namespace: str,
+    provider: str,
+    consumer: str,
+    tmp_path: Path,
+    *sets: str,
+    port_slot: int,
+    outside: str | None = None,
+) -> None:
+    """Runs the operator and a gateway with the release's rendered config and RBAC, publishes a service in
+    `provider`, connects from `consumer` and checks the Endpoint is Accepted; with `outside`, an Endpoint
+    there gets no status. Fails on any refused API call in their logs."""
+    first = 30000 + (os.getpid() % 150) * 200 + port_slot * 100  # a port range of our own: others run HAProxy
     rendered = render(
         "webhook.enabled=false",
         f"gateway.ports.first={first}",
         f"gateway.ports.last={first + 99}",
-        release=installed.release,
-        namespace=installed.namespace,
+        *sets,
+        release=release,
+        namespace=namespace,
     )
+    service_account = f"system:serviceaccount:{namespace}:{release}"
     config = tmp_path / "config.yaml"
-    config.write_text(
-        rendered.one("ConfigMap", f"{installed.release}-operator-config")["data"]["config.yaml"]
-    )
+    config.write_text(rendered.one("ConfigMap", f"{release}-operator-config")["data"]["config.yaml"])
     health = _free_port()
     operator_log, gateway_log = tmp_path / "operator.log", tmp_path / "gateway.log"
     logs = [operator_log, gateway_log]
@@ -722,7 +777,7 @@ def test_operator_and_gateway_serve_an_endpoint_with_only_the_chart_rbac(
         "vpcep.gateway.agent",
         [
             "--namespace",
-            installed.namespace,
+            namespace,
             "--name",
             f"gw-{os.getpid()}",
             "--address",
@@ -734,17 +789,15 @@ def test_operator_and_gateway_serve_an_endpoint_with_only_the_chart_rbac(
             "--health-port",
             str(_free_port()),
         ],
-        cluster.kubeconfig_for(installed.gateway),
+        cluster.kubeconfig_for(f"{service_account}-gateway"),
         gateway_log,
     )
     operator = _start(
         "vpcep.main",
         ["--config", str(config), "--liveness", f"http://127.0.0.1:{health}/healthz"],
-        cluster.kubeconfig_for(installed.operator),
+        cluster.kubeconfig_for(f"{service_account}-operator"),
         operator_log,
     )
-    # Namespaces of its own: the other tests leave objects in the shared ones, which would count in the quota.
-    provider, consumer = cluster.create_namespace("e2e-provider"), cluster.create_namespace("e2e-consumer")
     try:
         # The chart's liveness probe target answers.
         _wait("the operator's /healthz", lambda: _healthy(health), 60, logs)
@@ -789,18 +842,15 @@ def test_operator_and_gateway_serve_an_endpoint_with_only_the_chart_rbac(
             120,
             logs,
         )
-        _apply_in(
-            cluster,
-            consumer,
-            *[
-                {
-                    "apiVersion": "vpcep.io/v1alpha1",
-                    "kind": "Endpoint",
-                    "metadata": {"name": "orders"},
-                    "spec": {"serviceName": service_name},
-                }
-            ],
-        )
+        endpoint = {
+            "apiVersion": "vpcep.io/v1alpha1",
+            "kind": "Endpoint",
+            "metadata": {"name": "orders"},
+            "spec": {"serviceName": service_name},
+        }
+        if outside is not None:  # applied first: by the time the served one is Accepted, this one was seen
+            _apply_in(cluster, outside, endpoint)
+        _apply_in(cluster, consumer, endpoint)
         _wait(
             "the Endpoint to be Accepted",
             lambda: (
@@ -809,7 +859,12 @@ def test_operator_and_gateway_serve_an_endpoint_with_only_the_chart_rbac(
             120,
             logs,
         )
+        assert _jsonpath(cluster, consumer, "endpoints.vpcep.io", "orders", "{.status}")
         assert _jsonpath(cluster, consumer, "endpoints.vpcep.io", "orders", "{.status.nodeIP}")  # R18
+        if outside is not None:  # not served: not even a status saying so (docs/operator.md)
+            assert _jsonpath(cluster, outside, "endpoints.vpcep.io", "orders", "{.metadata.name}") == "orders"
+            assert _jsonpath(cluster, outside, "endpoints.vpcep.io", "orders", "{.status}") == ""
+            assert _jsonpath(cluster, outside, "endpoints.vpcep.io", "orders", "{.metadata.finalizers}") == ""
         assert cluster.kubectl_run("get", "endpointconnections.vpcep.io", "-n", provider, "-o", "name").stdout
         _wait(
             "the quota view (R41)",
@@ -823,8 +878,8 @@ def test_operator_and_gateway_serve_an_endpoint_with_only_the_chart_rbac(
     finally:
         _stop(operator)
         _stop(gateway)
-        for namespace in (provider, consumer):
-            cluster.kubectl_run("delete", "namespace", namespace, "--wait=false", check=False)
+        for tenant in (provider, consumer):
+            cluster.kubectl_run("delete", "namespace", tenant, "--wait=false", check=False)
     for log in logs:
         text = log.read_text(errors="replace")
         if os.environ.get("VPCEP_SHOW_LOGS"):

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import yaml
 from chart_rendering import Rendered, render
 
 KINDS = {"endpointservices", "endpoints", "whitelists", "endpointconnections"}
@@ -74,9 +75,11 @@ def test_operator_cluster_role_has_no_wildcards_and_no_secrets(defaults: Rendere
         assert "*" not in rule["verbs"] and "*" not in rule["resources"] and "*" not in rule["apiGroups"]
         assert "secrets" not in rule["resources"]
         assert "escalate" not in rule["verbs"] and "bind" not in rule["verbs"]
-    # Cluster-wide ConfigMap writes are limited to the quota ConfigMap (create cannot be limited by name);
-    # list/watch because kopf watches ConfigMaps in every namespace.
-    assert _allowed(role, "", "configmaps") == {"create", "list", "watch"}
+    # Cluster-wide ConfigMap writes are limited to the quota ConfigMap (create cannot be limited by name); no
+    # list/watch: the operator watches ConfigMaps in its own namespace only (its Role there).
+    assert _allowed(role, "", "configmaps") == {"create"}
+    own = defaults.one("Role", "vpcep-operator")
+    assert {"list", "watch"} <= _allowed(own, "", "configmaps")
     binding = defaults.one("ClusterRoleBinding", "vpcep-operator")
     assert binding["subjects"] == [
         {"kind": "ServiceAccount", "name": "vpcep-operator", "namespace": "vpcep-system"}
@@ -99,3 +102,55 @@ def test_gateways_touch_only_configmaps_of_their_namespace(defaults: Rendered) -
 def test_every_user_role_reads_the_events_that_explain_states(defaults: Rendered) -> None:
     for name in ("vpcep-viewer", "vpcep-editor", "vpcep-admin"):
         assert {"get", "list", "watch"} <= _allowed(defaults.one("ClusterRole", name), "", "events")  # R39
+
+
+SCOPED = ("watchNamespaces[0]=team-b", "watchNamespaces[1]=team-a")
+
+
+def test_scoped_operator_keeps_only_crds_and_namespaces_cluster_wide() -> None:
+    """watchNamespaces: namespaced rights come from a Role per served namespace, not from the ClusterRole."""
+    rendered = render(*SCOPED)
+    role = rendered.one("ClusterRole", "vpcep-operator")
+    assert [(rule["apiGroups"], rule["resources"]) for rule in role["rules"]] == [
+        (["apiextensions.k8s.io"], ["customresourcedefinitions"]),
+        ([""], ["namespaces"]),
+    ]
+    assert _allowed(role, "", "namespaces") == {"get", "list", "watch"}
+    served = {
+        r["metadata"]["namespace"]: r
+        for r in rendered.all("Role")
+        if r["metadata"]["name"] == "vpcep-operator-served"
+    }
+    assert set(served) == {"team-a", "team-b", "vpcep-system"}  # the listed ones plus the operator's own
+    unscoped = render().one("ClusterRole", "vpcep-operator")["rules"]
+    assert all(r["rules"] == unscoped[2:] for r in served.values()), "the same rights, per namespace"
+    bindings = {
+        b["metadata"]["namespace"]
+        for b in rendered.all("RoleBinding")
+        if b["metadata"]["name"] == "vpcep-operator-served"
+        and b["subjects"]
+        == [{"kind": "ServiceAccount", "name": "vpcep-operator", "namespace": "vpcep-system"}]
+    }
+    assert bindings == set(served)
+
+
+def test_scoped_operator_only_reads_cloud_service_backends_elsewhere() -> None:
+    """The dns cloud service's backend lives in kube-system (R37): read-only rights there, nothing else."""
+    rendered = render(*SCOPED)
+    backends = [r for r in rendered.all("Role") if r["metadata"]["name"] == "vpcep-operator-backends"]
+    assert [r["metadata"]["namespace"] for r in backends] == ["kube-system"]
+    assert backends[0]["rules"] == [
+        {"apiGroups": [""], "resources": ["services", "pods"], "verbs": ["get", "list", "watch"]}
+    ]
+
+
+def test_scoped_release_tells_the_operator_and_limits_the_webhook() -> None:
+    rendered = render(*SCOPED)
+    config = yaml.safe_load(rendered.one("ConfigMap", "vpcep-operator-config")["data"]["config.yaml"])
+    assert sorted(config["watchNamespaces"]) == ["team-a", "team-b"]
+    (configuration,) = rendered.all("ValidatingWebhookConfiguration")
+    assert configuration["webhooks"]
+    for hook in configuration["webhooks"]:
+        (expression,) = hook["namespaceSelector"]["matchExpressions"]
+        assert expression["key"] == "kubernetes.io/metadata.name" and expression["operator"] == "In"
+        assert expression["values"] == ["team-a", "team-b", "vpcep-system"]

@@ -35,6 +35,7 @@ VARIATIONS = {
         "operator.logLevel=debug",
     ],
     "one-gateway": ["gateway.replicas=1"],
+    "watch-namespaces": ["watchNamespaces[0]=team-a", "watchNamespaces[1]=team-b"],
     "tuned": [
         "region=eu-west-2",
         "maxConnectionsPerEndpoint=100",
@@ -67,7 +68,18 @@ def test_every_rendered_object_is_valid_against_the_kubernetes_schemas(variation
             "CustomResourceDefinition",
             "ValidatingWebhookConfiguration",
         }:
-            assert obj["metadata"]["namespace"] == NAMESPACE, obj["metadata"]["name"]
+            assert obj["metadata"]["namespace"] in _namespaces_of(obj, variation), obj["metadata"]["name"]
+
+
+def _namespaces_of(obj: dict[str, Any], variation: str) -> set[str]:
+    """Everything lives in the release namespace, but a scoped operator's Roles: one per served namespace,
+    and read-only ones where cloud-service backends live (kube-system)."""
+    name = obj["metadata"]["name"]
+    if obj["kind"] in {"Role", "RoleBinding"} and name == "vpcep-operator-served":
+        return {NAMESPACE, *VARIATION_NAMESPACES.get(variation, [])}
+    if obj["kind"] in {"Role", "RoleBinding"} and name == "vpcep-operator-backends":
+        return {"kube-system"}
+    return {NAMESPACE}
 
 
 def _crd_files() -> list[dict[str, Any]]:
@@ -307,13 +319,16 @@ def test_webhook_off_leaves_no_webhook_objects_and_tells_the_operator() -> None:
     assert "webhook-tls" not in mounts
 
 
+VARIATION_NAMESPACES = {"watch-namespaces": ["team-a", "team-b"]}
+
+
 def test_chart_files_follow_crds_folder() -> None:
     link = REPO / "charts" / "vpcep-operator" / "files" / "crds"
     assert link.resolve() == (REPO / "crds").resolve()
     assert pathlib.Path(link).is_dir()
 
 
-@pytest.mark.parametrize("variation", ["defaults", "webhook-off", "scoped-hard-spread"])
+@pytest.mark.parametrize("variation", ["defaults", "webhook-off", "scoped-hard-spread", "watch-namespaces"])
 def test_rendered_arguments_are_understood_by_the_programs(variation: str) -> None:
     """The chart and the console scripts evolve apart: an unknown flag would crash-loop the pods."""
     from vpcep.gateway.agent import parse_args as gateway_args
@@ -333,6 +348,7 @@ def test_rendered_arguments_are_understood_by_the_programs(variation: str) -> No
     config_file.write_text(rendered.one("ConfigMap", "vpcep-operator-config")["data"]["config.yaml"])
     config = build_config(operator_args([*operator[1:], f"--config={config_file}"]))
     assert config.namespace == NAMESPACE
+    assert config.watchNamespaces == sorted(VARIATION_NAMESPACES.get(variation, []))
     mounts = {
         m["mountPath"] for m in _container(rendered.one("Deployment", "vpcep-operator"))["volumeMounts"]
     }

@@ -125,3 +125,27 @@ def test_missing_backend_fails_then_recovers_by_itself(kube: Cluster, namespaces
     policy = kube.get("networkpolicies", PROVIDER, selector="app.kubernetes.io/managed-by=vpcep-operator")
     assert policy["items"], "R31: the provider NetworkPolicy admitting the gateways was created"
     assert yaml.safe_dump(policy["items"][0]["spec"]).count("vpcep-gateway") >= 1
+
+
+def test_a_pod_backend_appearing_later_recovers_its_service(kube: Cluster, namespaces: None) -> None:
+    """R1 with a Pod backend and a cluster-wide operator: the metadata-only Pod watch alone (no re-list for
+    minutes) brings the service from BackendNotFound to Available once the Pod exists with an IP."""
+    kube.delete("vpces", PROVIDER, "svc-03", wait=True)  # stay within the 20-service quota of this account
+    kube.apply(
+        "pod-endpoint-service.yaml", name="worker", namespace=PROVIDER, backend="worker", server_port="9000"
+    )
+    failed = wait_for("worker Failed", phase_is(kube, "vpces", PROVIDER, "worker", "Failed"))
+    assert failed["reason"] == "BackendNotFound"
+    kube.apply("backend-pod.yaml", name="worker", namespace=PROVIDER)
+    kube.kubectl(
+        "patch",
+        "pod",
+        "worker",
+        "-n",
+        PROVIDER,
+        "--subresource=status",
+        "--type=merge",
+        "-p",
+        '{"status": {"podIP": "10.244.2.9", "phase": "Running"}}',
+    )
+    wait_for("worker Available", phase_is(kube, "vpces", PROVIDER, "worker", "Available"), timeout=20)

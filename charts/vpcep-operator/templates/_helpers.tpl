@@ -55,3 +55,64 @@ imagePullSecrets:
 {{- fail (printf "gateway.healthPort (%v) lies inside gateway.ports (%v-%v), which endpoints use" $health $ports.first $ports.last) }}
 {{- end }}
 {{- end -}}
+
+{{/* The operator's rights in each namespace it serves: every namespace (in its ClusterRole) or, with
+     watchNamespaces, those and its own (a Role in each). See docs/rbac.md. */}}
+{{- define "vpcep.operatorNamespacedRules" -}}
+# The four kinds: reconcile, add/remove the finalizer, keep kopf's progress annotations.
+- apiGroups: [vpcep.io]
+  resources: [endpointservices, endpoints, whitelists, endpointconnections]
+  verbs: [get, list, watch, patch, update]
+- apiGroups: [vpcep.io]
+  resources: [endpointservices/status, endpoints/status, whitelists/status, endpointconnections/status]
+  verbs: [get, patch, update]
+# The operator creates and removes the provider-side EndpointConnection of each Endpoint (R10).
+- apiGroups: [vpcep.io]
+  resources: [endpointconnections]
+  verbs: [create, delete]
+# Backends: a Service or a Pod in the provider namespace (R1), watched as metadata only.
+- apiGroups: [""]
+  resources: [pods]
+  verbs: [get, list, watch]
+# The consumer-namespace ClusterIP Service of each Endpoint (its node IP, R18) and its EndpointSlice;
+# Services are also backends (read above).
+- apiGroups: [""]
+  resources: [services]
+  verbs: [get, list, watch, create, patch, update, delete]
+- apiGroups: [discovery.k8s.io]
+  resources: [endpointslices]
+  verbs: [get, list, watch, create, patch, update, delete]
+# Provider-side ingress from the gateways (R31) and consumer-side egress for Gateway-type endpoints (R38).
+- apiGroups: [networking.k8s.io]
+  resources: [networkpolicies]
+  verbs: [get, list, watch, create, patch, update, delete]
+# The quota ConfigMap vpcep-quota in each tenant namespace (R41); `create` cannot be limited by name.
+# No list/watch: the operator watches ConfigMaps in its own namespace only (Role below).
+- apiGroups: [""]
+  resources: [configmaps]
+  verbs: [create]
+- apiGroups: [""]
+  resources: [configmaps]
+  resourceNames: [vpcep-quota]
+  verbs: [get, patch, update, delete]
+# Every state change is an Event on the object (R39).
+- apiGroups: ["", events.k8s.io]
+  resources: [events]
+  verbs: [create, patch, update]
+{{- end -}}
+
+{{/* With watchNamespaces: the namespaces served (the listed ones plus the release namespace), sorted. */}}
+{{- define "vpcep.servedNamespaces" -}}
+{{- toJson (dict "list" (append .Values.watchNamespaces .Release.Namespace | uniq | sortAlpha)) -}}
+{{- end -}}
+
+{{/* With watchNamespaces: namespaces of cloud-service backends outside the served ones (e.g. kube-system). */}}
+{{- define "vpcep.backendOnlyNamespaces" -}}
+{{- $served := (include "vpcep.servedNamespaces" . | fromJson).list }}
+{{- $extra := list }}
+{{- range .Values.cloudServices }}
+{{- $ns := .backend.namespace | default $.Release.Namespace }}
+{{- if not (has $ns $served) }}{{ $extra = append $extra $ns }}{{ end }}
+{{- end }}
+{{- toJson (dict "list" ($extra | uniq | sortAlpha)) -}}
+{{- end -}}

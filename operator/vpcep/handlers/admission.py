@@ -84,9 +84,21 @@ def is_privileged(userinfo: dict[str, Any] | None, config: OperatorConfig) -> bo
     return bool(groups & PRIVILEGED_GROUPS) or username in (own_account, *config.privilegedUsers)
 
 
+def in_scope(config: OperatorConfig) -> Any:
+    """kopf `when=` filter: a scoped operator judges nothing outside the namespaces it serves (kopf then
+    allows the request; docs/operator.md)."""
+    served = set(config.served_namespaces()) if config.scoped else None
+
+    def served_namespace(**kwargs: Any) -> bool:
+        return served is None or kwargs.get("namespace") in served
+
+    return served_namespace
+
+
 def register(config: OperatorConfig) -> None:
     if not config.webhook.enabled:
         return
+    served = in_scope(config)
 
     @kopf.on.validate(
         GROUP,
@@ -94,6 +106,7 @@ def register(config: OperatorConfig) -> None:
         "endpointservices",
         id="validate-endpoint-service",
         operations=["CREATE", "UPDATE", "DELETE"],
+        when=served,
     )
     async def validate_service(**kwargs: Any) -> None:
         operation, namespace, name = kwargs["operation"], kwargs["namespace"], kwargs["name"]
@@ -144,7 +157,9 @@ def register(config: OperatorConfig) -> None:
             )
         )
 
-    @kopf.on.validate(GROUP, VERSION, "endpoints", id="validate-endpoint", operations=["CREATE", "UPDATE"])
+    @kopf.on.validate(
+        GROUP, VERSION, "endpoints", id="validate-endpoint", operations=["CREATE", "UPDATE"], when=served
+    )
     async def validate_endpoint(**kwargs: Any) -> None:
         operation, namespace, name = kwargs["operation"], kwargs["namespace"], kwargs["name"]
         old, new = kwargs.get("old"), kwargs.get("new")
@@ -191,7 +206,9 @@ def register(config: OperatorConfig) -> None:
             )
         )
 
-    @kopf.on.validate(GROUP, VERSION, "whitelists", id="validate-whitelist", operations=["CREATE", "UPDATE"])
+    @kopf.on.validate(
+        GROUP, VERSION, "whitelists", id="validate-whitelist", operations=["CREATE", "UPDATE"], when=served
+    )
     async def validate_whitelist(**kwargs: Any) -> None:
         namespace, name, new = kwargs["namespace"], kwargs["name"], kwargs.get("new")
         spec: WhitelistSpec = _parse(WhitelistSpec, f"Whitelist {namespace}/{name}", (new or {}).get("spec"))

@@ -16,7 +16,6 @@ from typing import Any
 
 import kopf
 
-from vpcep.api.endpoint_service import BackendKind
 from vpcep.api.routing import GATEWAY_STATUS_LABEL, ROUTE_LABEL
 from vpcep.builders.consumer import SLICE_MANAGED_BY_LABEL, SLICE_MANAGER
 from vpcep.builders.meta import ENDPOINT_ID_LABEL, ENDPOINT_UID_LABEL, MANAGED_BY, MANAGED_BY_LABEL
@@ -27,6 +26,7 @@ from vpcep.handlers.cloud_services import publish_cloud_services
 from vpcep.handlers.endpoint import collect_orphans, reconcile_endpoint
 from vpcep.handlers.fleet_watch import wake_fleet_dependents, watch_fleet_freshness
 from vpcep.handlers.lookups import Observed
+from vpcep.handlers.own_watches import OwnWatches, register_backend_watches
 from vpcep.handlers.quota_view import reconcile_quota_view
 from vpcep.handlers.runtime import (
     ENDPOINT_KEY,
@@ -54,6 +54,7 @@ from vpcep.k8s.resources import (
     WHITELIST,
     ResourceKind,
 )
+from vpcep.k8s.watching import WatchTarget
 
 logger = logging.getLogger(__name__)
 GROUP, VERSION = "vpcep.io", "v1alpha1"
@@ -141,43 +142,53 @@ async def report_initial_sync(rt: Runtime, started: float) -> None:
 
 def cache_sources(
     config: OperatorConfig,
-) -> dict[str, tuple[Project, ResourceKind, tuple[str | None, str | None]]]:
-    """Cache name -> (projection, kind, (namespace, label selector) of the start-up LIST)."""
+) -> dict[str, tuple[Project, ResourceKind, tuple[tuple[str | None, ...], str | None]]]:
+    """Cache name -> (projection, kind, (namespaces, label selector) of the start-up LIST); namespace None
+    lists every namespace. A scoped operator lists each served namespace (SPEC §5, docs/operator.md).
+    """
     owned = f"{MANAGED_BY_LABEL}={MANAGED_BY}"
+    served: tuple[str | None, ...] = tuple(config.served_namespaces()) if config.scoped else (None,)
     return {
-        "vpcep_endpoints": (observed.index_endpoints, ENDPOINT, (None, None)),
-        "vpcep_services": (observed.index_endpoint_services, ENDPOINT_SERVICE, (None, None)),
-        "vpcep_whitelists": (observed.index_whitelists, WHITELIST, (None, None)),
-        "vpcep_connections": (observed.index_connections, ENDPOINT_CONNECTION, (None, None)),
-        "vpcep_namespaces": (observed.index_namespaces, NAMESPACE, (None, None)),
+        "vpcep_endpoints": (observed.index_endpoints, ENDPOINT, (served, None)),
+        "vpcep_services": (observed.index_endpoint_services, ENDPOINT_SERVICE, (served, None)),
+        "vpcep_whitelists": (observed.index_whitelists, WHITELIST, (served, None)),
+        "vpcep_connections": (observed.index_connections, ENDPOINT_CONNECTION, (served, None)),
+        "vpcep_namespaces": (observed.index_namespaces, NAMESPACE, ((None,), None)),
         "vpcep_operator_config_maps": (
             observed.index_operator_config_maps,
             CONFIG_MAP,
-            (config.namespace, None),
+            ((config.namespace,), None),
         ),
-        "vpcep_owned_services": (observed.index_owned_services, SERVICE, (None, owned)),
-        "vpcep_owned_slices": (observed.index_owned_slices, ENDPOINT_SLICE, (None, owned)),
-        "vpcep_owned_policies": (observed.index_owned_policies, NETWORK_POLICY, (None, owned)),
+        "vpcep_owned_services": (observed.index_owned_services, SERVICE, (served, owned)),
+        "vpcep_owned_slices": (observed.index_owned_slices, ENDPOINT_SLICE, (served, owned)),
+        "vpcep_owned_policies": (observed.index_owned_policies, NETWORK_POLICY, (served, owned)),
     }
 
 
 async def relist(rt: Runtime, caches: dict[str, ObjectCache], config: OperatorConfig) -> None:
-    for name, (_project, kind, (namespace, selector)) in cache_sources(config).items():
-        for attempt in range(RELIST_ATTEMPTS):
-            live: set[str] = set()
-            version = 0
-            try:
-                async for items, listed in rt.api.list_pages(kind, namespace, label_selector=selector):
-                    version = listed
-                    for item in items:
-                        caches[name].upsert(item)
-                        live.add(str(item["metadata"]["uid"]))
-            except ApiError as error:
-                if error.status != 410 or attempt == RELIST_ATTEMPTS - 1:
-                    raise
-                continue  # the continue token expired mid-way (a compaction): list again from the top
-            caches[name].prune(live, version)
-            break
+    for name, (_project, kind, (namespaces, selector)) in cache_sources(config).items():
+        live: set[str] = set()
+        versions = []
+        for namespace in namespaces:
+            for attempt in range(RELIST_ATTEMPTS):
+                listed_live: set[str] = set()
+                version = 0
+                try:
+                    async for items, listed in rt.api.list_pages(kind, namespace, label_selector=selector):
+                        version = listed
+                        for item in items:
+                            caches[name].upsert(item)
+                            listed_live.add(str(item["metadata"]["uid"]))
+                except ApiError as error:
+                    if error.status != 410 or attempt == RELIST_ATTEMPTS - 1:
+                        raise
+                    continue  # the continue token expired mid-way (a compaction): list again from the top
+                live |= listed_live
+                versions.append(version)
+                break
+        # Several LISTs (one per served namespace), several versions: only what is older than all of them
+        # is surely gone.
+        caches[name].prune(live, min(versions))
 
 
 async def prime_and_resync(rt: Runtime, caches: dict[str, ObjectCache], config: OperatorConfig) -> None:
@@ -219,6 +230,8 @@ def register(config: OperatorConfig) -> None:
     caches = {
         name: ObjectCache(project) for name, (project, _kind, _selector) in cache_sources(config).items()
     }
+    own = OwnWatches()
+    register_backend_watches(own, config)
 
     @kopf.on.startup()
     async def start(**kwargs: Any) -> None:
@@ -239,7 +252,9 @@ def register(config: OperatorConfig) -> None:
         # the cache and the queue, so short-lived workers keep a start-up listing of 60,000 objects light.
         settings.queueing.idle_timeout = KOPF_WORKER_IDLE_SECONDS
         settings.peering.standalone = True
-        settings.watching.field_selectors[("", "v1", "configmaps")] = f"metadata.namespace={config.namespace}"
+        # Core Services through kopf: only those the operator owns (node-IP Services); backends come from
+        # the metadata-only watches of vpcep.handlers.own_watches, ConfigMaps from an own watch too.
+        settings.watching.label_selectors[("", "v1", "services")] = f"{MANAGED_BY_LABEL}={MANAGED_BY}"
         settings.watching.label_selectors[("discovery.k8s.io", "v1", "endpointslices")] = (
             f"{SLICE_MANAGED_BY_LABEL}={SLICE_MANAGER}"
         )
@@ -271,6 +286,7 @@ def register(config: OperatorConfig) -> None:
         memo.prime_task = asyncio.create_task(prime_and_resync(runtime, caches, config), name="vpcep cache")
         memo.fleet_task = asyncio.create_task(watch_fleet_freshness(runtime), name="vpcep fleet freshness")
         memo.sync_task = asyncio.create_task(report_initial_sync(runtime, started), name="vpcep initial sync")
+        memo.own_watch_task = asyncio.create_task(own.run(api, memo), name="vpcep own watches")
 
     @kopf.on.cleanup()
     async def stop(**kwargs: Any) -> None:
@@ -278,7 +294,8 @@ def register(config: OperatorConfig) -> None:
         runtime = getattr(memo, "runtime", None)
         if runtime is None:
             return
-        for task in (memo.fleet_task, getattr(memo, "sync_task", None), getattr(memo, "prime_task", None)):
+        tasks = ("sync_task", "prime_task", "own_watch_task")
+        for task in (memo.fleet_task, *(getattr(memo, name, None) for name in tasks)):
             if task is not None:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
@@ -381,7 +398,7 @@ def register(config: OperatorConfig) -> None:
                 wake_service_dependents(rt, record)
         rt.refresh_quota_view(namespace)
 
-    @kopf.on.event("", "v1", "configmaps", id="operator-config-map-events")
+    @own.on(WatchTarget(CONFIG_MAP, config.namespace))  # its namespace only: no ConfigMap rights elsewhere
     async def config_map_event(**kwargs: Any) -> None:
         seen = Seen.of(kwargs)
         changed = caches["vpcep_operator_config_maps"].apply_event(seen.type, seen.body)
@@ -393,29 +410,19 @@ def register(config: OperatorConfig) -> None:
         elif seen.labels.get(ROUTE_LABEL) == "true":
             ref = rt.observed.endpoint_by_uid(seen.labels.get(ENDPOINT_UID_LABEL, ""))
             if ref is None:
-                rt.queue.add((ORPHANS_KEY, seen.labels.get(ENDPOINT_UID_LABEL, ""), ""))
+                # Before priming the endpoints are not all known yet; the priming LIST finds real orphans.
+                if rt.primed:
+                    rt.queue.add((ORPHANS_KEY, seen.labels.get(ENDPOINT_UID_LABEL, ""), ""))
             elif seen.type == "DELETED":  # drift: someone deleted a live route
                 rt.forget("ConfigMap", seen.namespace, seen.name)
                 rt.route_versions.pop(seen.labels.get(ENDPOINT_ID_LABEL, ""), None)
                 rt.queue.add((ENDPOINT_KEY, *ref))
 
-    @kopf.on.event("", "v1", "services", id="service-events")
+    @kopf.on.event("", "v1", "services", id="service-events")  # label-selected: owned ones only
     async def core_service_event(**kwargs: Any) -> None:
         seen = Seen.of(kwargs)
         caches["vpcep_owned_services"].apply_event(seen.type, seen.body)
-        for ref in seen.rt.observed.services_with_backend(
-            seen.namespace, BackendKind.SERVICE.value, seen.name
-        ):
-            seen.rt.backends.pop(ref, None)  # R1: a backend appeared, changed or went: read it again
-            seen.rt.queue.add((SERVICE_KEY, *ref))
         _wake_owner(seen, "Service")
-
-    @kopf.on.event("", "v1", "pods", id="pod-events")
-    async def pod_event(**kwargs: Any) -> None:
-        seen = Seen.of(kwargs)
-        for ref in seen.rt.observed.services_with_backend(seen.namespace, BackendKind.POD.value, seen.name):
-            seen.rt.backends.pop(ref, None)
-            seen.rt.queue.add((SERVICE_KEY, *ref))
 
     @kopf.on.event("discovery.k8s.io", "v1", "endpointslices", id="slice-events")
     async def slice_event(**kwargs: Any) -> None:

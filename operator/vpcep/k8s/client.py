@@ -57,9 +57,13 @@ class KubeApi:
             timeout=aiohttp.ClientTimeout(total=30),
         )
         self._in_flight = asyncio.Semaphore(concurrency)
+        self._info = info
+        self._streams: aiohttp.ClientSession | None = None
 
     async def close(self) -> None:
         await self._session.close()
+        if self._streams is not None:
+            await self._streams.close()
 
     async def request(
         self,
@@ -69,9 +73,13 @@ class KubeApi:
         params: dict[str, str] | None = None,
         body: Any = None,
         content_type: str = "application/json",
+        accept: str | None = None,
     ) -> Manifest | None:
         """One API call with retries on transient failures; returns the decoded body, None for 404."""
         data = None if body is None else json.dumps(body)
+        headers = {"Content-Type": content_type} if data is not None else {}
+        if accept is not None:
+            headers["Accept"] = accept
         for attempt, delay in enumerate((*RETRY_DELAYS, None)):
             try:
                 async with (
@@ -81,7 +89,7 @@ class KubeApi:
                         self._server + path,
                         params=params,
                         data=data,
-                        headers={"Content-Type": content_type} if data is not None else None,
+                        headers=headers or None,
                     ) as response,
                 ):
                     text = await response.text()
@@ -97,6 +105,42 @@ class KubeApi:
             logger.debug("retrying %s %s (attempt %d)", method, path, attempt + 1)
             await asyncio.sleep(delay)
         raise AssertionError("unreachable")  # pragma: no cover
+
+    async def watch(
+        self,
+        kind: ResourceKind,
+        namespace: str | None,
+        params: dict[str, str],
+        *,
+        accept: str | None = None,
+        read_timeout: float,
+    ) -> AsyncIterator[Manifest]:
+        """One watch request: yields its events until the server ends the stream.
+
+        Watches get a session of their own without a connection limit: each holds a connection for minutes,
+        and must never take the places of the short calls bounded by `concurrency`.
+        """
+        if self._streams is None:
+            self._streams = aiohttp.ClientSession(
+                connector=aiohttp.TCPConnector(limit=0, ssl=self._info.as_ssl_context()),
+                headers={**self._info.as_http_headers(), "User-Agent": FIELD_MANAGER},
+            )
+        path = kind.collection_path(namespace)
+        async with self._streams.get(
+            self._server + path,
+            params={**params, "watch": "true"},
+            headers={"Accept": accept} if accept else None,
+            timeout=aiohttp.ClientTimeout(total=None, sock_connect=10, sock_read=read_timeout),
+        ) as response:
+            if response.status >= 400:
+                raise ApiError(response.status, "WATCH", path, await response.text())
+            pending = b""
+            async for chunk in response.content.iter_any():  # lines may exceed aiohttp's readline limit
+                pending += chunk
+                *lines, pending = pending.split(b"\n")
+                for line in lines:
+                    if line.strip():
+                        yield json.loads(line)
 
     async def get(self, kind: ResourceKind, namespace: str | None, name: str) -> Manifest | None:
         return await self.request("GET", kind.object_path(namespace, name))
