@@ -86,7 +86,9 @@ class Allocations:
         self._marker_high[service_key] = max(self._marker_high.get(service_key, 0), marker_id)
 
     def _set_ports(self, uid: str, ports: tuple[int, ...]) -> None:
-        for port in self._ports.pop(uid, ()):
+        # Only ports really given up lower the free mark: every reconcile records what its endpoint holds,
+        # and re-recording the same ports must not send the next search back over every held port.
+        for port in set(self._ports.pop(uid, ())) - set(ports):
             holders = self._port_holders.get(port, set())
             holders.discard(uid)
             if not holders:

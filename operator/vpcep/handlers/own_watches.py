@@ -41,6 +41,7 @@ class OwnWatches:
     def __init__(self) -> None:
         self._entries: list[_Entry] = []
         self.watches: list[Watch] = []
+        self._started = asyncio.Event()
 
     def on(
         self, *targets: WatchTarget, on_relist: RelistHook | None = None
@@ -53,7 +54,14 @@ class OwnWatches:
 
     async def run(self, api: KubeApi, memo: Any) -> None:
         self.watches = [self._watch(api, memo, entry) for entry in self._entries]
+        self._started.set()
         await asyncio.gather(*(watch.run() for watch in self.watches))
+
+    async def wait_listed(self) -> None:
+        """Until every watch has delivered its first LIST: the caches they feed are complete."""
+        await self._started.wait()
+        for watch in self.watches:
+            await watch.listed.wait()
 
     @staticmethod
     def _watch(api: KubeApi, memo: Any, entry: _Entry) -> Watch:

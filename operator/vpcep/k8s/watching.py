@@ -95,6 +95,7 @@ class Watch:
         self.backoff = backoff
         self.version: str | None = None
         self.lists = 0  # how many times it listed (start-up included): tests and logs read it
+        self.listed = asyncio.Event()  # set once the first LIST has been delivered in full
         self._known: dict[str, dict[str, Any]] = {}  # uid -> slim metadata (replay mode only)
 
     @property
@@ -131,6 +132,7 @@ class Watch:
             answer = await self.api.request("GET", path, params={**self._params, "limit": "1"}, accept=accept)
             self.version = str(((answer or {}).get("metadata") or {}).get("resourceVersion") or "")
             self.lists += 1
+            self.listed.set()
             if self.on_relist is not None:
                 await self.on_relist()
             return
@@ -156,6 +158,7 @@ class Watch:
             if uid not in live:  # deleted while no watch was open: the stream will never tell
                 await self._deliver("DELETED", {"metadata": {**slim, "resourceVersion": version}})
         self._known = live
+        self.listed.set()
         if self.on_relist is not None:
             await self.on_relist()
 
