@@ -188,7 +188,13 @@ def cache_sources(
 # Caches fed by the operator's own watches, which list (delivering every object), re-list on 410 and report
 # deletions they missed themselves: the operator's LIST of them would only repeat that work.
 OWN_WATCHED_CACHES = frozenset(
-    {"vpcep_operator_config_maps", "vpcep_owned_services", "vpcep_owned_slices", "vpcep_owned_policies"}
+    {
+        "vpcep_connections",
+        "vpcep_operator_config_maps",
+        "vpcep_owned_services",
+        "vpcep_owned_slices",
+        "vpcep_owned_policies",
+    }
 )
 PRIME_RETRY_SECONDS = 2.0
 
@@ -275,6 +281,8 @@ def register(config: OperatorConfig) -> None:
     }
     own = OwnWatches()
     register_backend_watches(own, config)
+    served: list[str | None] = list(config.served_namespaces()) if config.scoped else [None]
+    owned = f"{MANAGED_BY_LABEL}={MANAGED_BY}"
 
     @kopf.on.startup()
     async def start(**kwargs: Any) -> None:
@@ -400,7 +408,9 @@ def register(config: OperatorConfig) -> None:
         if record is not None:
             wake_endpoints_of(seen.rt, record)
 
-    @kopf.on.event(GROUP, VERSION, "endpointconnections", id="connection-events")
+    # EndpointConnections are written by the operator (only spec.decision by providers): an own watch feeds
+    # the cache, as for the other objects it creates; kopf serves the kinds users create.
+    @own.on(*(WatchTarget(ENDPOINT_CONNECTION, namespace) for namespace in served))
     async def connection_event(**kwargs: Any) -> None:
         seen = Seen.of(kwargs)
         changed = caches["vpcep_connections"].apply_event(seen.type, seen.body)
@@ -409,7 +419,8 @@ def register(config: OperatorConfig) -> None:
         if ref is not None:
             if changed:
                 seen.rt.queue.add((ENDPOINT_KEY, *ref))
-        elif seen.type != "DELETED" and seen.labels.get(MANAGED_BY_LABEL) == MANAGED_BY:
+        elif seen.type != "DELETED" and seen.labels.get(MANAGED_BY_LABEL) == MANAGED_BY and seen.rt.primed:
+            # Before priming the endpoints are not all known yet; the priming LIST finds real orphans.
             seen.rt.queue.add((ORPHANS_KEY, endpoint_id, ""))
 
     account_seen: dict[str, str] = {}
@@ -457,9 +468,6 @@ def register(config: OperatorConfig) -> None:
     # The built-in objects the operator owns (label-selected) come from own watches, not kopf: kopf keeps
     # about 1 KB of per-object memory and does ~0.5 ms of work per event for every object it watches, and
     # these are three per endpoint -- 30,000 objects at SPEC §6 scale, with nothing for kopf to do.
-    served: list[str | None] = list(config.served_namespaces()) if config.scoped else [None]
-    owned = f"{MANAGED_BY_LABEL}={MANAGED_BY}"
-
     @own.on(*(WatchTarget(SERVICE, namespace, label_selector=owned) for namespace in served))
     async def core_service_event(**kwargs: Any) -> None:
         seen = Seen.of(kwargs)

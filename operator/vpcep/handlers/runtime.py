@@ -89,7 +89,10 @@ class Runtime:
         meta = manifest["metadata"]
         key = (manifest["kind"], meta.get("namespace", ""), meta["name"])
         desired = spec_hash_of(manifest)
-        if desired is not None and desired in (observed_hash, self.applied.get(key)):
+        if desired is not None and desired == observed_hash:
+            self.applied.pop(key, None)  # the watch shows it now: no need to remember the write any longer
+            return None
+        if desired is not None and desired == self.applied.get(key):
             return None
         answer = await self.api.apply(manifest)
         if desired is not None:
