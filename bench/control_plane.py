@@ -139,7 +139,7 @@ class Operator:
         assert self.process is not None
         for line in pathlib.Path(f"/proc/{self.process.pid}/status").read_text().splitlines():
             if line.startswith(field_name + ":"):
-                return int(line.split()[1]) / 1024.0  # kB -> MB
+                return int(line.split()[1]) * 1024 / 1e6  # /proc says kB (KiB); SPEC §6 says MB (10^6 bytes)
         return 0.0
 
     def cpu_seconds(self) -> float:
