@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import pathlib
+import shutil
 import signal
 import string
 import subprocess
@@ -250,3 +252,44 @@ class StandInGateway:
 def names(prefix: str, count: int) -> Iterator[str]:
     for index in range(count):
         yield f"{prefix}-{index}"
+
+
+@contextlib.contextmanager
+def running_gateway_agent(
+    cluster: Cluster, namespace: str, name: str, *extra_args: str, prefix: str = "vpcep-gw"
+) -> Iterator[str]:
+    """A real gateway agent (`python -m vpcep.gateway.agent`, HAProxy on 127.0.0.1) for the duration of the
+    block, once it has reported; yields its runtime directory (agent.log inside). Its status ConfigMap and the
+    directory go with it."""
+    if shutil.which("haproxy") is None:
+        raise AssertionError("haproxy is not installed (hack/setup installs it)")
+    runtime = tempfile.mkdtemp(prefix=f"{prefix}-{os.getpid()}-")
+    log = open(os.path.join(runtime, "agent.log"), "wb")  # noqa: SIM115 - closed below
+    agent = subprocess.Popen(
+        [
+            sys.executable, "-m", "vpcep.gateway.agent",
+            "--name", name, "--namespace", namespace,
+            "--address", "127.0.0.1", "--bind-address", "127.0.0.1", "--runtime-dir", runtime,
+            *extra_args,
+        ],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        env={**cluster.env, "PYTHONPATH": str(REPO / "operator")},
+    )  # fmt: skip
+    try:
+        wait_for(
+            "the gateway's first report",
+            lambda: cluster.get("configmap", namespace, f"vpcep-gateway-{name}") or agent.poll() is not None,
+            timeout=30,
+        )
+        assert agent.poll() is None, pathlib.Path(runtime, "agent.log").read_text()
+        yield runtime
+    finally:
+        agent.terminate()
+        try:
+            agent.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            agent.kill()
+        log.close()
+        cluster.delete("configmap", namespace, f"vpcep-gateway-{name}")
+        shutil.rmtree(runtime, ignore_errors=True)

@@ -7,17 +7,12 @@ The real operator and a real gateway agent (ConfigMap route source, real `haprox
 from __future__ import annotations
 
 import os
-import pathlib
-import shutil
-import subprocess
-import sys
-import tempfile
 from collections.abc import Iterator
 
 import pytest
 
 from integration.conftest import delete_namespaces
-from integration.helpers import REPO, Cluster, OperatorProcess, phase_is, wait_for
+from integration.helpers import Cluster, OperatorProcess, phase_is, running_gateway_agent, wait_for
 
 pytestmark = pytest.mark.cluster
 PID = os.getpid()
@@ -27,42 +22,14 @@ GATEWAY = f"gw-broken-{PID}"
 
 @pytest.fixture(scope="module")
 def broken_gateway(kube: Cluster, operator: OperatorProcess) -> Iterator[str]:
-    if shutil.which("haproxy") is None:
-        pytest.fail("haproxy is not installed (hack/setup installs it)")
-    runtime = tempfile.mkdtemp(prefix=f"vpcep-gwerr-{PID}-")
-    log = open(os.path.join(runtime, "agent.log"), "wb")  # noqa: SIM115 - closed in teardown
-    agent = subprocess.Popen(
-        [
-            sys.executable, "-m", "vpcep.gateway.agent",
-            "--name", GATEWAY, "--namespace", operator.namespace,
-            "--address", "127.0.0.1", "--bind-address", "127.0.0.1", "--runtime-dir", runtime,
-            "--threads", "100000", "--heartbeat-interval", "1",
-        ],
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        env={**kube.env, "PYTHONPATH": str(REPO / "operator")},
-    )  # fmt: skip
     try:
-        wait_for(
-            "the gateway's first report",
-            lambda: (
-                kube.get("configmap", operator.namespace, f"vpcep-gateway-{GATEWAY}")
-                or agent.poll() is not None
-            ),
-            timeout=30,
-        )
-        assert agent.poll() is None, pathlib.Path(runtime, "agent.log").read_text()
-        yield runtime
+        with running_gateway_agent(
+            kube, operator.namespace, GATEWAY, "--threads", "100000", "--heartbeat-interval", "1",
+            prefix="vpcep-gwerr",
+        ) as runtime:  # fmt: skip
+            yield runtime
     finally:
-        agent.terminate()
-        try:
-            agent.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            agent.kill()
-        log.close()
-        kube.delete("configmap", operator.namespace, f"vpcep-gateway-{GATEWAY}")
         delete_namespaces(kube, PROVIDER, CONSUMER)
-        shutil.rmtree(runtime, ignore_errors=True)
 
 
 def test_an_endpoint_waiting_on_a_broken_gateway_names_it_and_its_error(

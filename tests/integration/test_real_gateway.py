@@ -6,20 +6,15 @@ from __future__ import annotations
 
 import json
 import os
-import pathlib
-import shutil
 import socket
 import socketserver
-import subprocess
-import sys
-import tempfile
 import threading
 from collections.abc import Iterator
 
 import pytest
 
 from integration.conftest import delete_namespaces, start_operator
-from integration.helpers import REPO, Cluster, OperatorProcess, phase_is, wait_for
+from integration.helpers import Cluster, OperatorProcess, phase_is, running_gateway_agent, wait_for
 
 pytestmark = pytest.mark.cluster
 PID = os.getpid()
@@ -85,52 +80,8 @@ def operator(kube: Cluster, operator_namespace: str) -> Iterator[OperatorProcess
 
 @pytest.fixture(scope="module")
 def real_gateway(kube: Cluster, operator: OperatorProcess) -> Iterator[str]:
-    if shutil.which("haproxy") is None:
-        pytest.fail("haproxy is not installed (hack/setup installs it)")
-    runtime = tempfile.mkdtemp(prefix=f"vpcep-gw-{PID}-")
-    log = open(os.path.join(runtime, "agent.log"), "wb")  # noqa: SIM115 - closed in teardown
-    agent = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "vpcep.gateway.agent",
-            "--name",
-            f"it-{PID}",
-            "--namespace",
-            operator.namespace,
-            "--address",
-            "127.0.0.1",
-            "--bind-address",
-            "127.0.0.1",
-            "--runtime-dir",
-            runtime,
-            "--heartbeat-interval",
-            "2",
-        ],
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        env={**kube.env, "PYTHONPATH": str(REPO / "operator")},
-    )
-    try:
-        wait_for(
-            "the gateway's first report",
-            lambda: (
-                kube.get("configmap", operator.namespace, f"vpcep-gateway-it-{PID}")
-                or agent.poll() is not None
-            ),
-            timeout=30,
-        )
-        assert agent.poll() is None, pathlib.Path(runtime, "agent.log").read_text()
+    with running_gateway_agent(kube, operator.namespace, f"it-{PID}", "--heartbeat-interval", "2") as runtime:
         yield runtime
-    finally:
-        agent.terminate()
-        try:
-            agent.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            agent.kill()
-        log.close()
-        kube.delete("configmap", operator.namespace, f"vpcep-gateway-it-{PID}")
-        shutil.rmtree(runtime, ignore_errors=True)
 
 
 def test_accepted_only_when_served_and_bytes_reach_the_backend(
