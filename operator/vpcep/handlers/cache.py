@@ -9,7 +9,7 @@ watch events; resourceVersions order the two sources, tombstones keep a deleted 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, ValuesView
+from collections.abc import Callable, Iterator, Mapping, ValuesView
 from typing import Any
 
 Body = dict[str, Any]
@@ -17,7 +17,8 @@ Project = Callable[[Body], dict[Any, Any]]
 TOMBSTONE_LIMIT = 100_000
 
 
-def _version(body: Body) -> int:
+def resource_version(body: Mapping[str, Any]) -> int:
+    """metadata.resourceVersion as a number (0 when absent or not a number)."""
     try:
         return int((body.get("metadata") or {}).get("resourceVersion") or 0)
     except ValueError:
@@ -39,7 +40,7 @@ class ObjectCache:
         uid = str((body.get("metadata") or {}).get("uid") or "")
         if not uid:
             return False
-        version = _version(body)
+        version = resource_version(body)
         if uid in self._tombstones and self._tombstones[uid] >= version:
             return False
         current = self._by_uid.get(uid)
@@ -60,7 +61,7 @@ class ObjectCache:
         self._drop(uid)
         if len(self._tombstones) > TOMBSTONE_LIMIT:
             self._tombstones.clear()
-        self._tombstones[uid] = max(_version(body), self._tombstones.get(uid, 0))
+        self._tombstones[uid] = max(resource_version(body), self._tombstones.get(uid, 0))
         return known
 
     def apply_event(self, event_type: str | None, body: Body) -> bool:

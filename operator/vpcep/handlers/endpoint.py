@@ -137,8 +137,7 @@ def _facts(rt: Runtime, record: EndpointRecord, fleet: FleetView) -> EndpointFac
     node_ip = rt.cluster_ips.get((namespace, service_name)) or (
         owned_service.cluster_ip if owned_service else None
     )
-    route = observed.route(endpoint_id)
-    route_version = rt.route_versions.get(endpoint_id) or (route.resource_version if route else None)
+    route_version = _route_version(rt, endpoint_id)
     egress_name = gateway_egress_policy_name(name)
     egress_ready = (
         rt.applied.get(("NetworkPolicy", namespace, egress_name)) is not None
@@ -441,7 +440,7 @@ def _track(rt: Runtime, key: tuple[str, str], status: EndpointStatus) -> None:
     """
     if status.phase is EndpointPhase.CREATING and status.reason in WAITING_REASONS:
         rt.waiting_for_gateways[key] = (
-            _awaited_route_version(rt, status) if status.reason == Reason.ROUTE_PENDING else None
+            _route_version(rt, status.endpointId or "") if status.reason == Reason.ROUTE_PENDING else None
         )
     else:
         rt.waiting_for_gateways.pop(key, None)
@@ -453,8 +452,8 @@ def _track(rt: Runtime, key: tuple[str, str], status: EndpointStatus) -> None:
         rt.quota_blocked.setdefault(rt.observed.account(key[0]), set()).add((ENDPOINT_KEY, *key))
 
 
-def _awaited_route_version(rt: Runtime, status: EndpointStatus) -> int | None:
-    endpoint_id = status.endpointId or ""
+def _route_version(rt: Runtime, endpoint_id: str) -> int | None:
+    """The resourceVersion of the endpoint's route ConfigMap: this process's own write, else the cache's."""
     route = rt.observed.route(endpoint_id)
     return rt.route_versions.get(endpoint_id) or (route.resource_version if route else None)
 

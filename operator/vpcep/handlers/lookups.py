@@ -9,7 +9,7 @@ from vpcep.api.endpoint import EndpointStatus
 from vpcep.api.endpoint_service import EndpointServiceStatus, ServiceType
 from vpcep.domain.facts import EndpointView, ServiceView, WhitelistView
 from vpcep.domain.quota import QuotaStanding
-from vpcep.handlers.cache import ObjectCache
+from vpcep.handlers.cache import ObjectCache, resource_version
 from vpcep.handlers.observed import (
     GATEWAYS_KEY,
     ConnectionRecord,
@@ -44,13 +44,6 @@ def _first(index: ObjectCache, key: Any) -> Any:
     for value in store:
         return value
     return None
-
-
-def _resource_version(body: Mapping[str, Any]) -> int:
-    try:
-        return int((body.get("metadata") or {}).get("resourceVersion") or 0)
-    except ValueError:
-        return 0
 
 
 def _all(index: ObjectCache, key: Any) -> list[Any]:
@@ -141,14 +134,14 @@ class Observed:
         return written[1] if written is not None else record.status
 
     def wrote_endpoint_status(self, uid: str, answer: Mapping[str, Any], status: EndpointStatus) -> None:
-        self._written_endpoint_status[uid] = (_resource_version(answer), status)
+        self._written_endpoint_status[uid] = (resource_version(answer), status)
 
     def forget_endpoint_status(self, uid: str) -> None:
         self._written_endpoint_status.pop(uid, None)
 
     def watch_caught_up(self, uid: str, body: Mapping[str, Any]) -> None:
         """A watch event for `uid`: our own status writes up to its resourceVersion are in the cache now."""
-        version = _resource_version(body)
+        version = resource_version(body)
         for written in (self._written_endpoint_status, self._written_service_status):
             entry = written.get(uid)
             if entry is not None and version >= entry[0]:
@@ -213,7 +206,7 @@ class Observed:
     def wrote_service_status(
         self, uid: str, answer: Mapping[str, Any], status: EndpointServiceStatus
     ) -> None:
-        self._written_service_status[uid] = (_resource_version(answer), status)
+        self._written_service_status[uid] = (resource_version(answer), status)
 
     def service_view(self, record: ServiceRecord) -> ServiceView | None:
         if record.spec is None:
