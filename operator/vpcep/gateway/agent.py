@@ -21,10 +21,11 @@ from typing import Any
 
 from vpcep.api.routing import GatewayStatus
 from vpcep.builders.haproxy_config import HaproxySettings
-from vpcep.gateway.haproxy_process import HaproxyMaster
+from vpcep.gateway.haproxy_process import HaproxyError, HaproxyMaster
 from vpcep.gateway.health import unhealthy_backends
 from vpcep.gateway.reloader import Applier, wait_for_quiet
-from vpcep.gateway.route_source import DirectoryRouteSource, KubeRouteSource, RouteStore
+from vpcep.gateway.revocation import RevocationDrainer
+from vpcep.gateway.route_source import DirectoryRouteSource, KubeRouteSource, RouteSnapshot, RouteStore
 from vpcep.gateway.status import ConfigMapStatusWriter, FileStatusWriter, StatusWriter, rfc3339_now
 from vpcep.gateway.validator import check_config
 
@@ -103,8 +104,25 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--retry-interval", type=float, default=5.0, help="seconds between new attempts at refused routes"
     )
+    parser.add_argument(
+        "--revocation-drain-seconds",
+        type=non_negative_seconds,
+        default=non_negative_seconds(env("GATEWAY_REVOCATION_DRAIN_SECONDS") or "5"),
+        help="seconds a revoked endpoint's open sessions may go on before they are cut, in every "
+        "HAProxy process; 0 cuts them at once (R43; env GATEWAY_REVOCATION_DRAIN_SECONDS)",
+    )
     parser.add_argument("--log-level", default=env("LOG_LEVEL") or "INFO")
     return parser.parse_args(argv)
+
+
+def non_negative_seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
+    if not 0 <= value <= 86400:
+        raise argparse.ArgumentTypeError(f"{text!r}: seconds must lie between 0 and 86400")
+    return value
 
 
 def settings_from(args: argparse.Namespace) -> HaproxySettings:
@@ -140,6 +158,7 @@ class Agent:
         self.applier = Applier(
             self.master, self.settings, lambda text: check_config(text, args.haproxy, runtime_dir)
         )
+        self.drainer = RevocationDrainer(self.master, args.revocation_drain_seconds)
         self.stop = threading.Event()
 
     def run(self) -> None:
@@ -165,16 +184,31 @@ class Agent:
                 if self.master.running():
                     wait_for_quiet(self.store.changed, self.args.debounce, self.args.max_debounce)
                 self.store.changed.clear()
+                snapshot = self.store.snapshot()
                 try:
-                    self.applier.apply(self.store.snapshot())
+                    self.applier.apply(snapshot)
                 except Exception as error:  # never a crash loop: log, report, retry at the next change
                     log.exception("applying routes failed")
                     self.applier.state.error = f"applying routes failed: {error}"
+                # After the apply: the reload has closed a revoked endpoint's listeners already.
+                self.drainer.observe(served_endpoints(snapshot))
                 next_heartbeat = 0.0
+            self.drain_revoked()
             if time.monotonic() >= next_heartbeat:
                 self.report()
                 next_heartbeat = time.monotonic() + self.args.heartbeat_interval
-            self.store.changed.wait(min(1.0, max(0.0, next_heartbeat - time.monotonic())))
+            wait = min(1.0, max(0.0, next_heartbeat - time.monotonic()))
+            next_sweep = self.drainer.seconds_to_next_sweep()
+            self.store.changed.wait(wait if next_sweep is None else min(wait, next_sweep))
+
+    def drain_revoked(self) -> None:
+        """R43: cut revoked endpoints' sessions whose drain is over, old workers included."""
+        if not self.master.running():
+            return
+        try:
+            self.drainer.sweep(serving=self.applier.state.live_routes.keys())
+        except (OSError, HaproxyError) as error:  # HAProxy busy re-executing: the next pass retries
+            log.warning("cannot drain revoked endpoints yet: %s", error)
 
     def report(self) -> None:
         state = self.applier.state
@@ -202,6 +236,12 @@ class Agent:
     def shutdown(self, graceful: bool = True) -> None:
         self.stop.set()
         self.master.stop(graceful=graceful)
+
+
+def served_endpoints(snapshot: RouteSnapshot) -> set[str]:
+    """Endpoints the source still lists. An unreadable route object is broken, not revoked: for the
+    cluster source its key is the endpointId, and it keeps its sessions until the object goes."""
+    return set(snapshot.routes) | set(snapshot.unreadable)
 
 
 def raise_file_limit() -> None:

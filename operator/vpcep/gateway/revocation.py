@@ -1,0 +1,174 @@
+"""R43: a revoked endpoint's sessions end after a drain period, in every HAProxy process.
+
+A route that leaves the route source is a revoked endpoint: the operator removes an endpoint's
+route only on Reject, deletion or a Failed phase, while any change of an endpoint that stays
+Accepted (a port, its source CIDRs, the backend address) rewrites the route under the same
+endpointId. The reload that drops the route closes its listeners at once, so new connections are
+refused at once; but every HAProxy worker that served the endpoint before the reload keeps its
+open sessions until they end, because old workers run without ``hard-stop-after`` (R30: a reload
+never cuts the sessions of the endpoints that stay). This module ends exactly the revoked
+endpoint's sessions, in the current worker and in every old one, once the drain period is over.
+
+What HAProxy offers for that (checked on Debian 12's 2.6 and in the 3.x management guide):
+
+- ``shutdown sessions server <backend>/<server>`` refuses in an old worker ("Proxy is disabled.":
+  its proxies are stopped), in 2.6 and still in 3.x, so it cannot reach old workers at all.
+- ``shutdown session <id>`` works in every process, old workers included, addressed through the
+  master CLI as ``@!<pid>``; the ids are the first field of ``show sess``. 2.6 cannot filter
+  ``show sess``; 3.2 adds ``show sess frontend <name>`` (a possible saving, not needed for
+  correctness). ``show proc`` lists the current and the old workers.
+- The master CLI applies an ``@!<pid>`` prefix to one command only: a batch of commands
+  separated by ``;`` repeats the prefix for each.
+
+The drainer is level-triggered: what it compares is the sessions the processes actually hold
+against the routes that should be served. It sweeps (``show sess`` in the processes that may hold
+revoked sessions) when a route has left and its drain is over, and once after it starts, because a
+route may have been removed while the agent was away and an adopted HAProxy's old workers may still
+carry its sessions. Such sessions, found without a known removal time, get a full drain period from
+the moment they are found (so an agent restart delays a cut by at most one drain period; it never
+loses it). An endpoint is forgotten only after a sweep finds none of its sessions left.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+from collections.abc import Callable, Collection, Iterable
+from dataclasses import dataclass
+from typing import Protocol
+
+from vpcep.builders.haproxy_config import endpoint_of_proxy
+from vpcep.gateway.haproxy_process import ProcessTable
+
+log = logging.getLogger(__name__)
+
+# "0x55c2ec9da980: proto=tcpv4 src=10.0.0.1:47206 fe=ep_<endpointId> be=... srv=..."
+SESSION_LINE = re.compile(r"^(0x[0-9a-fA-F]+): .*?\bfe=(\S+)")
+# Commands per master CLI request: well inside the CLI's line buffer (tune.bufsize, >= 16 KB).
+SHUTDOWNS_PER_REQUEST = 200
+# After a cut (or a failed sweep) the next sweep, which confirms nothing is left, waits this long.
+RESWEEP_INTERVAL_S = 0.5
+
+
+class MasterCli(Protocol):
+    """What the drainer needs from the HAProxy master (``HaproxyMaster`` provides it)."""
+
+    def process_table(self, patience_s: float = ...) -> ProcessTable: ...
+
+    def master_command(self, command: str) -> str: ...
+
+
+@dataclass(frozen=True)
+class Session:
+    process: int
+    stream_id: str
+    endpoint_id: str
+
+
+def parse_show_sess(text: str) -> list[tuple[str, str]]:
+    """(stream id, frontend name) of each session line of ``show sess``."""
+    return [(match[1], match[2]) for line in text.splitlines() if (match := SESSION_LINE.match(line))]
+
+
+class RevocationDrainer:
+    def __init__(
+        self, master: MasterCli, drain_s: float, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self._master = master
+        self._drain_s = drain_s
+        self._clock = clock
+        self._desired: frozenset[str] | None = None
+        # endpointId -> when its sessions are cut (clock time); kept until a sweep finds none left.
+        self._deadlines: dict[str, float] = {}
+        # Nothing is known of what the processes hold before the first sweep (an adopted HAProxy).
+        self._discover = True
+        self._not_before = 0.0
+        self.sessions_cut = 0
+
+    @property
+    def draining(self) -> dict[str, float]:
+        return dict(self._deadlines)
+
+    def observe(self, desired: Iterable[str]) -> None:
+        """The endpoints the route source says to serve; one that left starts its drain now."""
+        wanted = frozenset(desired)
+        now = self._clock()
+        if self._desired is not None:
+            for endpoint_id in self._desired - wanted:
+                self._deadlines.setdefault(endpoint_id, now + self._drain_s)
+                log.info("endpoint %s revoked: its sessions end in %.1f s", endpoint_id, self._drain_s)
+        for endpoint_id in wanted & self._deadlines.keys():
+            # Served again before its cut (accepted again, or a route object recreated): keep its sessions.
+            del self._deadlines[endpoint_id]
+            log.info("endpoint %s is served again: its sessions are kept", endpoint_id)
+        self._desired = wanted
+
+    def seconds_to_next_sweep(self) -> float | None:
+        if self._desired is None:
+            return None
+        if not self._discover and not self._deadlines:
+            return None
+        due = 0.0 if self._discover else min(self._deadlines.values())
+        return max(0.0, due - self._clock(), self._not_before - self._clock())
+
+    def sweep(self, serving: Collection[str]) -> None:
+        """Cut the sessions of revoked endpoints whose drain is over, in every process holding them.
+
+        ``serving`` is what the current worker's configuration serves: normally only desired
+        endpoints, but a refused reload can leave a revoked one in it, and then the current worker
+        is swept too (and keeps being swept while it accepts that endpoint's connections).
+        """
+        wait = self.seconds_to_next_sweep()
+        if self._desired is None or wait is None or wait > 0:
+            return
+        desired = self._desired
+        self._not_before = self._clock() + RESWEEP_INTERVAL_S  # also when HAProxy does not answer
+        table = self._master.process_table()
+        processes = list(table.old_workers)
+        if table.current_worker is not None and (self._discover or not set(serving) <= desired):
+            processes.append(table.current_worker)
+        found = [s for pid in processes for s in self._revoked_sessions(pid, desired)]
+        now = self._clock()
+        for session in found:
+            if session.endpoint_id not in self._deadlines:
+                self._deadlines[session.endpoint_id] = now + self._drain_s
+                log.info(
+                    "process %d still carries sessions of endpoint %s, which is not served: "
+                    "they end in %.1f s",
+                    session.process,
+                    session.endpoint_id,
+                    self._drain_s,
+                )
+        self._cut([s for s in found if self._deadlines[s.endpoint_id] <= now])
+        holding = {s.endpoint_id for s in found}
+        for endpoint_id, deadline in list(self._deadlines.items()):
+            if deadline <= now and endpoint_id not in holding and endpoint_id not in serving:
+                del self._deadlines[endpoint_id]  # drained, cut, and a sweep found nothing left
+        self._discover = False
+
+    def _revoked_sessions(self, pid: int, desired: frozenset[str]) -> list[Session]:
+        answer = self._master.master_command(f"@!{pid} show sess")
+        sessions = []
+        for stream_id, frontend in parse_show_sess(answer):
+            endpoint_id = endpoint_of_proxy(frontend)
+            if endpoint_id is not None and endpoint_id not in desired:
+                sessions.append(Session(pid, stream_id, endpoint_id))
+        return sessions
+
+    def _cut(self, sessions: list[Session]) -> None:
+        for start in range(0, len(sessions), SHUTDOWNS_PER_REQUEST):
+            batch = sessions[start : start + SHUTDOWNS_PER_REQUEST]
+            self._master.master_command(
+                "; ".join(f"@!{s.process} shutdown session {s.stream_id}" for s in batch)
+            )
+        if sessions:
+            self.sessions_cut += len(sessions)
+            by_endpoint: dict[str, int] = {}
+            for session in sessions:
+                by_endpoint[session.endpoint_id] = by_endpoint.get(session.endpoint_id, 0) + 1
+            for endpoint_id, count in sorted(by_endpoint.items()):
+                log.info("endpoint %s revoked: cut %d session(s) after the drain", endpoint_id, count)
+
+
+__all__ = ["RevocationDrainer", "Session", "parse_show_sess"]
