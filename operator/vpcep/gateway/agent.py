@@ -2,7 +2,9 @@
 
 Threads: a route source (ConfigMap list+watch, or a directory poller) fills a RouteStore; the
 main loop folds bursts of changes into one apply (render, ``haproxy -c``, reload), supervises
-HAProxy, and reports a GatewayStatus at every apply and every heartbeat.
+HAProxy, and reports a GatewayStatus at every apply and every heartbeat. A route that leaves the
+source is a revoked endpoint: its open sessions are cut after the drain period, in every HAProxy
+process (revocation.py, R43).
 """
 
 from __future__ import annotations
