@@ -204,7 +204,8 @@ class Agent:
                 self.report()
                 next_heartbeat = time.monotonic() + self.args.heartbeat_interval
             wait = min(1.0, max(0.0, next_heartbeat - time.monotonic()))
-            next_sweep = self.drainer.seconds_to_next_sweep()
+            # No HAProxy, nothing to sweep: a due sweep must not turn this wait into a busy loop.
+            next_sweep = self.drainer.seconds_to_next_sweep() if self.master.running() else None
             self.store.changed.wait(wait if next_sweep is None else min(wait, next_sweep))
 
     def drain_revoked(self) -> None:
