@@ -222,9 +222,7 @@ def test_a_route_removed_while_the_agent_was_down_is_still_drained_and_cut_R43(
     assert min(cut_after) >= DRAIN_S
     assert max(cut_after) <= DRAIN_S + LATE_S + 3
     assert all(s.exchange() for s in kept)
-    print(
-        f"\nagent restart: cut {min(cut_after):.2f}..{max(cut_after):.2f} s after it began"
-    )
+    print(f"\nagent restart: cut {min(cut_after):.2f}..{max(cut_after):.2f} s after it began")
 
 
 def test_sessions_of_a_route_restored_within_the_drain_are_kept_R43(

@@ -46,6 +46,8 @@ class FakeMaster:
                     f"{sid}: proto=tcpv4 src=10.0.0.1:1 fe={fe} be=x srv=backend\n"
                     for sid, fe in self.sessions[pid]
                 )
+            if rest.startswith("shutdown frontend "):
+                continue  # the fake has no listeners; the requests record it
             stream = rest.removeprefix("shutdown session ")
             self.sessions[pid] = [(sid, fe) for sid, fe in self.sessions[pid] if sid != stream]
         return "\n"
@@ -67,8 +69,8 @@ class Clock:
 
 def drainer_for(master: FakeMaster, drain_s: float, clock: Clock, served: set[str]) -> RevocationDrainer:
     drainer = RevocationDrainer(master, drain_s, clock)
-    drainer.observe(served)
-    drainer.sweep(serving=served)  # the sweep at start finds nothing revoked
+    drainer.observe(served, served)
+    drainer.sweep()  # the sweep at start finds nothing revoked
     clock.now += RESWEEP_INTERVAL_S
     return drainer
 
@@ -92,19 +94,19 @@ def test_a_removed_route_is_cut_after_the_drain_in_old_workers_only_its_sessions
     )
     clock = Clock()
     drainer = drainer_for(master, 5.0, clock, {"a", "b"})
-    drainer.observe({"b"})
+    drainer.observe({"b"}, {"b"})
     assert drainer.seconds_to_next_sweep() == 5.0
     clock.now += 4.9
-    drainer.sweep(serving={"b"})
+    drainer.sweep()
     assert master.frontends()[10] == ["ep_a", "ep_b"], "nothing is cut before the drain is over"
     clock.now += 0.1
-    drainer.sweep(serving={"b"})
+    drainer.sweep()
     assert master.frontends() == {10: ["ep_b"], 20: ["ep_b"], 30: ["ep_b"]}
     assert drainer.sessions_cut == 2
     assert master.sweeps_of(30) == 1, "the current worker, which no longer serves a, is swept only at start"
     assert set(drainer.draining) == {"a"}, "kept until a sweep confirms nothing is left"
     clock.now += RESWEEP_INTERVAL_S
-    drainer.sweep(serving={"b"})
+    drainer.sweep()
     assert drainer.draining == {} and drainer.seconds_to_next_sweep() is None
 
 
@@ -112,9 +114,9 @@ def test_a_zero_drain_cuts_at_the_first_sweep_R43() -> None:
     master = FakeMaster(30, {10: [("0x1", "ep_a")], 30: []})
     clock = Clock()
     drainer = drainer_for(master, 0.0, clock, {"a"})
-    drainer.observe(set())
+    drainer.observe(set(), set())
     assert drainer.seconds_to_next_sweep() == 0.0
-    drainer.sweep(serving=set())
+    drainer.sweep()
     assert master.frontends()[10] == []
 
 
@@ -122,11 +124,11 @@ def test_a_route_back_within_the_drain_keeps_its_sessions_R43() -> None:
     master = FakeMaster(30, {10: [("0x1", "ep_a")], 30: []})
     clock = Clock()
     drainer = drainer_for(master, 5.0, clock, {"a"})
-    drainer.observe(set())
+    drainer.observe(set(), set())
     clock.now += 2
-    drainer.observe({"a"})
+    drainer.observe({"a"}, {"a"})
     clock.now += 10
-    drainer.sweep(serving={"a"})
+    drainer.sweep()
     assert master.frontends()[10] == ["ep_a"]
     assert drainer.seconds_to_next_sweep() is None
 
@@ -138,34 +140,36 @@ def test_a_new_agent_finds_sessions_revoked_while_it_was_away_and_drains_them_in
     clock = Clock()
     drainer = RevocationDrainer(master, 5.0, clock)
     assert drainer.seconds_to_next_sweep() is None, "nothing is swept before the source listed every route"
-    drainer.observe({"b"})
+    drainer.observe({"b"}, {"b"})
     assert drainer.seconds_to_next_sweep() == 0.0
-    drainer.sweep(serving={"b"})
+    drainer.sweep()
     assert master.sweeps_of(30) == 1 and master.sweeps_of(10) == 1
     assert drainer.draining == {"gone": clock.now + 5}, "a full drain from when it is found"
     assert master.frontends()[10] == ["ep_b", "ep_gone", "vpcep-health"]
     clock.now += 5
-    drainer.sweep(serving={"b"})
+    drainer.sweep()
     assert master.frontends()[10] == ["ep_b", "vpcep-health"]
 
 
-def test_a_revoked_route_still_in_the_current_worker_is_cut_there_until_a_reload_drops_it_R43() -> None:
-    """A refused reload leaves the revoked route live: its sessions are cut there too, again and again."""
+def test_a_revoked_route_left_live_by_a_refused_reload_stops_listening_at_once_and_drains_R43() -> None:
     master = FakeMaster(30, {30: [("0x1", "ep_a"), ("0x2", "ep_b")]})
     clock = Clock()
     drainer = drainer_for(master, 1.0, clock, {"a", "b"})
-    drainer.observe({"b"})
+    drainer.observe({"b"}, serving={"a", "b"})  # the reload that would drop a was refused
+    assert drainer.seconds_to_next_sweep() == 0.0, "its listener must close now, not after the drain"
+    drainer.sweep()
+    assert "@!30 shutdown frontend ep_a" in master.requests
+    assert master.frontends()[30] == ["ep_a", "ep_b"], "its open session drains like any other"
     clock.now += 1
-    drainer.sweep(serving={"a", "b"})
+    drainer.sweep()
     assert master.frontends()[30] == ["ep_b"]
-    master.sessions[30].append(("0x3", "ep_a"))  # the still-open listener took a new connection
     clock.now += RESWEEP_INTERVAL_S
-    drainer.sweep(serving={"a", "b"})
-    assert master.frontends()[30] == ["ep_b"]
-    assert "a" in drainer.draining
-    clock.now += RESWEEP_INTERVAL_S
-    drainer.sweep(serving={"b"})  # a reload finally went through
-    assert drainer.draining == {}
+    drainer.sweep()
+    assert drainer.draining == {} and drainer.seconds_to_next_sweep() is None
+    drainer.observe({"b"}, serving={"a", "b"})  # the next attempt is refused too: closing again is harmless
+    assert drainer.seconds_to_next_sweep() == RESWEEP_INTERVAL_S, "soon, but no busier than the resweep pace"
+    drainer.observe({"b"}, serving={"b"})  # a reload went through: nothing left to close
+    assert drainer.seconds_to_next_sweep() is None
 
 
 def test_many_sessions_are_cut_in_batches_each_command_addressed_to_its_process_R43() -> None:
@@ -173,8 +177,8 @@ def test_many_sessions_are_cut_in_batches_each_command_addressed_to_its_process_
     master = FakeMaster(30, {10: [(f"0x{n:x}", "ep_a") for n in range(1, count + 1)], 30: []})
     clock = Clock()
     drainer = drainer_for(master, 0.0, clock, {"a"})
-    drainer.observe(set())
-    drainer.sweep(serving=set())
+    drainer.observe(set(), set())
+    drainer.sweep()
     shutdowns = [r for r in master.requests if "shutdown" in r]
     assert len(shutdowns) == 2
     assert all(part.startswith("@!10 shutdown session 0x") for r in shutdowns for part in r.split("; "))

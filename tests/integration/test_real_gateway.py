@@ -17,6 +17,7 @@ import pytest
 
 from integration.conftest import delete_namespaces, start_operator
 from integration.helpers import Cluster, OperatorProcess, phase_is, running_gateway_agent, wait_for
+from line_echo import stream_echo_server, talks
 
 pytestmark = pytest.mark.cluster
 PID = os.getpid()
@@ -56,32 +57,21 @@ class Echo(socketserver.BaseRequestHandler):
         self.request.sendall(b"echo:" + data)
 
 
-class StreamEcho(socketserver.BaseRequestHandler):
-    """Echoes for as long as the client talks: a long-lived session."""
-
-    def handle(self) -> None:
-        while data := self.request.recv(1024):
-            self.request.sendall(data)
-
-
 @pytest.fixture(scope="module")
 def echo_server() -> Iterator[int]:
-    yield from _serve(Echo)
-
-
-@pytest.fixture(scope="module")
-def stream_echo_server() -> Iterator[int]:
-    yield from _serve(StreamEcho)
-
-
-def _serve(handler: type[socketserver.BaseRequestHandler]) -> Iterator[int]:
-    server = socketserver.ThreadingTCPServer(("127.0.0.1", 0), handler)
+    server = socketserver.ThreadingTCPServer(("127.0.0.1", 0), Echo)
     server.daemon_threads = True
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     yield int(server.server_address[1])
     server.shutdown()
     server.server_close()
+
+
+@pytest.fixture(scope="module")
+def stream_echo_port() -> Iterator[int]:
+    with stream_echo_server() as port:
+        yield port
 
 
 @pytest.fixture(scope="module")
@@ -152,11 +142,11 @@ def test_accepted_only_when_served_and_bytes_reach_the_backend(
 
 
 def test_reject_cuts_the_endpoints_open_sessions_after_the_drain_and_no_other_R43(
-    kube: Cluster, operator: OperatorProcess, real_gateway: str, stream_echo_server: int
+    kube: Cluster, operator: OperatorProcess, real_gateway: str, stream_echo_port: int
 ) -> None:
     """The provider rejects one of two accepted endpoints: the operator removes its route, and the gateway
     (default drain, 5 s) cuts its open session, held by an old HAProxy worker; the other one keeps flowing."""
-    service = publish_local_server(kube, "stream", stream_echo_server)
+    service = publish_local_server(kube, "stream", stream_echo_port)
     sessions: dict[str, socket.socket] = {}
     statuses: dict[str, dict[str, Any]] = {}
     for name in (
@@ -182,16 +172,16 @@ def test_reject_cuts_the_endpoints_open_sessions_after_the_drain_and_no_other_R4
         lambda: _refused(cut_port),
         timeout=10,
     )
-    assert _talks(sessions["stream-cut"]), "the open session drains before it is cut"
+    assert talks(sessions["stream-cut"]), "the open session drains before it is cut"
 
     def cut() -> bool:
-        assert _talks(sessions["stream-stays"]), "the other endpoint's session is never cut (R30)"
-        return not _talks(sessions["stream-cut"])
+        assert talks(sessions["stream-stays"]), "the other endpoint's session is never cut (R30)"
+        return not talks(sessions["stream-cut"])
 
     wait_for("the rejected endpoint's session to be cut", cut, timeout=15)
     cut_after = time.monotonic() - rejected_at
     assert cut_after >= 5.0, f"cut {cut_after:.1f} s after the Reject, before the 5 s drain"
-    assert _talks(sessions["stream-stays"])
+    assert talks(sessions["stream-stays"])
     print(f"\nReject -> session cut after {cut_after:.2f} s (drain 5 s)")
     for connection in sessions.values():
         connection.close()
@@ -202,7 +192,7 @@ def _open_session(port: int) -> socket.socket | None:
         connection = socket.create_connection(("127.0.0.1", port), timeout=2)
     except OSError:
         return None
-    if not _talks(connection):
+    if not talks(connection):
         connection.close()
         return None
     return connection
@@ -214,12 +204,3 @@ def _refused(port: int) -> bool:
         return True
     connection.close()
     return False
-
-
-def _talks(connection: socket.socket) -> bool:
-    """One line there and back; False once the gateway closed the session."""
-    try:
-        connection.sendall(b"tick\n")
-        return connection.recv(1024) == b"tick\n"
-    except OSError:
-        return False

@@ -197,7 +197,7 @@ class Agent:
                     log.exception("applying routes failed")
                     self.applier.state.error = f"applying routes failed: {error}"
                 # After the apply: the reload has closed a revoked endpoint's listeners already.
-                self.drainer.observe(served_endpoints(snapshot))
+                self.drainer.observe(served_endpoints(snapshot), self.applier.state.live_routes)
                 next_heartbeat = 0.0
             self.drain_revoked()
             if time.monotonic() >= next_heartbeat:
@@ -213,7 +213,7 @@ class Agent:
         if not self.master.running():
             return
         try:
-            self.drainer.sweep(serving=self.applier.state.live_routes.keys())
+            self.drainer.sweep()
         except (OSError, HaproxyError) as error:  # HAProxy busy re-executing: the next pass retries
             log.warning("cannot drain revoked endpoints yet: %s", error)
 

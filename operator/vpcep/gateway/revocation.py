@@ -27,6 +27,11 @@ route may have been removed while the agent was away and an adopted HAProxy's ol
 carry its sessions. Such sessions, found without a known removal time, get a full drain period from
 the moment they are found (so an agent restart delays a cut by at most one drain period; it never
 loses it). An endpoint is forgotten only after a sweep finds none of its sessions left.
+
+A refused reload leaves a revoked endpoint in the current worker's configuration, listening: the
+drainer then stops that frontend (``shutdown frontend``) so that it takes no new session, and sweeps
+the current worker too. (In master-worker mode a stopped frontend's socket stays open for a later
+worker: a new connection may complete its handshake in the kernel's backlog but is never accepted.)
 """
 
 from __future__ import annotations
@@ -34,11 +39,11 @@ from __future__ import annotations
 import logging
 import re
 import time
-from collections.abc import Callable, Collection, Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Protocol
 
-from vpcep.builders.haproxy_config import endpoint_of_proxy
+from vpcep.builders.haproxy_config import endpoint_of_proxy, frontend_name
 from vpcep.gateway.haproxy_process import ProcessTable
 
 log = logging.getLogger(__name__)
@@ -79,8 +84,11 @@ class RevocationDrainer:
         self._drain_s = drain_s
         self._clock = clock
         self._desired: frozenset[str] | None = None
+        self._serving: frozenset[str] = frozenset()
         # endpointId -> when its sessions are cut (clock time); kept until a sweep finds none left.
         self._deadlines: dict[str, float] = {}
+        # Revoked endpoints the current worker still listens for (its reload was refused).
+        self._frontends_to_close: frozenset[str] = frozenset()
         # Nothing is known of what the processes hold before the first sweep (an adopted HAProxy).
         self._discover = True
         self._not_before = 0.0
@@ -90,8 +98,10 @@ class RevocationDrainer:
     def draining(self) -> dict[str, float]:
         return dict(self._deadlines)
 
-    def observe(self, desired: Iterable[str]) -> None:
-        """The endpoints the route source says to serve; one that left starts its drain now."""
+    def observe(self, desired: Iterable[str], serving: Iterable[str]) -> None:
+        """After each apply: the endpoints the route source lists (one that left starts its drain now)
+        and those the current worker's configuration serves (normally the listed ones that HAProxy
+        accepted; a refused reload leaves a revoked one in it)."""
         wanted = frozenset(desired)
         now = self._clock()
         if self._desired is not None:
@@ -103,22 +113,22 @@ class RevocationDrainer:
             del self._deadlines[endpoint_id]
             log.info("endpoint %s is served again: its sessions are kept", endpoint_id)
         self._desired = wanted
+        self._serving = frozenset(serving)
+        self._frontends_to_close = self._serving - wanted
 
     def seconds_to_next_sweep(self) -> float | None:
         if self._desired is None:
             return None
-        if not self._discover and not self._deadlines:
+        if self._discover or self._frontends_to_close:
+            due = 0.0
+        elif self._deadlines:
+            due = min(self._deadlines.values())
+        else:
             return None
-        due = 0.0 if self._discover else min(self._deadlines.values())
         return max(0.0, due - self._clock(), self._not_before - self._clock())
 
-    def sweep(self, serving: Collection[str]) -> None:
-        """Cut the sessions of revoked endpoints whose drain is over, in every process holding them.
-
-        ``serving`` is what the current worker's configuration serves: normally only desired
-        endpoints, but a refused reload can leave a revoked one in it, and then the current worker
-        is swept too (and keeps being swept while it accepts that endpoint's connections).
-        """
+    def sweep(self) -> None:
+        """Cut the sessions of revoked endpoints whose drain is over, in every process holding them."""
         wait = self.seconds_to_next_sweep()
         if self._desired is None or wait is None or wait > 0:
             return
@@ -126,8 +136,12 @@ class RevocationDrainer:
         self._not_before = self._clock() + RESWEEP_INTERVAL_S  # also when HAProxy does not answer
         table = self._master.process_table()
         processes = list(table.old_workers)
-        if table.current_worker is not None and (self._discover or not set(serving) <= desired):
-            processes.append(table.current_worker)
+        if table.current_worker is not None:
+            if self._frontends_to_close:
+                self._close_frontends(table.current_worker, self._frontends_to_close)
+                self._frontends_to_close = frozenset()
+            if self._discover or not self._serving <= desired:
+                processes.append(table.current_worker)
         found = [s for pid in processes for s in self._revoked_sessions(pid, desired)]
         now = self._clock()
         for session in found:
@@ -143,9 +157,16 @@ class RevocationDrainer:
         self._cut([s for s in found if self._deadlines[s.endpoint_id] <= now])
         holding = {s.endpoint_id for s in found}
         for endpoint_id, deadline in list(self._deadlines.items()):
-            if deadline <= now and endpoint_id not in holding and endpoint_id not in serving:
+            if deadline <= now and endpoint_id not in holding:
                 del self._deadlines[endpoint_id]  # drained, cut, and a sweep found nothing left
         self._discover = False
+
+    def _close_frontends(self, pid: int, endpoint_ids: Iterable[str]) -> None:
+        """A refused reload left revoked endpoints in the current worker: stop them accepting at once,
+        as the reload would have (their open sessions drain as everywhere else)."""
+        names = [frontend_name(endpoint_id) for endpoint_id in sorted(endpoint_ids)]
+        self._master.master_command("; ".join(f"@!{pid} shutdown frontend {name}" for name in names))
+        log.warning("the reload was refused: stopped listening for revoked %s in worker %d", names, pid)
 
     def _revoked_sessions(self, pid: int, desired: frozenset[str]) -> list[Session]:
         answer = self._master.master_command(f"@!{pid} show sess")
