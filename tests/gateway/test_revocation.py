@@ -8,20 +8,25 @@ from __future__ import annotations
 
 import argparse
 import pathlib
+from collections import Counter
 
 import pytest
 
 from vpcep.gateway.agent import parse_args
 from vpcep.gateway.haproxy_process import ProcessTable
 from vpcep.gateway.revocation import (
+    COMMANDS_PER_REQUEST,
     RESWEEP_INTERVAL_S,
-    SHUTDOWNS_PER_REQUEST,
     RevocationDrainer,
+    parse_frontend_sessions,
     parse_show_sess,
 )
 
 # Captured from an HAProxy 2.6 old worker: one session of each endpoint and the CLI's own.
 SHOW_SESS = (pathlib.Path(__file__).parent / "data" / "show_sess.txt").read_text()
+# Captured from an HAProxy 2.6 old worker: "show stat ep_a 1 -1; show stat ep_gone 1 -1; show stat ep_b 1 -1"
+# (two sessions on ep_a, a proxy it does not have, one session on ep_b).
+SHOW_STAT_FRONTENDS = (pathlib.Path(__file__).parent / "data" / "show_stat_frontends.csv").read_text()
 
 
 class FakeMaster:
@@ -38,22 +43,29 @@ class FakeMaster:
 
     def master_command(self, command: str) -> str:
         self.requests.append(command)
+        answers = []
         for part in command.split("; "):
             prefix, _, rest = part.partition(" ")
             pid = int(prefix.removeprefix("@!"))
             if rest == "show sess":
-                return "".join(
+                answers += [
                     f"{sid}: proto=tcpv4 src=10.0.0.1:1 fe={fe} be=x srv=backend\n"
                     for sid, fe in self.sessions[pid]
-                )
-            if rest.startswith("shutdown frontend "):
-                continue  # the fake has no listeners; the requests record it
-            stream = rest.removeprefix("shutdown session ")
-            self.sessions[pid] = [(sid, fe) for sid, fe in self.sessions[pid] if sid != stream]
-        return "\n"
+                ]
+            elif rest.startswith("show stat "):
+                proxy = rest.split()[2]
+                counts = Counter(fe for _, fe in self.sessions[pid])
+                names = sorted(counts) if proxy == "-1" else [proxy]
+                answers += [f"# pxname,svname,qcur,qmax,scur\n{n},FRONTEND,,,{counts[n]},\n\n" for n in names]
+            elif rest.startswith("shutdown session "):
+                stream = rest.removeprefix("shutdown session ")
+                self.sessions[pid] = [(sid, fe) for sid, fe in self.sessions[pid] if sid != stream]
+        return "".join(answers) or "\n"
 
-    def sweeps_of(self, pid: int) -> int:
-        return sum(1 for request in self.requests if request == f"@!{pid} show sess")
+    def requests_to(self, pid: int) -> list[str]:
+        return [
+            part for request in self.requests for part in request.split("; ") if part.startswith(f"@!{pid} ")
+        ]
 
     def frontends(self) -> dict[int, list[str]]:
         return {pid: sorted(fe for _, fe in streams) for pid, streams in self.sessions.items()}
@@ -83,6 +95,11 @@ def test_show_sess_lines_give_stream_ids_and_frontends() -> None:
     ]
 
 
+def test_frontend_rows_give_session_counts_and_an_unknown_proxy_gives_nothing() -> None:
+    assert parse_frontend_sessions(SHOW_STAT_FRONTENDS) == [("ep_a", 2), ("ep_b", 1)]
+    assert "No such proxy." in SHOW_STAT_FRONTENDS
+
+
 def test_a_removed_route_is_cut_after_the_drain_in_old_workers_only_its_sessions_R43() -> None:
     master = FakeMaster(
         30,
@@ -103,7 +120,8 @@ def test_a_removed_route_is_cut_after_the_drain_in_old_workers_only_its_sessions
     drainer.sweep()
     assert master.frontends() == {10: ["ep_b"], 20: ["ep_b"], 30: ["ep_b"]}
     assert drainer.sessions_cut == 2
-    assert master.sweeps_of(30) == 1, "the current worker, which no longer serves a, is swept only at start"
+    assert master.requests_to(30) == ["@!30 show stat -1 1 -1"], "the current worker no longer serves a"
+    assert "@!10 show stat ep_a 1 -1" in master.requests_to(10), "a frontend's count tells who holds sessions"
     assert set(drainer.draining) == {"a"}, "kept until a sweep confirms nothing is left"
     clock.now += RESWEEP_INTERVAL_S
     drainer.sweep()
@@ -143,7 +161,11 @@ def test_a_new_agent_finds_sessions_revoked_while_it_was_away_and_drains_them_in
     drainer.observe({"b"}, {"b"})
     assert drainer.seconds_to_next_sweep() == 0.0
     drainer.sweep()
-    assert master.sweeps_of(30) == 1 and master.sweeps_of(10) == 1
+    assert (
+        master.requests_to(30)
+        == ["@!30 show stat -1 1 -1"]
+        == [r.replace("10", "30") for r in master.requests_to(10)]
+    )
     assert drainer.draining == {"gone": clock.now + 5}, "a full drain from when it is found"
     assert master.frontends()[10] == ["ep_b", "ep_gone", "vpcep-health"]
     clock.now += 5
@@ -173,7 +195,7 @@ def test_a_revoked_route_left_live_by_a_refused_reload_stops_listening_at_once_a
 
 
 def test_many_sessions_are_cut_in_batches_each_command_addressed_to_its_process_R43() -> None:
-    count = SHUTDOWNS_PER_REQUEST + 5
+    count = COMMANDS_PER_REQUEST + 5
     master = FakeMaster(30, {10: [(f"0x{n:x}", "ep_a") for n in range(1, count + 1)], 30: []})
     clock = Clock()
     drainer = drainer_for(master, 0.0, clock, {"a"})

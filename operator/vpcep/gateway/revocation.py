@@ -19,10 +19,13 @@ What HAProxy offers for that (checked on Debian 12's 2.6 and in the 3.x manageme
   correctness). ``show proc`` lists the current and the old workers.
 - The master CLI applies an ``@!<pid>`` prefix to one command only: a batch of commands
   separated by ``;`` repeats the prefix for each.
+- ``show stat <proxy> 1 -1`` answers one frontend's open session count (``scur``), old workers
+  included, in a line: the drainer asks it first and reads a process's session list only when it
+  holds sessions to cut (a proxy the process lacks answers "No such proxy.").
 
 The drainer is level-triggered: what it compares is the sessions the processes actually hold
-against the routes that should be served. It sweeps (``show sess`` in the processes that may hold
-revoked sessions) when a route has left and its drain is over, and once after it starts, because a
+against the routes that should be served. It sweeps (the processes that may hold revoked sessions)
+when a route has left and its drain is over, and once after it starts, because a
 route may have been removed while the agent was away and an adopted HAProxy's old workers may still
 carry its sessions. Such sessions, found without a known removal time, get a full drain period from
 the moment they are found (so an agent restart delays a cut by at most one drain period; it never
@@ -51,7 +54,7 @@ log = logging.getLogger(__name__)
 # "0x55c2ec9da980: proto=tcpv4 src=10.0.0.1:47206 fe=ep_<endpointId> be=... srv=..."
 SESSION_LINE = re.compile(r"^(0x[0-9a-fA-F]+): .*?\bfe=(\S+)")
 # Commands per master CLI request: well inside the CLI's line buffer (tune.bufsize, >= 16 KB).
-SHUTDOWNS_PER_REQUEST = 200
+COMMANDS_PER_REQUEST = 200
 # After a cut (or a failed sweep) the next sweep, which confirms nothing is left, waits this long.
 RESWEEP_INTERVAL_S = 0.5
 
@@ -74,6 +77,16 @@ class Session:
 def parse_show_sess(text: str) -> list[tuple[str, str]]:
     """(stream id, frontend name) of each session line of ``show sess``."""
     return [(match[1], match[2]) for line in text.splitlines() if (match := SESSION_LINE.match(line))]
+
+
+def parse_frontend_sessions(text: str) -> list[tuple[str, int]]:
+    """(frontend name, current sessions) of each FRONTEND row of ``show stat`` CSV (scur is column 5)."""
+    rows = []
+    for line in text.splitlines():
+        fields = line.split(",")
+        if len(fields) > 4 and fields[1] == "FRONTEND" and fields[4].isdigit():
+            rows.append((fields[0], int(fields[4])))
+    return rows
 
 
 class RevocationDrainer:
@@ -142,54 +155,72 @@ class RevocationDrainer:
                 self._frontends_to_close = frozenset()
             if self._discover or not self._serving <= desired:
                 processes.append(table.current_worker)
-        found = [s for pid in processes for s in self._revoked_sessions(pid, desired)]
+        # Which process holds sessions of which revoked endpoint: the frontends' session counts are cheap
+        # to ask for (one line per frontend); a session list costs a line per session of every endpoint.
+        asked = None if self._discover else self._deadlines.keys()
+        holders = {pid: self._frontends_with_sessions(pid, asked) - desired for pid in processes}
         now = self._clock()
-        for session in found:
-            if session.endpoint_id not in self._deadlines:
-                self._deadlines[session.endpoint_id] = now + self._drain_s
+        for pid, endpoint_ids in holders.items():
+            for endpoint_id in endpoint_ids - self._deadlines.keys():
+                self._deadlines[endpoint_id] = now + self._drain_s
                 log.info(
                     "process %d still carries sessions of endpoint %s, which is not served: "
                     "they end in %.1f s",
-                    session.process,
-                    session.endpoint_id,
+                    pid,
+                    endpoint_id,
                     self._drain_s,
                 )
-        self._cut([s for s in found if self._deadlines[s.endpoint_id] <= now])
-        holding = {s.endpoint_id for s in found}
-        for endpoint_id, deadline in list(self._deadlines.items()):
-            if deadline <= now and endpoint_id not in holding:
-                del self._deadlines[endpoint_id]  # drained, cut, and a sweep found nothing left
+        due = {endpoint_id for endpoint_id, deadline in self._deadlines.items() if deadline <= now}
+        for pid, endpoint_ids in holders.items():
+            if endpoint_ids & due:
+                self._cut(self._sessions_of(pid, endpoint_ids & due))
+        holding = set().union(*holders.values())
+        for endpoint_id in due - holding:
+            del self._deadlines[endpoint_id]  # drained, cut, and a sweep found nothing left
         self._discover = False
 
     def _close_frontends(self, pid: int, endpoint_ids: Iterable[str]) -> None:
         """A refused reload left revoked endpoints in the current worker: stop them accepting at once,
         as the reload would have (their open sessions drain as everywhere else)."""
         names = [frontend_name(endpoint_id) for endpoint_id in sorted(endpoint_ids)]
-        self._master.master_command("; ".join(f"@!{pid} shutdown frontend {name}" for name in names))
+        self._batched([f"@!{pid} shutdown frontend {name}" for name in names])
         log.warning("the reload was refused: stopped listening for revoked %s in worker %d", names, pid)
 
-    def _revoked_sessions(self, pid: int, desired: frozenset[str]) -> list[Session]:
-        answer = self._master.master_command(f"@!{pid} show sess")
-        sessions = []
-        for stream_id, frontend in parse_show_sess(answer):
-            endpoint_id = endpoint_of_proxy(frontend)
-            if endpoint_id is not None and endpoint_id not in desired:
-                sessions.append(Session(pid, stream_id, endpoint_id))
-        return sessions
+    def _frontends_with_sessions(self, pid: int, endpoint_ids: Iterable[str] | None) -> set[str]:
+        """Endpoints (of ``endpoint_ids``, or any when None) whose frontend has open sessions in ``pid``."""
+        if endpoint_ids is None:
+            commands = [f"@!{pid} show stat -1 1 -1"]  # every frontend
+        else:  # a proxy the process does not have answers "No such proxy.", which parses to nothing
+            commands = [f"@!{pid} show stat {frontend_name(e)} 1 -1" for e in sorted(endpoint_ids)]
+        return {
+            endpoint_id
+            for frontend, sessions in parse_frontend_sessions(self._batched(commands))
+            if sessions > 0 and (endpoint_id := endpoint_of_proxy(frontend)) is not None
+        }
+
+    def _sessions_of(self, pid: int, endpoint_ids: set[str]) -> list[Session]:
+        # HAProxy 2.6 cannot filter "show sess" (3.2 can: "show sess frontend <name>").
+        return [
+            Session(pid, stream_id, endpoint_id)
+            for stream_id, frontend in parse_show_sess(self._master.master_command(f"@!{pid} show sess"))
+            if (endpoint_id := endpoint_of_proxy(frontend)) in endpoint_ids
+        ]
 
     def _cut(self, sessions: list[Session]) -> None:
-        for start in range(0, len(sessions), SHUTDOWNS_PER_REQUEST):
-            batch = sessions[start : start + SHUTDOWNS_PER_REQUEST]
-            self._master.master_command(
-                "; ".join(f"@!{s.process} shutdown session {s.stream_id}" for s in batch)
-            )
-        if sessions:
-            self.sessions_cut += len(sessions)
-            by_endpoint: dict[str, int] = {}
-            for session in sessions:
-                by_endpoint[session.endpoint_id] = by_endpoint.get(session.endpoint_id, 0) + 1
-            for endpoint_id, count in sorted(by_endpoint.items()):
-                log.info("endpoint %s revoked: cut %d session(s) after the drain", endpoint_id, count)
+        self._batched([f"@!{s.process} shutdown session {s.stream_id}" for s in sessions])
+        self.sessions_cut += len(sessions)
+        by_endpoint: dict[str, int] = {}
+        for session in sessions:
+            by_endpoint[session.endpoint_id] = by_endpoint.get(session.endpoint_id, 0) + 1
+        for endpoint_id, count in sorted(by_endpoint.items()):
+            log.info("endpoint %s revoked: cut %d session(s) after the drain", endpoint_id, count)
+
+    def _batched(self, commands: list[str]) -> str:
+        """Send commands through the master CLI, many per request; the answers, concatenated."""
+        return "".join(
+            self._master.master_command("; ".join(commands[start : start + COMMANDS_PER_REQUEST]))
+            for start in range(0, len(commands), COMMANDS_PER_REQUEST)
+        )
 
 
-__all__ = ["RevocationDrainer", "Session", "parse_show_sess"]
+__all__ = ["RevocationDrainer", "Session", "parse_frontend_sessions", "parse_show_sess"]
