@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import argparse
 import pathlib
+import threading
+import time
 from collections import Counter
 
 import pytest
@@ -220,3 +222,21 @@ def test_the_drain_period_is_a_flag_or_environment_value_and_never_negative_R43(
         from vpcep.gateway.agent import non_negative_seconds
 
         non_negative_seconds("soon")
+
+
+def test_the_drainer_thread_cuts_on_its_own_and_stops_when_told_R43() -> None:
+    master = FakeMaster(30, {10: [("0x1", "ep_a"), ("0x2", "ep_b")], 30: []})
+    drainer = RevocationDrainer(master, 0.2)
+    stop = threading.Event()
+    thread = threading.Thread(target=drainer.run, args=(stop, lambda: True), daemon=True)
+    thread.start()
+    drainer.observe({"a", "b"}, {"a", "b"})
+    revoked_at = time.monotonic()
+    drainer.observe({"b"}, {"b"})
+    while master.frontends()[10] != ["ep_b"] and time.monotonic() < revoked_at + 5:
+        time.sleep(0.02)
+    assert master.frontends()[10] == ["ep_b"]
+    assert time.monotonic() - revoked_at >= 0.2
+    stop.set()
+    thread.join(timeout=3)
+    assert not thread.is_alive()

@@ -40,14 +40,16 @@ worker: a new connection may complete its handshake in the kernel's backlog but 
 from __future__ import annotations
 
 import logging
+import queue
 import re
+import threading
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Protocol
 
 from vpcep.builders.haproxy_config import endpoint_of_proxy, frontend_name
-from vpcep.gateway.haproxy_process import ProcessTable
+from vpcep.gateway.haproxy_process import HaproxyError, ProcessTable
 
 log = logging.getLogger(__name__)
 
@@ -90,12 +92,19 @@ def parse_frontend_sessions(text: str) -> list[tuple[str, int]]:
 
 
 class RevocationDrainer:
+    """Owns the drain bookkeeping. ``observe`` may be called from any thread (the agent's apply loop);
+    everything else runs on one thread, ``run``'s, so that a long sweep (a big session list) never
+    holds up applying routes or reporting status."""
+
     def __init__(
         self, master: MasterCli, drain_s: float, clock: Callable[[], float] = time.monotonic
     ) -> None:
         self._master = master
         self._drain_s = drain_s
         self._clock = clock
+        # (when, desired, serving) handed over by observe, taken in order by the drainer's thread.
+        self._inbox: queue.SimpleQueue[tuple[float, frozenset[str], frozenset[str]]] = queue.SimpleQueue()
+        self._wake = threading.Event()
         self._desired: frozenset[str] | None = None
         self._serving: frozenset[str] = frozenset()
         # endpointId -> when its sessions are cut (clock time); kept until a sweep finds none left.
@@ -109,27 +118,52 @@ class RevocationDrainer:
 
     @property
     def draining(self) -> dict[str, float]:
+        self._take_observations()
         return dict(self._deadlines)
 
     def observe(self, desired: Iterable[str], serving: Iterable[str]) -> None:
         """After each apply: the endpoints the route source lists (one that left starts its drain now)
         and those the current worker's configuration serves (normally the listed ones that HAProxy
         accepted; a refused reload leaves a revoked one in it)."""
-        wanted = frozenset(desired)
-        now = self._clock()
-        if self._desired is not None:
-            for endpoint_id in self._desired - wanted:
-                self._deadlines.setdefault(endpoint_id, now + self._drain_s)
-                log.info("endpoint %s revoked: its sessions end in %.1f s", endpoint_id, self._drain_s)
-        for endpoint_id in wanted & self._deadlines.keys():
-            # Served again before its cut (accepted again, or a route object recreated): keep its sessions.
-            del self._deadlines[endpoint_id]
-            log.info("endpoint %s is served again: its sessions are kept", endpoint_id)
-        self._desired = wanted
-        self._serving = frozenset(serving)
-        self._frontends_to_close = self._serving - wanted
+        self._inbox.put((self._clock(), frozenset(desired), frozenset(serving)))
+        self._wake.set()
+
+    def run(self, stop: threading.Event, haproxy_running: Callable[[], bool]) -> None:
+        """The drainer's thread: sweep whenever something is due, until ``stop``."""
+        while not stop.is_set():
+            wait = self.seconds_to_next_sweep() if haproxy_running() else None
+            # At most a second between looks: HAProxy may come (back) up, ``stop`` may be set.
+            if self._wake.wait(1.0 if wait is None else min(wait, 1.0)):
+                self._wake.clear()
+            if stop.is_set() or not haproxy_running():
+                continue
+            try:
+                self.sweep()
+            except (OSError, HaproxyError) as error:  # HAProxy busy re-executing: the next look retries
+                log.warning("cannot drain revoked endpoints yet: %s", error)
+            except Exception:  # never let the drainer die: log and go on
+                log.exception("draining revoked endpoints failed")
+
+    def _take_observations(self) -> None:
+        while True:
+            try:
+                when, wanted, serving = self._inbox.get_nowait()
+            except queue.Empty:
+                return
+            if self._desired is not None:
+                for endpoint_id in self._desired - wanted:
+                    self._deadlines.setdefault(endpoint_id, when + self._drain_s)
+                    log.info("endpoint %s revoked: its sessions end in %.1f s", endpoint_id, self._drain_s)
+            for endpoint_id in wanted & self._deadlines.keys():
+                # Served again before its cut (accepted again, a route object recreated): keep its sessions.
+                del self._deadlines[endpoint_id]
+                log.info("endpoint %s is served again: its sessions are kept", endpoint_id)
+            self._desired = wanted
+            self._serving = serving
+            self._frontends_to_close = serving - wanted
 
     def seconds_to_next_sweep(self) -> float | None:
+        self._take_observations()
         if self._desired is None:
             return None
         if self._discover or self._frontends_to_close:
