@@ -2,7 +2,7 @@
 
 A route that leaves the route source is a revoked endpoint: the operator removes an endpoint's
 route only on Reject, deletion or a Failed phase, while any change of an endpoint that stays
-Accepted (a port, its source CIDRs, the backend address) rewrites the route under the same
+Accepted (its source CIDRs, its connection cap, the backend address) rewrites the route under the same
 endpointId. The reload that drops the route closes its listeners at once, so new connections are
 refused at once; but every HAProxy worker that served the endpoint before the reload keeps its
 open sessions until they end, because old workers run without ``hard-stop-after`` (R30: a reload
