@@ -5,16 +5,7 @@ import pathlib
 
 DOMAIN = pathlib.Path(__file__).resolve().parents[2] / "operator" / "vpcep" / "domain"
 FORBIDDEN = {
-    "kopf",
-    "kubernetes",
-    "aiohttp",
-    "requests",
-    "subprocess",
-    "socket",
-    "os",
-    "asyncio",
-    "logging",
-    "time",
+    "kopf", "kubernetes", "aiohttp", "requests", "subprocess", "socket", "os", "asyncio", "logging", "time",
 }
 
 
