@@ -11,13 +11,12 @@ import shutil
 import signal
 import subprocess
 import sys
-import warnings
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
-from .netns import Topology, netns_supported, spawn, wait_until
+from .netns import Topology, require_netns, spawn, wait_until
 
 WORKTREE = pathlib.Path(__file__).resolve().parents[2]
 BACKEND_SERVER = pathlib.Path(__file__).with_name("backend_server.py")
@@ -29,12 +28,7 @@ PROXY_BACKEND_PORT = 8081
 
 @pytest.fixture(scope="session")
 def topology() -> Iterator[Topology]:
-    reason = netns_supported()
-    if reason:
-        message = f"DATA-PLANE TESTS SKIPPED: {reason}. They need root and 'ip netns'."
-        warnings.warn(message, stacklevel=1)
-        print(f"\n*** {message} ***\n", file=sys.stderr)
-        pytest.skip(message)
+    require_netns("DATA-PLANE TESTS")
     if not shutil.which("haproxy"):
         pytest.fail("haproxy is not installed (apt-get install haproxy)")
     _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
