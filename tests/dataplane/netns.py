@@ -58,8 +58,10 @@ def require_netns(what: str) -> None:
         return
     why = f"{reason}. They need root and 'ip netns'."
     if os.environ.get(REQUIRE_NETNS_VARIABLE) == "1":
-        pytest.fail(f"{what} CANNOT RUN: {why} {REQUIRE_NETNS_VARIABLE}=1 requires them (.ci/run sets it)",
-                    pytrace=False)
+        pytest.fail(
+            f"{what} CANNOT RUN: {why} {REQUIRE_NETNS_VARIABLE}=1 requires them (.ci/run sets it)",
+            pytrace=False,
+        )
     message = f"{what} SKIPPED: {why}"
     warnings.warn(message, stacklevel=2)
     print(f"\n*** {message} ***\n", file=sys.stderr)
