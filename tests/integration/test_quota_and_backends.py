@@ -9,7 +9,15 @@ import pytest
 import yaml
 
 from integration.conftest import delete_namespaces
-from integration.helpers import Cluster, OperatorProcess, StandInGateway, phase_is, render, wait_for
+from integration.helpers import (
+    Cluster,
+    OperatorProcess,
+    StandInGateway,
+    phase_is,
+    pod_running_at,
+    render,
+    wait_for,
+)
 
 pytestmark = pytest.mark.cluster
 PID = os.getpid()
@@ -137,15 +145,5 @@ def test_a_pod_backend_appearing_later_recovers_its_service(kube: Cluster, names
     failed = wait_for("worker Failed", phase_is(kube, "vpces", PROVIDER, "worker", "Failed"))
     assert failed["reason"] == "BackendNotFound"
     kube.apply("backend-pod.yaml", name="worker", namespace=PROVIDER)
-    kube.kubectl(
-        "patch",
-        "pod",
-        "worker",
-        "-n",
-        PROVIDER,
-        "--subresource=status",
-        "--type=merge",
-        "-p",
-        '{"status": {"podIP": "10.244.2.9", "phase": "Running"}}',
-    )
+    pod_running_at(kube, PROVIDER, "worker", "10.244.2.9")
     wait_for("worker Available", phase_is(kube, "vpces", PROVIDER, "worker", "Available"), timeout=20)

@@ -14,7 +14,7 @@ from collections.abc import Iterator
 import pytest
 
 from integration.conftest import delete_namespaces, start_operator
-from integration.helpers import Cluster, OperatorProcess, StandInGateway, phase_is, wait_for
+from integration.helpers import Cluster, OperatorProcess, StandInGateway, phase_is, pod_running_at, wait_for
 
 pytestmark = pytest.mark.cluster
 PID = os.getpid()
@@ -115,17 +115,7 @@ def test_a_pod_backend_appearing_later_recovers_its_service(kube: Cluster, publi
     assert failed["reason"] == "BackendNotFound"
 
     kube.apply("backend-pod.yaml", name="worker", namespace=SERVED_B)
-    kube.kubectl(
-        "patch",
-        "pod",
-        "worker",
-        "-n",
-        SERVED_B,
-        "--subresource=status",
-        "--type=merge",
-        "-p",
-        json.dumps({"status": {"podIP": "10.244.1.7", "phase": "Running"}}),
-    )
+    pod_running_at(kube, SERVED_B, "worker", "10.244.1.7")
     wait_for("worker Available", phase_is(kube, "vpces", SERVED_B, "worker", "Available"), timeout=20)
 
     kube.delete("pod", SERVED_B, "worker", wait=True)
