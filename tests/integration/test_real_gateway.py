@@ -14,14 +14,7 @@ from collections.abc import Iterator
 import pytest
 
 from integration.conftest import delete_namespaces, start_operator
-from integration.helpers import (
-    Cluster,
-    OperatorProcess,
-    phase_is,
-    pod_running_at,
-    running_gateway_agent,
-    wait_for,
-)
+from integration.helpers import Cluster, OperatorProcess, phase_is, running_gateway_agent, wait_for
 
 pytestmark = pytest.mark.cluster
 PID = os.getpid()
@@ -97,7 +90,17 @@ def test_accepted_only_when_served_and_bytes_reach_the_backend(
     kube.namespace(PROVIDER, f"gw-{PID}")
     kube.namespace(CONSUMER, f"gw-{PID}")
     kube.apply("backend-pod.yaml", name="echo", namespace=PROVIDER)
-    pod_running_at(kube, PROVIDER, "echo", "127.0.0.1")
+    kube.kubectl(
+        "patch",
+        "pod",
+        "echo",
+        "-n",
+        PROVIDER,
+        "--subresource=status",
+        "--type=merge",
+        "-p",
+        json.dumps({"status": {"podIP": "127.0.0.1", "phase": "Running"}}),
+    )
     kube.apply(
         "pod-endpoint-service.yaml",
         name="echo",
