@@ -6,7 +6,6 @@ import os
 from collections.abc import Iterator
 
 import pytest
-import yaml
 
 from integration.conftest import delete_namespaces
 from integration.helpers import (
@@ -130,9 +129,6 @@ def test_missing_backend_fails_then_recovers_by_itself(kube: Cluster, namespaces
     kube.delete("service", PROVIDER, "late-backend", wait=True)
     gone = wait_for("late Failed again", phase_is(kube, "vpces", PROVIDER, "late", "Failed"))
     assert gone["reason"] == "BackendNotFound"
-    policy = kube.get("networkpolicies", PROVIDER, selector="app.kubernetes.io/managed-by=vpcep-operator")
-    assert policy["items"], "R31: the provider NetworkPolicy admitting the gateways was created"
-    assert yaml.safe_dump(policy["items"][0]["spec"]).count("vpcep-gateway") >= 1
 
 
 def test_a_pod_backend_appearing_later_recovers_its_service(kube: Cluster, namespaces: None) -> None:
