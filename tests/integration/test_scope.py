@@ -8,7 +8,6 @@ import json
 import os
 import pathlib
 import socket
-import time
 from collections.abc import Iterator
 
 import pytest
@@ -92,10 +91,10 @@ def test_an_endpoint_outside_the_scope_gets_nothing_from_this_operator(kube: Clu
     """An Endpoint in C (not served) targeting B's service is simply not served: no status, no finalizer,
     no node-IP Service, no EndpointConnection in B (docs/operator.md)."""
     kube.apply("endpoint.yaml", name="stray", namespace=OUTSIDE, service_name=published)
-    # A later object in a served namespace reaching Accepted shows the operator has been at work since.
+    # Created after the stray one, and Accepted: an operator that saw the stray one at all has seen it first
+    # (one watch stream per kind, in resourceVersion order) and has had the time it took to serve this one.
     kube.apply("endpoint.yaml", name="after-stray", namespace=SERVED_A, service_name=published)
     wait_for("after-stray Accepted", phase_is(kube, "vpce", SERVED_A, "after-stray", "Accepted"))
-    time.sleep(2)  # and a moment more for anything that would still be on its way
     stray = kube.get("vpce", OUTSIDE, "stray")
     assert stray.get("status") in (None, {}), stray.get("status")
     assert "vpcep.io/finalizer" not in (stray["metadata"].get("finalizers") or [])
