@@ -172,3 +172,17 @@ def agent(
     gateway.start()
     yield gateway
     gateway.stop()
+
+
+BASIC_PORT = 30001
+
+
+@pytest.fixture
+def basic_port(agent: GatewayAgent) -> int:
+    """A plain route (endpoint e-basic, gateway port 30001 -> the plain backend), served: tests that need some
+    other endpoint's traffic ask for it instead of relying on a test that ran before them."""
+    from .helpers import route, wait_served  # helpers imports this module
+
+    agent.put_route(route("e-basic", 11, (BASIC_PORT, agent.topology.provider_ip, PLAIN_BACKEND_PORT)))
+    wait_served(agent, BASIC_PORT)
+    return BASIC_PORT
