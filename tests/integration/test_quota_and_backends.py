@@ -75,6 +75,9 @@ def test_the_21st_service_of_an_account_fails_until_one_is_deleted(kube: Cluster
 
 def test_the_51st_endpoint_of_an_account_fails_until_one_is_deleted(kube: Cluster, namespaces: None) -> None:
     """R22 default limit 50, counted across the account's namespaces."""
+    kube.apply(  # there already when the test above ran first; this test needs only this one service
+        "endpoint-service.yaml", name="svc-01", namespace=PROVIDER, backend="shared-backend", approval="false"
+    )
     service_name = wait_for("svc-01", phase_is(kube, "vpces", PROVIDER, "svc-01", "Available"))["serviceName"]
     apply_many(
         kube,
