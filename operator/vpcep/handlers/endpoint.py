@@ -20,6 +20,7 @@ from vpcep.builders.consumer import (
     endpoint_slice_name,
     gateway_egress_policy_name,
 )
+from vpcep.builders.gateway_ingress import gateway_ingress_policy_name
 from vpcep.builders.meta import Owner, status_patch
 from vpcep.builders.route import build_route_config_map, route_config_map_name
 from vpcep.domain.endpoint import (
@@ -34,6 +35,7 @@ from vpcep.domain.endpoint import (
 )
 from vpcep.domain.lookup import lookup_service
 from vpcep.domain.reasons import Reason
+from vpcep.handlers.gateway_ingress import wake_gateway_ingress
 from vpcep.handlers.gateways import FleetView
 from vpcep.handlers.observed import EndpointRecord, ServiceRecord, compact_json
 from vpcep.handlers.runtime import (
@@ -152,6 +154,9 @@ def _facts(rt: Runtime, record: EndpointRecord, fleet: FleetView) -> EndpointFac
         dns_name=dns_name(service_name, namespace) if node_ip else None,
         egress_ready=egress_ready,
         backend_unreachable=fleet.unreachable(endpoint_id),
+        ingress_isolation=rt.config.gatewayIngressPolicy,
+        admitted_ports=rt.gateway_ingress.admitted(namespace),
+        ingress_policy=f"{rt.config.namespace}/{gateway_ingress_policy_name(namespace)}",
     )
     connection = observed.connection(endpoint_id)
     return EndpointFacts(
@@ -313,6 +318,12 @@ async def _sync_connection(
         await rt.api.patch_status(ENDPOINT_CONNECTION, provider_namespace, name, status_patch(connection))
 
 
+def _admission_changed(old: EndpointStatus | None, new: EndpointStatus) -> bool:
+    """What the namespace's gateway ingress policy is computed from: the phase and the gateway ports."""
+    before = (old.phase, tuple(old.gatewayPorts)) if old is not None else (None, ())
+    return before != (new.phase, tuple(new.gatewayPorts))
+
+
 def _status_changed(old: EndpointStatus | None, new: EndpointStatus) -> bool:
     return old is None or old.model_dump(mode="json") != new.model_dump(mode="json")
 
@@ -401,6 +412,7 @@ async def reconcile_endpoint(rt: Runtime, namespace: str, name: str) -> None:
         return
     target = involved(ENDPOINT, namespace, name, record.meta.uid)
     if record.meta.deleting:
+        wake_gateway_ingress(rt, namespace)  # R42: its ports leave the namespace's policy at once
         if FINALIZER in record.meta.finalizers:
             await _finalize(rt, record)
             rt.event(target, False, Reason.DELETING, "data path, node IP and EndpointConnection removed")
@@ -426,6 +438,8 @@ async def reconcile_endpoint(rt: Runtime, namespace: str, name: str) -> None:
         if answer is None:
             return
         rt.observed.wrote_endpoint_status(record.meta.uid, answer, status)
+        if _admission_changed(previous, status):
+            wake_gateway_ingress(rt, namespace)  # R42: the namespace's policy follows phase and ports
         if previous is None or (previous.phase, previous.reason) != (status.phase, status.reason):
             rt.event(target, status.phase in WARNING_PHASES, status.reason or "", status.message or "")
             wake_after_endpoint_change(rt, record)
