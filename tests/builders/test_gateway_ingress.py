@@ -29,13 +29,15 @@ def test_passes_the_strict_kubernetes_schema_R42() -> None:
 def test_admits_only_the_consumer_namespace_to_its_ports_on_the_gateway_pods_R42() -> None:
     policy = _policy([20003, 20000, 20001, 20007, 20001])
     assert policy["metadata"]["namespace"] == "vpcep-system"  # the gateways' namespace, not the consumer's
-    assert policy["metadata"]["labels"] == {MANAGED_BY_LABEL: MANAGED_BY, CONSUMER_NAMESPACE_LABEL: "shop-web"}
+    labels = policy["metadata"]["labels"]
+    assert labels == {MANAGED_BY_LABEL: MANAGED_BY, CONSUMER_NAMESPACE_LABEL: "shop-web"}
     spec = policy["spec"]
     assert spec["podSelector"] == {"matchLabels": GATEWAY_LABELS}
     assert spec["policyTypes"] == ["Ingress"]
     [rule] = spec["ingress"]
     # One peer, the namespace: no ipBlock (it would be OR-ed with it and admit other namespaces' pods).
-    assert rule["from"] == [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "shop-web"}}}]
+    only_namespace = {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "shop-web"}}}
+    assert rule["from"] == [only_namespace]
     assert rule["ports"] == [
         {"protocol": "TCP", "port": 20000, "endPort": 20001},
         {"protocol": "TCP", "port": 20003},

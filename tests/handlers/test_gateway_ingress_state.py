@@ -24,8 +24,8 @@ def test_own_policy_is_projected_to_its_ports() -> None:
 
 
 def test_a_look_alike_in_a_tenant_namespace_is_not_believed_R42() -> None:
-    """A tenant can write a NetworkPolicy with the operator's labels in its own namespace: it admits nothing at
-    the gateways, so it must not make an endpoint look admitted."""
+    """A tenant can write a NetworkPolicy with the operator's labels in its own namespace: it admits nothing
+    at the gateways, so it must not make an endpoint look admitted."""
     state = GatewayIngressState()
     assert state.observe("ADDED", _stored([20000], 5, namespace="shop-web"), OPERATOR_NS) is None
     renamed = _stored([20000], 6)
