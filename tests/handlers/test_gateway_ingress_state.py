@@ -54,3 +54,14 @@ def test_an_edit_changes_the_spec_hash_even_with_the_annotation_kept() -> None:
     state.observe("MODIFIED", edited, OPERATOR_NS)
     after = state.record("shop-web")
     assert before is not None and after is not None and before.spec_hash != after.spec_hash
+
+
+def test_endpoints_waiting_for_the_policy_are_remembered_until_they_stop_waiting() -> None:
+    state = GatewayIngressState()
+    state.track_waiting("shop-web", "db", True)
+    state.track_waiting("shop-web", "cache", True)
+    state.track_waiting("other", "x", False)
+    assert state.waiting("shop-web") == ["cache", "db"] and state.waiting("other") == []
+    state.track_waiting("shop-web", "db", False)
+    state.track_waiting("shop-web", "cache", False)
+    assert state.waiting("shop-web") == []

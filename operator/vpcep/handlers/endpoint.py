@@ -409,6 +409,7 @@ async def reconcile_endpoint(rt: Runtime, namespace: str, name: str) -> None:
     if record is None:
         rt.waiting_for_gateways.pop(key, None)
         rt.established.discard(key)
+        rt.gateway_ingress.track_waiting(namespace, name, False)
         return
     target = involved(ENDPOINT, namespace, name, record.meta.uid)
     if record.meta.deleting:
@@ -458,6 +459,7 @@ def _track(rt: Runtime, key: tuple[str, str], status: EndpointStatus) -> None:
         )
     else:
         rt.waiting_for_gateways.pop(key, None)
+    rt.gateway_ingress.track_waiting(*key, status.reason == Reason.INGRESS_POLICY_PENDING)
     if status.phase in (EndpointPhase.CREATING, EndpointPhase.ACCEPTED):
         rt.established.add(key)
     else:

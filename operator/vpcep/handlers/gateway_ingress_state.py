@@ -33,6 +33,19 @@ def spec_hash(manifest: dict[str, Any]) -> str:
 class GatewayIngressState:
     def __init__(self) -> None:
         self._by_namespace: dict[str, IngressPolicyRecord] = {}
+        self._waiting: dict[str, set[str]] = {}  # namespace -> endpoints Creating / IngressPolicyPending
+
+    def track_waiting(self, namespace: str, name: str, waiting: bool) -> None:
+        """Endpoints waiting for their namespace's policy, woken by every run of its reconcile."""
+        if waiting:
+            self._waiting.setdefault(namespace, set()).add(name)
+        elif name in self._waiting.get(namespace, ()):
+            self._waiting[namespace].discard(name)
+            if not self._waiting[namespace]:
+                del self._waiting[namespace]
+
+    def waiting(self, namespace: str) -> list[str]:
+        return sorted(self._waiting.get(namespace, ()))
 
     def observe(self, event_type: str | None, body: dict[str, Any], operator_namespace: str) -> str | None:
         """Take in a watch event or an API answer; returns the consumer namespace when `body` is one of the
