@@ -21,11 +21,8 @@ def test_gateways_deny_all_ingress_by_default_and_the_operator_admits_per_namesp
     defaults: Rendered,
 ) -> None:
     deny = _policy(defaults, "vpcep-gateway-default-deny")
-    assert deny["spec"] == {
-        "podSelector": {"matchLabels": GATEWAY_PODS},
-        "policyTypes": ["Ingress"],
-        "ingress": [],
-    }
+    # Ingress type with no rules: nothing is admitted.
+    assert deny["spec"] == {"podSelector": {"matchLabels": GATEWAY_PODS}, "policyTypes": ["Ingress"]}
     # The gateway pods the chart runs are the pods the operator's per-namespace policies select.
     [gateway] = [d for d in defaults.all("Deployment") if d["metadata"]["name"] == "vpcep-gateway"]
     pod_labels = gateway["spec"]["template"]["metadata"]["labels"]

@@ -318,14 +318,14 @@ async def _sync_connection(
         await rt.api.patch_status(ENDPOINT_CONNECTION, provider_namespace, name, status_patch(connection))
 
 
+def _status_changed(old: EndpointStatus | None, new: EndpointStatus) -> bool:
+    return old is None or old.model_dump(mode="json") != new.model_dump(mode="json")
+
+
 def _admission_changed(old: EndpointStatus | None, new: EndpointStatus) -> bool:
     """What the namespace's gateway ingress policy is computed from: the phase and the gateway ports."""
     before = (old.phase, tuple(old.gatewayPorts)) if old is not None else (None, ())
     return before != (new.phase, tuple(new.gatewayPorts))
-
-
-def _status_changed(old: EndpointStatus | None, new: EndpointStatus) -> bool:
-    return old is None or old.model_dump(mode="json") != new.model_dump(mode="json")
 
 
 async def _finalize(rt: Runtime, record: EndpointRecord) -> None:
