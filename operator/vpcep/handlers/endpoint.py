@@ -397,7 +397,10 @@ async def _decide_and_apply(rt: Runtime, record: EndpointRecord) -> EndpointDeci
         fleet = rt.fleet()
         decision = decide_endpoint(_facts(rt, record, fleet))
         # Same event-loop step as _facts: the ledger never lags a decision (no duplicate ids or ports).
+        held = rt.allocations.ports_of(record.meta.uid)
         rt.allocations.record(record.meta.uid, record.target, decision.marker_id, decision.gateway_ports)
+        if rt.allocations.ports_of(record.meta.uid) != held:  # R42: the policy follows at once, in parallel
+            wake_gateway_ingress(rt, record.meta.namespace)
         if not await _apply_data_path(rt, record, decision, service_record, fleet):
             break
     return decision
