@@ -140,6 +140,13 @@ class OperatorConfig(ConfigModel):
         default_factory=lambda: {"app.kubernetes.io/name": "vpcep-gateway"},
         description="Labels of the gateway pods, admitted by the provider NetworkPolicies (R31).",
     )
+    gatewayIngressPolicy: bool = Field(
+        default=True,
+        description="Write, in the operator namespace, one NetworkPolicy per consumer namespace admitting "
+        "its pods to its endpoints' gateway ports, and accept no endpoint before its ports are admitted "
+        "(R42). "
+        "Goes with the chart's default-deny ingress policy for the gateway pods.",
+    )
     networkPolicy: bool = Field(default=True, description="Create provider-side NetworkPolicies (R31).")
     cloudServices: list[CloudService] = Field(default_factory=_default_cloud_services)
     webhook: WebhookConfig = Field(default_factory=WebhookConfig)

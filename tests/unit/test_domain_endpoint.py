@@ -408,6 +408,34 @@ CASES = [
         DataPathAction.ENSURE,
         ("cannot bind 20000",),
     ),
+    # R42: not Accepted before the namespace's gateway ingress policy admits every gateway port.
+    Case(
+        "R42-waits-for-the-ingress-policy",
+        {"data_path": LIVE_PATH.model_copy(update={"admitted_ports": frozenset(), "ingress_policy": "gw/p"})},
+        P.CREATING,
+        Reason.INGRESS_POLICY_PENDING,
+        DataPathAction.ENSURE,
+        ("gw/p", "20000"),
+    ),
+    Case(
+        "R42-a-policy-with-other-ports-does-not-count",
+        {"data_path": LIVE_PATH.model_copy(update={"admitted_ports": frozenset({20001, 20002})})},
+        P.CREATING,
+        Reason.INGRESS_POLICY_PENDING,
+        DataPathAction.ENSURE,
+        ("20000",),
+    ),
+    Case(
+        "R42-isolation-switched-off-does-not-wait",
+        {
+            "data_path": LIVE_PATH.model_copy(
+                update={"admitted_ports": frozenset(), "ingress_isolation": False}
+            )
+        },
+        P.ACCEPTED,
+        Reason.ACCEPTED,
+        DataPathAction.ENSURE,
+    ),
     Case(
         "R30-gateway-ports-exhausted",
         {

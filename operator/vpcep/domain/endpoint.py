@@ -84,6 +84,18 @@ class DataPathFacts(Frozen):
     backend_unreachable: str | None = Field(
         default=None, description="A gateway reports the backend unreachable, and why (R32)."
     )
+    ingress_isolation: bool = Field(
+        default=True,
+        description="Gateway ingress NetworkPolicies are on (R42): no endpoint is Accepted before the policy "
+        "of its namespace admits it on all its gateway ports.",
+    )
+    admitted_ports: frozenset[int] = Field(
+        default=frozenset(),
+        description="Gateway ports the consumer namespace's gateway ingress policy admits, as stored (R42).",
+    )
+    ingress_policy: str = Field(
+        default="", description="Namespace/name of that policy, for the waiting message."
+    )
 
 
 class EndpointFacts(Frozen):
@@ -431,6 +443,20 @@ def decide_endpoint(facts: EndpointFacts) -> EndpointDecision:
             EndpointPhase.CREATING,
             Reason.ROUTE_PENDING,
             f"waiting for {path.ready_gateways} ready gateway(s) to apply the route{blocked}",
+            DataPathAction.ENSURE,
+            *conditions,
+            reachability,
+            **data,
+        )
+    not_admitted = sorted(
+        {p.gatewayPort for p in allocation.ports} - path.admitted_ports if path.ingress_isolation else ()
+    )
+    if not_admitted:  # R42: only this namespace's pods may reach the ports before anyone is told to use them
+        return finish(
+            EndpointPhase.CREATING,
+            Reason.INGRESS_POLICY_PENDING,
+            f"waiting for the gateway ingress NetworkPolicy {path.ingress_policy or '(not written yet)'} to "
+            f"admit this namespace on gateway port(s) {', '.join(map(str, not_admitted))}",
             DataPathAction.ENSURE,
             *conditions,
             reachability,

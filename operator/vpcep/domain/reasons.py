@@ -44,6 +44,7 @@ class Reason(StrEnum):
     ROUTE_REJECTED = "RouteRejected"
     PORTS_EXHAUSTED = "PortsExhausted"
     BACKEND_UNREACHABLE = "BackendUnreachable"
+    INGRESS_POLICY_PENDING = "IngressPolicyPending"  # R42
     # Whitelists.
     ENDPOINT_SERVICE_NOT_FOUND = "EndpointServiceNotFound"
     INVALID_ACCOUNT_ENTRY = "InvalidAccountEntry"

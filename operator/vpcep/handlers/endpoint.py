@@ -20,6 +20,7 @@ from vpcep.builders.consumer import (
     endpoint_slice_name,
     gateway_egress_policy_name,
 )
+from vpcep.builders.gateway_ingress import gateway_ingress_policy_name
 from vpcep.builders.meta import Owner, status_patch
 from vpcep.builders.route import build_route_config_map, route_config_map_name
 from vpcep.domain.endpoint import (
@@ -34,6 +35,7 @@ from vpcep.domain.endpoint import (
 )
 from vpcep.domain.lookup import lookup_service
 from vpcep.domain.reasons import Reason
+from vpcep.handlers.gateway_ingress import wake_gateway_ingress
 from vpcep.handlers.gateways import FleetView
 from vpcep.handlers.observed import EndpointRecord, ServiceRecord, compact_json
 from vpcep.handlers.runtime import (
@@ -152,6 +154,9 @@ def _facts(rt: Runtime, record: EndpointRecord, fleet: FleetView) -> EndpointFac
         dns_name=dns_name(service_name, namespace) if node_ip else None,
         egress_ready=egress_ready,
         backend_unreachable=fleet.unreachable(endpoint_id),
+        ingress_isolation=rt.config.gatewayIngressPolicy,
+        admitted_ports=rt.gateway_ingress.admitted(namespace),
+        ingress_policy=f"{rt.config.namespace}/{gateway_ingress_policy_name(namespace)}",
     )
     connection = observed.connection(endpoint_id)
     return EndpointFacts(
@@ -317,6 +322,12 @@ def _status_changed(old: EndpointStatus | None, new: EndpointStatus) -> bool:
     return old is None or old.model_dump(mode="json") != new.model_dump(mode="json")
 
 
+def _admission_changed(old: EndpointStatus | None, new: EndpointStatus) -> bool:
+    """What the namespace's gateway ingress policy is computed from: the phase and the gateway ports."""
+    before = (old.phase, tuple(old.gatewayPorts)) if old is not None else (None, ())
+    return before != (new.phase, tuple(new.gatewayPorts))
+
+
 async def _finalize(rt: Runtime, record: EndpointRecord) -> None:
     """R23: node IP, DNS name, data path and EndpointConnection go with the endpoint; the quota is freed."""
     status = rt.observed.endpoint_status(record)
@@ -386,7 +397,10 @@ async def _decide_and_apply(rt: Runtime, record: EndpointRecord) -> EndpointDeci
         fleet = rt.fleet()
         decision = decide_endpoint(_facts(rt, record, fleet))
         # Same event-loop step as _facts: the ledger never lags a decision (no duplicate ids or ports).
+        held = rt.allocations.ports_of(record.meta.uid)
         rt.allocations.record(record.meta.uid, record.target, decision.marker_id, decision.gateway_ports)
+        if rt.allocations.ports_of(record.meta.uid) != held:  # R42: the policy follows at once, in parallel
+            wake_gateway_ingress(rt, record.meta.namespace)
         if not await _apply_data_path(rt, record, decision, service_record, fleet):
             break
     return decision
@@ -398,9 +412,11 @@ async def reconcile_endpoint(rt: Runtime, namespace: str, name: str) -> None:
     if record is None:
         rt.waiting_for_gateways.pop(key, None)
         rt.established.discard(key)
+        rt.gateway_ingress.track_waiting(namespace, name, False)
         return
     target = involved(ENDPOINT, namespace, name, record.meta.uid)
     if record.meta.deleting:
+        wake_gateway_ingress(rt, namespace)  # R42: its ports leave the namespace's policy at once
         if FINALIZER in record.meta.finalizers:
             await _finalize(rt, record)
             rt.event(target, False, Reason.DELETING, "data path, node IP and EndpointConnection removed")
@@ -426,6 +442,8 @@ async def reconcile_endpoint(rt: Runtime, namespace: str, name: str) -> None:
         if answer is None:
             return
         rt.observed.wrote_endpoint_status(record.meta.uid, answer, status)
+        if _admission_changed(previous, status):
+            wake_gateway_ingress(rt, namespace)  # R42: the namespace's policy follows phase and ports
         if previous is None or (previous.phase, previous.reason) != (status.phase, status.reason):
             rt.event(target, status.phase in WARNING_PHASES, status.reason or "", status.message or "")
             wake_after_endpoint_change(rt, record)
@@ -444,6 +462,7 @@ def _track(rt: Runtime, key: tuple[str, str], status: EndpointStatus) -> None:
         )
     else:
         rt.waiting_for_gateways.pop(key, None)
+    rt.gateway_ingress.track_waiting(*key, status.reason == Reason.INGRESS_POLICY_PENDING)
     if status.phase in (EndpointPhase.CREATING, EndpointPhase.ACCEPTED):
         rt.established.add(key)
     else:

@@ -16,6 +16,7 @@ from typing import Any
 
 import kopf
 
+import vpcep.handlers.gateway_ingress as gateway_ingress
 from vpcep.api.routing import GATEWAY_STATUS_LABEL, ROUTE_LABEL
 from vpcep.builders.meta import ENDPOINT_ID_LABEL, ENDPOINT_UID_LABEL, MANAGED_BY, MANAGED_BY_LABEL
 from vpcep.config import OperatorConfig
@@ -29,6 +30,7 @@ from vpcep.handlers.own_watches import OwnWatches, register_backend_watches
 from vpcep.handlers.quota_view import reconcile_quota_view
 from vpcep.handlers.runtime import (
     ENDPOINT_KEY,
+    GATEWAY_INGRESS_KEY,
     ORPHANS_KEY,
     QUOTA_KEY,
     SERVICE_KEY,
@@ -138,6 +140,8 @@ async def dispatch(rt: Runtime, key: Key) -> None:
             await reconcile_quota_view(rt, namespace)
         elif what == ORPHANS_KEY:
             await collect_orphans(rt, namespace)
+        elif what == GATEWAY_INGRESS_KEY:
+            await gateway_ingress.reconcile_gateway_ingress(rt, namespace)
     except ApiError as error:
         if error.status == 403 and "being terminated" in error.message:
             # The namespace is going: its objects get their deletion (and our finalizer run) in a moment.
@@ -252,6 +256,7 @@ async def prime_and_resync(
     for key in list(caches["vpcep_whitelists"].keys()):
         if isinstance(key, tuple) and key[0] == "wl":
             rt.queue.add((WHITELIST_KEY, key[1], key[2]))
+    gateway_ingress.wake_every_gateway_ingress(rt)  # R42: also drops policies of namespaces without endpoints
     # Children of endpoints deleted while no operator ran (finalizer forced away): the LIST found them,
     # so no watch event will (kopf's listing repeats what the cache holds and wakes nothing).
     for cache_name, tag in (("vpcep_connections", "ec"), ("vpcep_operator_config_maps", "route")):
@@ -365,6 +370,7 @@ def register(config: OperatorConfig) -> None:
         )
         if seen.type == "DELETED":
             seen.rt.queue.add((ORPHANS_KEY, seen.uid, ""))
+            gateway_ingress.wake_gateway_ingress(seen.rt, seen.namespace)  # R42, also with no finalizer run
         if seen.type != "MODIFIED":
             seen.rt.refresh_quota_view(seen.namespace)
 
@@ -485,6 +491,7 @@ def register(config: OperatorConfig) -> None:
         seen = Seen.of(kwargs)
         caches["vpcep_owned_policies"].apply_event(seen.type, seen.body)
         _wake_owner(seen, "NetworkPolicy")
+        gateway_ingress.gateway_ingress_event(seen.rt, seen.type, seen.body)  # R42: undo deletes and edits
 
     admission.register(config)
 
