@@ -34,6 +34,7 @@ class Reason(StrEnum):
     PENDING_ACCEPTANCE = "PendingAcceptance"
     REJECTED = "Rejected"
     TARGET_IMMUTABLE = "TargetImmutable"
+    NOT_CREATED_BY_OPERATOR = "NotCreatedByOperator"  # an EndpointConnection someone else made (R44)
     # Shared.
     QUOTA_EXCEEDED = "QuotaExceeded"
     INVALID_SPEC = "InvalidSpec"
