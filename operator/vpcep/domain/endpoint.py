@@ -37,6 +37,21 @@ class DataPathAction(StrEnum):
     )
     KEEP = "Keep"  # leave whatever exists untouched (waiting on something outside the endpoint)
     REMOVE = "Remove"  # tear down consumer Service, EndpointSlice, egress policy and route
+    # Keep node IP, DNS name and ports, remove the route: the backend is gone or is not the provider's own
+    # (R45, R52), so no gateway may dial its old address, which may already be someone else's.
+    WITHDRAW = "Withdraw"
+
+
+# A service Failed for one of these has no backend the gateways may dial.
+BACKEND_GONE_REASONS = frozenset(
+    {
+        Reason.BACKEND_NOT_FOUND,
+        Reason.BACKEND_EXTERNAL_NAME,
+        Reason.BACKEND_WITHOUT_SELECTOR,
+        Reason.BACKEND_POD_NOT_RUNNING,
+        Reason.BACKEND_HOST_NETWORK,
+    }
+)
 
 
 class AllocationFacts(Frozen):
@@ -165,7 +180,7 @@ def decide_endpoint(facts: EndpointFacts) -> EndpointDecision:
         **fields: object,
     ) -> EndpointDecision:
         values = {**base, **fields}
-        if data_path is DataPathAction.KEEP and previous is not None:
+        if data_path in (DataPathAction.KEEP, DataPathAction.WITHDRAW) and previous is not None:
             values.setdefault("gateway_ports", tuple(previous.gatewayPorts))
             values.setdefault("node_ip", previous.nodeIP)
             values.setdefault("dns_name", previous.dnsName)
@@ -316,11 +331,12 @@ def decide_endpoint(facts: EndpointFacts) -> EndpointDecision:
             + "; the endpoint is set up when the service is Available: ask the provider to check "
             "`kubectl describe vpces` for it"
         )
+        backend_gone = service.phase is ServicePhase.FAILED and service.reason in BACKEND_GONE_REASONS
         return finish(
             EndpointPhase.CREATING,
             Reason.SERVICE_NOT_AVAILABLE,
             message,
-            DataPathAction.KEEP,
+            DataPathAction.WITHDRAW if backend_gone else DataPathAction.KEEP,
             permitted,
             accepted_condition,
             **resolved,

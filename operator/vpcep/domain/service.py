@@ -13,6 +13,7 @@ from pydantic import Field
 
 from vpcep.api.endpoint import EndpointPhase
 from vpcep.api.endpoint_service import EndpointServiceSpec, EndpointServiceStatus, ServicePhase, ServiceType
+from vpcep.domain.backend import BackendRefusal
 from vpcep.domain.conditions import ConditionSpec, ConditionType, common_status_fields, condition
 from vpcep.domain.facts import EndpointView, Frozen, ObjectRef, Refusal
 from vpcep.domain.naming import build_service_name, service_id_for
@@ -38,6 +39,9 @@ class ServiceFacts(Frozen):
         default=ServiceType.INTERFACE, description="Gateway is only honoured for system services (R37)."
     )
     backend_exists: bool
+    backend_refusal: BackendRefusal | None = Field(
+        default=None, description="Why the backend is not the provider's own (R45); None when it is."
+    )
     data_plane_ready: bool = Field(
         default=True, description="The provider-side objects (NetworkPolicy R31) are in place."
     )
@@ -159,6 +163,15 @@ def decide_service(facts: ServiceFacts) -> ServiceDecision:
                 quota_condition,
                 condition(ConditionType.BACKEND_FOUND, False, Reason.BACKEND_NOT_FOUND, message),
             ),
+        )
+    if facts.backend_refusal is not None:
+        refusal = facts.backend_refusal
+        message = f"{label}: {refusal.message}"
+        return _failed(
+            refusal.reason,
+            message,
+            common,
+            extra=(quota_condition, condition(ConditionType.BACKEND_FOUND, False, refusal.reason, message)),
         )
     backend_found = condition(ConditionType.BACKEND_FOUND, True, Reason.AVAILABLE, "")
 

@@ -193,6 +193,9 @@ async def _apply_data_path(
 
     if decision.data_path is DataPathAction.KEEP:
         return False
+    if decision.data_path is DataPathAction.WITHDRAW:
+        await _withdraw_route(rt, decision.endpoint_id)
+        return False
     if decision.data_path is DataPathAction.REMOVE or service_record is None:
         await _remove_data_path(rt, record, decision.endpoint_id)
         return False
@@ -262,15 +265,19 @@ async def _apply_data_path(
     return changed
 
 
+async def _withdraw_route(rt: Runtime, endpoint_id: str) -> None:
+    route_name = route_config_map_name(endpoint_id)
+    await rt.remove(CONFIG_MAP, rt.config.namespace, route_name, rt.observed.route(endpoint_id) is not None)
+    rt.route_versions.pop(endpoint_id, None)
+
+
 async def _remove_data_path(rt: Runtime, record: EndpointRecord, endpoint_id: str) -> None:
     namespace, name = record.meta.namespace, record.meta.name
     observed = rt.observed
     service_name = consumer_service_name(name)
     slice_name = endpoint_slice_name(name)
     egress_name = gateway_egress_policy_name(name)
-    route_name = route_config_map_name(endpoint_id)
-    await rt.remove(CONFIG_MAP, rt.config.namespace, route_name, observed.route(endpoint_id) is not None)
-    rt.route_versions.pop(endpoint_id, None)
+    await _withdraw_route(rt, endpoint_id)
     await rt.remove(
         ENDPOINT_SLICE,
         namespace,
