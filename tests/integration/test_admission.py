@@ -149,9 +149,11 @@ def test_malformed_whitelist_entry_is_refused_naming_it(kube: Cluster, published
 
 def test_deleting_a_service_with_accepted_endpoints_is_refused(kube: Cluster, published: str) -> None:  # R7
     kube.apply("endpoint.yaml", name="pg-main", namespace=CONSUMER, service_name=published)
-    wait_for("pg-main Accepted", phase_is(kube, "vpce", CONSUMER, "pg-main", "Accepted"))
+    main = wait_for("pg-main Accepted", phase_is(kube, "vpce", CONSUMER, "pg-main", "Accepted"))
     message = refused(kube.delete("vpces", PROVIDER, "pg"))
-    assert f"{CONSUMER}/pg-main" in message
+    # R46: the provider hears endpoint ids and accounts, never the consumer's namespace or Endpoint name.
+    assert f"{main['endpointId']} (account {ACCOUNT}, Accepted)" in message
+    assert CONSUMER not in message and "pg-main" not in message
     assert kube.status("vpces", PROVIDER, "pg")["phase"] == "Available"
 
     kube.delete("vpce", CONSUMER, "pg-main", wait=True)

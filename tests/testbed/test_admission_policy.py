@@ -1,5 +1,6 @@
-"""ValidatingAdmissionPolicies are enforced, as kube-apiserver enforces them (R44's chart policy relies on it):
-a bound policy refuses a write with its message, names the user in CEL, and an unbound one refuses nothing."""
+"""ValidatingAdmissionPolicies are enforced, as kube-apiserver enforces them (R44's chart policy relies on
+it): a bound policy refuses a write with its message, names the user in CEL, and an unbound one refuses
+nothing."""
 
 from __future__ import annotations
 
@@ -135,7 +136,7 @@ def test_a_bound_policy_refuses_with_its_message_and_sees_the_user(cluster: Clus
 
 
 def test_an_unbound_policy_refuses_nothing(cluster: Cluster, namespace: str) -> None:
-    """Without a binding a policy is inert (kube-apiserver's semantics): the binding is what the chart must ship."""
+    """Without a binding a policy is inert (kube-apiserver's semantics): the chart must ship the binding."""
     suffix = uuid.uuid4().hex[:6]
     policy = f"unbound-{suffix}"
     cluster.kubectl_run("apply", "-f", "-", input=json.dumps(_policy(policy, "nobody")))

@@ -37,8 +37,12 @@ class BackendRefusal(Frozen):
     message: str
 
 
-def check_backend(facts: BackendFacts, selectorless_allowed: bool) -> BackendRefusal | None:
-    """None when the provider owns what the backend resolves to; else why not and how to fix it (R45)."""
+def check_backend(
+    facts: BackendFacts, selectorless_allowed: bool, *, judge_phase: bool = True
+) -> BackendRefusal | None:
+    """None when the provider owns what the backend resolves to; else why not and how to fix it (R45).
+    `judge_phase=False` (admission): a Pod created with its service is Pending for a moment; only what
+    does not pass by itself is refused there, the reconcile judges the phase."""
     ref = f"{facts.kind.value} {facts.namespace}/{facts.name}"
     if facts.kind is BackendKind.SERVICE:
         if facts.service_type == "ExternalName":
@@ -61,7 +65,7 @@ def check_backend(facts: BackendFacts, selectorless_allowed: bool) -> BackendRef
             message=f"backend {ref} uses hostNetwork, so its address is the node's: run it without "
             "hostNetwork, or publish it through a Service with a selector (R45)",
         )
-    if facts.pod_phase != "Running":
+    if judge_phase and facts.pod_phase != "Running":
         return BackendRefusal(
             reason=Reason.BACKEND_POD_NOT_RUNNING,
             message=f"backend {ref} is {facts.pod_phase or 'not yet scheduled'}, not Running: a Pod "

@@ -25,6 +25,7 @@ from vpcep.domain.naming import service_not_found_message
 from vpcep.domain.permission import check_permission
 from vpcep.domain.quota import QuotaStanding, check_quota_admission, quota_exceeded_message
 from vpcep.domain.reasons import Reason
+from vpcep.domain.redaction import without_addresses
 from vpcep.domain.service import Operation
 from vpcep.domain.validation import endpoint_spec_problems
 
@@ -345,7 +346,11 @@ def decide_endpoint(facts: EndpointFacts) -> EndpointDecision:
     path = facts.data_path
     reachability = (
         condition(
-            ConditionType.BACKEND_REACHABLE, False, Reason.BACKEND_UNREACHABLE, path.backend_unreachable
+            # R46: the gateway's text names the backend's address; the consumer learns only that it is down.
+            ConditionType.BACKEND_REACHABLE,
+            False,
+            Reason.BACKEND_UNREACHABLE,
+            without_addresses(path.backend_unreachable),
         )
         if path.backend_unreachable
         else condition(
@@ -438,9 +443,10 @@ def decide_endpoint(facts: EndpointFacts) -> EndpointDecision:
             **data,
         )
     if not path.route_applied:
+        gateway_error = without_addresses(path.gateway_error) if path.gateway_error else None
         blocked = (
-            f"; {path.gateway_error}: the cluster operator should check that gateway's logs"
-            if path.gateway_error
+            f"; {gateway_error}: the cluster operator should check that gateway's logs"
+            if gateway_error
             else ""
         )
         return finish(

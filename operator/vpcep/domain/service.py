@@ -86,10 +86,20 @@ def _active(endpoints: Sequence[EndpointView]) -> list[EndpointView]:
 
 
 def active_endpoints_message(service: ObjectRef, active: Sequence[EndpointView]) -> str:
-    listed = ", ".join(f"{e.ref} ({e.phase})" for e in sorted(active, key=lambda e: (e.namespace, e.name)))
+    """Read by the provider: endpoints by id and owner account, as its EndpointConnections show them --
+    never the consumer's namespace or Endpoint name (R46)."""
+
+    def endpoint_id(e: EndpointView) -> str:
+        return e.endpoint_id or e.uid
+
+    listed = ", ".join(
+        f"{endpoint_id(e)} (account {e.account}, {e.phase})"
+        for e in sorted(active, key=lambda e: (e.account, endpoint_id(e)))
+    )
     return (
         f"EndpointService {service} still has {len(active)} active endpoint(s): {listed}. "
-        "Delete those Endpoints, or reject them in their EndpointConnections, then delete the service again."
+        "To delete the service, reject them in their EndpointConnections (named after the endpoint ids) or "
+        "ask their owners to delete them, then delete it again."
     )
 
 

@@ -76,3 +76,13 @@ def observe_backend(
         )
     pod_ip = (body.get("status") or {}).get("podIP")
     return BackendObservation(exists=True, host=pod_ip or None, pod_labels=dict(meta.get("labels") or {}))
+
+
+def admission_refusal(
+    kind: BackendKind, body: dict[str, Any] | None, *, selectorless_allowed: bool
+) -> BackendRefusal | None:
+    """R45 at admission: what the webhook can know from the backend as it is now (a missing backend and a
+    Pod still starting are not refused: both may settle by themselves, R1)."""
+    if body is None:
+        return None
+    return check_backend(backend_facts(kind, body), selectorless_allowed, judge_phase=False)
