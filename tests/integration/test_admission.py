@@ -217,3 +217,27 @@ def test_tenants_cannot_touch_system_services(
     )
     assert "cannot be deleted by tenants" in refused(deletion)
     assert kube.get("vpces", operator.namespace, "dns") is not None
+
+
+def test_a_backend_the_provider_does_not_own_is_refused_at_admission(
+    kube: Cluster, published: str
+) -> None:  # R45
+    kube.apply_text(
+        "apiVersion: v1\nkind: Service\nmetadata: {name: elsewhere, namespace: " + PROVIDER + "}\n"
+        "spec: {type: ExternalName, externalName: metadata.google.internal}\n"
+    )
+    message = refused(
+        kube.apply(
+            "endpoint-service.yaml", check=False, name="elsewhere", namespace=PROVIDER,
+            backend="elsewhere", approval="false",
+        )
+    )  # fmt: skip
+    assert "spec.backend" in message and "ExternalName" in message and "(R45)" in message
+    assert kube.get("vpces", PROVIDER, "elsewhere") is None
+    # A Pod still starting is not refused here (it may run in a moment; the reconcile judges the phase).
+    kube.apply("backend-pod.yaml", name="starting", namespace=PROVIDER)
+    kube.apply(
+        "pod-endpoint-service.yaml", name="starting", namespace=PROVIDER, backend="starting", server_port="80"
+    )
+    failed = wait_for("starting Failed", phase_is(kube, "vpces", PROVIDER, "starting", "Failed"))
+    assert failed["reason"] == "BackendPodNotRunning"
