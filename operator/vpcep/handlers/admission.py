@@ -25,6 +25,7 @@ from vpcep.domain.validation import whitelist_spec_problems
 from vpcep.handlers.backends import admission_refusal
 from vpcep.handlers.observed import SYSTEM_LABEL
 from vpcep.handlers.runtime import Runtime
+from vpcep.k8s.client import ApiError
 from vpcep.k8s.resources import POD, SERVICE
 
 GROUP, VERSION = "vpcep.io", "v1alpha1"
@@ -75,7 +76,10 @@ async def _refuse_backend(rt: Runtime, namespace: str, name: str, spec: Endpoint
     """R45: a backend the provider does not own is refused before the service exists (the backend cannot
     change later, R2)."""
     kind = spec.backend.kind
-    body = await rt.api.get(SERVICE if kind is BackendKind.SERVICE else POD, namespace, spec.backend.name)
+    try:
+        body = await rt.api.get(SERVICE if kind is BackendKind.SERVICE else POD, namespace, spec.backend.name)
+    except ApiError:
+        return  # cannot look now: the reconcile judges the backend (R45 holds either way)
     refusal = admission_refusal(
         kind, body, selectorless_allowed=namespace in rt.config.selectorlessBackendNamespaces
     )
