@@ -148,7 +148,8 @@ def test_a_fully_labelled_forgery_sorting_before_the_provider_accepts_nothing_ac
     poke_real_connection(kube, endpoint_id)
     holds(kube, "early", "PendingAcceptance")
 
-    operator.restart()  # the start-up LIST sees both connections at once
+    operator.kill()  # a crash, then a new process: its start-up LIST sees both connections at once
+    operator.restart()
     wait_for(
         "the restarted operator to reconcile",
         lambda: (
