@@ -360,13 +360,22 @@ CASES = [
         DataPathAction.REMOVE,
     ),
     # R1 seen from the consumer: the service is not Available.
+    # R52: a deleted backend stops its routes at once (node IP and ports are kept for its return).
     Case(
-        "R1-service-backend-missing-keeps-waiting",
+        "R1-R52-service-backend-missing-waits-without-a-route",
         {"service": service_view(phase=ServicePhase.FAILED, reason="BackendNotFound")},
         P.CREATING,
         Reason.SERVICE_NOT_AVAILABLE,
-        DataPathAction.KEEP,
+        DataPathAction.WITHDRAW,
         ("BackendNotFound",),
+    ),
+    Case(
+        "R9-service-over-quota-keeps-waiting",
+        {"service": service_view(phase=ServicePhase.FAILED, reason="QuotaExceeded")},
+        P.CREATING,
+        Reason.SERVICE_NOT_AVAILABLE,
+        DataPathAction.KEEP,
+        ("QuotaExceeded",),
     ),
     # R22: quota.
     Case(
@@ -521,7 +530,7 @@ def test_keep_leaves_the_existing_data_path_alone() -> None:
     previous = endpoint_status(accepted, previous=None, now="t0", generation=1)
     waiting = decide_endpoint(
         endpoint_facts(
-            status=previous, service=service_view(phase=ServicePhase.FAILED, reason="BackendNotFound")
+            status=previous, service=service_view(phase=ServicePhase.FAILED, reason="QuotaExceeded")
         )
     )
     assert waiting.data_path is DataPathAction.KEEP

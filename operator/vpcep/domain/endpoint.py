@@ -25,6 +25,7 @@ from vpcep.domain.naming import service_not_found_message
 from vpcep.domain.permission import check_permission
 from vpcep.domain.quota import QuotaStanding, check_quota_admission, quota_exceeded_message
 from vpcep.domain.reasons import Reason
+from vpcep.domain.redaction import without_addresses
 from vpcep.domain.service import Operation
 from vpcep.domain.validation import endpoint_spec_problems
 
@@ -37,6 +38,21 @@ class DataPathAction(StrEnum):
     )
     KEEP = "Keep"  # leave whatever exists untouched (waiting on something outside the endpoint)
     REMOVE = "Remove"  # tear down consumer Service, EndpointSlice, egress policy and route
+    # Keep node IP, DNS name and ports, remove the route: the backend is gone or is not the provider's own
+    # (R45, R52), so no gateway may dial its old address, which may already be someone else's.
+    WITHDRAW = "Withdraw"
+
+
+# A service Failed for one of these has no backend the gateways may dial.
+BACKEND_GONE_REASONS = frozenset(
+    {
+        Reason.BACKEND_NOT_FOUND,
+        Reason.BACKEND_EXTERNAL_NAME,
+        Reason.BACKEND_WITHOUT_SELECTOR,
+        Reason.BACKEND_POD_NOT_RUNNING,
+        Reason.BACKEND_HOST_NETWORK,
+    }
+)
 
 
 class AllocationFacts(Frozen):
@@ -177,7 +193,7 @@ def decide_endpoint(facts: EndpointFacts) -> EndpointDecision:
         **fields: object,
     ) -> EndpointDecision:
         values = {**base, **fields}
-        if data_path is DataPathAction.KEEP and previous is not None:
+        if data_path in (DataPathAction.KEEP, DataPathAction.WITHDRAW) and previous is not None:
             values.setdefault("gateway_ports", tuple(previous.gatewayPorts))
             values.setdefault("node_ip", previous.nodeIP)
             values.setdefault("dns_name", previous.dnsName)
@@ -328,11 +344,12 @@ def decide_endpoint(facts: EndpointFacts) -> EndpointDecision:
             + "; the endpoint is set up when the service is Available: ask the provider to check "
             "`kubectl describe vpces` for it"
         )
+        backend_gone = service.phase is ServicePhase.FAILED and service.reason in BACKEND_GONE_REASONS
         return finish(
             EndpointPhase.CREATING,
             Reason.SERVICE_NOT_AVAILABLE,
             message,
-            DataPathAction.KEEP,
+            DataPathAction.WITHDRAW if backend_gone else DataPathAction.KEEP,
             permitted,
             accepted_condition,
             **resolved,
@@ -341,7 +358,11 @@ def decide_endpoint(facts: EndpointFacts) -> EndpointDecision:
     path = facts.data_path
     reachability = (
         condition(
-            ConditionType.BACKEND_REACHABLE, False, Reason.BACKEND_UNREACHABLE, path.backend_unreachable
+            # R46: the gateway's text names the backend's address; the consumer learns only that it is down.
+            ConditionType.BACKEND_REACHABLE,
+            False,
+            Reason.BACKEND_UNREACHABLE,
+            without_addresses(path.backend_unreachable),
         )
         if path.backend_unreachable
         else condition(
@@ -434,9 +455,10 @@ def decide_endpoint(facts: EndpointFacts) -> EndpointDecision:
             **data,
         )
     if not path.route_applied:
+        gateway_error = without_addresses(path.gateway_error) if path.gateway_error else None
         blocked = (
-            f"; {path.gateway_error}: the cluster operator should check that gateway's logs"
-            if path.gateway_error
+            f"; {gateway_error}: the cluster operator should check that gateway's logs"
+            if gateway_error
             else ""
         )
         return finish(

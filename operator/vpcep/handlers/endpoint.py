@@ -158,7 +158,8 @@ def _facts(rt: Runtime, record: EndpointRecord, fleet: FleetView) -> EndpointFac
         admitted_ports=rt.gateway_ingress.admitted(namespace),
         ingress_policy=f"{rt.config.namespace}/{gateway_ingress_policy_name(namespace)}",
     )
-    connection = observed.connection(endpoint_id)
+    # R44: only the connection the operator built in the service's namespace carries the provider's decision.
+    connection = observed.connection(service.namespace, endpoint_id) if service is not None else None
     return EndpointFacts(
         namespace=namespace,
         name=name,
@@ -196,6 +197,9 @@ async def _apply_data_path(
     changed = False
 
     if decision.data_path is DataPathAction.KEEP:
+        return False
+    if decision.data_path is DataPathAction.WITHDRAW:
+        await _withdraw_route(rt, decision.endpoint_id)
         return False
     if decision.data_path is DataPathAction.REMOVE or service_record is None:
         await _remove_data_path(rt, record, decision.endpoint_id)
@@ -266,15 +270,19 @@ async def _apply_data_path(
     return changed
 
 
+async def _withdraw_route(rt: Runtime, endpoint_id: str) -> None:
+    route_name = route_config_map_name(endpoint_id)
+    await rt.remove(CONFIG_MAP, rt.config.namespace, route_name, rt.observed.route(endpoint_id) is not None)
+    rt.route_versions.pop(endpoint_id, None)
+
+
 async def _remove_data_path(rt: Runtime, record: EndpointRecord, endpoint_id: str) -> None:
     namespace, name = record.meta.namespace, record.meta.name
     observed = rt.observed
     service_name = consumer_service_name(name)
     slice_name = endpoint_slice_name(name)
     egress_name = gateway_egress_policy_name(name)
-    route_name = route_config_map_name(endpoint_id)
-    await rt.remove(CONFIG_MAP, rt.config.namespace, route_name, observed.route(endpoint_id) is not None)
-    rt.route_versions.pop(endpoint_id, None)
+    await _withdraw_route(rt, endpoint_id)
     await rt.remove(
         ENDPOINT_SLICE,
         namespace,
@@ -299,23 +307,27 @@ async def _sync_connection(
     """R10/R23: the provider's EndpointConnection exists while the endpoint targets the service,
     mirrors its state.
     """
-    existing = rt.observed.connection(decision.endpoint_id)
-    if not decision.keep_connection or decision.service is None:
-        if existing is not None and existing.managed and not existing.deleting:
-            await rt.api.delete(ENDPOINT_CONNECTION, existing.namespace, existing.name, uid=existing.uid)
+    service = decision.service if decision.keep_connection else None
+    # Ours elsewhere (the endpoint moved to another service) or no longer wanted: removed.
+    await _delete_connections(rt, decision.endpoint_id, keep_in=service.namespace if service else None)
+    if service is None:
         return
-    provider_namespace = decision.service.namespace
-    if existing is not None and existing.namespace != provider_namespace:
-        await rt.api.delete(ENDPOINT_CONNECTION, existing.namespace, existing.name, uid=existing.uid)
-        existing = None
+    provider_namespace = service.namespace
+    existing = rt.observed.connection(provider_namespace, decision.endpoint_id)
     name = connection_name(decision.endpoint_id)
     if existing is None:
-        await rt.ensure(
-            build_connection(decision.endpoint_id, provider_namespace, decision.service.name), None
-        )
+        await rt.ensure(build_connection(decision.endpoint_id, provider_namespace, service.name), None)
     connection = connection_status(decision, status, owner_account=account)
     if existing is None or existing.status_json != compact_json(build_connection_status(connection)):
         await rt.api.patch_status(ENDPOINT_CONNECTION, provider_namespace, name, status_patch(connection))
+
+
+async def _delete_connections(rt: Runtime, endpoint_id: str, keep_in: str | None = None) -> None:
+    """Delete the connections the operator built for an endpoint, except the one in `keep_in`; connections
+    it did not build are never its to delete (R44: they are ignored and reported)."""
+    for ours in rt.observed.connections_built_for(endpoint_id):
+        if ours.namespace != keep_in and not ours.deleting:
+            await rt.api.delete(ENDPOINT_CONNECTION, ours.namespace, ours.name, uid=ours.uid)
 
 
 def _status_changed(old: EndpointStatus | None, new: EndpointStatus) -> bool:
@@ -352,9 +364,7 @@ async def _finalize(rt: Runtime, record: EndpointRecord) -> None:
             status_patch(deleting),
         )
     await _remove_data_path(rt, record, endpoint_id)
-    connection = rt.observed.connection(endpoint_id)
-    if connection is not None and connection.managed:
-        await rt.api.delete(ENDPOINT_CONNECTION, connection.namespace, connection.name, uid=connection.uid)
+    await _delete_connections(rt, endpoint_id)
     _wait_until_marker_is_on_record(rt, record, status.markerId if status else None)
     await rt.api.remove_finalizer(ENDPOINT, record.meta.namespace, record.meta.name, FINALIZER)
     rt.allocations.release(record.meta.uid)
@@ -495,9 +505,7 @@ async def collect_orphans(rt: Runtime, endpoint_uid: str) -> None:
     """An endpoint vanished without its finalizer running (force-removed): delete what it left behind."""
     if rt.observed.endpoint_by_uid(endpoint_uid) is not None:
         return
-    connection = rt.observed.connection(endpoint_uid)
-    if connection is not None and connection.managed:
-        await rt.api.delete(ENDPOINT_CONNECTION, connection.namespace, connection.name, uid=connection.uid)
+    await _delete_connections(rt, endpoint_uid)
     route = rt.observed.route(endpoint_uid)
     if route is not None:
         await rt.api.delete(CONFIG_MAP, rt.config.namespace, route.name)

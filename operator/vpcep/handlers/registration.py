@@ -25,6 +25,7 @@ from vpcep.handlers.cache import ObjectCache, Project
 from vpcep.handlers.cloud_services import publish_cloud_services
 from vpcep.handlers.endpoint import collect_orphans, reconcile_endpoint
 from vpcep.handlers.fleet_watch import wake_fleet_dependents, watch_fleet_freshness
+from vpcep.handlers.forged_connections import ForgedConnectionReporter
 from vpcep.handlers.lookups import Observed
 from vpcep.handlers.own_watches import OwnWatches, register_backend_watches
 from vpcep.handlers.quota_view import reconcile_quota_view
@@ -259,7 +260,7 @@ async def prime_and_resync(
     gateway_ingress.wake_every_gateway_ingress(rt)  # R42: also drops policies of namespaces without endpoints
     # Children of endpoints deleted while no operator ran (finalizer forced away): the LIST found them,
     # so no watch event will (kopf's listing repeats what the cache holds and wakes nothing).
-    for cache_name, tag in (("vpcep_connections", "ec"), ("vpcep_operator_config_maps", "route")):
+    for cache_name, tag in (("vpcep_connections", "ec-id"), ("vpcep_operator_config_maps", "route")):
         for key in list(caches[cache_name].keys()):
             if isinstance(key, tuple) and key[0] == tag and rt.observed.endpoint_by_uid(key[1]) is None:
                 rt.queue.add((ORPHANS_KEY, key[1], ""))
@@ -286,6 +287,7 @@ def register(config: OperatorConfig) -> None:
     }
     own = OwnWatches()
     register_backend_watches(own, config)
+    forged = ForgedConnectionReporter()
     served: list[str | None] = list(config.served_namespaces()) if config.scoped else [None]
     owned = f"{MANAGED_BY_LABEL}={MANAGED_BY}"
 
@@ -420,6 +422,7 @@ def register(config: OperatorConfig) -> None:
     async def connection_event(**kwargs: Any) -> None:
         seen = Seen.of(kwargs)
         changed = caches["vpcep_connections"].apply_event(seen.type, seen.body)
+        forged.seen(seen.rt, seen.type, seen.body)
         endpoint_id = seen.labels.get(ENDPOINT_ID_LABEL) or seen.name
         ref = seen.rt.observed.endpoint_by_uid(endpoint_id)
         if ref is not None:
