@@ -15,11 +15,13 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from vpcep import __version__
 from vpcep.config import OperatorConfig, load_config
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="vpcep-operator", description=__doc__)
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     parser.add_argument("--config", type=pathlib.Path, help="OperatorConfig YAML file (docs/operator.md)")
     parser.add_argument("--namespace", help="operator namespace (routes, gateways, cloud services)")
     parser.add_argument("--region", help="region name, the first label of every service name")

@@ -14,6 +14,8 @@ import pytest
 import yaml
 from chart_rendering import NAMESPACE, REPO, Rendered, operator_config, render
 
+import vpcep
+
 KUBERNETES_VERSION = "1.30.0"
 # Kinds of other projects (cert-manager) have no schema in kubernetes-validate; checked by hand below.
 FOREIGN_GROUPS = ("cert-manager.io/",)
@@ -136,7 +138,7 @@ def test_operator_runs_once_with_probes_hardened_and_reads_the_rendered_config(d
     assert deployment["spec"]["strategy"] == {"type": "Recreate"}
     _assert_hardened(deployment)
     container = _container(deployment)
-    assert container["image"] == "vpcep-operator:0.1.0"
+    assert container["image"] == f"vpcep-operator:{vpcep.__version__}"  # the chart's appVersion
     assert container["args"][0] == "operator"
     assert "--config=/etc/vpcep/config/config.yaml" in container["args"]
     assert "--verbose" not in container["args"]
