@@ -85,6 +85,8 @@ class CloudService(ConfigModel):
 
 
 def _default_cloud_services() -> list[CloudService]:
+    """Only the cluster DNS, which every conformant cluster runs: a default service without a backend would be
+    Failed/BackendNotFound on every install (Gateway-type examples: charts/vpcep-operator/values.yaml)."""
     return [
         CloudService(
             name="dns",
@@ -92,13 +94,6 @@ def _default_cloud_services() -> list[CloudService]:
             backend=CloudBackend(kind=BackendKind.SERVICE, name="kube-dns", namespace="kube-system"),
             ports=[PortMapping(protocol="TCP", serverPort=53, clientPort=53)],
             description="Cluster DNS over TCP (R37).",
-        ),
-        CloudService(
-            name="object-storage",
-            type=ServiceType.GATEWAY,
-            backend=CloudBackend(kind=BackendKind.SERVICE, name="object-storage", namespace="kube-system"),
-            ports=[PortMapping(protocol="TCP", serverPort=443, clientPort=443)],
-            description="Example Gateway-type service: consumers get egress to it, no node IP (R38).",
         ),
     ]
 
