@@ -138,10 +138,15 @@ class OperatorConfig(ConfigModel):
     networkPolicy: bool = Field(default=True, description="Create provider-side NetworkPolicies (R31).")
     cloudServices: list[CloudService] = Field(default_factory=_default_cloud_services)
     webhook: WebhookConfig = Field(default_factory=WebhookConfig)
+    serviceAccount: str = Field(
+        default="vpcep-operator",
+        description="The operator's own ServiceAccount, in `namespace` (the chart's: <release>-operator): "
+        "its writes to the system services are its own (R8, R51).",
+    )
     privilegedUsers: list[str] = Field(
         default_factory=list,
         description="Users besides system:masters and the operator's own service account "
-        "(system:serviceaccount:<namespace>:vpcep-operator) that may manage system services (R8).",
+        "(system:serviceaccount:<namespace>:<serviceAccount>) that may manage system services (R8).",
     )
     workers: int = Field(default=8, ge=1, le=256, description="Objects reconciled concurrently.")
     apiConcurrency: int = Field(default=16, ge=1, le=256, description="API requests in flight at once.")
