@@ -102,6 +102,7 @@ class Kubelet:
         self._stopping = threading.Event()
         self._prober: threading.Thread | None = None
         self._routed_webhooks: set[str] = set()  # namespaces of Services whose webhooks point at pods here
+        self._original_webhooks: dict[str, list[dict[str, Any]]] = {}  # configuration name -> its webhooks
 
     # --- reading the API ------------------------------------------------------------------------
 
@@ -286,6 +287,7 @@ class Kubelet:
             self._prober.join(timeout=30)
         for container in self.containers:
             self._kill(container)
+        self._unroute_webhooks()
 
     def logs(self) -> str:
         return "\n".join(
@@ -375,6 +377,7 @@ class Kubelet:
         }
         ca_bundle = base64.b64encode(self.webhook_certificate[0].read_bytes()).decode()
         for configuration in self._get("validatingwebhookconfigurations")["items"]:
+            original = json.loads(json.dumps(configuration["webhooks"]))
             patched = False
             for webhook in configuration["webhooks"]:
                 service_ref = webhook["clientConfig"].get("service")
@@ -393,12 +396,21 @@ class Kubelet:
                 patched = True
                 self._routed_webhooks.add(namespace)
             if patched:
-                body = {"webhooks": configuration["webhooks"]}
+                self._original_webhooks.setdefault(configuration["metadata"]["name"], original)
+                self._patch_webhooks(configuration["metadata"]["name"], configuration["webhooks"])
+
+    def _patch_webhooks(self, name: str, webhooks: list[dict[str, Any]]) -> None:
+        body = json.dumps({"webhooks": webhooks})
+        self.cluster.kubectl_run("patch", "validatingwebhookconfiguration", name, "--type=merge", "-p", body)
+
+    def _unroute_webhooks(self) -> None:
+        """Back to the Services, as Helm wrote them: Helm's next apply then finds its own values there."""
+        for name, webhooks in self._original_webhooks.items():
+            if (
                 self.cluster.kubectl_run(
-                    "patch",
-                    "validatingwebhookconfiguration",
-                    configuration["metadata"]["name"],
-                    "--type=merge",
-                    "-p",
-                    json.dumps(body),
-                )
+                    "get", "validatingwebhookconfiguration", name, check=False
+                ).returncode
+                == 0
+            ):
+                self._patch_webhooks(name, webhooks)
+        self._original_webhooks.clear()
