@@ -78,6 +78,7 @@ class Image:
 
 @dataclass
 class Container:
+    deployment: str
     pod: str
     spec: dict[str, Any]
     argv: list[str]
@@ -88,6 +89,7 @@ class Container:
     started: bool = False  # the startupProbe passed (or there is none)
     ready: bool = False
     failures: dict[str, int] = field(default_factory=dict)
+    retired: bool = False  # its Deployment rolled out a new template: no more probes or restarts
 
 
 class Kubelet:
@@ -119,13 +121,23 @@ class Kubelet:
         started = []
         for _ in range(deployment["spec"].get("replicas", 1)):
             pod = f"{name}-{uuid.uuid4().hex[:5]}"
-            started += self._run_pod(namespace, pod, template)
+            started += self._run_pod(namespace, name, pod, template)
         if self._prober is None:
             self._prober = threading.Thread(target=self._probe_forever, name="kubelet-probes", daemon=True)
             self._prober.start()
         return started
 
-    def _run_pod(self, namespace: str, pod: str, template: dict[str, Any]) -> list[Container]:
+    def roll_out(self, namespace: str, name: str) -> list[Container]:
+        """A new pod template, with the chart's operator strategy (Recreate): the old pods end first."""
+        for container in [c for c in self.containers if c.deployment == name]:
+            container.retired = True
+            self._kill(container)
+            self.containers.remove(container)
+        return self.run_deployment(namespace, name)
+
+    def _run_pod(
+        self, namespace: str, deployment: str, pod: str, template: dict[str, Any]
+    ) -> list[Container]:
         spec = template["spec"]
         pod_dir = self.workdir / pod
         pod_dir.mkdir(parents=True)
@@ -161,6 +173,7 @@ class Kubelet:
             command = self.image.command(container_spec.get("args", []))
             argv = self._sandbox(pod_dir, mounts, security, command)
             container = Container(
+                deployment=deployment,
                 pod=pod,
                 spec=container_spec,
                 argv=argv,
@@ -287,7 +300,7 @@ class Kubelet:
             self._prober.join(timeout=30)
         for container in self.containers:
             self._kill(container)
-        self._unroute_webhooks()
+        self.unroute_webhooks()
 
     def logs(self) -> str:
         return "\n".join(
@@ -341,6 +354,8 @@ class Kubelet:
                     self._judge(container, kind, probe, self._probe_once(container, probe))
 
     def _judge(self, container: Container, kind: str, probe: dict[str, Any], passed: bool) -> None:
+        if container.retired:
+            return
         if passed:
             container.failures[kind] = 0
             if kind == "startupProbe":
@@ -357,6 +372,8 @@ class Kubelet:
     def _restart(self, container: Container, why: str) -> None:
         """Kill and start again after a back-off that doubles per restart (kubelet's CrashLoopBackOff: 10 s
         doubling to 5 min; here 1 s doubling to 30 s, which tests can wait for)."""
+        if container.retired:
+            return
         self._kill(container)
         back_off = min(2.0**container.restarts, 30.0)
         with container.log.open("ab") as out:
@@ -403,7 +420,7 @@ class Kubelet:
         body = json.dumps({"webhooks": webhooks})
         self.cluster.kubectl_run("patch", "validatingwebhookconfiguration", name, "--type=merge", "-p", body)
 
-    def _unroute_webhooks(self) -> None:
+    def unroute_webhooks(self) -> None:
         """Back to the Services, as Helm wrote them: Helm's next apply then finds its own values there."""
         for name, webhooks in self._original_webhooks.items():
             if (

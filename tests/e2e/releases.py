@@ -107,3 +107,62 @@ def install_and_run(
         kubelet.stop()
         raise
     return Release(name, namespace, config, kubelet, operator, install_seconds, time.monotonic() - started)
+
+
+def tenant(cluster: Any, logs: Callable[[], str]) -> tuple[str, str]:
+    """A provider publishing a Service backend (no approval, the consumer's account whitelisted), a consumer
+    with an Endpoint `db` to it, allocated (no gateway runs: it stays Creating/GatewayNotReady)."""
+    provider, consumer = cluster.create_namespace("provider"), cluster.create_namespace("consumer")
+    backend = {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": {"name": "db", "namespace": provider},
+        "spec": {"selector": {"app": "db"}, "ports": [{"port": 5432, "targetPort": 5432}]},
+    }
+    service = {
+        "apiVersion": "vpcep.io/v1alpha1",
+        "kind": "EndpointService",
+        "metadata": {"name": "db", "namespace": provider},
+        "spec": {
+            "backend": {"kind": "Service", "name": "db"},
+            "ports": [{"protocol": "TCP", "serverPort": 5432, "clientPort": 5432}],
+            "approvalRequired": False,
+        },
+    }
+    whitelist = {
+        "apiVersion": "vpcep.io/v1alpha1",
+        "kind": "Whitelist",
+        "metadata": {"name": "db", "namespace": provider},
+        "spec": {"endpointService": "db", "accounts": [f"iam:domain::{consumer}"]},
+    }
+    for obj in (backend, service, whitelist):
+        cluster.kubectl_run("apply", "-f", "-", input=json.dumps(obj))
+    service_name = wait_for(
+        "the service to be Available",
+        lambda: (
+            (s := status(cluster, "endpointservices", provider, "db")).get("phase") == "Available"
+            and s.get("serviceName")
+        ),
+        timeout=60,
+        logs=logs,
+    )
+    endpoint = {
+        "apiVersion": "vpcep.io/v1alpha1",
+        "kind": "Endpoint",
+        "metadata": {"name": "db", "namespace": consumer},
+        "spec": {"serviceName": service_name},
+    }
+    cluster.kubectl_run("apply", "-f", "-", input=json.dumps(endpoint))
+    wait_for(
+        "the endpoint's allocation",
+        lambda: all(allocation(get(cluster, "endpoints.vpcep.io", consumer, "db")).values()),
+        timeout=60,
+        logs=logs,
+    )
+    return provider, consumer
+
+
+def allocation(endpoint: dict[str, Any]) -> dict[str, Any]:
+    """What a tenant's endpoint holds from the operator: its marker id, node IP, gateway ports, DNS name."""
+    found = endpoint.get("status") or {}
+    return {key: found.get(key) for key in ("markerId", "nodeIP", "gatewayPorts", "dnsName")}

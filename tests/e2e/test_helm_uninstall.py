@@ -15,7 +15,17 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from releases import KUBE_DNS, Release, get, install_and_run, listen_ports, status, wait_for
+from releases import (
+    KUBE_DNS,
+    Release,
+    allocation,
+    get,
+    install_and_run,
+    listen_ports,
+    status,
+    tenant,
+    wait_for,
+)
 
 from helm_engine import helm
 
@@ -23,41 +33,6 @@ pytestmark = pytest.mark.cluster
 
 VPCEP_KINDS = ("endpointservices", "endpoints.vpcep.io", "whitelists", "endpointconnections")
 CRDS = {f"{kind}.vpcep.io" for kind in ("endpointservices", "endpoints", "whitelists", "endpointconnections")}
-
-
-def _tenant(cluster: Any) -> tuple[str, str]:
-    """A provider publishing a Service backend (no approval), a consumer with an Endpoint to it."""
-    provider, consumer = cluster.create_namespace("provider"), cluster.create_namespace("consumer")
-    backend = {
-        "apiVersion": "v1",
-        "kind": "Service",
-        "metadata": {"name": "db", "namespace": provider},
-        "spec": {"selector": {"app": "db"}, "ports": [{"port": 5432, "targetPort": 5432}]},
-    }
-    service = {
-        "apiVersion": "vpcep.io/v1alpha1",
-        "kind": "EndpointService",
-        "metadata": {"name": "db", "namespace": provider},
-        "spec": {
-            "backend": {"kind": "Service", "name": "db"},
-            "ports": [{"protocol": "TCP", "serverPort": 5432, "clientPort": 5432}],
-            "approvalRequired": False,
-        },
-    }
-    whitelist = {
-        "apiVersion": "vpcep.io/v1alpha1",
-        "kind": "Whitelist",
-        "metadata": {"name": "db", "namespace": provider},
-        "spec": {"endpointService": "db", "accounts": [f"iam:domain::{consumer}"]},
-    }
-    for obj in (backend, service, whitelist):
-        cluster.kubectl_run("apply", "-f", "-", input=json.dumps(obj))
-    return provider, consumer
-
-
-def _allocation(endpoint: dict[str, Any]) -> dict[str, Any]:
-    found = endpoint.get("status") or {}
-    return {key: found.get(key) for key in ("markerId", "nodeIP", "gatewayPorts", "dnsName")}
 
 
 def _vpcep_objects(cluster: Any) -> dict[str, dict[str, Any]]:
@@ -91,29 +66,7 @@ def release_with_tenants(
         loopback_certificate,
     )
     try:
-        provider, consumer = _tenant(fresh_cluster)
-        service_name = wait_for(
-            "the service to be Available",
-            lambda: (
-                (s := status(fresh_cluster, "endpointservices", provider, "db")).get("phase") == "Available"
-                and s.get("serviceName")
-            ),
-            timeout=60,
-            logs=release.kubelet.logs,
-        )
-        endpoint = {
-            "apiVersion": "vpcep.io/v1alpha1",
-            "kind": "Endpoint",
-            "metadata": {"name": "db", "namespace": consumer},
-            "spec": {"serviceName": service_name},
-        }
-        fresh_cluster.kubectl_run("apply", "-f", "-", input=json.dumps(endpoint))
-        wait_for(
-            "the endpoint's allocation",
-            lambda: all(_allocation(get(fresh_cluster, "endpoints.vpcep.io", consumer, "db")).values()),
-            timeout=60,
-            logs=release.kubelet.logs,
-        )
+        provider, consumer = tenant(fresh_cluster, release.kubelet.logs)
         yield release, provider, consumer
     finally:
         release.kubelet.stop()
@@ -165,20 +118,25 @@ def test_uninstall_keeps_crds_and_tenants_and_reinstall_adopts_them(
         loopback_certificate,
     )
     try:
+        # The consumer narrows its endpoint: only the reinstalled operator can reconcile that generation.
+        narrowed = json.dumps({"spec": {"accessControl": {"sourceCIDRs": ["10.0.0.0/8"]}}})
+        fresh_cluster.kubectl_run(
+            "patch", "endpoints.vpcep.io", "db", "-n", consumer, "--type=merge", "-p", narrowed
+        )
         wait_for(
-            "the reinstalled operator to reconcile the endpoint",
+            "the reinstalled operator to reconcile the endpoint's new generation",
             lambda: (
-                (get(fresh_cluster, "endpoints.vpcep.io", consumer, "db").get("status") or {}).get(
-                    "observedGeneration"
-                )
-                and status(fresh_cluster, "endpointservices", provider, "db").get("phase") == "Available"
+                (e := get(fresh_cluster, "endpoints.vpcep.io", consumer, "db"))["metadata"]["generation"]
+                == (e.get("status") or {}).get("observedGeneration")
+                > endpoint_before["metadata"]["generation"]
             ),
             timeout=60,
             logs=again.kubelet.logs,
         )
+        assert status(fresh_cluster, "endpointservices", provider, "db").get("phase") == "Available"
         endpoint_after = get(fresh_cluster, "endpoints.vpcep.io", consumer, "db")
         assert endpoint_after["metadata"]["uid"] == endpoint_before["metadata"]["uid"]
-        assert _allocation(endpoint_after) == _allocation(endpoint_before)
+        assert allocation(endpoint_after) == allocation(endpoint_before)
         decisions = [
             (c.get("status") or {}).get("decision") for c in get(fresh_cluster, "vpcec", provider)["items"]
         ]
