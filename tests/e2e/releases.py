@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import socket
 import time
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,6 +27,17 @@ KUBE_DNS = {
         "ports": [{"name": "dns-tcp", "protocol": "TCP", "port": 53}],
     },
 }
+
+
+def new_release(cluster: Any, prefix: str, namespace_prefix: str | None = None) -> tuple[str, str, Any]:
+    """A release name and a namespace of their own, and Helm's client (a helm.Config, to close) for them, on a
+    cluster that has the cluster DNS's Service as every cluster does (KUBE_DNS)."""
+    cluster.kubectl_run("apply", "-f", "-", input=json.dumps(KUBE_DNS))
+    name, namespace = (
+        f"{prefix}-{uuid.uuid4().hex[:4]}",
+        f"{namespace_prefix or prefix}-{uuid.uuid4().hex[:4]}",
+    )
+    return name, namespace, helm.Config(kubeconfig_path=str(cluster.kubeconfig), namespace=namespace)
 
 
 def free_ports(count: int) -> list[int]:

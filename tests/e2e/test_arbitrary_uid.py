@@ -4,17 +4,13 @@ starts on a cluster of its own: the operator becomes ready without a restart, it
 
 from __future__ import annotations
 
-import json
 import pwd
 import random
-import uuid
 from pathlib import Path
 from typing import Any
 
 import pytest
-from releases import KUBE_DNS, install_and_run, listen_ports, status, wait_for
-
-from helm_engine import helm
+from releases import install_and_run, listen_ports, new_release, status, wait_for
 
 pytestmark = pytest.mark.cluster
 
@@ -25,10 +21,9 @@ def test_an_arbitrary_uid_without_a_passwd_entry_runs_the_operator(
     uid = random.randint(1_000_000_000, 2_000_000_000)
     with pytest.raises(KeyError):
         pwd.getpwuid(uid)
-    fresh_cluster.kubectl_run("apply", "-f", "-", input=json.dumps(KUBE_DNS))
-    name, namespace = f"uid-{uuid.uuid4().hex[:4]}", f"uid-{uuid.uuid4().hex[:4]}"
+    name, namespace, config = new_release(fresh_cluster, "uid")
     values = listen_ports() | {"podSecurityContext": {"runAsUser": uid, "runAsGroup": uid, "fsGroup": uid}}
-    with helm.Config(kubeconfig_path=str(fresh_cluster.kubeconfig), namespace=namespace) as config:
+    with config:
         release = install_and_run(
             fresh_cluster,
             config,

@@ -13,9 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from releases import KUBE_DNS, Release, install_and_run, listen_ports, status, wait_for
-
-from helm_engine import helm
+from releases import Release, install_and_run, listen_ports, new_release, status, wait_for
 
 pytestmark = pytest.mark.cluster
 
@@ -24,9 +22,7 @@ pytestmark = pytest.mark.cluster
 def installed(
     fresh_cluster: Any, loopback_certificate: tuple[Path, Path], tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Release]:
-    fresh_cluster.kubectl_run("apply", "-f", "-", input=json.dumps(KUBE_DNS))
-    name, namespace = f"plink-{uuid.uuid4().hex[:4]}", f"privatelink-{uuid.uuid4().hex[:4]}"
-    config = helm.Config(kubeconfig_path=str(fresh_cluster.kubeconfig), namespace=namespace)
+    name, namespace, config = new_release(fresh_cluster, "plink", "privatelink")
     release = install_and_run(
         fresh_cluster,
         config,

@@ -16,13 +16,12 @@ from __future__ import annotations
 import json
 import threading
 import time
-import uuid
 from collections import Counter
 from pathlib import Path
 from typing import Any
 
 import pytest
-from releases import KUBE_DNS, allocation, get, install_and_run, listen_ports, tenant, wait_for
+from releases import allocation, get, install_and_run, listen_ports, new_release, tenant, wait_for
 
 from helm_engine import CHART, helm
 
@@ -41,10 +40,9 @@ def test_an_upgrade_that_restarts_the_operator(
     fresh_cluster: Any, loopback_certificate: tuple[Path, Path], tmp_path_factory: pytest.TempPathFactory
 ) -> None:
     cluster = fresh_cluster
-    cluster.kubectl_run("apply", "-f", "-", input=json.dumps(KUBE_DNS))
-    name, namespace = f"live-{uuid.uuid4().hex[:4]}", f"live-{uuid.uuid4().hex[:4]}"
+    name, namespace, config = new_release(cluster, "live")
     values = listen_ports()
-    with helm.Config(kubeconfig_path=str(cluster.kubeconfig), namespace=namespace) as config:
+    with config:
         release = install_and_run(
             cluster, config, name, namespace, values, tmp_path_factory.mktemp("live"), loopback_certificate
         )

@@ -9,25 +9,22 @@ with its allocation; that bytes flow again after a reinstall is not shown here."
 from __future__ import annotations
 
 import json
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from releases import (
-    KUBE_DNS,
     Release,
     allocation,
     get,
     install_and_run,
     listen_ports,
+    new_release,
     status,
     tenant,
     wait_for,
 )
-
-from helm_engine import helm
 
 pytestmark = pytest.mark.cluster
 
@@ -53,9 +50,7 @@ def _vpcep_objects(cluster: Any) -> dict[str, dict[str, Any]]:
 def release_with_tenants(
     fresh_cluster: Any, loopback_certificate: tuple[Path, Path], tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[tuple[Release, str, str]]:
-    fresh_cluster.kubectl_run("apply", "-f", "-", input=json.dumps(KUBE_DNS))
-    name, namespace = f"keep-{uuid.uuid4().hex[:4]}", f"keep-{uuid.uuid4().hex[:4]}"
-    config = helm.Config(kubeconfig_path=str(fresh_cluster.kubeconfig), namespace=namespace)
+    name, namespace, config = new_release(fresh_cluster, "keep")
     release = install_and_run(
         fresh_cluster,
         config,

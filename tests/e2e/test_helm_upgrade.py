@@ -21,7 +21,6 @@ import json
 import re
 import subprocess
 import time
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -29,7 +28,7 @@ from typing import Any
 import pytest
 import yaml
 from kubelet import Image, Kubelet
-from releases import KUBE_DNS, get, listen_ports, wait_for
+from releases import get, listen_ports, new_release, wait_for
 
 from helm_engine import CHART, REPO, helm
 
@@ -95,14 +94,13 @@ def upgraded(
     fresh_cluster: Any, previous: Path, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[tuple[Any, list[dict[str, Any]], str]]:
     cluster = fresh_cluster
-    cluster.kubectl_run("apply", "-f", "-", input=json.dumps(KUBE_DNS))
-    namespace = f"vpcep-{uuid.uuid4().hex[:4]}"
+    _name, namespace, config = new_release(cluster, "vpcep")  # the release is named vpcep, as 0.1.0 needs
     ports = listen_ports()
     old_values = {
         "operator": {"healthPort": ports["operator"]["healthPort"]},
         "webhook": {"port": ports["webhook"]["port"], "failurePolicy": "Ignore"},
     }
-    with helm.Config(kubeconfig_path=str(cluster.kubeconfig), namespace=namespace) as config:
+    with config:
         with helm.Chart.load(previous / "charts" / "vpcep-operator") as chart:
             config.install(
                 chart, "vpcep", old_values, namespace=namespace, create_namespace=True, timeout=120

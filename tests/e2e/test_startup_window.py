@@ -11,13 +11,12 @@ from __future__ import annotations
 import json
 import threading
 import time
-import uuid
 from pathlib import Path
 from typing import Any
 
 import pytest
 from kubelet import Image, Kubelet
-from releases import KUBE_DNS, listen_ports, wait_for
+from releases import listen_ports, new_release, wait_for
 
 from helm_engine import CHART, helm
 
@@ -30,9 +29,8 @@ def test_a_failed_start_up_is_retried_within_the_start_up_probe(
     fresh_cluster: Any, loopback_certificate: tuple[Path, Path], tmp_path_factory: pytest.TempPathFactory
 ) -> None:
     cluster = fresh_cluster
-    cluster.kubectl_run("apply", "-f", "-", input=json.dumps(KUBE_DNS))
-    name, namespace = f"slow-{uuid.uuid4().hex[:4]}", f"slow-{uuid.uuid4().hex[:4]}"
-    with helm.Config(kubeconfig_path=str(cluster.kubeconfig), namespace=namespace) as config:
+    name, namespace, config = new_release(cluster, "slow")
+    with config:
         with helm.Chart.load(CHART) as chart:
             config.install(
                 chart, name, listen_ports(), namespace=namespace, create_namespace=True, timeout=120
