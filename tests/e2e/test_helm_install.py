@@ -7,13 +7,16 @@ refused by the webhook, and nothing be left Failed."""
 from __future__ import annotations
 
 import json
+import re
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from releases import Release, install_and_run, listen_ports, new_release, status, wait_for
+from releases import Release, get, install_and_run, listen_ports, new_release, status, wait_for
+
+from helm_engine import CHART, helm
 
 pytestmark = pytest.mark.cluster
 
@@ -91,3 +94,23 @@ def test_a_bad_object_is_refused_by_the_webhook(fresh_cluster: Any, installed: R
         refused.stderr
     )
     assert "not found: check the name and the region" in refused.stderr, refused.stderr
+
+
+@pytest.mark.parametrize(
+    ("release", "values", "refusal"),
+    [
+        ("bad", {"gateway": {"replicas": "two"}}, "'/gateway/replicas': got string, want integer"),
+        ("bad", {"gateway": {"replica": 2}}, "additional properties 'replica' not allowed"),
+        ("r" * 54, {}, "must not be longer than 53"),
+    ],
+    ids=["wrong-type", "unknown-key", "name-too-long"],
+)
+def test_bad_input_is_refused_by_helm_install_and_nothing_is_installed(
+    fresh_cluster: Any, installed: Release, release: str, values: dict[str, Any], refusal: str
+) -> None:
+    _name, namespace, config = new_release(fresh_cluster, "bad")
+    with config, helm.Chart.load(CHART) as chart:
+        with pytest.raises(helm.HelmError, match=re.escape(refusal)):
+            config.install(chart, release, values, namespace=namespace, create_namespace=True, timeout=60)
+        assert [r["name"] for r in config.list(all_namespaces=True)] == [installed.name]
+    assert get(fresh_cluster, "namespace", None, namespace) == {}
