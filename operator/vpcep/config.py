@@ -85,6 +85,8 @@ class CloudService(ConfigModel):
 
 
 def _default_cloud_services() -> list[CloudService]:
+    """Only the cluster DNS, which every conformant cluster runs: a default service without a backend would be
+    Failed/BackendNotFound on every install (Gateway-type examples: charts/vpcep-operator/values.yaml)."""
     return [
         CloudService(
             name="dns",
@@ -92,13 +94,6 @@ def _default_cloud_services() -> list[CloudService]:
             backend=CloudBackend(kind=BackendKind.SERVICE, name="kube-dns", namespace="kube-system"),
             ports=[PortMapping(protocol="TCP", serverPort=53, clientPort=53)],
             description="Cluster DNS over TCP (R37).",
-        ),
-        CloudService(
-            name="object-storage",
-            type=ServiceType.GATEWAY,
-            backend=CloudBackend(kind=BackendKind.SERVICE, name="object-storage", namespace="kube-system"),
-            ports=[PortMapping(protocol="TCP", serverPort=443, clientPort=443)],
-            description="Example Gateway-type service: consumers get egress to it, no node IP (R38).",
         ),
     ]
 
@@ -156,10 +151,15 @@ class OperatorConfig(ConfigModel):
     )
     cloudServices: list[CloudService] = Field(default_factory=_default_cloud_services)
     webhook: WebhookConfig = Field(default_factory=WebhookConfig)
+    serviceAccount: str = Field(
+        default="vpcep-operator",
+        description="The operator's own ServiceAccount, in `namespace` (the chart's: <release>-operator): "
+        "its writes to the system services are its own (R8, R51).",
+    )
     privilegedUsers: list[str] = Field(
         default_factory=list,
         description="Users besides system:masters and the operator's own service account "
-        "(system:serviceaccount:<namespace>:vpcep-operator) that may manage system services (R8).",
+        "(system:serviceaccount:<namespace>:<serviceAccount>) that may manage system services (R8).",
     )
     workers: int = Field(default=8, ge=1, le=256, description="Objects reconciled concurrently.")
     apiConcurrency: int = Field(default=16, ge=1, le=256, description="API requests in flight at once.")

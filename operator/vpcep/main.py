@@ -7,7 +7,9 @@ main() only reads the configuration and registers the handlers (vpcep.handlers.r
 from __future__ import annotations
 
 import argparse
+import getpass
 import logging
+import os
 import pathlib
 import sys
 from collections.abc import Sequence
@@ -15,11 +17,13 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from vpcep import __version__
 from vpcep.config import OperatorConfig, load_config
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="vpcep-operator", description=__doc__)
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     parser.add_argument("--config", type=pathlib.Path, help="OperatorConfig YAML file (docs/operator.md)")
     parser.add_argument("--namespace", help="operator namespace (routes, gateways, cloud services)")
     parser.add_argument("--region", help="region name, the first label of every service name")
@@ -44,6 +48,11 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     )
     parser.add_argument(
         "--liveness", metavar="URL", help="liveness endpoint, e.g. http://0.0.0.0:8080/healthz"
+    )
+    parser.add_argument(
+        "--readiness",
+        metavar="URL",
+        help="readiness endpoint, 200 once the caches are primed, e.g. http://0.0.0.0:8082/readyz",
     )
     parser.add_argument("--verbose", action="store_true")
     return parser.parse_args(argv)
@@ -74,6 +83,16 @@ def build_config(args: argparse.Namespace) -> OperatorConfig:
     return OperatorConfig.model_validate(data)
 
 
+def name_an_unnamed_user() -> None:
+    """kopf names the process `<user>@<host>` with getpass.getuser() (unless POD_ID is set, as the chart
+    does), which fails for a UID with no passwd entry (OpenShift's restricted profile assigns random UIDs):
+    give such a UID a name through USER, the first thing getuser() reads."""
+    try:
+        getpass.getuser()
+    except (KeyError, OSError):  # KeyError up to Python 3.12, OSError from 3.13
+        os.environ["USER"] = f"uid-{os.getuid()}"
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     try:
@@ -93,8 +112,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     sys.modules.setdefault("kubernetes", None)  # type: ignore[arg-type]
     import kopf
 
-    from vpcep.handlers.registration import register  # imported late: kopf handlers register on import
+    from vpcep.handlers import readiness  # imported late: kopf handlers register on import
+    from vpcep.handlers.registration import register
 
+    name_an_unnamed_user()
+    readiness.register(args.readiness)  # first, so that it answers while the other start-up activities run
     register(config)
     if config.scoped:
         kopf.run(namespaces=config.served_namespaces(), standalone=True, liveness_endpoint=args.liveness)

@@ -1,4 +1,4 @@
-"""Render charts/vpcep-operator through hack/render-chart (helm-render, or real helm with HELM=helm)."""
+"""Render charts/vpcep-operator through hack/render-chart: Helm's own engine, as `helm template` does."""
 
 from __future__ import annotations
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import pathlib
+import re
 import subprocess
 import tempfile
 import time
@@ -12,7 +13,9 @@ from typing import Any
 import kubernetes_validate
 import pytest
 import yaml
-from chart_rendering import NAMESPACE, REPO, Rendered, operator_config, render
+from chart_rendering import NAMESPACE, REPO, Rendered, RenderError, operator_config, render
+
+import vpcep
 
 KUBERNETES_VERSION = "1.30.0"
 # Kinds of other projects (cert-manager) have no schema in kubernetes-validate; checked by hand below.
@@ -138,15 +141,34 @@ def test_operator_runs_once_with_probes_hardened_and_reads_the_rendered_config(d
     assert deployment["spec"]["strategy"] == {"type": "Recreate"}
     _assert_hardened(deployment)
     container = _container(deployment)
-    assert container["image"] == "vpcep-operator:0.1.0"
+    assert container["image"] == f"vpcep-operator:{vpcep.__version__}"  # the chart's appVersion
     assert container["args"][0] == "operator"
     assert "--config=/etc/vpcep/config/config.yaml" in container["args"]
     assert "--verbose" not in container["args"]
-    health_port = {port["name"]: port["containerPort"] for port in container["ports"]}["health"]
-    assert f"--liveness=http://0.0.0.0:{health_port}/healthz" in container["args"]
-    assert container["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "health"}
-    assert container["readinessProbe"]["httpGet"] == {"path": "/healthz", "port": "health"}
+    ports = {port["name"]: port["containerPort"] for port in container["ports"]}
+    assert f"--liveness=http://0.0.0.0:{ports['health']}/healthz" in container["args"]
+    assert f"--readiness=http://0.0.0.0:{ports['ready']}/readyz" in container["args"]
     assert deployment["spec"]["template"]["spec"]["serviceAccountName"] == "vpcep-operator"
+
+
+def test_operator_probes_judge_alive_ready_and_started_apart(defaults: Rendered) -> None:
+    """Issue 18: liveness asks whether the process is alive (kopf's /healthz), readiness whether it can serve
+    (/readyz: caches primed), and a start-up probe covers kopf's 60 s retry of a failed start-up activity
+    several times over, so a transient start-up error is retried instead of killed."""
+    container = _container(defaults.one("Deployment", "vpcep-operator"))
+    startup, liveness, readiness = (container[p] for p in ("startupProbe", "livenessProbe", "readinessProbe"))
+    assert startup["httpGet"] == liveness["httpGet"] == {"path": "/healthz", "port": "health"}
+    assert readiness["httpGet"] == {"path": "/readyz", "port": "ready"}
+    kopf_activity_retry = 60
+    assert startup["periodSeconds"] * startup["failureThreshold"] >= 3 * kopf_activity_retry
+    assert "initialDelaySeconds" not in liveness  # the start-up probe holds it back instead
+    env = {item["name"]: item["valueFrom"]["fieldRef"]["fieldPath"] for item in container["env"]}
+    assert env["POD_ID"] == "metadata.name"  # kopf's identity without getpass.getuser() (arbitrary UIDs)
+
+
+def test_operator_ports_that_collide_are_refused_naming_the_keys() -> None:
+    with pytest.raises(RenderError, match=r"operator.healthPort \(8080\), operator.readinessPort \(9443\)"):
+        render("operator.readinessPort=9443")
 
 
 def test_a_config_change_restarts_the_operator() -> None:
@@ -218,12 +240,24 @@ def test_operator_config_carries_the_values_the_operator_enforces() -> None:
     )
 
 
-def test_default_cloud_services_are_dns_and_a_gateway_type_example(defaults: Rendered) -> None:
-    services = {service["name"]: service for service in operator_config(defaults)["cloudServices"]}  # R37
+def test_default_cloud_services_are_dns_only_and_a_gateway_type_example_is_in_a_comment(
+    defaults: Rendered, tmp_path: pathlib.Path
+) -> None:
+    """R37 and issue 18: only what every cluster has is published by default (the cluster DNS); the
+    Gateway-type example (R38) is a comment in values.yaml, and uncommented it is accepted as it stands."""
+    services = {service["name"]: service for service in operator_config(defaults)["cloudServices"]}
+    assert list(services) == ["dns"]
     assert services["dns"]["type"] == "Interface"
     assert services["dns"]["ports"] == [{"protocol": "TCP", "serverPort": 53, "clientPort": 53}]
     assert services["dns"]["backend"] == {"kind": "Service", "name": "kube-dns", "namespace": "kube-system"}
-    assert [s for s in services.values() if s["type"] == "Gateway"]  # R38
+    values = (REPO / "charts" / "vpcep-operator" / "values.yaml").read_text()
+    example = re.search(r"^#  - name: object-storage\n(?:#    .*\n)+", values, flags=re.MULTILINE)
+    assert example, "values.yaml lost its Gateway-type cloud service example"
+    uncommented = "".join(line[1:] + "\n" for line in example.group(0).splitlines())
+    values_file = tmp_path / "gateway-example.yaml"
+    values_file.write_text("cloudServices:\n" + uncommented)
+    rendered = operator_config(render(values_file=str(values_file)))["cloudServices"]
+    assert [(s["name"], s["type"]) for s in rendered] == [("object-storage", "Gateway")]  # R38
 
 
 def test_rendered_config_is_accepted_by_the_operator_config_model(defaults: Rendered) -> None:
@@ -233,7 +267,7 @@ def test_rendered_config_is_accepted_by_the_operator_config_model(defaults: Rend
     assert loaded.namespace == NAMESPACE
     assert loaded.webhook.enabled is True
     assert loaded.webhook.certFile == "/etc/vpcep/webhook/tls.crt"
-    assert [service.name for service in loaded.cloudServices] == ["dns", "object-storage"]
+    assert [service.name for service in loaded.cloudServices] == ["dns"]
     tuned = config_module.OperatorConfig.model_validate(operator_config(render(*VARIATIONS["tuned"])))
     assert tuned.quotas.for_account("team-a").services == 40
     assert tuned.quotas.for_account("team-b").services == 5

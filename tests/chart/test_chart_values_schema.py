@@ -7,27 +7,28 @@ import pathlib
 import pytest
 from chart_rendering import RenderError, render
 
+# Helm's engine checks the merged values against values.schema.json and names the key as a JSON pointer:
+# "at '/gateway/replicas': got string, want integer",
+# "at '/gateway': additional properties 'replica' not allowed".
 BAD_VALUES = [
-    # (--set, the key the error must name)
-    ("gateway.replicas=two", "gateway.replicas"),
-    ("gateway.replicas=0", "gateway.replicas"),
-    ("gateway.replica=2", "replica"),
-    ("region=Local_1", "region"),
-    ("maxConnectionsPerEndpoint=0", "maxConnectionsPerEndpoint"),  # R21
-    ("quotas.default.services=-1", "quotas.default.services"),  # R9
-    ("quotas.default.endpoints=many", "quotas.default.endpoints"),  # R22
-    ("quotas.overrides.Team_A.services=3", "quotas.overrides"),
-    ("networkPolicy.enabled=maybe", "networkPolicy.enabled"),  # R31
-    ("webhook.failurePolicy=Sometimes", "webhook.failurePolicy"),
-    ("webhook.certificate.source=vault", "webhook.certificate.source"),
-    ("gateway.antiAffinity=strict", "gateway.antiAffinity"),
-    ("gateway.ports.first=80", "gateway.ports.first"),
-    ("cloudServices[0].ports[0].protocol=UDP", "cloudServices.0.ports.0.protocol"),  # R3
-    ("cloudServices[0].ports[0].serverPort=70000", "cloudServices.0.ports.0.serverPort"),
-    ("cloudServices[1].type=Private", "cloudServices.1.type"),
-    ("podSecurityContext.runAsNonRoot=false", "podSecurityContext.runAsNonRoot"),  # R36
-    ("securityContext.readOnlyRootFilesystem=false", "securityContext.readOnlyRootFilesystem"),  # R36
-    ("image.pullPolicy=Sometimes", "image.pullPolicy"),
+    # (--set, what the error must name)
+    ("gateway.replicas=two", "'/gateway/replicas': got string, want integer"),
+    ("gateway.replicas=0", "'/gateway/replicas'"),
+    ("gateway.replica=2", "'/gateway': additional properties 'replica' not allowed"),
+    ("region=Local_1", "'/region'"),
+    ("maxConnectionsPerEndpoint=0", "'/maxConnectionsPerEndpoint'"),  # R21
+    ("quotas.default.services=-1", "'/quotas/default/services'"),  # R9
+    ("quotas.default.endpoints=many", "'/quotas/default/endpoints'"),  # R22
+    ("quotas.overrides.Team_A.services=3", "invalid propertyName 'Team_A'"),  # an account name
+    ("networkPolicy.enabled=maybe", "'/networkPolicy/enabled'"),  # R31
+    ("webhook.failurePolicy=Sometimes", "'/webhook/failurePolicy'"),
+    ("webhook.certificate.source=vault", "'/webhook/certificate/source'"),
+    ("gateway.antiAffinity=strict", "'/gateway/antiAffinity'"),
+    ("gateway.ports.first=80", "'/gateway/ports/first'"),
+    ("podSecurityContext.runAsNonRoot=false", "'/podSecurityContext/runAsNonRoot'"),  # R36
+    ("securityContext.readOnlyRootFilesystem=false", "'/securityContext/readOnlyRootFilesystem'"),  # R36
+    ("image.pullPolicy=Sometimes", "'/image/pullPolicy'"),
+    ("oprator.logLevel=debug", "additional properties 'oprator' not allowed"),
 ]
 
 
@@ -38,6 +39,36 @@ def test_bad_value_is_refused_naming_the_key(assignment: str, key: str) -> None:
     message = str(refused.value)
     assert "values don't meet the specifications" in message
     assert key in message, message
+
+
+A_CLOUD_SERVICE = """
+cloudServices:
+  - name: dns
+    type: {type}
+    backend: {{kind: Service, name: kube-dns, namespace: kube-system}}
+    ports:
+      - {{protocol: {protocol}, serverPort: {server_port}, clientPort: 53}}
+"""
+
+
+@pytest.mark.parametrize(
+    ("fields", "key"),
+    [
+        ({"protocol": "UDP"}, "'/cloudServices/0/ports/0/protocol'"),  # R3
+        ({"server_port": "70000"}, "'/cloudServices/0/ports/0/serverPort'"),
+        ({"type": "Private"}, "'/cloudServices/0/type'"),
+    ],
+)
+def test_a_bad_cloud_service_is_refused_naming_the_key(
+    tmp_path: pathlib.Path, fields: dict[str, str], key: str
+) -> None:
+    """List items come from a values file: `--set list[0].x=...` replaces the whole list under Helm."""
+    values = tmp_path / "values.yaml"
+    valid = {"type": "Interface", "protocol": "TCP", "server_port": "53"}
+    values.write_text(A_CLOUD_SERVICE.format(**valid | fields))
+    with pytest.raises(RenderError) as refused:
+        render(values_file=str(values))
+    assert key in str(refused.value), refused.value
 
 
 def test_a_values_file_with_a_typo_is_refused(tmp_path: pathlib.Path) -> None:

@@ -54,6 +54,10 @@ imagePullSecrets:
 {{- if and (ge $health (int $ports.first)) (le $health (int $ports.last)) }}
 {{- fail (printf "gateway.healthPort (%v) lies inside gateway.ports (%v-%v), which endpoints use" $health $ports.first $ports.last) }}
 {{- end }}
+{{- $operatorPorts := list (int .Values.operator.healthPort) (int .Values.operator.readinessPort) (int .Values.webhook.port) }}
+{{- if ne (len $operatorPorts) (len (uniq $operatorPorts)) }}
+{{- fail (printf "operator.healthPort (%v), operator.readinessPort (%v) and webhook.port (%v) must differ" .Values.operator.healthPort .Values.operator.readinessPort .Values.webhook.port) }}
+{{- end }}
 {{- end -}}
 
 {{/* The operator's rights in each namespace it serves: every namespace (in its ClusterRole) or, with

@@ -100,7 +100,7 @@ def is_privileged(userinfo: dict[str, Any] | None, config: OperatorConfig) -> bo
     info = userinfo or {}
     groups = set(info.get("groups") or [])
     username = info.get("username", "")
-    own_account = f"system:serviceaccount:{config.namespace}:vpcep-operator"
+    own_account = f"system:serviceaccount:{config.namespace}:{config.serviceAccount}"
     return bool(groups & PRIVILEGED_GROUPS) or username in (own_account, *config.privilegedUsers)
 
 

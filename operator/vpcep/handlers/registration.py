@@ -11,7 +11,7 @@ import contextlib
 import logging
 import os
 import socket
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import kopf
@@ -106,9 +106,14 @@ class NoProgress(kopf.ProgressStorage):
 
 
 def login() -> kopf.ConnectionInfo:
-    info = kopf.login_with_service_account(settings=kopf.OperatorSettings()) or kopf.login_with_kubeconfig(
-        settings=kopf.OperatorSettings()
-    )
+    info = kopf.login_with_service_account(settings=kopf.OperatorSettings())
+    host, port = os.environ.get("KUBERNETES_SERVICE_HOST"), os.environ.get("KUBERNETES_SERVICE_PORT")
+    if info is not None and host and port:
+        # In a pod, the API server is where kubelet says (as client-go and the gateway's client find it):
+        # kopf assumes https://kubernetes.default.svc, which needs the cluster DNS (not hostNetwork pods').
+        server = f"https://[{host}]:{port}" if ":" in host else f"https://{host}:{port}"
+        info = replace(info, server=server)
+    info = info or kopf.login_with_kubeconfig(settings=kopf.OperatorSettings())
     if info is None:
         raise kopf.LoginError("no in-cluster service account and no KUBECONFIG/~/.kube/config to log in with")
     return info

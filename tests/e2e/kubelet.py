@@ -1,0 +1,433 @@
+"""A test-side stand-in for kubelet (and for the cluster DNS and kube-proxy the webhook call needs): it runs
+the containers of a Deployment that Helm installed on the test control plane as local processes. Never
+product code.
+
+The test control plane schedules no pods, so this plays the node. For each replica of a Deployment it reads
+the pod template from the API server, as a kubelet would, and runs each container:
+
+- the command: the image's ENTRYPOINT (`tini -- vpcep-entrypoint`, see Dockerfile), whose first argument picks
+  the console script (`operator` -> vpcep-operator, `gateway` -> vpcep-gateway), becomes `python -m <module>`
+  of an `Image` (this tree's package, or an older release's virtualenv), followed by the manifest's args;
+- a private mount namespace (unshare) as the container's filesystem: every volume (configMap, secret,
+  emptyDir) materialised from the API and bind-mounted at its mountPath, the ServiceAccount token at
+  /var/run/secrets/kubernetes.io/serviceaccount (a testbed token for `system:serviceaccount:<ns>:<name>`, so
+  the chart's RBAC applies), the root filesystem read-only when readOnlyRootFilesystem says so; the host
+  keeps none of it;
+- the user: runAsUser/runAsGroup (no passwd entry for them on this machine, as in the image), no new
+  privileges when allowPrivilegeEscalation is false (setpriv);
+- env: the manifest's values and downward-API fields (metadata.name/namespace/uid, status.podIP = 127.0.0.1,
+  spec.serviceAccountName), KUBERNETES_SERVICE_HOST/PORT and the image's ENV;
+- probes: httpGet and tcpSocket; the startupProbe gates liveness and readiness; a container whose startup or
+  liveness probe fails failureThreshold times in a row is killed and restarted, as kubelet does.
+
+Pods share this machine's network (no network namespace), so their ports must be free: the e2e tests pick the
+listen ports through values. The testbed's API server cannot resolve Service names (no cluster DNS), so for a
+webhook whose Service selects a pod run here, the stand-in points the webhook at the pod's port on 127.0.0.1
+(clientConfig.url) and serves the pod a certificate for 127.0.0.1 in place of the TLS Secret it mounts: the
+part a cluster's DNS and kube-proxy would play. The chart's own certificate is checked elsewhere
+(tests/chart/test_chart_cluster.py: the API server accepts it).
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import shlex
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlparse
+
+REPO = Path(__file__).resolve().parents[2]
+ENTRYPOINT_ROLES = {"operator": "vpcep.main", "gateway": "vpcep.gateway.agent"}
+SERVICE_ACCOUNT_DIR = "/var/run/secrets/kubernetes.io/serviceaccount"
+
+
+@dataclass(frozen=True)
+class Image:
+    """What the image `vpcep-operator:<tag>` runs, as local files: an interpreter and the package's source."""
+
+    python: str = sys.executable
+    pythonpath: str = str(REPO / "operator")
+
+    def command(self, args: list[str]) -> list[str]:
+        role, *rest = args or ["operator"]
+        if role not in ENTRYPOINT_ROLES:
+            raise ValueError(f"vpcep-entrypoint: unknown role {role!r}")
+        return [self.python, "-m", ENTRYPOINT_ROLES[role], *rest]
+
+    def env(self) -> dict[str, str]:
+        # The Dockerfile's ENV, with the package on the path as its virtualenv would have it.
+        return {
+            "PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+            "PYTHONDONTWRITEBYTECODE": "1",
+            "PYTHONUNBUFFERED": "1",
+            "PYTHONPATH": self.pythonpath,
+        }
+
+
+@dataclass
+class Container:
+    deployment: str
+    pod: str
+    spec: dict[str, Any]
+    argv: list[str]
+    env: dict[str, str]
+    log: Path
+    process: subprocess.Popen[bytes] | None = None
+    restarts: int = 0
+    started: bool = False  # the startupProbe passed (or there is none)
+    ready: bool = False
+    failures: dict[str, int] = field(default_factory=dict)
+    retired: bool = False  # its Deployment rolled out a new template: no more probes or restarts
+
+
+class Kubelet:
+    """Runs the pods of Deployments on this machine; `stop()` ends them all."""
+
+    def __init__(self, cluster: Any, workdir: Path, image: Image, webhook_certificate: tuple[Path, Path]):
+        self.cluster = cluster
+        self.workdir = workdir
+        self.image = image
+        self.webhook_certificate = webhook_certificate
+        self.containers: list[Container] = []
+        self._stopping = threading.Event()
+        self._prober: threading.Thread | None = None
+        self._routed_webhooks: set[str] = set()  # namespaces of Services whose webhooks point at pods here
+        self._original_webhooks: dict[str, list[dict[str, Any]]] = {}  # configuration name -> its webhooks
+
+    # --- reading the API ------------------------------------------------------------------------
+
+    def _get(self, *args: str) -> dict[str, Any]:
+        loaded: dict[str, Any] = json.loads(self.cluster.kubectl_run("get", *args, "-o", "json").stdout)
+        return loaded
+
+    # --- pods -----------------------------------------------------------------------------------
+
+    def run_deployment(self, namespace: str, name: str) -> list[Container]:
+        deployment = self._get("deployment", name, "-n", namespace)
+        template = deployment["spec"]["template"]
+        self._route_webhooks(namespace, template)  # the Service exists before its pods, as in a cluster
+        started = []
+        for _ in range(deployment["spec"].get("replicas", 1)):
+            pod = f"{name}-{uuid.uuid4().hex[:5]}"
+            started += self._run_pod(namespace, name, pod, template)
+        if self._prober is None:
+            self._prober = threading.Thread(target=self._probe_forever, name="kubelet-probes", daemon=True)
+            self._prober.start()
+        return started
+
+    def roll_out(self, namespace: str, name: str) -> list[Container]:
+        """A new pod template, with the chart's operator strategy (Recreate): the old pods end first."""
+        for container in [c for c in self.containers if c.deployment == name]:
+            container.retired = True
+            self._kill(container)
+            self.containers.remove(container)
+        return self.run_deployment(namespace, name)
+
+    def _run_pod(
+        self, namespace: str, deployment: str, pod: str, template: dict[str, Any]
+    ) -> list[Container]:
+        spec = template["spec"]
+        pod_dir = self.workdir / pod
+        pod_dir.mkdir(parents=True)
+        pod_uid = str(uuid.uuid4())
+        account = spec.get("serviceAccountName", "default")
+        volumes = self._volumes(namespace, spec, pod_dir, account)
+        started = []
+        for container_spec in spec["containers"]:
+            security = {
+                **(spec.get("securityContext") or {}),
+                **(container_spec.get("securityContext") or {}),
+            }
+            env = {
+                **self.image.env(),
+                "HOSTNAME": pod,
+                "KUBERNETES_SERVICE_HOST": urlparse(self.cluster.server).hostname or "127.0.0.1",
+                "KUBERNETES_SERVICE_PORT": str(urlparse(self.cluster.server).port or 443),
+            }
+            fields = {
+                "metadata.name": pod,
+                "metadata.namespace": namespace,
+                "metadata.uid": pod_uid,
+                "status.podIP": "127.0.0.1",
+                "spec.serviceAccountName": account,
+            }
+            for item in container_spec.get("env", []):
+                if "value" in item:
+                    env[item["name"]] = item["value"]
+                else:
+                    env[item["name"]] = fields[item["valueFrom"]["fieldRef"]["fieldPath"]]
+            mounts = [(volumes[m["name"]], m["mountPath"]) for m in container_spec.get("volumeMounts", [])]
+            mounts.append((volumes["__serviceaccount__"], SERVICE_ACCOUNT_DIR))
+            command = self.image.command(container_spec.get("args", []))
+            argv = self._sandbox(pod_dir, mounts, security, command)
+            container = Container(
+                deployment=deployment,
+                pod=pod,
+                spec=container_spec,
+                argv=argv,
+                env=env,
+                log=pod_dir / f"{container_spec['name']}.log",
+            )
+            container.started = "startupProbe" not in container_spec
+            self._start(container)
+            self.containers.append(container)
+            started.append(container)
+        return started
+
+    def _volumes(self, namespace: str, spec: dict[str, Any], pod_dir: Path, account: str) -> dict[str, Path]:
+        """Each volume as a directory under the pod's, readable by the pod's user (fsGroup), no one else."""
+        security = spec.get("securityContext") or {}
+        uid, gid = security.get("runAsUser", 0), security.get("fsGroup", security.get("runAsGroup", 0))
+        found: dict[str, Path] = {}
+        files: dict[str, dict[str, bytes]] = {}
+        for volume in spec.get("volumes", []):
+            name = volume["name"]
+            if "configMap" in volume:
+                data = self._get("configmap", volume["configMap"]["name"], "-n", namespace).get("data", {})
+                files[name] = {key: value.encode() for key, value in data.items()}
+            elif "secret" in volume:
+                files[name] = self._secret_files(namespace, volume["secret"]["secretName"])
+            elif "emptyDir" in volume:
+                files[name] = {}
+            else:
+                raise NotImplementedError(f"kubelet stand-in: volume {name} of an unsupported type")
+        user = f"system:serviceaccount:{namespace}:{account}"
+        files["__serviceaccount__"] = {
+            "token": self.cluster.token_for(user).encode(),
+            "namespace": namespace.encode(),
+            "ca.crt": Path(self.cluster.ca_file).read_bytes(),
+        }
+        for name, content in files.items():
+            folder = pod_dir / "volumes" / name
+            folder.mkdir(parents=True)
+            for key, data in content.items():
+                (folder / key).write_bytes(data)
+                os.chown(folder / key, uid, gid)
+                (folder / key).chmod(0o640)
+            os.chown(folder, uid, gid)
+            folder.chmod(0o770 if not content else 0o750)
+            found[name] = folder
+        os.chown(pod_dir / "volumes", uid, gid)
+        return found
+
+    def _secret_files(self, namespace: str, name: str) -> dict[str, bytes]:
+        secret = self._get("secret", name, "-n", namespace)
+        if secret.get("type") == "kubernetes.io/tls" and namespace in self._routed_webhooks:
+            cert, key = self.webhook_certificate  # stands in for the Service's DNS name: see the docstring
+            return {"tls.crt": cert.read_bytes(), "tls.key": key.read_bytes(), "ca.crt": cert.read_bytes()}
+        return {key: base64.b64decode(value) for key, value in secret.get("data", {}).items()}
+
+    def _sandbox(
+        self, pod_dir: Path, mounts: list[tuple[Path, str]], security: dict[str, Any], command: list[str]
+    ) -> list[str]:
+        """`unshare` a private mount namespace, mount the volumes, drop to the pod's user, exec the command"""
+        steps = [
+            # /etc gets a private writable layer, so mount points can be made there; the host's stays as is.
+            f"mkdir -p {pod_dir}/etc-upper {pod_dir}/etc-work",
+            "mount -t overlay overlay -o lowerdir=/etc,"
+            f"upperdir={pod_dir}/etc-upper,workdir={pod_dir}/etc-work /etc",
+        ]
+        # The interpreter lives under /root (mode 0700 here): the pod's user gets a way through to it only.
+        under_root = sorted(
+            {
+                p.split("/")[2]
+                for p in (sys.base_prefix, sys.prefix, self.image.python)
+                if p.startswith("/root/")
+            }
+        )
+        if under_root:
+            steps += [f"mkdir -p {pod_dir}/root", f"mount --bind /root {pod_dir}/root"]
+            steps.append("mount -t tmpfs -o mode=0755 tmpfs /root")
+            for name in under_root:
+                steps += [f"mkdir -p /root/{name}", f"mount --bind {pod_dir}/root/{name} /root/{name}"]
+        # The volumes reach their mount points through a staging mount under the container's own /run, since a
+        # mount point (/tmp) may cover where they are kept on this machine.
+        staging = "/run/kubelet-volumes"
+        steps += ["mount -t tmpfs -o mode=0755 tmpfs /run", f"mkdir -p {staging}"]
+        steps.append(f"mount --bind {pod_dir / 'volumes'} {staging}")
+        for source, target in mounts:
+            quoted = shlex.quote(target)
+            steps += [f"mkdir -p {quoted}", f"mount --bind {staging}/{source.name} {quoted}"]
+        if security.get("readOnlyRootFilesystem"):
+            steps.append("mount -o remount,bind,ro /")
+        drop = [
+            "setpriv",
+            f"--reuid={security.get('runAsUser', 0)}",
+            f"--regid={security.get('runAsGroup', 0)}",
+        ]
+        drop += ["--clear-groups"] if "fsGroup" not in security else [f"--groups={security['fsGroup']}"]
+        if security.get("allowPrivilegeEscalation") is False:
+            drop.append("--no-new-privs")
+        script = " && ".join(steps) + " && exec " + shlex.join([*drop, "--", *command])
+        return ["unshare", "--mount", "--propagation", "private", "sh", "-c", script]
+
+    def _start(self, container: Container) -> None:
+        with container.log.open("ab") as out:
+            out.write(f"--- start {container.restarts} at {time.strftime('%H:%M:%S')}\n".encode())
+            container.process = subprocess.Popen(
+                container.argv,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                env=container.env,
+                start_new_session=True,
+            )
+
+    def _kill(self, container: Container) -> None:
+        process = container.process
+        if process is not None and process.poll() is None:
+            os.killpg(process.pid, signal.SIGTERM)
+            try:
+                process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                os.killpg(process.pid, signal.SIGKILL)
+                process.wait(timeout=10)
+
+    def stop(self) -> None:
+        self._stopping.set()
+        if self._prober is not None:
+            self._prober.join(timeout=30)
+        for container in self.containers:
+            self._kill(container)
+        self.unroute_webhooks()
+
+    def logs(self) -> str:
+        return "\n".join(
+            f"--- {c.pod}/{c.spec['name']} (restarts {c.restarts})\n"
+            + c.log.read_text(errors="replace")[-4000:]
+            for c in self.containers
+        )
+
+    # --- probes ---------------------------------------------------------------------------------
+
+    def _probe_once(self, container: Container, probe: dict[str, Any]) -> bool:
+        ports = {p["name"]: p["containerPort"] for p in container.spec.get("ports", [])}
+        timeout = probe.get("timeoutSeconds", 1)
+        if "httpGet" in probe:
+            get = probe["httpGet"]
+            port = ports.get(get["port"], get["port"])
+            try:
+                with urllib.request.urlopen(
+                    f"http://127.0.0.1:{port}{get.get('path', '/')}", timeout=timeout
+                ) as r:
+                    return 200 <= r.status < 400
+            except (urllib.error.URLError, OSError):
+                return False
+        port = ports.get(probe["tcpSocket"]["port"], probe["tcpSocket"]["port"])
+        try:
+            with socket.create_connection(("127.0.0.1", int(port)), timeout=timeout):
+                return True
+        except OSError:
+            return False
+
+    def _probe_forever(self) -> None:
+        last: dict[tuple[int, str], float] = {}
+        while not self._stopping.wait(0.5):
+            now = time.monotonic()
+            for index, container in enumerate(list(self.containers)):
+                process = container.process
+                if process is not None and process.poll() is not None:
+                    self._restart(container, f"exited {process.returncode}")
+                    continue
+                kinds = ["startupProbe"] if not container.started else ["livenessProbe", "readinessProbe"]
+                for kind in kinds:
+                    probe = container.spec.get(kind)
+                    if probe is None:
+                        if kind == "readinessProbe":
+                            container.ready = True
+                        continue
+                    key = (index, kind)
+                    if now - last.get(key, 0.0) < probe.get("periodSeconds", 10):
+                        continue
+                    last[key] = now
+                    self._judge(container, kind, probe, self._probe_once(container, probe))
+
+    def _judge(self, container: Container, kind: str, probe: dict[str, Any], passed: bool) -> None:
+        if container.retired:
+            return
+        if passed:
+            container.failures[kind] = 0
+            if kind == "startupProbe":
+                container.started = True
+            if kind == "readinessProbe":
+                container.ready = True
+            return
+        container.failures[kind] = container.failures.get(kind, 0) + 1
+        if kind == "readinessProbe":
+            container.ready = False
+        elif container.failures[kind] >= probe.get("failureThreshold", 3):
+            self._restart(container, f"{kind} failed {container.failures[kind]} times")
+
+    def _restart(self, container: Container, why: str) -> None:
+        """Kill and start again after a back-off that doubles per restart (kubelet's CrashLoopBackOff: 10 s
+        doubling to 5 min; here 1 s doubling to 30 s, which tests can wait for)."""
+        if container.retired:
+            return
+        self._kill(container)
+        back_off = min(2.0**container.restarts, 30.0)
+        with container.log.open("ab") as out:
+            out.write(f"--- kubelet stand-in: restarting in {back_off:.0f} s ({why})\n".encode())
+        container.restarts += 1
+        container.failures.clear()
+        container.started = "startupProbe" not in container.spec
+        container.ready = False
+        if not self._stopping.wait(back_off):
+            self._start(container)
+
+    # --- the webhook's Service, as cluster DNS and kube-proxy would resolve it ----------------------
+
+    def _route_webhooks(self, namespace: str, template: dict[str, Any]) -> None:
+        labels = template["metadata"].get("labels", {})
+        ports = {
+            p["name"]: p["containerPort"] for c in template["spec"]["containers"] for p in c.get("ports", [])
+        }
+        ca_bundle = base64.b64encode(self.webhook_certificate[0].read_bytes()).decode()
+        for configuration in self._get("validatingwebhookconfigurations")["items"]:
+            original = json.loads(json.dumps(configuration["webhooks"]))
+            patched = False
+            for webhook in configuration["webhooks"]:
+                service_ref = webhook["clientConfig"].get("service")
+                if not service_ref or service_ref["namespace"] != namespace:
+                    continue
+                service = self._get("service", service_ref["name"], "-n", namespace)
+                selector = service["spec"].get("selector") or {}
+                if not selector or any(labels.get(k) != v for k, v in selector.items()):
+                    continue
+                port = next(p for p in service["spec"]["ports"] if p["port"] == service_ref.get("port", 443))
+                target = ports.get(port["targetPort"], port["targetPort"])
+                webhook["clientConfig"] = {
+                    "url": f"https://127.0.0.1:{target}{service_ref.get('path', '/')}",
+                    "caBundle": ca_bundle,
+                }
+                patched = True
+                self._routed_webhooks.add(namespace)
+            if patched:
+                self._original_webhooks.setdefault(configuration["metadata"]["name"], original)
+                self._patch_webhooks(configuration["metadata"]["name"], configuration["webhooks"])
+
+    def _patch_webhooks(self, name: str, webhooks: list[dict[str, Any]]) -> None:
+        body = json.dumps({"webhooks": webhooks})
+        self.cluster.kubectl_run("patch", "validatingwebhookconfiguration", name, "--type=merge", "-p", body)
+
+    def unroute_webhooks(self) -> None:
+        """Back to the Services, as Helm wrote them: Helm's next apply then finds its own values there."""
+        for name, webhooks in self._original_webhooks.items():
+            if (
+                self.cluster.kubectl_run(
+                    "get", "validatingwebhookconfiguration", name, check=False
+                ).returncode
+                == 0
+            ):
+                self._patch_webhooks(name, webhooks)
+        self._original_webhooks.clear()

@@ -1,0 +1,180 @@
+"""Helpers of the end-to-end tests: a Helm release installed with Helm's own engine, its operator pod run by
+the kubelet stand-in, and waiting on what a user would watch."""
+
+from __future__ import annotations
+
+import json
+import socket
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from kubelet import Container, Image, Kubelet
+
+from helm_engine import CHART, helm
+
+# The cluster DNS add-on's Service, which every conformant cluster has and the testbed lacks: the default
+# `dns` cloud service's backend (R37). Created as the cluster would have it.
+KUBE_DNS = {
+    "apiVersion": "v1",
+    "kind": "Service",
+    "metadata": {"name": "kube-dns", "namespace": "kube-system", "labels": {"k8s-app": "kube-dns"}},
+    "spec": {
+        "selector": {"k8s-app": "kube-dns"},
+        "ports": [{"name": "dns-tcp", "protocol": "TCP", "port": 53}],
+    },
+}
+
+
+def new_release(cluster: Any, prefix: str, namespace_prefix: str | None = None) -> tuple[str, str, Any]:
+    """A release name and a namespace of their own, and Helm's client (a helm.Config, to close) for them, on a
+    cluster that has the cluster DNS's Service as every cluster does (KUBE_DNS)."""
+    cluster.kubectl_run("apply", "-f", "-", input=json.dumps(KUBE_DNS))
+    name, namespace = (
+        f"{prefix}-{uuid.uuid4().hex[:4]}",
+        f"{namespace_prefix or prefix}-{uuid.uuid4().hex[:4]}",
+    )
+    return name, namespace, helm.Config(kubeconfig_path=str(cluster.kubeconfig), namespace=namespace)
+
+
+def free_ports(count: int) -> list[int]:
+    sockets = [socket.socket() for _ in range(count)]
+    try:
+        for probe in sockets:
+            probe.bind(("127.0.0.1", 0))
+        return [int(probe.getsockname()[1]) for probe in sockets]
+    finally:
+        for probe in sockets:
+            probe.close()
+
+
+def listen_ports() -> dict[str, Any]:
+    """The values that differ from the defaults: the listen ports, as the stand-in's pods share this
+    machine's network (kubelet.py)."""
+    health, readiness, webhook = free_ports(3)
+    return {"operator": {"healthPort": health, "readinessPort": readiness}, "webhook": {"port": webhook}}
+
+
+def wait_for(what: str, check: Callable[[], Any], timeout: float, logs: Callable[[], str]) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = check()
+        if value:
+            return value
+        time.sleep(0.5)
+    raise AssertionError(f"timed out after {timeout} s waiting for {what}\n{logs()}")
+
+
+def get(cluster: Any, kind: str, namespace: str | None, name: str | None = None) -> dict[str, Any]:
+    """The object (or list) as JSON; {} when it does not exist."""
+    args = ["get", kind, *([name] if name else []), "-o", "json"]
+    args += ["-n", namespace] if namespace else ["-A"] if not name else []
+    proc = cluster.kubectl_run(*args, check=False)
+    loaded: dict[str, Any] = json.loads(proc.stdout) if proc.returncode == 0 else {}
+    return loaded
+
+
+def status(cluster: Any, kind: str, namespace: str, name: str) -> dict[str, Any]:
+    found: dict[str, Any] = get(cluster, kind, namespace, name).get("status") or {}
+    return found
+
+
+@dataclass
+class Release:
+    name: str
+    namespace: str
+    config: Any  # helm.Config, on the release's namespace
+    kubelet: Kubelet
+    operator: Container
+    install_seconds: float
+    ready_seconds: float
+
+
+def install_and_run(
+    cluster: Any,
+    config: Any,
+    name: str,
+    namespace: str,
+    values: dict[str, Any],
+    workdir: Path,
+    certificate: tuple[Path, Path],
+) -> Release:
+    """`helm install` (creating the namespace), then the operator pod, until it is ready."""
+    started = time.monotonic()
+    with helm.Chart.load(CHART) as chart:
+        installed = config.install(
+            chart, name, values, namespace=namespace, create_namespace=True, timeout=120
+        )
+    install_seconds = time.monotonic() - started
+    assert installed["status"] == "deployed", installed
+    kubelet = Kubelet(cluster, workdir, Image(), certificate)
+    try:
+        started = time.monotonic()
+        (operator,) = kubelet.run_deployment(namespace, f"{name}-operator")
+        wait_for("the operator to be ready", lambda: operator.ready, timeout=120, logs=kubelet.logs)
+    except BaseException:
+        kubelet.stop()
+        raise
+    return Release(name, namespace, config, kubelet, operator, install_seconds, time.monotonic() - started)
+
+
+def tenant(cluster: Any, logs: Callable[[], str]) -> tuple[str, str]:
+    """A provider publishing a Service backend (no approval, the consumer's account whitelisted), a consumer
+    with an Endpoint `db` to it, allocated (no gateway runs: it stays Creating/GatewayNotReady)."""
+    provider, consumer = cluster.create_namespace("provider"), cluster.create_namespace("consumer")
+    backend = {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": {"name": "db", "namespace": provider},
+        "spec": {"selector": {"app": "db"}, "ports": [{"port": 5432, "targetPort": 5432}]},
+    }
+    service = {
+        "apiVersion": "vpcep.io/v1alpha1",
+        "kind": "EndpointService",
+        "metadata": {"name": "db", "namespace": provider},
+        "spec": {
+            "backend": {"kind": "Service", "name": "db"},
+            "ports": [{"protocol": "TCP", "serverPort": 5432, "clientPort": 5432}],
+            "approvalRequired": False,
+        },
+    }
+    whitelist = {
+        "apiVersion": "vpcep.io/v1alpha1",
+        "kind": "Whitelist",
+        "metadata": {"name": "db", "namespace": provider},
+        "spec": {"endpointService": "db", "accounts": [f"iam:domain::{consumer}"]},
+    }
+    for obj in (backend, service, whitelist):
+        cluster.kubectl_run("apply", "-f", "-", input=json.dumps(obj))
+    service_name = wait_for(
+        "the service to be Available",
+        lambda: (
+            (s := status(cluster, "endpointservices", provider, "db")).get("phase") == "Available"
+            and s.get("serviceName")
+        ),
+        timeout=60,
+        logs=logs,
+    )
+    endpoint = {
+        "apiVersion": "vpcep.io/v1alpha1",
+        "kind": "Endpoint",
+        "metadata": {"name": "db", "namespace": consumer},
+        "spec": {"serviceName": service_name},
+    }
+    cluster.kubectl_run("apply", "-f", "-", input=json.dumps(endpoint))
+    wait_for(
+        "the endpoint's allocation",
+        lambda: all(allocation(get(cluster, "endpoints.vpcep.io", consumer, "db")).values()),
+        timeout=60,
+        logs=logs,
+    )
+    return provider, consumer
+
+
+def allocation(endpoint: dict[str, Any]) -> dict[str, Any]:
+    """What a tenant's endpoint holds from the operator: its marker id, node IP, gateway ports, DNS name."""
+    found = endpoint.get("status") or {}
+    return {key: found.get(key) for key in ("markerId", "nodeIP", "gatewayPorts", "dnsName")}
