@@ -74,7 +74,7 @@ def test_admin_listed_cidrs_are_excluded_by_family_and_the_api_server_can_be_pin
 
 def test_it_can_be_turned_off_and_bad_cidrs_are_refused_naming_the_key() -> None:
     assert "vpcep-gateway-egress" not in render("gateway.egressPolicy.enabled=false").names("NetworkPolicy")
-    with pytest.raises(RenderError, match=r"gateway\.egressPolicy\.deniedCIDRs"):
+    with pytest.raises(RenderError, match=r"/gateway/egressPolicy/deniedCIDRs"):
         render("gateway.egressPolicy.deniedCIDRs[0]=not-a-cidr")
 
 

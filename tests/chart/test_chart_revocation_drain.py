@@ -30,4 +30,4 @@ def test_the_drain_value_reaches_the_agent_R43(value: str, expected: float) -> N
 def test_a_bad_drain_is_refused_naming_the_key_R43(value: str) -> None:
     with pytest.raises(RenderError) as refused:
         render(f"gateway.revocationDrainSeconds={value}")
-    assert "gateway.revocationDrainSeconds" in str(refused.value)
+    assert "/gateway/revocationDrainSeconds" in str(refused.value)  # Helm names the key as a JSON pointer
