@@ -1,10 +1,10 @@
 """Log levels a platform team can alert on: ERROR means the operator is at fault, never the user.
 
-kopf logs every AdmissionError a webhook handler raises as "Webhook '<id>' failed permanently: <reason>" at
-ERROR, the level of an operator fault. Such a refusal (a typo in a service name, a quota, the garbage collector
-retrying a delete the webhook holds back, R7) is the webhook doing its job: this filter re-levels those records
-to INFO and says what they are, with the reason. Everything else keeps its level (a handler that crashes is
-logged by kopf as "failed with an exception", untouched).
+kopf logs every AdmissionError a webhook handler raises as "Webhook '<id>' failed permanently: <reason>"
+at ERROR, the level of an operator fault. Such a refusal (a typo in a service name, a quota, the garbage
+collector retrying a delete the webhook holds back, R7) is the webhook doing its job: this filter re-levels
+those records to INFO and says what they are, with the reason. Everything else keeps its level (a handler
+that crashes is logged by kopf as "failed with an exception", untouched).
 """
 
 from __future__ import annotations
@@ -22,7 +22,8 @@ class AdmissionRefusalsAtInfo(logging.Filter):
             message = record.getMessage()
             handler, found, reason = message.partition(WEBHOOK_REFUSAL)
             if found and handler.startswith("Webhook "):
-                record.msg, record.args = "admission refused by %s: %s", (handler.removeprefix("Webhook "), reason)
+                record.msg = "admission refused by %s: %s"
+                record.args = (handler.removeprefix("Webhook "), reason)
                 record.levelno, record.levelname = logging.INFO, logging.getLevelName(logging.INFO)
         return True
 

@@ -40,7 +40,12 @@ class Cluster:
         self, *args: str, input: str | None = None, check: bool = True
     ) -> subprocess.CompletedProcess[str]:
         result = subprocess.run(
-            [self.kubectl_binary, *args], input=input, text=True, capture_output=True, env=self.env, timeout=60
+            [self.kubectl_binary, *args],
+            input=input,
+            text=True,
+            capture_output=True,
+            env=self.env,
+            timeout=60,
         )
         if check and result.returncode != 0:
             raise AssertionError(f"kubectl {' '.join(args)} failed: {result.stderr.strip()}")

@@ -175,7 +175,8 @@ def test_endpoint_table_shows_the_requested_service_even_when_it_failed() -> Non
     columns = {c["name"]: c for c in load("endpoints")["spec"]["versions"][0]["additionalPrinterColumns"]}
     assert columns["ServiceName"]["jsonPath"] == ".spec.serviceName"
     assert columns["CloudService"]["jsonPath"] == ".spec.cloudService"
-    assert (columns["Resolved"]["jsonPath"], columns["Resolved"].get("priority")) == (".status.serviceName", 1)
+    resolved = columns["Resolved"]
+    assert (resolved["jsonPath"], resolved.get("priority")) == (".status.serviceName", 1)
 
 
 def test_connection_table_shows_the_effective_decision_not_the_providers_field() -> None:

@@ -122,9 +122,9 @@ class Endpoint(KindModel):
         plural="endpoints",
         short_names=("vpce",),
         printer_columns=(
-            # The requested name, not the resolved one: a typo that Failed the endpoint stays visible (issue 14).
-            PrinterColumn("ServiceName", ".spec.serviceName", description="The service name it asks for."),
-            PrinterColumn("CloudService", ".spec.cloudService", description="The system service it asks for."),
+            # The requested name, not the resolved one: a typo that Failed the endpoint stays visible.
+            PrinterColumn("ServiceName", ".spec.serviceName", description="The service name asked for."),
+            PrinterColumn("CloudService", ".spec.cloudService", description="The system service asked for."),
             PrinterColumn("Phase", ".status.phase", description="Lifecycle phase (R17)."),
             PrinterColumn("NodeIP", ".status.nodeIP", description="Private IP in this namespace (R18)."),
             PrinterColumn("DNSName", ".status.dnsName", description="DNS name of the node IP (R18)."),
