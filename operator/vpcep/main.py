@@ -17,7 +17,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from vpcep import __version__
+from vpcep import __version__, log_levels
 from vpcep.config import OperatorConfig, load_config
 
 
@@ -105,6 +105,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
     logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
+    log_levels.install()  # a refused user request is logged at INFO with its reason, not as an operator fault
     if not args.verbose:  # kopf logs every handler call at INFO: thousands of lines at scale
         logging.getLogger("kopf.objects").setLevel(logging.WARNING)
     # kopf imports the official client, when installed, only to recognise its model classes; the operator

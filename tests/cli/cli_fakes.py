@@ -5,7 +5,7 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-from vpcep.cli.cluster import ApiRefused, Cluster, Forbidden
+from vpcep.cli.cluster import Cluster, Forbidden
 
 Obj = dict[str, Any]
 
@@ -18,8 +18,6 @@ class FakeCluster(Cluster):
         self.objects: dict[tuple[str, str], dict[str, Obj]] = {}
         self.forbid = forbid or set()
         self.patches: list[tuple[str, str, Obj]] = []
-        self.admission_refusal: str | None = None
-        self.dry_runs: list[Obj] = []
 
     def add(self, plural: str, obj: Obj) -> Obj:
         namespace = obj["metadata"].setdefault("namespace", self.namespace)
@@ -50,9 +48,6 @@ class FakeCluster(Cluster):
 
     def dry_run_create(self, plural: str, body: Obj) -> Obj | None:
         self._check(f"create {plural}")
-        self.dry_runs.append(body)
-        if self.admission_refusal:
-            raise ApiRefused(self.admission_refusal)
         return body
 
     def configmap(self, name: str) -> Obj | None:

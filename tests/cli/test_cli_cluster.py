@@ -310,18 +310,3 @@ def test_consumer_describes_its_endpoint(cluster: Any, tenants: Tenants) -> None
     assert "connection awaits the provider's decision" in out  # the Event
     assert "not visible to you: it lives in the provider's namespace" in out
     assert "kubectl vpcep accept" in out.split("Likely causes:")[1]
-
-
-def test_verify_as_a_cluster_reader_finds_and_misses(cluster: Any, tenants: Tenants) -> None:
-    found = plugin(cluster, None, "verify", SERVICE_NAME)
-    assert found.returncode == 0, found.stderr
-    assert f"({tenants.provider}/db, type Interface, ports 5432, approval required" in found.stdout
-    missing = plugin(cluster, None, "verify", SERVICE_NAME.replace("local-1", "far-away-9"))
-    assert missing.returncode == 1
-    assert "not found" in missing.stderr
-
-
-def test_verify_as_a_viewer_says_it_cannot_tell(cluster: Any, tenants: Tenants) -> None:
-    done = plugin(cluster, tenants.consumer_viewer, "verify", SERVICE_NAME, "-n", tenants.consumer)
-    assert done.returncode == 2
-    assert done.stderr.startswith("cannot verify")

@@ -153,50 +153,6 @@ def test_verify_refuses_what_is_not_a_service_name(name: str, capsys: pytest.Cap
     assert "<region>.<name>.<serviceId>" in err
 
 
-def test_verify_finds_a_service_when_the_user_may_list_all_namespaces(
-    capsys: pytest.CaptureFixture[str],
-) -> None:
-    cluster = FakeCluster()
-    cluster.add("endpointservices", endpoint_service())
-    code, out, _ = run(cluster, "verify", SERVICE_NAME, capsys=capsys)
-    assert code == 0
-    assert out.startswith(f"found: {SERVICE_NAME} (team-a/db, type Interface, ports 5432, approval required")
-    code, _, err = run(cluster, "verify", SERVICE_NAME.replace("local-1", "eu-west-2"), capsys=capsys)
-    assert code == 1 and "not found" in err and "region" in err  # R40
-
-
-def test_verify_asks_admission_with_a_dry_run_when_the_tenant_cannot_list(
-    capsys: pytest.CaptureFixture[str],
-) -> None:
-    cluster = FakeCluster(forbid={"list-all endpointservices"})
-    code, out, _ = run(cluster, "verify", SERVICE_NAME, capsys=capsys)
-    assert code == 0 and "found" in out and "webhook" in out
-    assert cluster.dry_runs == [
-        {
-            "apiVersion": "vpcep.io/v1alpha1",
-            "kind": "Endpoint",
-            "metadata": {"generateName": "vpcep-verify-"},
-            "spec": {"serviceName": SERVICE_NAME},
-        }
-    ]
-    cluster.admission_refusal = (
-        "admission webhook denied the request: ServiceNotFound: not found: check the name"
-    )
-    code, _, err = run(cluster, "verify", SERVICE_NAME, capsys=capsys)
-    assert code == 1 and err.startswith("not found:")
-    cluster.admission_refusal = (
-        "admission webhook denied the request: NotPermitted: account team-b is not permitted"
-    )
-    code, _, err = run(cluster, "verify", SERVICE_NAME, capsys=capsys)
-    assert code == 1 and err.startswith("found, but your account may not connect")
-
-
-def test_verify_says_it_cannot_tell_when_every_way_is_forbidden(capsys: pytest.CaptureFixture[str]) -> None:
-    cluster = FakeCluster(forbid={"list-all endpointservices", "create endpoints"})
-    code, _, err = run(cluster, "verify", SERVICE_NAME, capsys=capsys)
-    assert code == 2 and err.startswith("cannot verify")
-
-
 # accept / reject / connections (R10, R11)
 
 

@@ -125,3 +125,32 @@ def test_run_after_a_killed_run_removes_its_leftovers() -> None:
     assert f"removing leftovers of an earlier run (pid {process.pid})" in output, output
     assert leftovers(process.pid) == [], output
     assert leftovers(pid) == [], output
+
+
+def test_a_process_that_exits_stops_the_demo_at_once_with_its_cause(tmp_path: pathlib.Path) -> None:
+    """Issue 14: the demo used to wait 30 s for a status report from an agent that had already exited."""
+    # The gateway agent dies as it starts (as it did without its Python dependencies): a sitecustomize on
+    # PYTHONPATH, which the demo passes on to the processes it starts, ends that one process only.
+    (tmp_path / "sitecustomize.py").write_text(
+        "import sys\n"
+        "if 'vpcep.gateway.agent' in sys.orig_argv:\n"
+        "    sys.exit('ModuleNotFoundError (simulated by the test): the agent cannot start')\n"
+    )
+    started = time.monotonic()
+    process = subprocess.Popen(
+        [str(DEMO)],
+        env={**os.environ, "PYTHONPATH": str(tmp_path)},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
+    output, _ = process.communicate(timeout=RUN_TIMEOUT_SECONDS)
+    assert process.returncode != 0, output
+    assert re.search(
+        r"the gateway agent \(pid \d+\) exited while waiting for the gateway's first status", output
+    )
+    assert "the agent cannot start" in output, output  # the cause: the last lines of its log
+    assert "timed out" not in output, output
+    assert leftovers(process.pid) == [], output
+    print(f"hack/demo stopped in {time.monotonic() - started:.1f} s")

@@ -5,6 +5,7 @@ stand-in gateway.
 from __future__ import annotations
 
 import os
+import shutil
 from collections.abc import Iterator
 
 import pytest
@@ -14,19 +15,20 @@ from integration.helpers import REPO, Cluster, OperatorProcess, StandInGateway, 
 pytestmark = pytest.mark.cluster
 
 
-def _kubeconfig(request: pytest.FixtureRequest) -> str:
-    """VPCEP_TEST_KUBECONFIG if set, else the test control plane (fixture `cluster`, tests/conftest.py)."""
+def _cluster(request: pytest.FixtureRequest) -> Cluster:
+    """VPCEP_TEST_KUBECONFIG if set (with kubectl from PATH), else the test control plane (fixture `cluster`,
+    tests/conftest.py) with the suite's kubectl."""
     explicit = os.environ.get("VPCEP_TEST_KUBECONFIG")
     if explicit:
-        return explicit
+        return Cluster(explicit, shutil.which("kubectl") or "kubectl")
     suite = request.getfixturevalue("cluster")
-    return str(suite.kubeconfig)
+    return Cluster(str(suite.kubeconfig), suite.kubectl)
 
 
 @pytest.fixture(scope="session")
 def kube(request: pytest.FixtureRequest) -> Cluster:
     """kubectl-driven access to the API, with the CRDs applied."""
-    kube = Cluster(_kubeconfig(request))
+    kube = _cluster(request)
     kube.kubectl("apply", "-f", str(REPO / "crds"))
     for crd in ("endpointservices", "endpoints", "whitelists", "endpointconnections"):
         kube.kubectl("wait", "--for=condition=Established", f"crd/{crd}.vpcep.io", "--timeout=30s")

@@ -28,6 +28,9 @@ GROUP_VERSION = "vpcep.io/v1alpha1"
 @dataclass
 class Cluster:
     kubeconfig: str
+    # the suite's kubectl (tests/conftest.py: on PATH, else the test control plane's own), never a bare name a
+    # fresh machine may not have
+    kubectl_binary: str
 
     @property
     def env(self) -> dict[str, str]:
@@ -37,7 +40,12 @@ class Cluster:
         self, *args: str, input: str | None = None, check: bool = True
     ) -> subprocess.CompletedProcess[str]:
         result = subprocess.run(
-            ["kubectl", *args], input=input, text=True, capture_output=True, env=self.env, timeout=60
+            [self.kubectl_binary, *args],
+            input=input,
+            text=True,
+            capture_output=True,
+            env=self.env,
+            timeout=60,
         )
         if check and result.returncode != 0:
             raise AssertionError(f"kubectl {' '.join(args)} failed: {result.stderr.strip()}")

@@ -111,6 +111,19 @@ def test_unknown_service_name_is_refused(kube: Cluster, published: str) -> None:
     assert kube.get("vpce", CONSUMER, "typo") is None
 
 
+def test_a_refusal_is_logged_at_info_with_its_reason_not_as_an_error(
+    kube: Cluster, published: str, operator: OperatorProcess
+) -> None:  # issue 14: ERROR is for operator faults a platform team alerts on; a user's typo is not one
+    typo = published.replace("local-1.", "eu-8.")
+    refused(
+        kube.apply("endpoint.yaml", check=False, name="typo-logged", namespace=CONSUMER, service_name=typo)
+    )
+    wait_for("the refusal in the operator's log", lambda: typo in operator.log(), timeout=10)
+    (line,) = [line for line in operator.log().splitlines() if typo in line]
+    assert " INFO " in line and "admission refused by" in line and "not found" in line, line
+    assert "failed permanently" not in operator.log()
+
+
 def test_not_permitted_account_is_refused_then_allowed(kube: Cluster, published: str) -> None:  # R13
     message = refused(
         kube.apply("endpoint.yaml", check=False, name="pg", namespace=STRANGER, service_name=published)

@@ -169,6 +169,16 @@ def test_printer_columns_show_what_the_console_shows() -> None:
     assert {"EndpointID", "MarkerID", "State", "Owner", "Created"} <= set(names("endpointconnections"))
 
 
+def test_endpoint_table_shows_the_requested_service_even_when_it_failed() -> None:
+    """Issue 14: a Failed endpoint (ServiceNotFound, R15) has no resolved name; the typo must show in
+    `kubectl get vpce`, so the columns read the spec, and the resolved name is there with -o wide."""
+    columns = {c["name"]: c for c in load("endpoints")["spec"]["versions"][0]["additionalPrinterColumns"]}
+    assert columns["ServiceName"]["jsonPath"] == ".spec.serviceName"
+    assert columns["CloudService"]["jsonPath"] == ".spec.cloudService"
+    resolved = columns["Resolved"]
+    assert (resolved["jsonPath"], resolved.get("priority")) == (".status.serviceName", 1)
+
+
 def test_connection_table_shows_the_effective_decision_not_the_providers_field() -> None:
     """R10: an endpoint accepted without a decision must not read "Pending" next to state Accepted; the
     provider's own spec.decision is still there with -o wide."""

@@ -122,13 +122,18 @@ class Endpoint(KindModel):
         plural="endpoints",
         short_names=("vpce",),
         printer_columns=(
-            PrinterColumn("ServiceName", ".status.serviceName", description="The service it connects to."),
+            # The requested name, not the resolved one: a typo that Failed the endpoint stays visible.
+            PrinterColumn("ServiceName", ".spec.serviceName", description="The service name asked for."),
+            PrinterColumn("CloudService", ".spec.cloudService", description="The system service asked for."),
             PrinterColumn("Phase", ".status.phase", description="Lifecycle phase (R17)."),
             PrinterColumn("NodeIP", ".status.nodeIP", description="Private IP in this namespace (R18)."),
             PrinterColumn("DNSName", ".status.dnsName", description="DNS name of the node IP (R18)."),
             PrinterColumn("Type", ".status.serviceType", description="Interface or Gateway."),
             PrinterColumn("MarkerID", ".status.markerId", "integer", "Id the provider sees (R33).", 1),
             PrinterColumn("Reason", ".status.reason", description="Why it is in its phase.", priority=1),
+            PrinterColumn(
+                "Resolved", ".status.serviceName", description="The service it connects to.", priority=1
+            ),
             PrinterColumn("Age", ".metadata.creationTimestamp", "date"),
         ),
     )

@@ -28,7 +28,8 @@ class Forbidden(Exception):
 
 
 class ApiRefused(Exception):
-    """The API server refused a write (admission, validation); the message is the API server's."""
+    """The API server refused a request for what it says, not for who asks (admission, validation); the
+    message is the API server's."""
 
 
 def api_message(error: ApiException) -> str:
@@ -73,9 +74,12 @@ class Cluster:
         except ApiException as error:
             if error.status == 404 and missing_ok:
                 return None
-            if error.status == 403:
-                raise Forbidden(api_message(error)) from error
-            raise ApiRefused(api_message(error)) from error
+            message = api_message(error)
+            # An admission webhook's refusal comes as a 403 too ("admission webhook ... denied the request"):
+            # that is an answer about the object, not about the user's rights.
+            if error.status == 403 and "denied the request" not in message:
+                raise Forbidden(message) from error
+            raise ApiRefused(message) from error
         loaded: Obj = json.loads(response.data)
         return loaded
 

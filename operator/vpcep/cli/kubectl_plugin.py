@@ -41,43 +41,50 @@ def _now() -> datetime.datetime:
     return datetime.datetime.now(datetime.UTC)
 
 
+# Phrases of the operator's admission answers (vpcep.domain.endpoint, vpcep.domain.permission) that tell the
+# refusals of a dry-run Endpoint apart; tests/cli/test_cli_verify.py holds them to the real webhook's answers.
+NOT_FOUND_PHRASE = "not found: check the name and the region"
+NOT_PERMITTED_PHRASE = "may not connect to"
+
+
+def _describe_service(service: Obj) -> str:
+    meta, spec, status = service["metadata"], service.get("spec") or {}, service.get("status") or {}
+    ports = ", ".join(str(p.get("clientPort")) for p in spec.get("ports") or [])
+    approval = "approval required" if spec.get("approvalRequired") else "no approval needed"
+    return (
+        f"{meta.get('namespace')}/{meta['name']}, type {status.get('serviceType')}, ports {ports}, "
+        f"{approval}, phase {status.get('phase')}"
+    )
+
+
 def verify(cluster: Cluster, service_name: str) -> Answer:
-    """Is there a service of this name that I may connect to? (the console's "Verify" button, R15, R40)."""
+    """Is there a service of this name that I may connect to from this namespace? (the console's "Verify"
+    button, R15, R40). Three answers: not found; found, but this namespace's account may not connect (and what
+    to ask the provider for, R12, R13); found, and an Endpoint for it would be admitted here.
+
+    Whoever may list EndpointServices in every namespace (an admin) learns the service's details from the
+    list; everyone else learns only what admission tells them. Either way, whether *this* namespace's account
+    may connect is asked of admission itself, with a dry-run Endpoint here: the operator's webhook answers
+    with the same checks it applies to a real one, and nothing is stored.
+    """
     parts = service_name.split(".")
     if len(parts) < 3 or not all(parts):
         return Answer(
             NEGATIVE, f"not found: {service_name!r} is not a service name; expected {SERVICE_NAME_FORMAT}"
         )
-
-    def found(service: Obj) -> Answer:
-        meta, spec, status = service["metadata"], service.get("spec") or {}, service.get("status") or {}
-        ports = ", ".join(str(p.get("clientPort")) for p in spec.get("ports") or [])
-        approval = "approval required" if spec.get("approvalRequired") else "no approval needed"
-        return Answer(
-            OK,
-            f"found: {service_name} ({meta.get('namespace')}/{meta['name']}, "
-            f"type {status.get('serviceType')}, ports {ports}, {approval}, phase {status.get('phase')})",
-        )
-
     try:
-        everywhere = cluster.list_everywhere("endpointservices")
+        everywhere: list[Obj] | None = cluster.list_everywhere("endpointservices")
     except Forbidden:
         everywhere = None
-    if everywhere is not None:
-        matches = [s for s in everywhere if (s.get("status") or {}).get("serviceName") == service_name]
-        if matches:
-            return found(matches[0])
+    candidates = everywhere if everywhere is not None else cluster.list_here("endpointservices")
+    named = [s for s in candidates if (s.get("status") or {}).get("serviceName") == service_name]
+    service = named[0] if named else None
+    if everywhere is not None and service is None:
         return Answer(
             NEGATIVE, f"not found: no service is named {service_name}; check the name and the region"
         )
-    # A tenant cannot list other namespaces: ask admission instead, with a dry-run Endpoint in our namespace.
-    local = [
-        s
-        for s in cluster.list_here("endpointservices")
-        if (s.get("status") or {}).get("serviceName") == service_name
-    ]
-    if local:
-        return found(local[0])
+    details = f" ({_describe_service(service)})" if service else ""
+
     probe = {
         "apiVersion": "vpcep.io/v1alpha1",
         "kind": "Endpoint",
@@ -86,23 +93,34 @@ def verify(cluster: Cluster, service_name: str) -> Answer:
     }
     try:
         cluster.dry_run_create("endpoints", probe)
-    except Forbidden as error:
+    except Forbidden as error:  # RBAC: this user may not create Endpoints here
+        if service is None:
+            return Answer(
+                ERROR,
+                "cannot verify: you may neither list endpointservices in all namespaces nor create endpoints "
+                f"in namespace {cluster.namespace} ({error})",
+            )
         return Answer(
             ERROR,
-            f"cannot verify: you may neither list endpointservices in all namespaces nor create endpoints in "
-            f"namespace {cluster.namespace} ({error})",
+            f"found: {service_name}{details}; cannot tell whether namespace {cluster.namespace} may connect: "
+            f"you may not create endpoints there ({error})",
         )
-    except ApiRefused as error:
+    except ApiRefused as error:  # admission's answer
         message = str(error)
-        if "NotPermitted" in message or "not permitted" in message.lower():
-            return Answer(NEGATIVE, f"found, but your account may not connect to it: {message}")
-        if "ServiceNotFound" in message or "not found" in message.lower():
+        if NOT_PERMITTED_PHRASE in message:
+            return Answer(
+                NEGATIVE, f"found: {service_name}{details}, but your account may not connect to it: {message}"
+            )
+        if NOT_FOUND_PHRASE in message:
             return Answer(NEGATIVE, f"not found: {message}")
-        return Answer(ERROR, f"cannot verify: {message}")
+        return Answer(
+            NEGATIVE, f"found: {service_name}{details}, but an Endpoint for it would be refused: {message}"
+        )
     return Answer(
         OK,
-        f"found: {service_name} (an Endpoint for it would be admitted in namespace {cluster.namespace}; "
-        "this relies on the vpcep admission webhook being enabled)",
+        f"found: {service_name}{details}; an Endpoint for it would be admitted in namespace "
+        f"{cluster.namespace} (as long as the vpcep admission webhook is enabled: without it every name is "
+        "admitted, and the Endpoint's status says what is wrong)",
     )
 
 
@@ -251,7 +269,9 @@ def build_parser() -> argparse.ArgumentParser:
         None,
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    cmd = commands.add_parser("verify", parents=[common], help="check that a service name exists (R15)")
+    cmd = commands.add_parser(
+        "verify", parents=[common], help="may this namespace connect to a service name? (R12, R13, R15)"
+    )
     cmd.add_argument("service_name", metavar="SERVICE_NAME", help=SERVICE_NAME_FORMAT)
     for verb, text in (
         ("accept", "accept a pending connection (R10)"),

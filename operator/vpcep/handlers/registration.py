@@ -165,7 +165,7 @@ async def report_initial_sync(rt: Runtime, started: float) -> None:
             quiet_since = None
         elif quiet_since is None:
             quiet_since = loop.time()
-    logger.warning(
+    logger.info(
         "vpcep: initial reconcile done in %.2fs (%d reconciles)", quiet_since - started, rt.queue.reconciled
     )
 
