@@ -25,6 +25,8 @@ BACKEND_SERVER = pathlib.Path(__file__).with_name("backend_server.py")
 # Ports inside our own namespaces: nobody else can hold them.
 PLAIN_BACKEND_PORT = 8080
 PROXY_BACKEND_PORT = 8081
+# The gateway's Prometheus /metrics, in the gateway namespace.
+GATEWAY_METRICS_PORT = 9464
 
 
 @pytest.fixture(scope="session")
@@ -100,6 +102,7 @@ class GatewayAgent:
                     "--health-check-interval-ms", "300",
                     "--debounce", "0.05",
                     "--max-debounce", "0.2",
+                    "--metrics-port", str(GATEWAY_METRICS_PORT),
                 ],
                 env=env,
                 stdout=log,

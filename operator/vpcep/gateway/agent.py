@@ -23,6 +23,7 @@ from vpcep.api.routing import GatewayStatus
 from vpcep.builders.haproxy_config import HaproxySettings
 from vpcep.gateway.haproxy_process import HaproxyMaster
 from vpcep.gateway.health import unhealthy_backends
+from vpcep.gateway.metrics import GatewayCollector, serve_metrics
 from vpcep.gateway.reloader import Applier, wait_for_quiet
 from vpcep.gateway.route_source import DirectoryRouteSource, KubeRouteSource, RouteStore
 from vpcep.gateway.status import ConfigMapStatusWriter, FileStatusWriter, StatusWriter, rfc3339_now
@@ -77,6 +78,13 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         "<runtime-dir>/status.json)",
     )
     parser.add_argument("--health-port", type=int, default=None, help="HTTP port answering /healthz")
+    parser.add_argument(
+        "--metrics-port",
+        type=int,
+        default=int(env("GATEWAY_METRICS_PORT") or 0) or None,
+        help="HTTP port serving Prometheus /metrics on the bind address (env GATEWAY_METRICS_PORT; "
+        "default: none); must lie outside the gateway port range",
+    )
     parser.add_argument(
         "--max-connections",
         type=int,
@@ -245,6 +253,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
     agent = build_agent(args)
+    if args.metrics_port:
+        serve_metrics(
+            GatewayCollector(
+                agent.master, lambda: agent.applier.state, lambda: agent.store.snapshot().routes
+            ),
+            args.metrics_port,
+            args.bind_address,
+        )
 
     def on_signal(signum: int, _frame: object) -> None:
         log.info("signal %d: stopping", signum)
