@@ -45,6 +45,10 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--liveness", metavar="URL", help="liveness endpoint, e.g. http://0.0.0.0:8080/healthz"
     )
+    parser.add_argument(
+        "--metrics-port", type=int, help="serve Prometheus /metrics on this port (docs/observability.md)"
+    )
+    parser.add_argument("--metrics-address", default="0.0.0.0", help="address /metrics listens on")
     parser.add_argument("--verbose", action="store_true")
     return parser.parse_args(argv)
 
@@ -96,6 +100,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     from vpcep.handlers.registration import register  # imported late: kopf handlers register on import
 
     register(config)
+    if args.metrics_port:
+        from vpcep.handlers.metrics import serve_metrics
+
+        serve_metrics(args.metrics_port, args.metrics_address)
     if config.scoped:
         kopf.run(namespaces=config.served_namespaces(), standalone=True, liveness_endpoint=args.liveness)
     else:
