@@ -35,6 +35,7 @@ from prometheus_client.registry import Collector
 
 from vpcep.api.endpoint import EndpointPhase
 from vpcep.api.endpoint_service import ServicePhase
+from vpcep.handlers.runtime import ENDPOINT_KEY, ORPHANS_KEY, QUOTA_KEY, SERVICE_KEY, WHITELIST_KEY
 
 if TYPE_CHECKING:
     from vpcep.handlers.runtime import Runtime
@@ -64,6 +65,11 @@ WEBHOOK_DENIALS = Counter(
     "Admission requests refused, per kind and reason (QuotaExceeded, NotPermitted, InvalidSpec, ...).",
     ["kind", "reason"],
 )
+# Every kind's series exist from the start (at 0), so dashboards and alerts see them before the first error.
+for _kind in (ENDPOINT_KEY, SERVICE_KEY, WHITELIST_KEY, QUOTA_KEY, ORPHANS_KEY):
+    RECONCILES.labels(_kind)
+    RECONCILE_ERRORS.labels(_kind)
+    RECONCILE_SECONDS.labels(_kind)
 STATE_TIMEOUT_SECONDS = 10.0
 # Phases an Endpoint waits in; the alert on endpoints stuck there reads the oldest one's age.
 WAITING_PHASES = (EndpointPhase.CREATING.value, EndpointPhase.PENDING_ACCEPTANCE.value)
