@@ -9,8 +9,8 @@ Cardinality is bounded by the routes this gateway serves: a fixed set of series 
 per-port, per-client or per-status series), plus a few per gateway process. The figures carry only
 ``endpoint_id``; the names (namespace, endpoint, service) are on one ``vpcep_gateway_endpoint_info``
 series per endpoint, joined in queries with ``* on(endpoint_id) group_left(namespace, endpoint, service)``
-(the kube-state-metrics pattern): with the names on every series a scrape at 10,000 endpoints was
-measured at about 21 MB and longer than Prometheus' default 10 s timeout (bench/README.md).
+(the kube-state-metrics pattern): with the names on every series a scrape at 1,000 endpoints measured
+2.1 MB instead of 1.1 MB and took half as long again (docs/observability.md, bench/README.md).
 Routes HAProxy refused are not in ``show stat`` and have no series; ``vpcep_gateway_routes`` counts them.
 
 Counters are the current worker's: a reload starts a new worker whose counters start at zero, which
