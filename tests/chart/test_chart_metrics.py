@@ -72,6 +72,10 @@ def test_monitors_and_rules_only_when_asked_for() -> None:
         ]
         assert [s["metadata"]["name"] for s in selected] == [f"{monitor['metadata']['name']}-metrics"]
         assert monitor["spec"]["endpoints"][0]["port"] == "metrics"
+        # namespace/endpoint/service are the series' own labels, not the scrape target's
+        assert monitor["spec"]["endpoints"][0]["honorLabels"] is True
+    for monitor in enabled.all("PodMonitor"):
+        assert monitor["spec"]["podMetricsEndpoints"][0]["honorLabels"] is True
     off = render("metrics.enabled=false", *ALL_ON)
     assert not off.all("ServiceMonitor") and not off.all("PrometheusRule") and not off.all("PodMonitor")
     assert not any("metrics" in name for name in off.names("Service"))
