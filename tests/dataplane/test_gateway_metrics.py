@@ -138,8 +138,10 @@ def test_an_unreachable_backend_shows_as_down_R32(agent: GatewayAgent) -> None:
         agent.remove_route("e-metrics-dead")
 
 
-def test_a_reload_is_counted_and_the_removed_endpoint_leaves_the_scrape(agent: GatewayAgent) -> None:
+def test_a_reload_is_counted_and_old_workers_sessions_are_reported_R30(agent: GatewayAgent) -> None:
     net = agent.topology
+    agent.put_route(route("e-metrics-keep", 34, (30034, net.provider_ip, PLAIN_BACKEND_PORT)))
+    wait_served(agent, 30034)
     before = Scrape(agent)
     agent.put_route(route("e-metrics-new", 33, (30033, net.provider_ip, PLAIN_BACKEND_PORT)))
     wait_served(agent, 30033)
@@ -153,9 +155,21 @@ def test_a_reload_is_counted_and_the_removed_endpoint_leaves_the_scrape(agent: G
         timeout=5,
         what=f"{given} routes to count as live",
     )
-    agent.remove_route("e-metrics-new")
+    # A session open across a reload stays on the old worker (R30), which the scrape reports.
+    with connect(net.consumer, net.gateway_consumer_ip, 30034) as held:
+        greeting(held)
+        agent.remove_route("e-metrics-new")
+        wait_until(
+            lambda: "e-metrics-new" not in Scrape(agent).text,
+            timeout=10,
+            what="the removed endpoint's series to go",
+        )
+        during = Scrape(agent)
+        assert during.value("vpcep_gateway_haproxy_old_workers") >= 1
+        assert during.value("vpcep_gateway_haproxy_old_worker_sessions") >= 1
     wait_until(
-        lambda: "e-metrics-new" not in Scrape(agent).text,
+        lambda: Scrape(agent).value("vpcep_gateway_haproxy_old_worker_sessions") == 0,
         timeout=10,
-        what="the removed endpoint's series to go",
+        what="the old worker's session to end",
     )
+    agent.remove_route("e-metrics-keep")
