@@ -79,8 +79,9 @@ def backends(topology: Topology) -> Iterator[dict[str, subprocess.Popen[bytes]]]
 class GatewayAgent:
     """The vpcep-gateway agent running in the gateway namespace, fed from a routes directory."""
 
-    def __init__(self, topology: Topology, workdir: pathlib.Path) -> None:
+    def __init__(self, topology: Topology, workdir: pathlib.Path, *extra_args: str) -> None:
         self.topology = topology
+        self.extra_args = extra_args  # more agent flags, e.g. --revocation-drain-seconds
         self.routes_dir = workdir / "routes"
         self.runtime_dir = workdir / "run"
         self.log_path = workdir / "agent.log"
@@ -103,6 +104,7 @@ class GatewayAgent:
                     "--debounce", "0.05",
                     "--max-debounce", "0.2",
                     "--metrics-port", str(GATEWAY_METRICS_PORT),
+                    *self.extra_args,
                 ],
                 env=env,
                 stdout=log,

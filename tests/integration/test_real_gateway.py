@@ -9,12 +9,15 @@ import os
 import socket
 import socketserver
 import threading
+import time
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
 from integration.conftest import delete_namespaces, start_operator
 from integration.helpers import Cluster, OperatorProcess, phase_is, running_gateway_agent, wait_for
+from line_echo import stream_echo_server, talks
 
 pytestmark = pytest.mark.cluster
 PID = os.getpid()
@@ -66,6 +69,12 @@ def echo_server() -> Iterator[int]:
 
 
 @pytest.fixture(scope="module")
+def stream_echo_port() -> Iterator[int]:
+    with stream_echo_server() as port:
+        yield port
+
+
+@pytest.fixture(scope="module")
 def operator(kube: Cluster, operator_namespace: str) -> Iterator[OperatorProcess]:
     first = _free_range(20)
     process = start_operator(
@@ -84,16 +93,15 @@ def real_gateway(kube: Cluster, operator: OperatorProcess) -> Iterator[str]:
         yield runtime
 
 
-def test_accepted_only_when_served_and_bytes_reach_the_backend(
-    kube: Cluster, operator: OperatorProcess, real_gateway: str, echo_server: int
-) -> None:
+def publish_local_server(kube: Cluster, name: str, port: int) -> dict[str, Any]:
+    """An EndpointService in PROVIDER whose Pod backend is a server of this test on 127.0.0.1:port."""
     kube.namespace(PROVIDER, f"gw-{PID}")
     kube.namespace(CONSUMER, f"gw-{PID}")
-    kube.apply("backend-pod.yaml", name="echo", namespace=PROVIDER)
+    kube.apply("backend-pod.yaml", name=name, namespace=PROVIDER)
     kube.kubectl(
         "patch",
         "pod",
-        "echo",
+        name,
         "-n",
         PROVIDER,
         "--subresource=status",
@@ -102,13 +110,15 @@ def test_accepted_only_when_served_and_bytes_reach_the_backend(
         json.dumps({"status": {"podIP": "127.0.0.1", "phase": "Running"}}),
     )
     kube.apply(
-        "pod-endpoint-service.yaml",
-        name="echo",
-        namespace=PROVIDER,
-        backend="echo",
-        server_port=str(echo_server),
+        "pod-endpoint-service.yaml", name=name, namespace=PROVIDER, backend=name, server_port=str(port)
     )
-    service = wait_for("echo Available", phase_is(kube, "vpces", PROVIDER, "echo", "Available"))
+    return wait_for(f"{name} Available", phase_is(kube, "vpces", PROVIDER, name, "Available"))
+
+
+def test_accepted_only_when_served_and_bytes_reach_the_backend(
+    kube: Cluster, operator: OperatorProcess, real_gateway: str, echo_server: int
+) -> None:
+    service = publish_local_server(kube, "echo", echo_server)
     kube.apply("endpoint.yaml", name="echo", namespace=CONSUMER, service_name=service["serviceName"])
     status = wait_for("echo Accepted", phase_is(kube, "vpce", CONSUMER, "echo", "Accepted"))
 
@@ -129,3 +139,68 @@ def test_accepted_only_when_served_and_bytes_reach_the_backend(
             return b""
 
     assert wait_for("bytes through the gateway", round_trip, timeout=15) == b"echo:hello"
+
+
+def test_reject_cuts_the_endpoints_open_sessions_after_the_drain_and_no_other_R43(
+    kube: Cluster, operator: OperatorProcess, real_gateway: str, stream_echo_port: int
+) -> None:
+    """The provider rejects one of two accepted endpoints: the operator removes its route, and the gateway
+    (default drain, 5 s) cuts its open session, held by an old HAProxy worker; the other one keeps flowing."""
+    service = publish_local_server(kube, "stream", stream_echo_port)
+    sessions: dict[str, socket.socket] = {}
+    statuses: dict[str, dict[str, Any]] = {}
+    for name in (
+        "stream-cut",
+        "stream-stays",
+    ):  # the second endpoint's reload moves the first session to an old worker
+        kube.apply("endpoint.yaml", name=name, namespace=CONSUMER, service_name=service["serviceName"])
+        statuses[name] = wait_for(f"{name} Accepted", phase_is(kube, "vpce", CONSUMER, name, "Accepted"))
+        port = statuses[name]["gatewayPorts"][0]["gatewayPort"]
+        sessions[name] = wait_for(f"a session through {name}", lambda p=port: _open_session(p), timeout=15)
+
+    kube.apply(
+        "connection-decision.yaml",
+        name=statuses["stream-cut"]["endpointId"],
+        namespace=PROVIDER,
+        decision="Reject",
+    )
+    rejected_at = time.monotonic()
+    wait_for("stream-cut Rejected", phase_is(kube, "vpce", CONSUMER, "stream-cut", "Rejected"))
+    cut_port = statuses["stream-cut"]["gatewayPorts"][0]["gatewayPort"]
+    wait_for(
+        "new connections to the rejected endpoint refused",
+        lambda: _refused(cut_port),
+        timeout=10,
+    )
+    assert talks(sessions["stream-cut"]), "the open session drains before it is cut"
+
+    def cut() -> bool:
+        assert talks(sessions["stream-stays"]), "the other endpoint's session is never cut (R30)"
+        return not talks(sessions["stream-cut"])
+
+    wait_for("the rejected endpoint's session to be cut", cut, timeout=15)
+    cut_after = time.monotonic() - rejected_at
+    assert cut_after >= 5.0, f"cut {cut_after:.1f} s after the Reject, before the 5 s drain"
+    assert talks(sessions["stream-stays"])
+    print(f"\nReject -> session cut after {cut_after:.2f} s (drain 5 s)")
+    for connection in sessions.values():
+        connection.close()
+
+
+def _open_session(port: int) -> socket.socket | None:
+    try:
+        connection = socket.create_connection(("127.0.0.1", port), timeout=2)
+    except OSError:
+        return None
+    if not talks(connection):
+        connection.close()
+        return None
+    return connection
+
+
+def _refused(port: int) -> bool:
+    connection = _open_session(port)
+    if connection is None:
+        return True
+    connection.close()
+    return False

@@ -196,6 +196,10 @@ class HaproxyMaster:
     def worker_command(self, command: str) -> str:
         return unix_command(str(self.stats_socket), command)
 
+    def master_command(self, command: str) -> str:
+        """A master CLI request; ``@!<pid> <command>`` reaches any worker, old ones included."""
+        return unix_command(str(self.master_socket), command)
+
     def _worker_ready(self) -> bool:
         try:
             return "Name: HAProxy" in self.worker_command("show info")
