@@ -103,7 +103,6 @@ class GatewayAgent:
                     "--health-check-interval-ms", "300",
                     "--debounce", "0.05",
                     "--max-debounce", "0.2",
-                    "--metrics-port", str(GATEWAY_METRICS_PORT),
                     *self.extra_args,
                 ],
                 env=env,
@@ -179,7 +178,10 @@ class GatewayAgent:
 def agent(
     topology: Topology, backends: dict[str, subprocess.Popen[bytes]], tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[GatewayAgent]:
-    gateway = GatewayAgent(topology, tmp_path_factory.mktemp("gateway"))
+    # Only this agent serves /metrics: other tests start more agents in the same namespace.
+    gateway = GatewayAgent(
+        topology, tmp_path_factory.mktemp("gateway"), "--metrics-port", str(GATEWAY_METRICS_PORT)
+    )
     gateway.start()
     yield gateway
     gateway.stop()

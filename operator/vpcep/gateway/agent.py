@@ -25,7 +25,6 @@ from vpcep.api.routing import GatewayStatus
 from vpcep.builders.haproxy_config import HaproxySettings
 from vpcep.gateway.haproxy_process import HaproxyMaster
 from vpcep.gateway.health import unhealthy_backends
-from vpcep.gateway.metrics import GatewayCollector, serve_metrics
 from vpcep.gateway.reloader import Applier, wait_for_quiet
 from vpcep.gateway.revocation import RevocationDrainer
 from vpcep.gateway.route_source import DirectoryRouteSource, KubeRouteSource, RouteSnapshot, RouteStore
@@ -297,6 +296,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     agent = build_agent(args)
     if args.metrics_port:
+        # Imported only when asked for: prometheus_client brings an HTTP stack the data path never needs.
+        from vpcep.gateway.metrics import GatewayCollector, serve_metrics
+
         serve_metrics(
             GatewayCollector(
                 agent.master, lambda: agent.applier.state, lambda: agent.store.snapshot().routes

@@ -298,5 +298,9 @@ def serve_metrics(collector: Collector, port: int, address: str = "0.0.0.0") -> 
     """Serve ``/metrics`` from a daemon thread (prometheus_client's own HTTP server)."""
     registry = CollectorRegistry(auto_describe=False)
     registry.register(collector)
-    start_http_server(port, addr=address, registry=registry)
+    try:
+        start_http_server(port, addr=address, registry=registry)
+    except OSError as error:  # traffic matters more than figures: never a crash loop over the metrics port
+        log.error("cannot serve metrics on %s:%d: %s; running without /metrics", address, port, error)
+        return
     log.info("serving metrics on %s:%d/metrics", address, port)
