@@ -140,7 +140,20 @@ class OperatorConfig(ConfigModel):
         default_factory=lambda: {"app.kubernetes.io/name": "vpcep-gateway"},
         description="Labels of the gateway pods, admitted by the provider NetworkPolicies (R31).",
     )
+    gatewayIngressPolicy: bool = Field(
+        default=True,
+        description="Write, in the operator namespace, one NetworkPolicy per consumer namespace admitting "
+        "its pods to its endpoints' gateway ports, and accept no endpoint before its ports are admitted "
+        "(R42). "
+        "Goes with the chart's default-deny ingress policy for the gateway pods.",
+    )
     networkPolicy: bool = Field(default=True, description="Create provider-side NetworkPolicies (R31).")
+    selectorlessBackendNamespaces: list[str] = Field(
+        default_factory=list,
+        description="Namespaces whose EndpointServices may name a Service without a selector as backend (its "
+        "Endpoints are written by hand, so they could point anywhere): the cluster admin vouches for them "
+        "(R45). Elsewhere such a backend is refused with BackendWithoutSelector.",
+    )
     cloudServices: list[CloudService] = Field(default_factory=_default_cloud_services)
     webhook: WebhookConfig = Field(default_factory=WebhookConfig)
     privilegedUsers: list[str] = Field(

@@ -75,7 +75,11 @@ def installed(cluster: Any) -> Iterator[Install]:
     release = f"c{uuid.uuid4().hex[:6]}"
     # The webhook stays off: no operator runs here to answer it, and a live configuration with
     # failurePolicy Fail would block every vpcep write of the session. It is dry-run applied below instead.
-    rendered = render("webhook.enabled=false", release=release, namespace=namespace)
+    # The connection admission policy (R44) stays off here: bound cluster-wide it would refuse every other
+    # release's operator for the rest of the session. tests/chart/test_chart_trust.py installs and removes it.
+    rendered = render(
+        "webhook.enabled=false", "rbac.connectionAdmissionPolicy=false", release=release, namespace=namespace
+    )
     _apply(cluster, rendered.objects)
     install = Install(
         release=release,
@@ -605,7 +609,8 @@ def test_editor_manages_services_endpoints_whitelists_and_decides_connections(
     assert not attempt(cluster, user, "delete", "endpointconnections.vpcep.io", "conn-2", "-n", ns)
 
 
-def test_admin_may_also_remove_connections(cluster: Any, installed: Install) -> None:
+def test_admin_decides_but_cannot_remove_connections_R44(cluster: Any, installed: Install) -> None:
+    """R44: only the operator creates and removes connections; an admin decides them like an editor."""
     user = f"admin-{uuid.uuid4().hex[:6]}"
     ns = installed.provider
     _bind(cluster, ns, "vpcep-admin", user)
@@ -619,7 +624,19 @@ def test_admin_may_also_remove_connections(cluster: Any, installed: Install) -> 
             "spec": {},
         },
     )
-    assert attempt(cluster, user, "delete", "endpointconnections.vpcep.io", "conn-3", "-n", ns)
+    assert not attempt(cluster, user, "delete", "endpointconnections.vpcep.io", "conn-3", "-n", ns)
+    assert attempt(
+        cluster,
+        user,
+        "patch",
+        "endpointconnections.vpcep.io",
+        "conn-3",
+        "-n",
+        ns,
+        "--type=merge",
+        "-p",
+        '{"spec":{"decision":"Reject"}}',
+    )
     assert attempt(cluster, user, "get", "events", "-n", ns)
 
 
@@ -735,9 +752,13 @@ def test_a_scoped_release_serves_its_namespaces_with_only_roles_there(cluster: A
         for ns in (namespace, outside):
             cluster.kubectl_run("delete", "namespace", ns, "--wait=false", check=False)
         for obj in rendered.objects:
-            if obj["kind"] in {"ClusterRole", "ClusterRoleBinding"} and obj["metadata"]["name"].startswith(
-                release
-            ):
+            cluster_scoped = {
+                "ClusterRole",
+                "ClusterRoleBinding",
+                "ValidatingAdmissionPolicy",
+                "ValidatingAdmissionPolicyBinding",
+            }
+            if obj["kind"] in cluster_scoped and obj["metadata"]["name"].startswith(release):
                 cluster.kubectl_run("delete", obj["kind"].lower(), obj["metadata"]["name"], check=False)
             elif obj["kind"] in {"Role", "RoleBinding"} and obj["metadata"]["namespace"] == "kube-system":
                 cluster.kubectl_run(

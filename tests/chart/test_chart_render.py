@@ -67,6 +67,8 @@ def test_every_rendered_object_is_valid_against_the_kubernetes_schemas(variation
             "ClusterRoleBinding",
             "CustomResourceDefinition",
             "ValidatingWebhookConfiguration",
+            "ValidatingAdmissionPolicy",
+            "ValidatingAdmissionPolicyBinding",
         }:
             assert obj["metadata"]["namespace"] in _namespaces_of(obj, variation), obj["metadata"]["name"]
 

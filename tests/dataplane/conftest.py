@@ -11,13 +11,12 @@ import shutil
 import signal
 import subprocess
 import sys
-import warnings
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
-from .netns import Topology, netns_supported, spawn, wait_until
+from .netns import Topology, require_netns, spawn, wait_until
 
 WORKTREE = pathlib.Path(__file__).resolve().parents[2]
 BACKEND_SERVER = pathlib.Path(__file__).with_name("backend_server.py")
@@ -31,12 +30,7 @@ GATEWAY_METRICS_PORT = 9464
 
 @pytest.fixture(scope="session")
 def topology() -> Iterator[Topology]:
-    reason = netns_supported()
-    if reason:
-        message = f"DATA-PLANE TESTS SKIPPED: {reason}. They need root and 'ip netns'."
-        warnings.warn(message, stacklevel=1)
-        print(f"\n*** {message} ***\n", file=sys.stderr)
-        pytest.skip(message)
+    require_netns("DATA-PLANE TESTS")
     if not shutil.which("haproxy"):
         pytest.fail("haproxy is not installed (apt-get install haproxy)")
     _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
@@ -185,3 +179,17 @@ def agent(
     gateway.start()
     yield gateway
     gateway.stop()
+
+
+BASIC_PORT = 30001
+
+
+@pytest.fixture
+def basic_port(agent: GatewayAgent) -> int:
+    """A plain route (endpoint e-basic, gateway port 30001 -> the plain backend), served: tests that need some
+    other endpoint's traffic ask for it instead of relying on a test that ran before them."""
+    from .helpers import route, wait_served  # helpers imports this module
+
+    agent.put_route(route("e-basic", 11, (BASIC_PORT, agent.topology.provider_ip, PLAIN_BACKEND_PORT)))
+    wait_served(agent, BASIC_PORT)
+    return BASIC_PORT

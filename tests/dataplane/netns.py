@@ -14,9 +14,13 @@ import os
 import secrets
 import socket
 import subprocess
+import sys
 import time
+import warnings
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+
+import pytest
 
 CLONE_NEWNET = 0x40000000
 _libc = ctypes.CDLL("libc.so.6", use_errno=True)
@@ -31,6 +35,9 @@ def sh(*argv: str, check: bool = True) -> subprocess.CompletedProcess[str]:
     return subprocess.run(list(argv), capture_output=True, text=True, check=check)
 
 
+REQUIRE_NETNS_VARIABLE = "VPCEP_REQUIRE_NETNS"
+
+
 def netns_supported() -> str | None:
     """None if ``ip netns`` works here, else why not."""
     if os.geteuid() != 0:
@@ -41,6 +48,24 @@ def netns_supported() -> str | None:
         return f"'ip netns add' is forbidden here: {result.stderr.strip()}"
     sh("ip", "netns", "del", probe, check=False)
     return None
+
+
+def require_netns(what: str) -> None:
+    """Skip ``what`` (with a loud warning) where network namespaces cannot be made, or FAIL it when
+    ``VPCEP_REQUIRE_NETNS=1`` (.ci/run sets it): a run that sent no real TCP must not count as green."""
+    reason = netns_supported()
+    if reason is None:
+        return
+    why = f"{reason}. They need root and 'ip netns'."
+    if os.environ.get(REQUIRE_NETNS_VARIABLE) == "1":
+        pytest.fail(
+            f"{what} CANNOT RUN: {why} {REQUIRE_NETNS_VARIABLE}=1 requires them (.ci/run sets it)",
+            pytrace=False,
+        )
+    message = f"{what} SKIPPED: {why}"
+    warnings.warn(message, stacklevel=2)
+    print(f"\n*** {message} ***\n", file=sys.stderr)
+    pytest.skip(message)
 
 
 @contextlib.contextmanager

@@ -1,12 +1,11 @@
 """R30: reloads under load lose nothing; a killed gateway gets its full configuration back.
 
-These run after test_gateway_paths.py on the same gateway, so the restart has a real set of
-routes (with PROXY v2, CIDRs, caps, a refused route) to rebuild.
+They share the session's gateway with test_gateway_paths.py, but each puts the routes it needs itself, so
+each passes when run alone.
 """
 
 from __future__ import annotations
 
-import json
 import re
 import socket
 import threading
@@ -16,8 +15,8 @@ import pytest
 
 from vpcep.gateway.haproxy_process import parse_show_proc, unix_command
 
-from .conftest import PLAIN_BACKEND_PORT, GatewayAgent
-from .helpers import call, greeting, read_line, route, wait_refused, wait_served
+from .conftest import PLAIN_BACKEND_PORT, PROXY_BACKEND_PORT, GatewayAgent
+from .helpers import call, greeting, read_line, refused, route, wait_refused, wait_served
 from .netns import in_netns, wait_until
 
 pytestmark = pytest.mark.netns
@@ -47,6 +46,13 @@ class Load:
         self.stop.set()
         for thread in self.threads:
             thread.join(timeout=10)
+
+    def wait_for_exchanges(self, count: int) -> None:
+        """Until ``count`` more exchanges have completed than now: traffic is flowing at this point."""
+        target = self.completed + count
+        wait_until(
+            lambda: self.completed >= target or bool(self.failures), timeout=30, what=f"{count} exchanges"
+        )
 
     def _record(self, error: BaseException | None) -> None:
         with self.lock:
@@ -101,7 +107,7 @@ def test_reloads_under_load_lose_no_connection_R30(agent: GatewayAgent) -> None:
     wait_served(agent, 30020)
     before = master_table(agent)
     with Load(agent, 30020) as load:
-        time.sleep(0.3)
+        load.wait_for_exchanges(20)
         for n in range(RELOADS):
             version = agent.status()["appliedResourceVersion"]
             if n % 2 == 0:
@@ -110,7 +116,7 @@ def test_reloads_under_load_lose_no_connection_R30(agent: GatewayAgent) -> None:
             else:
                 agent.remove_route(f"e-churn-{n - 1}")
             wait_until(lambda v=version: agent.status()["appliedResourceVersion"] > v, timeout=10)
-        time.sleep(0.3)
+        load.wait_for_exchanges(20)  # traffic after the last reload too
     after = master_table(agent)
     assert after.master_pid == before.master_pid, "the master never restarts"
     assert after.reloads - before.reloads >= RELOADS
@@ -121,18 +127,20 @@ def test_reloads_under_load_lose_no_connection_R30(agent: GatewayAgent) -> None:
     print(f"\n{RELOADS} reloads, {load.completed} exchanges, 0 failed; old workers SIGSEGV: {crashed}")
 
 
-def test_a_killed_agent_adopts_the_running_haproxy_without_a_cut_R30(agent: GatewayAgent) -> None:
+def test_a_killed_agent_adopts_the_running_haproxy_without_a_cut_R30(
+    agent: GatewayAgent, basic_port: int
+) -> None:
     net = agent.topology
     master_before = agent.master_pid()
-    with Load(agent, 30001, short_workers=2, long_lived=2) as load:
-        time.sleep(0.2)
+    with Load(agent, basic_port, short_workers=2, long_lived=2) as load:
+        load.wait_for_exchanges(10)
         assert agent.process is not None
         agent.process.kill()
         agent.process.wait()
         agent.put_route(route("e-while-down", 22, (30021, net.provider_ip, PLAIN_BACKEND_PORT)))
         agent.start()
-        wait_served(agent, 30021)
-        time.sleep(0.5)  # the restarted agent's first reload is behind us
+        wait_served(agent, 30021)  # the restarted agent has reloaded the adopted HAProxy
+        load.wait_for_exchanges(10)  # and the old routes' traffic goes on after that reload
     assert load.failures == [], "a restarted agent must not cut or refuse the routes HAProxy already serves"
     assert load.completed > 20
     assert agent.status()["rejectedRoutes"].keys() <= {"garbage.json"}
@@ -140,23 +148,34 @@ def test_a_killed_agent_adopts_the_running_haproxy_without_a_cut_R30(agent: Gate
 
 
 def test_killing_agent_and_haproxy_then_restarting_restores_every_route_R30(agent: GatewayAgent) -> None:
+    """The gateway's whole configuration comes back from the routes alone: plain routes, PROXY v2 with the
+    marker, source CIDRs (its own routes: it depends on no other test's)."""
     net = agent.topology
-    wait_until(lambda: "e-squatted" not in agent.status().get("rejectedRoutes", {}), timeout=10)
-    live_ports = sorted(
-        listener["gatewayPort"]
-        for path in agent.routes_dir.glob("*.json")
-        for listener in json.loads(path.read_text())["listeners"]
-        if listener["serverPort"] == PLAIN_BACKEND_PORT and listener["backendHost"] == net.provider_ip
+    plain = {f"e-restart-{n}": 30040 + n for n in range(6)}
+    for n, (endpoint_id, port) in enumerate(plain.items()):
+        agent.put_route(route(endpoint_id, 300 + n, (port, net.provider_ip, PLAIN_BACKEND_PORT)))
+    agent.put_route(
+        route("e-restart-proxy", 616161, (30046, net.provider_ip, PROXY_BACKEND_PORT), proxyProtocolV2=True)
     )
-    assert len(live_ports) >= 8
-    for port in live_ports:
-        wait_served(agent, port, timeout=5)
+    agent.put_route(
+        route(
+            "e-restart-cidr", 302, (30047, net.provider_ip, PLAIN_BACKEND_PORT),
+            sourceCIDRs=[f"{net.consumer_ip}/32"],
+        )
+    )  # fmt: skip
+    ports = [*plain.values(), 30046, 30047]
+    for port in ports:
+        wait_served(agent, port)
     agent.kill_everything()
-    wait_refused(agent, live_ports[0], timeout=5)
+    wait_refused(agent, ports[0], timeout=5)
     agent.start()
-    for port in live_ports:
+    for port in ports:
         wait_served(agent, port, timeout=10)
-    proxied = call(net.consumer, net.gateway_consumer_ip, 30005)
-    assert proxied["marker"] == "424242" and proxied["client"].startswith(net.consumer_ip + ":")
-    status = agent.status()
-    assert set(status["rejectedRoutes"]) <= {"garbage.json"}
+    proxied = call(net.consumer, net.gateway_consumer_ip, 30046)
+    assert proxied["marker"] == "616161" and proxied["client"].startswith(net.consumer_ip + ":")
+    assert refused(net.consumer, net.gateway_consumer_ip, 30047, source=net.consumer_other_ip) in (
+        "reset at once",
+        "closed at once",
+    )
+    mine = {*plain, "e-restart-proxy", "e-restart-cidr"}
+    assert not mine & set(agent.status()["rejectedRoutes"])

@@ -17,6 +17,8 @@ import time
 
 import pytest
 
+from dataplane.netns import require_netns
+
 pytestmark = [pytest.mark.cluster, pytest.mark.netns]
 
 REPO = pathlib.Path(__file__).resolve().parents[2]
@@ -26,8 +28,7 @@ RUN_TIMEOUT_SECONDS = 120
 
 @pytest.fixture(scope="module", autouse=True)
 def _requirements() -> None:
-    if os.geteuid() != 0:
-        pytest.skip("DEMO TEST SKIPPED: hack/demo creates network namespaces and needs root")
+    require_netns("DEMO TESTS (hack/demo creates network namespaces)")
     # Build (or find cached) the control plane first, so the runs below are timed without a cold build.
     subprocess.run([str(REPO / "hack" / "testbed"), "build"], check=True, capture_output=True, timeout=900)
 

@@ -118,6 +118,14 @@ def wait_for(what: str, check: Callable[[], Any], timeout: float = 30.0, interva
     raise AssertionError(f"timed out after {timeout}s waiting for {what}; last seen: {last!r}")
 
 
+def pod_running_at(cluster: Cluster, namespace: str, name: str, ip: str) -> None:
+    """Stands in for kubelet: the Pod is Running at ``ip`` (the testbed schedules nothing)."""
+    cluster.kubectl(
+        "patch", "pod", name, "-n", namespace, "--subresource=status", "--type=merge",
+        "-p", json.dumps({"status": {"podIP": ip, "phase": "Running"}}),
+    )  # fmt: skip
+
+
 def phase_is(cluster: Cluster, kind: str, namespace: str, name: str, *phases: str) -> Callable[[], Any]:
     def check() -> Any:
         status = cluster.status(kind, namespace, name)
@@ -183,10 +191,13 @@ class OperatorProcess:
 
 
 class StandInGateway:
-    """Writes a GatewayStatus ConfigMap that reports every route as applied.
+    """Writes a GatewayStatus ConfigMap, as a gateway agent does, that reports every route as applied -- and,
+    when a test says so, what a real gateway also reports: a refused route, an unreachable backend, or no
+    heartbeat at all (the agent hung or its pod went away).
 
-    Only for control-plane tests (acceptance logic, R10-R23): it moves no bytes. The data path is tested with
-    real HAProxy by the gateway's own tests.
+    Only for control-plane tests (acceptance logic and the Endpoint conditions that follow from a gateway's
+    report, R10-R23, R30, R32): it moves no bytes. The data path is tested with real HAProxy by the gateway's
+    own tests and by test_routes_on_the_wire.py.
     """
 
     def __init__(self, cluster: Cluster, namespace: str, name: str, address: str) -> None:
@@ -194,6 +205,10 @@ class StandInGateway:
         self.namespace = namespace
         self.name = name
         self.address = address
+        self.rejected_routes: dict[str, str] = {}  # endpointId -> why the route was refused
+        self.unreachable_backends: dict[str, str] = {}  # endpointId -> health-check message
+        self._beating = threading.Event()
+        self._beating.set()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -201,52 +216,62 @@ class StandInGateway:
         self._thread = threading.Thread(target=self._run, daemon=True)
         self._thread.start()
 
-    def restart(self) -> None:
-        """A new process in place of a dead one (its earlier log is kept in front of the new one)."""
-        earlier = self.log()
-        if self.log_path is not None:
-            self.log_path.unlink(missing_ok=True)
-        self.start()
-        if self.log_path is not None:
-            self.log_path.write_text(earlier + "\n--- restarted ---\n")
-
     def stop(self) -> None:
         self._stop.set()
+        self._beating.set()
         if self._thread is not None:
             self._thread.join(timeout=10)
         self.cluster.delete("configmap", self.namespace, f"vpcep-gateway-{self.name}")
 
+    def stop_heartbeat(self) -> None:
+        """No more reports: the last one ages until the operator counts this gateway as not ready."""
+        self._beating.clear()
+
+    def resume_heartbeat(self) -> None:
+        self._beating.set()
+
     def _run(self) -> None:
         while not self._stop.is_set():
-            routes = self.cluster.get("configmaps", self.namespace, selector="vpcep.io/route=true")
-            routes = routes or {"items": []}
-            applied = max((int(item["metadata"]["resourceVersion"]) for item in routes["items"]), default=0)
-            status = {
-                "gateway": self.name,
-                "address": self.address,
-                "heartbeat": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-                "appliedResourceVersion": applied,
-            }
-            manifest = {
-                "apiVersion": "v1",
-                "kind": "ConfigMap",
-                "metadata": {
-                    "name": f"vpcep-gateway-{self.name}",
-                    "namespace": self.namespace,
-                    "labels": {"vpcep.io/gateway-status": "true"},
-                },
-                "data": {"status.json": json.dumps(status)},
-            }
-            self.cluster.kubectl(
-                "apply",
-                "--server-side",
-                "--field-manager=stand-in-gateway",
-                "-f",
-                "-",
-                input=json.dumps(manifest),
-                check=False,
-            )
+            self._beating.wait()
+            if self._stop.is_set():
+                return
+            self._report()
             self._stop.wait(0.3)
+
+    def _report(self) -> None:
+        routes = self.cluster.get("configmaps", self.namespace, selector="vpcep.io/route=true")
+        routes = routes or {"items": []}
+        applied = max((int(item["metadata"]["resourceVersion"]) for item in routes["items"]), default=0)
+        status = {
+            "gateway": self.name,
+            "address": self.address,
+            "heartbeat": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            "appliedResourceVersion": applied,
+            "rejectedRoutes": dict(self.rejected_routes),
+            "unhealthyBackends": [
+                {"endpointId": endpoint_id, "reachable": False, "message": message}
+                for endpoint_id, message in self.unreachable_backends.items()
+            ],
+        }
+        manifest = {
+            "apiVersion": "v1",
+            "kind": "ConfigMap",
+            "metadata": {
+                "name": f"vpcep-gateway-{self.name}",
+                "namespace": self.namespace,
+                "labels": {"vpcep.io/gateway-status": "true"},
+            },
+            "data": {"status.json": json.dumps(status)},
+        }
+        self.cluster.kubectl(
+            "apply",
+            "--server-side",
+            "--field-manager=stand-in-gateway",
+            "-f",
+            "-",
+            input=json.dumps(manifest),
+            check=False,
+        )
 
 
 def names(prefix: str, count: int) -> Iterator[str]:

@@ -149,9 +149,11 @@ def test_malformed_whitelist_entry_is_refused_naming_it(kube: Cluster, published
 
 def test_deleting_a_service_with_accepted_endpoints_is_refused(kube: Cluster, published: str) -> None:  # R7
     kube.apply("endpoint.yaml", name="pg-main", namespace=CONSUMER, service_name=published)
-    wait_for("pg-main Accepted", phase_is(kube, "vpce", CONSUMER, "pg-main", "Accepted"))
+    main = wait_for("pg-main Accepted", phase_is(kube, "vpce", CONSUMER, "pg-main", "Accepted"))
     message = refused(kube.delete("vpces", PROVIDER, "pg"))
-    assert f"{CONSUMER}/pg-main" in message
+    # R46: the provider hears endpoint ids and accounts, never the consumer's namespace or Endpoint name.
+    assert f"{main['endpointId']} (account {ACCOUNT}, Accepted)" in message
+    assert CONSUMER not in message and "pg-main" not in message
     assert kube.status("vpces", PROVIDER, "pg")["phase"] == "Available"
 
     kube.delete("vpce", CONSUMER, "pg-main", wait=True)
@@ -215,3 +217,27 @@ def test_tenants_cannot_touch_system_services(
     )
     assert "cannot be deleted by tenants" in refused(deletion)
     assert kube.get("vpces", operator.namespace, "dns") is not None
+
+
+def test_a_backend_the_provider_does_not_own_is_refused_at_admission(
+    kube: Cluster, published: str
+) -> None:  # R45
+    kube.apply_text(
+        "apiVersion: v1\nkind: Service\nmetadata: {name: elsewhere, namespace: " + PROVIDER + "}\n"
+        "spec: {type: ExternalName, externalName: metadata.google.internal}\n"
+    )
+    message = refused(
+        kube.apply(
+            "endpoint-service.yaml", check=False, name="elsewhere", namespace=PROVIDER,
+            backend="elsewhere", approval="false",
+        )
+    )  # fmt: skip
+    assert "spec.backend" in message and "ExternalName" in message and "(R45)" in message
+    assert kube.get("vpces", PROVIDER, "elsewhere") is None
+    # A Pod still starting is not refused here (it may run in a moment; the reconcile judges the phase).
+    kube.apply("backend-pod.yaml", name="starting", namespace=PROVIDER)
+    kube.apply(
+        "pod-endpoint-service.yaml", name="starting", namespace=PROVIDER, backend="starting", server_port="80"
+    )
+    failed = wait_for("starting Failed", phase_is(kube, "vpces", PROVIDER, "starting", "Failed"))
+    assert failed["reason"] == "BackendPodNotRunning"

@@ -276,7 +276,9 @@ def test_deleting_a_service_waits_for_its_accepted_endpoints(
         ),
     )
     assert held["phase"] == "Deleting"
-    assert f"{tenants.same_account}/cache-live" in held["message"]
+    # R46: the provider reads endpoint ids and accounts, never the consumer's namespace or Endpoint name.
+    assert f"{live['endpointId']} (account {tenants.account}" in held["message"]
+    assert tenants.same_account not in held["message"] and "cache-live" not in held["message"]
     failed = wait_phase(kube, tenants.other_account, "cache-waiting", "Failed")
     assert failed["reason"] == "ServiceDeleted"
     still = wait_for(
@@ -292,7 +294,7 @@ def test_deleting_a_service_waits_for_its_accepted_endpoints(
     assert still.get("nodeIP") == live["nodeIP"], "an established endpoint keeps working (R7)"
     held = kube.status("vpces", tenants.provider, "cache")
     assert held["reason"] == "HasActiveEndpoints"
-    assert f"{tenants.same_account}/cache-live (Accepted)" in held["message"], held["message"]
+    assert f"{live['endpointId']} (account {tenants.account}, Accepted)" in held["message"], held["message"]
     assert kube.get("service", tenants.same_account, "vpce-cache-live") is not None
 
     kube.delete("vpce", tenants.same_account, "cache-live")

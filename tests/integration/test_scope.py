@@ -8,13 +8,12 @@ import json
 import os
 import pathlib
 import socket
-import time
 from collections.abc import Iterator
 
 import pytest
 
 from integration.conftest import delete_namespaces, start_operator
-from integration.helpers import Cluster, OperatorProcess, StandInGateway, phase_is, wait_for
+from integration.helpers import Cluster, OperatorProcess, StandInGateway, phase_is, pod_running_at, wait_for
 
 pytestmark = pytest.mark.cluster
 PID = os.getpid()
@@ -92,10 +91,10 @@ def test_an_endpoint_outside_the_scope_gets_nothing_from_this_operator(kube: Clu
     """An Endpoint in C (not served) targeting B's service is simply not served: no status, no finalizer,
     no node-IP Service, no EndpointConnection in B (docs/operator.md)."""
     kube.apply("endpoint.yaml", name="stray", namespace=OUTSIDE, service_name=published)
-    # A later object in a served namespace reaching Accepted shows the operator has been at work since.
+    # Created after the stray one, and Accepted: an operator that saw the stray one at all has seen it first
+    # (one watch stream per kind, in resourceVersion order) and has had the time it took to serve this one.
     kube.apply("endpoint.yaml", name="after-stray", namespace=SERVED_A, service_name=published)
     wait_for("after-stray Accepted", phase_is(kube, "vpce", SERVED_A, "after-stray", "Accepted"))
-    time.sleep(2)  # and a moment more for anything that would still be on its way
     stray = kube.get("vpce", OUTSIDE, "stray")
     assert stray.get("status") in (None, {}), stray.get("status")
     assert "vpcep.io/finalizer" not in (stray["metadata"].get("finalizers") or [])
@@ -115,17 +114,7 @@ def test_a_pod_backend_appearing_later_recovers_its_service(kube: Cluster, publi
     assert failed["reason"] == "BackendNotFound"
 
     kube.apply("backend-pod.yaml", name="worker", namespace=SERVED_B)
-    kube.kubectl(
-        "patch",
-        "pod",
-        "worker",
-        "-n",
-        SERVED_B,
-        "--subresource=status",
-        "--type=merge",
-        "-p",
-        json.dumps({"status": {"podIP": "10.244.1.7", "phase": "Running"}}),
-    )
+    pod_running_at(kube, SERVED_B, "worker", "10.244.1.7")
     wait_for("worker Available", phase_is(kube, "vpces", SERVED_B, "worker", "Available"), timeout=20)
 
     kube.delete("pod", SERVED_B, "worker", wait=True)

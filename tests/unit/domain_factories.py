@@ -47,7 +47,14 @@ def whitelist(*accounts: str, name: str = "wl") -> WhitelistView:
     return WhitelistView(namespace="prov", name=name, endpoint_service="web", accounts=accounts)
 
 
-LIVE_PATH = DataPathFacts(ready_gateways=2, route_applied=True, node_ip="10.96.0.10", dns_name="e1.cons.svc")
+# The namespace's gateway ingress policy admits the low end of the port range, where ports are handed out.
+LIVE_PATH = DataPathFacts(
+    ready_gateways=2,
+    route_applied=True,
+    node_ip="10.96.0.10",
+    dns_name="e1.cons.svc",
+    admitted_ports=frozenset(range(20000, 20100)),
+)
 
 
 def endpoint_facts(**overrides: Any) -> EndpointFacts:

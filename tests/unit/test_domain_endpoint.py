@@ -360,13 +360,22 @@ CASES = [
         DataPathAction.REMOVE,
     ),
     # R1 seen from the consumer: the service is not Available.
+    # R52: a deleted backend stops its routes at once (node IP and ports are kept for its return).
     Case(
-        "R1-service-backend-missing-keeps-waiting",
+        "R1-R52-service-backend-missing-waits-without-a-route",
         {"service": service_view(phase=ServicePhase.FAILED, reason="BackendNotFound")},
         P.CREATING,
         Reason.SERVICE_NOT_AVAILABLE,
-        DataPathAction.KEEP,
+        DataPathAction.WITHDRAW,
         ("BackendNotFound",),
+    ),
+    Case(
+        "R9-service-over-quota-keeps-waiting",
+        {"service": service_view(phase=ServicePhase.FAILED, reason="QuotaExceeded")},
+        P.CREATING,
+        Reason.SERVICE_NOT_AVAILABLE,
+        DataPathAction.KEEP,
+        ("QuotaExceeded",),
     ),
     # R22: quota.
     Case(
@@ -407,6 +416,34 @@ CASES = [
         Reason.ROUTE_REJECTED,
         DataPathAction.ENSURE,
         ("cannot bind 20000",),
+    ),
+    # R42: not Accepted before the namespace's gateway ingress policy admits every gateway port.
+    Case(
+        "R42-waits-for-the-ingress-policy",
+        {"data_path": LIVE_PATH.model_copy(update={"admitted_ports": frozenset(), "ingress_policy": "gw/p"})},
+        P.CREATING,
+        Reason.INGRESS_POLICY_PENDING,
+        DataPathAction.ENSURE,
+        ("gw/p", "20000"),
+    ),
+    Case(
+        "R42-a-policy-with-other-ports-does-not-count",
+        {"data_path": LIVE_PATH.model_copy(update={"admitted_ports": frozenset({20001, 20002})})},
+        P.CREATING,
+        Reason.INGRESS_POLICY_PENDING,
+        DataPathAction.ENSURE,
+        ("20000",),
+    ),
+    Case(
+        "R42-isolation-switched-off-does-not-wait",
+        {
+            "data_path": LIVE_PATH.model_copy(
+                update={"admitted_ports": frozenset(), "ingress_isolation": False}
+            )
+        },
+        P.ACCEPTED,
+        Reason.ACCEPTED,
+        DataPathAction.ENSURE,
     ),
     Case(
         "R30-gateway-ports-exhausted",
@@ -493,7 +530,7 @@ def test_keep_leaves_the_existing_data_path_alone() -> None:
     previous = endpoint_status(accepted, previous=None, now="t0", generation=1)
     waiting = decide_endpoint(
         endpoint_facts(
-            status=previous, service=service_view(phase=ServicePhase.FAILED, reason="BackendNotFound")
+            status=previous, service=service_view(phase=ServicePhase.FAILED, reason="QuotaExceeded")
         )
     )
     assert waiting.data_path is DataPathAction.KEEP

@@ -119,8 +119,9 @@ def test_r7_service_delete_waits_exactly_for_active_endpoints(
     assert decision.may_finalize is (deleting and not active)
     refusal = check_service_deletion(service_facts().ref, endpoints)
     assert (refusal is None) is (not active)
-    if refusal is not None:
-        assert all(str(ref) in refusal.message for ref in active)
+    if refusal is not None:  # each named by endpoint id, none by namespace/name (R46)
+        live = [e for e in endpoints if e.ref in active]
+        assert all(e.uid in refusal.message and str(e.ref) not in refusal.message for e in live)
 
 
 # ---- allocation ------------------------------------------------------------------------------------------

@@ -101,7 +101,10 @@ def test_r7_finalizer_holds_while_accepted_or_creating_endpoints_exist() -> None
         ObjectRef(namespace="cons", name="a"),
         ObjectRef(namespace="cons", name="b"),
     )
-    assert "cons/a (Accepted)" in decision.message and "cons/b (Creating)" in decision.message
+    # R46: by endpoint id and account, as the provider's EndpointConnections show them.
+    assert "uid-a (account consumer, Accepted)" in decision.message
+    assert "uid-b (account consumer, Creating)" in decision.message
+    assert "cons" not in decision.message.replace("consumer", "")
     assert set(decision.endpoints_to_fail) == {
         ObjectRef(namespace="cons", name="c"),
         ObjectRef(namespace="cons", name="d"),
@@ -204,7 +207,8 @@ def test_r7_delete_refused_listing_active_endpoints() -> None:
     endpoints = (endpoint_view("a", P.ACCEPTED), endpoint_view("b", P.PENDING_ACCEPTANCE))
     refusal = check_service_deletion(ObjectRef(namespace="prov", name="web"), endpoints)
     assert refusal is not None and refusal.reason is Reason.HAS_ACTIVE_ENDPOINTS
-    assert "cons/a (Accepted)" in refusal.message and "cons/b" not in refusal.message
+    assert "uid-a (account consumer, Accepted)" in refusal.message and "uid-b" not in refusal.message
+    assert "cons/" not in refusal.message  # R46
     assert "reject" in refusal.message
 
 

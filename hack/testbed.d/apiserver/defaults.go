@@ -19,6 +19,18 @@ import (
 func addDefaultingFuncs(s *runtime.Scheme) {
 	s.AddTypeDefaultingFunc(&corev1.Service{}, func(o interface{}) { defaultService(o.(*corev1.Service)) })
 	s.AddTypeDefaultingFunc(&corev1.Pod{}, func(o interface{}) { defaultPodSpec(&o.(*corev1.Pod).Spec) })
+	// kube's SetDefaults_Namespace: every namespace carries its own name as a label, the one handle
+	// namespaceSelectors have on a single namespace (admission policy bindings, NetworkPolicies).
+	s.AddTypeDefaultingFunc(&corev1.Namespace{}, func(o interface{}) {
+		ns := o.(*corev1.Namespace)
+		if ns.Name == "" {
+			return
+		}
+		if ns.Labels == nil {
+			ns.Labels = map[string]string{}
+		}
+		ns.Labels[corev1.LabelMetadataName] = ns.Name
+	})
 	s.AddTypeDefaultingFunc(&corev1.Secret{}, func(o interface{}) {
 		if sec := o.(*corev1.Secret); sec.Type == "" {
 			sec.Type = corev1.SecretTypeOpaque

@@ -74,6 +74,11 @@ HINTS: dict[str, str] = {
         "Not every ready gateway has loaded the route yet; it should clear within seconds. If not, read "
         "the gateway status ConfigMaps (vpcep-gateway-*) in the operator namespace."
     ),
+    "IngressPolicyPending": (
+        "The gateway ingress NetworkPolicy of this namespace (vpcep-ingress-<namespace>, operator namespace) "
+        "does not admit this endpoint's gateway ports yet; it should clear within a second. If not, the "
+        "cluster operator should read the operator's log (R42)."
+    ),
     "RouteRejected": (
         "A gateway refused this route's configuration; the message tells why. Report it to the cluster "
         "operator with the endpoint ID."

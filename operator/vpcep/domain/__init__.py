@@ -12,6 +12,7 @@ Modules and the SPEC rules each implements:
 - `allocation`  monotonic marker ids per service (R33) and gateway listen ports from a range (R30).
 - `conditions`  condition specs and merging with stable lastTransitionTime (R39).
 - `validation`  spec checks mirroring the CRD's CEL rules, for the webhook (R3, R12, R15, R34).
+- `backend`     is the backend the provider's own: no ExternalName, selector-less, idle or hostNetwork (R45).
 - `lookup`      find the target service by name and region, or cloud-service short name (R15, R16, R37, R40).
 - `service`     `decide_service`, `service_status`, `check_service_admission`, `check_service_deletion`
                 (R1, R2, R4, R5, R6, R7, R8, R9).

@@ -25,6 +25,7 @@ from vpcep.domain.naming import service_not_found_message
 from vpcep.domain.permission import check_permission
 from vpcep.domain.quota import QuotaStanding, check_quota_admission, quota_exceeded_message
 from vpcep.domain.reasons import Reason
+from vpcep.domain.redaction import without_addresses
 from vpcep.domain.service import Operation
 from vpcep.domain.validation import endpoint_spec_problems
 
@@ -37,6 +38,21 @@ class DataPathAction(StrEnum):
     )
     KEEP = "Keep"  # leave whatever exists untouched (waiting on something outside the endpoint)
     REMOVE = "Remove"  # tear down consumer Service, EndpointSlice, egress policy and route
+    # Keep node IP, DNS name and ports, remove the route: the backend is gone or is not the provider's own
+    # (R45, R52), so no gateway may dial its old address, which may already be someone else's.
+    WITHDRAW = "Withdraw"
+
+
+# A service Failed for one of these has no backend the gateways may dial.
+BACKEND_GONE_REASONS = frozenset(
+    {
+        Reason.BACKEND_NOT_FOUND,
+        Reason.BACKEND_EXTERNAL_NAME,
+        Reason.BACKEND_WITHOUT_SELECTOR,
+        Reason.BACKEND_POD_NOT_RUNNING,
+        Reason.BACKEND_HOST_NETWORK,
+    }
+)
 
 
 class AllocationFacts(Frozen):
@@ -83,6 +99,18 @@ class DataPathFacts(Frozen):
     )
     backend_unreachable: str | None = Field(
         default=None, description="A gateway reports the backend unreachable, and why (R32)."
+    )
+    ingress_isolation: bool = Field(
+        default=True,
+        description="Gateway ingress NetworkPolicies are on (R42): no endpoint is Accepted before the policy "
+        "of its namespace admits it on all its gateway ports.",
+    )
+    admitted_ports: frozenset[int] = Field(
+        default=frozenset(),
+        description="Gateway ports the consumer namespace's gateway ingress policy admits, as stored (R42).",
+    )
+    ingress_policy: str = Field(
+        default="", description="Namespace/name of that policy, for the waiting message."
     )
 
 
@@ -165,7 +193,7 @@ def decide_endpoint(facts: EndpointFacts) -> EndpointDecision:
         **fields: object,
     ) -> EndpointDecision:
         values = {**base, **fields}
-        if data_path is DataPathAction.KEEP and previous is not None:
+        if data_path in (DataPathAction.KEEP, DataPathAction.WITHDRAW) and previous is not None:
             values.setdefault("gateway_ports", tuple(previous.gatewayPorts))
             values.setdefault("node_ip", previous.nodeIP)
             values.setdefault("dns_name", previous.dnsName)
@@ -316,11 +344,12 @@ def decide_endpoint(facts: EndpointFacts) -> EndpointDecision:
             + "; the endpoint is set up when the service is Available: ask the provider to check "
             "`kubectl describe vpces` for it"
         )
+        backend_gone = service.phase is ServicePhase.FAILED and service.reason in BACKEND_GONE_REASONS
         return finish(
             EndpointPhase.CREATING,
             Reason.SERVICE_NOT_AVAILABLE,
             message,
-            DataPathAction.KEEP,
+            DataPathAction.WITHDRAW if backend_gone else DataPathAction.KEEP,
             permitted,
             accepted_condition,
             **resolved,
@@ -329,7 +358,11 @@ def decide_endpoint(facts: EndpointFacts) -> EndpointDecision:
     path = facts.data_path
     reachability = (
         condition(
-            ConditionType.BACKEND_REACHABLE, False, Reason.BACKEND_UNREACHABLE, path.backend_unreachable
+            # R46: the gateway's text names the backend's address; the consumer learns only that it is down.
+            ConditionType.BACKEND_REACHABLE,
+            False,
+            Reason.BACKEND_UNREACHABLE,
+            without_addresses(path.backend_unreachable),
         )
         if path.backend_unreachable
         else condition(
@@ -422,15 +455,30 @@ def decide_endpoint(facts: EndpointFacts) -> EndpointDecision:
             **data,
         )
     if not path.route_applied:
+        gateway_error = without_addresses(path.gateway_error) if path.gateway_error else None
         blocked = (
-            f"; {path.gateway_error}: the cluster operator should check that gateway's logs"
-            if path.gateway_error
+            f"; {gateway_error}: the cluster operator should check that gateway's logs"
+            if gateway_error
             else ""
         )
         return finish(
             EndpointPhase.CREATING,
             Reason.ROUTE_PENDING,
             f"waiting for {path.ready_gateways} ready gateway(s) to apply the route{blocked}",
+            DataPathAction.ENSURE,
+            *conditions,
+            reachability,
+            **data,
+        )
+    not_admitted = sorted(
+        {p.gatewayPort for p in allocation.ports} - path.admitted_ports if path.ingress_isolation else ()
+    )
+    if not_admitted:  # R42: only this namespace's pods may reach the ports before anyone is told to use them
+        return finish(
+            EndpointPhase.CREATING,
+            Reason.INGRESS_POLICY_PENDING,
+            f"waiting for the gateway ingress NetworkPolicy {path.ingress_policy or '(not written yet)'} to "
+            f"admit this namespace on gateway port(s) {', '.join(map(str, not_admitted))}",
             DataPathAction.ENSURE,
             *conditions,
             reachability,

@@ -21,6 +21,11 @@ class Reason(StrEnum):
     BACKEND_REACHABLE = "BackendReachable"
     # Services (R1-R9).
     BACKEND_NOT_FOUND = "BackendNotFound"
+    # A backend the provider does not own (R45).
+    BACKEND_EXTERNAL_NAME = "BackendExternalName"
+    BACKEND_WITHOUT_SELECTOR = "BackendWithoutSelector"
+    BACKEND_POD_NOT_RUNNING = "BackendPodNotRunning"
+    BACKEND_HOST_NETWORK = "BackendHostNetwork"
     HAS_ACTIVE_ENDPOINTS = "HasActiveEndpoints"
     SYSTEM_SERVICE = "SystemService"
     PORTS_IMMUTABLE = "PortsImmutable"
@@ -34,6 +39,7 @@ class Reason(StrEnum):
     PENDING_ACCEPTANCE = "PendingAcceptance"
     REJECTED = "Rejected"
     TARGET_IMMUTABLE = "TargetImmutable"
+    NOT_CREATED_BY_OPERATOR = "NotCreatedByOperator"  # an EndpointConnection someone else made (R44)
     # Shared.
     QUOTA_EXCEEDED = "QuotaExceeded"
     INVALID_SPEC = "InvalidSpec"
@@ -44,6 +50,7 @@ class Reason(StrEnum):
     ROUTE_REJECTED = "RouteRejected"
     PORTS_EXHAUSTED = "PortsExhausted"
     BACKEND_UNREACHABLE = "BackendUnreachable"
+    INGRESS_POLICY_PENDING = "IngressPolicyPending"  # R42
     # Whitelists.
     ENDPOINT_SERVICE_NOT_FOUND = "EndpointServiceNotFound"
     INVALID_ACCOUNT_ENTRY = "InvalidAccountEntry"

@@ -13,6 +13,7 @@ from pydantic import Field
 
 from vpcep.api.endpoint import EndpointPhase
 from vpcep.api.endpoint_service import EndpointServiceSpec, EndpointServiceStatus, ServicePhase, ServiceType
+from vpcep.domain.backend import BackendRefusal
 from vpcep.domain.conditions import ConditionSpec, ConditionType, common_status_fields, condition
 from vpcep.domain.facts import EndpointView, Frozen, ObjectRef, Refusal
 from vpcep.domain.naming import build_service_name, service_id_for
@@ -38,6 +39,9 @@ class ServiceFacts(Frozen):
         default=ServiceType.INTERFACE, description="Gateway is only honoured for system services (R37)."
     )
     backend_exists: bool
+    backend_refusal: BackendRefusal | None = Field(
+        default=None, description="Why the backend is not the provider's own (R45); None when it is."
+    )
     data_plane_ready: bool = Field(
         default=True, description="The provider-side objects (NetworkPolicy R31) are in place."
     )
@@ -82,10 +86,20 @@ def _active(endpoints: Sequence[EndpointView]) -> list[EndpointView]:
 
 
 def active_endpoints_message(service: ObjectRef, active: Sequence[EndpointView]) -> str:
-    listed = ", ".join(f"{e.ref} ({e.phase})" for e in sorted(active, key=lambda e: (e.namespace, e.name)))
+    """Read by the provider: endpoints by id and owner account, as its EndpointConnections show them --
+    never the consumer's namespace or Endpoint name (R46)."""
+
+    def endpoint_id(e: EndpointView) -> str:
+        return e.endpoint_id or e.uid
+
+    listed = ", ".join(
+        f"{endpoint_id(e)} (account {e.account}, {e.phase})"
+        for e in sorted(active, key=lambda e: (e.account, endpoint_id(e)))
+    )
     return (
         f"EndpointService {service} still has {len(active)} active endpoint(s): {listed}. "
-        "Delete those Endpoints, or reject them in their EndpointConnections, then delete the service again."
+        "To delete the service, reject them in their EndpointConnections (named after the endpoint ids) or "
+        "ask their owners to delete them, then delete it again."
     )
 
 
@@ -159,6 +173,15 @@ def decide_service(facts: ServiceFacts) -> ServiceDecision:
                 quota_condition,
                 condition(ConditionType.BACKEND_FOUND, False, Reason.BACKEND_NOT_FOUND, message),
             ),
+        )
+    if facts.backend_refusal is not None:
+        refusal = facts.backend_refusal
+        message = f"{label}: {refusal.message}"
+        return _failed(
+            refusal.reason,
+            message,
+            common,
+            extra=(quota_condition, condition(ConditionType.BACKEND_FOUND, False, refusal.reason, message)),
         )
     backend_found = condition(ConditionType.BACKEND_FOUND, True, Reason.AVAILABLE, "")
 

@@ -14,7 +14,7 @@ import kopf
 from pydantic import BaseModel, ValidationError
 
 from vpcep.api.endpoint import EndpointSpec
-from vpcep.api.endpoint_service import EndpointServiceSpec
+from vpcep.api.endpoint_service import BackendKind, EndpointServiceSpec
 from vpcep.api.whitelist import WhitelistSpec
 from vpcep.config import OperatorConfig
 from vpcep.domain.endpoint import EndpointAdmission, check_endpoint_admission
@@ -23,8 +23,11 @@ from vpcep.domain.lookup import lookup_service
 from vpcep.domain.service import Operation, ServiceAdmission, check_service_admission
 from vpcep.domain.validation import whitelist_spec_problems
 from vpcep.handlers import metrics
+from vpcep.handlers.backends import admission_refusal
 from vpcep.handlers.observed import SYSTEM_LABEL
 from vpcep.handlers.runtime import Runtime
+from vpcep.k8s.client import ApiError
+from vpcep.k8s.resources import POD, SERVICE
 
 GROUP, VERSION = "vpcep.io", "v1alpha1"
 PRIVILEGED_GROUPS = frozenset({"system:masters"})
@@ -69,6 +72,25 @@ def _parse(model: type[BaseModel], kind: str, raw: Any) -> Any:
         first = error.errors()[0]
         where = ".".join(str(part) for part in first.get("loc", ()))
         raise kopf.AdmissionError(f"{kind}: spec.{where}: {first.get('msg')}", code=422) from None
+
+
+async def _refuse_backend(rt: Runtime, namespace: str, name: str, spec: EndpointServiceSpec) -> None:
+    """R45: a backend the provider does not own is refused before the service exists (the backend cannot
+    change later, R2)."""
+    kind = spec.backend.kind
+    try:
+        body = await rt.api.get(SERVICE if kind is BackendKind.SERVICE else POD, namespace, spec.backend.name)
+    except ApiError:
+        return  # cannot look now: the reconcile judges the backend (R45 holds either way)
+    refusal = admission_refusal(
+        kind, body, selectorless_allowed=namespace in rt.config.selectorlessBackendNamespaces
+    )
+    if refusal is not None:
+        raise metrics.Denied(
+            refusal.reason.value,
+            f"EndpointService {namespace}/{name}: spec.backend: {refusal.message}",
+            code=403,
+        )
 
 
 def _runtime() -> Runtime:
@@ -142,6 +164,9 @@ def register(config: OperatorConfig) -> None:
             for s in rt.observed.account_services(account)
             if not s.meta.deleting and (s.meta.namespace, s.meta.name) != (namespace, name)
         )
+        system = labelled or namespace == config.namespace
+        if operation == "CREATE" and spec is not None and not system:
+            await _refuse_backend(rt, namespace, name, spec)
         _refuse(
             check_service_admission(
                 ServiceAdmission(
@@ -151,7 +176,7 @@ def register(config: OperatorConfig) -> None:
                     account=account,
                     spec=spec,
                     old_spec=old_spec,
-                    system=labelled or namespace == config.namespace,
+                    system=system,
                     privileged=is_privileged(userinfo, config),
                     quota_used=used,
                     quota_limit=rt.quota.service_limit(account),

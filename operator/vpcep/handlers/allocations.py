@@ -68,6 +68,11 @@ class Allocations:
         holders = self._port_holders.get(port)
         return not holders or holders == {uid}
 
+    def ports_of(self, uid: str) -> tuple[int, ...]:
+        """The gateway ports the endpoint holds now: those of its last decision (none once rejected, failed,
+        pending or released)."""
+        return self._ports.get(uid, ())
+
     def ports_taken_by_others(self, uid: str, mine: Iterable[int]) -> frozenset[int]:
         """Which of `mine` (the ports the endpoint has) another endpoint holds too."""
         return frozenset(p for p in mine if self._port_holders.get(p, set()) - {uid})

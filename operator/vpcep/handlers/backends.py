@@ -1,8 +1,11 @@
-"""What the operator needs to know about a service's backend Service or Pod (R1, R31): read on demand.
+"""What the operator needs to know about a service's backend Service or Pod (R1, R31, R45): read on demand.
 
 Backends are not indexed cluster-wide (that would hold every Service and Pod of the cluster in memory);
-the EndpointService reconcile GETs its one backend and keeps this small observation, and the Service/Pod
-watch only wakes the EndpointServices that reference the object that changed.
+the EndpointService reconcile GETs its one backend and keeps this small observation (one per EndpointService,
+a handful of fields), and the metadata-only Service/Pod watch wakes the EndpointServices that reference the
+object that changed -- any change moves its resourceVersion, so a Pod that stops Running is read again.
+What R45 judges (spec.type, whether a selector is set, status.phase, spec.hostNetwork) comes from that same
+GET: no other watch, nothing more kept per backend than the refusal it produced.
 """
 
 from __future__ import annotations
@@ -11,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from vpcep.api.endpoint_service import BackendKind
+from vpcep.domain.backend import BackendFacts, BackendRefusal, check_backend
 
 
 @dataclass(frozen=True)
@@ -19,6 +23,7 @@ class BackendObservation:
     host: str | None = None
     pod_labels: dict[str, str] = field(default_factory=dict)
     target_ports: dict[int, int | str] = field(default_factory=dict)
+    refusal: BackendRefusal | None = None  # R45: not the provider's own; then host is None (nothing to dial)
 
     def target_port(self, server_port: int) -> int | str:
         return self.target_ports.get(server_port, server_port)
@@ -27,12 +32,32 @@ class BackendObservation:
 MISSING = BackendObservation(exists=False)
 
 
-def observe_backend(kind: BackendKind, body: dict[str, Any] | None) -> BackendObservation:
+def backend_facts(kind: BackendKind, body: dict[str, Any]) -> BackendFacts:
+    meta = body.get("metadata") or {}
+    spec = body.get("spec") or {}
+    return BackendFacts(
+        kind=kind,
+        namespace=str(meta.get("namespace", "")),
+        name=str(meta.get("name", "")),
+        service_type=spec.get("type") if kind is BackendKind.SERVICE else None,
+        has_selector=bool(spec.get("selector")) if kind is BackendKind.SERVICE else True,
+        pod_phase=(body.get("status") or {}).get("phase") if kind is BackendKind.POD else None,
+        host_network=bool(spec.get("hostNetwork")) if kind is BackendKind.POD else False,
+    )
+
+
+def observe_backend(
+    kind: BackendKind, body: dict[str, Any] | None, *, judged: bool = True, selectorless_allowed: bool = False
+) -> BackendObservation:
     """Service: its ClusterIP (or DNS name when headless), selector, port -> targetPort; Pod: its IP
-    and labels.
+    and labels. `judged`: apply R45 (cloud services, declared by the cluster admin, are not judged).
     """
     if body is None or (body.get("metadata") or {}).get("deletionTimestamp"):
         return MISSING
+    if judged:
+        refusal = check_backend(backend_facts(kind, body), selectorless_allowed)
+        if refusal is not None:
+            return BackendObservation(exists=True, refusal=refusal)
     meta = body.get("metadata") or {}
     if kind is BackendKind.SERVICE:
         spec = body.get("spec") or {}
@@ -51,3 +76,13 @@ def observe_backend(kind: BackendKind, body: dict[str, Any] | None) -> BackendOb
         )
     pod_ip = (body.get("status") or {}).get("podIP")
     return BackendObservation(exists=True, host=pod_ip or None, pod_labels=dict(meta.get("labels") or {}))
+
+
+def admission_refusal(
+    kind: BackendKind, body: dict[str, Any] | None, *, selectorless_allowed: bool
+) -> BackendRefusal | None:
+    """R45 at admission: what the webhook can know from the backend as it is now (a missing backend and a
+    Pod still starting are not refused: both may settle by themselves, R1)."""
+    if body is None:
+        return None
+    return check_backend(backend_facts(kind, body), selectorless_allowed, judge_phase=False)

@@ -20,6 +20,7 @@ from vpcep.builders.consumer import (
     endpoint_slice_name,
     gateway_egress_policy_name,
 )
+from vpcep.builders.gateway_ingress import gateway_ingress_policy_name
 from vpcep.builders.meta import Owner, status_patch
 from vpcep.builders.route import build_route_config_map, route_config_map_name
 from vpcep.domain.endpoint import (
@@ -34,6 +35,7 @@ from vpcep.domain.endpoint import (
 )
 from vpcep.domain.lookup import lookup_service
 from vpcep.domain.reasons import Reason
+from vpcep.handlers.gateway_ingress import wake_gateway_ingress
 from vpcep.handlers.gateways import FleetView
 from vpcep.handlers.observed import EndpointRecord, ServiceRecord, compact_json
 from vpcep.handlers.runtime import (
@@ -152,8 +154,12 @@ def _facts(rt: Runtime, record: EndpointRecord, fleet: FleetView) -> EndpointFac
         dns_name=dns_name(service_name, namespace) if node_ip else None,
         egress_ready=egress_ready,
         backend_unreachable=fleet.unreachable(endpoint_id),
+        ingress_isolation=rt.config.gatewayIngressPolicy,
+        admitted_ports=rt.gateway_ingress.admitted(namespace),
+        ingress_policy=f"{rt.config.namespace}/{gateway_ingress_policy_name(namespace)}",
     )
-    connection = observed.connection(endpoint_id)
+    # R44: only the connection the operator built in the service's namespace carries the provider's decision.
+    connection = observed.connection(service.namespace, endpoint_id) if service is not None else None
     return EndpointFacts(
         namespace=namespace,
         name=name,
@@ -191,6 +197,9 @@ async def _apply_data_path(
     changed = False
 
     if decision.data_path is DataPathAction.KEEP:
+        return False
+    if decision.data_path is DataPathAction.WITHDRAW:
+        await _withdraw_route(rt, decision.endpoint_id)
         return False
     if decision.data_path is DataPathAction.REMOVE or service_record is None:
         await _remove_data_path(rt, record, decision.endpoint_id)
@@ -264,15 +273,19 @@ async def _apply_data_path(
     return changed
 
 
+async def _withdraw_route(rt: Runtime, endpoint_id: str) -> None:
+    route_name = route_config_map_name(endpoint_id)
+    await rt.remove(CONFIG_MAP, rt.config.namespace, route_name, rt.observed.route(endpoint_id) is not None)
+    rt.route_versions.pop(endpoint_id, None)
+
+
 async def _remove_data_path(rt: Runtime, record: EndpointRecord, endpoint_id: str) -> None:
     namespace, name = record.meta.namespace, record.meta.name
     observed = rt.observed
     service_name = consumer_service_name(name)
     slice_name = endpoint_slice_name(name)
     egress_name = gateway_egress_policy_name(name)
-    route_name = route_config_map_name(endpoint_id)
-    await rt.remove(CONFIG_MAP, rt.config.namespace, route_name, observed.route(endpoint_id) is not None)
-    rt.route_versions.pop(endpoint_id, None)
+    await _withdraw_route(rt, endpoint_id)
     await rt.remove(
         ENDPOINT_SLICE,
         namespace,
@@ -297,27 +310,37 @@ async def _sync_connection(
     """R10/R23: the provider's EndpointConnection exists while the endpoint targets the service,
     mirrors its state.
     """
-    existing = rt.observed.connection(decision.endpoint_id)
-    if not decision.keep_connection or decision.service is None:
-        if existing is not None and existing.managed and not existing.deleting:
-            await rt.api.delete(ENDPOINT_CONNECTION, existing.namespace, existing.name, uid=existing.uid)
+    service = decision.service if decision.keep_connection else None
+    # Ours elsewhere (the endpoint moved to another service) or no longer wanted: removed.
+    await _delete_connections(rt, decision.endpoint_id, keep_in=service.namespace if service else None)
+    if service is None:
         return
-    provider_namespace = decision.service.namespace
-    if existing is not None and existing.namespace != provider_namespace:
-        await rt.api.delete(ENDPOINT_CONNECTION, existing.namespace, existing.name, uid=existing.uid)
-        existing = None
+    provider_namespace = service.namespace
+    existing = rt.observed.connection(provider_namespace, decision.endpoint_id)
     name = connection_name(decision.endpoint_id)
     if existing is None:
-        await rt.ensure(
-            build_connection(decision.endpoint_id, provider_namespace, decision.service.name), None
-        )
+        await rt.ensure(build_connection(decision.endpoint_id, provider_namespace, service.name), None)
     connection = connection_status(decision, status, owner_account=account)
     if existing is None or existing.status_json != compact_json(build_connection_status(connection)):
         await rt.api.patch_status(ENDPOINT_CONNECTION, provider_namespace, name, status_patch(connection))
 
 
+async def _delete_connections(rt: Runtime, endpoint_id: str, keep_in: str | None = None) -> None:
+    """Delete the connections the operator built for an endpoint, except the one in `keep_in`; connections
+    it did not build are never its to delete (R44: they are ignored and reported)."""
+    for ours in rt.observed.connections_built_for(endpoint_id):
+        if ours.namespace != keep_in and not ours.deleting:
+            await rt.api.delete(ENDPOINT_CONNECTION, ours.namespace, ours.name, uid=ours.uid)
+
+
 def _status_changed(old: EndpointStatus | None, new: EndpointStatus) -> bool:
     return old is None or old.model_dump(mode="json") != new.model_dump(mode="json")
+
+
+def _admission_changed(old: EndpointStatus | None, new: EndpointStatus) -> bool:
+    """What the namespace's gateway ingress policy is computed from: the phase and the gateway ports."""
+    before = (old.phase, tuple(old.gatewayPorts)) if old is not None else (None, ())
+    return before != (new.phase, tuple(new.gatewayPorts))
 
 
 async def _finalize(rt: Runtime, record: EndpointRecord) -> None:
@@ -344,9 +367,7 @@ async def _finalize(rt: Runtime, record: EndpointRecord) -> None:
             status_patch(deleting),
         )
     await _remove_data_path(rt, record, endpoint_id)
-    connection = rt.observed.connection(endpoint_id)
-    if connection is not None and connection.managed:
-        await rt.api.delete(ENDPOINT_CONNECTION, connection.namespace, connection.name, uid=connection.uid)
+    await _delete_connections(rt, endpoint_id)
     _wait_until_marker_is_on_record(rt, record, status.markerId if status else None)
     await rt.api.remove_finalizer(ENDPOINT, record.meta.namespace, record.meta.name, FINALIZER)
     rt.allocations.release(record.meta.uid)
@@ -389,7 +410,10 @@ async def _decide_and_apply(rt: Runtime, record: EndpointRecord) -> EndpointDeci
         fleet = rt.fleet()
         decision = decide_endpoint(_facts(rt, record, fleet))
         # Same event-loop step as _facts: the ledger never lags a decision (no duplicate ids or ports).
+        held = rt.allocations.ports_of(record.meta.uid)
         rt.allocations.record(record.meta.uid, record.target, decision.marker_id, decision.gateway_ports)
+        if rt.allocations.ports_of(record.meta.uid) != held:  # R42: the policy follows at once, in parallel
+            wake_gateway_ingress(rt, record.meta.namespace)
         if not await _apply_data_path(rt, record, decision, service_record, fleet):
             break
     return decision
@@ -401,9 +425,11 @@ async def reconcile_endpoint(rt: Runtime, namespace: str, name: str) -> None:
     if record is None:
         rt.waiting_for_gateways.pop(key, None)
         rt.established.discard(key)
+        rt.gateway_ingress.track_waiting(namespace, name, False)
         return
     target = involved(ENDPOINT, namespace, name, record.meta.uid)
     if record.meta.deleting:
+        wake_gateway_ingress(rt, namespace)  # R42: its ports leave the namespace's policy at once
         if FINALIZER in record.meta.finalizers:
             await _finalize(rt, record)
             rt.event(target, False, Reason.DELETING, "data path, node IP and EndpointConnection removed")
@@ -429,6 +455,8 @@ async def reconcile_endpoint(rt: Runtime, namespace: str, name: str) -> None:
         if answer is None:
             return
         rt.observed.wrote_endpoint_status(record.meta.uid, answer, status)
+        if _admission_changed(previous, status):
+            wake_gateway_ingress(rt, namespace)  # R42: the namespace's policy follows phase and ports
         if previous is None or (previous.phase, previous.reason) != (status.phase, status.reason):
             rt.event(target, status.phase in WARNING_PHASES, status.reason or "", status.message or "")
             wake_after_endpoint_change(rt, record)
@@ -447,6 +475,7 @@ def _track(rt: Runtime, key: tuple[str, str], status: EndpointStatus) -> None:
         )
     else:
         rt.waiting_for_gateways.pop(key, None)
+    rt.gateway_ingress.track_waiting(*key, status.reason == Reason.INGRESS_POLICY_PENDING)
     if status.phase in (EndpointPhase.CREATING, EndpointPhase.ACCEPTED):
         rt.established.add(key)
     else:
@@ -479,9 +508,7 @@ async def collect_orphans(rt: Runtime, endpoint_uid: str) -> None:
     """An endpoint vanished without its finalizer running (force-removed): delete what it left behind."""
     if rt.observed.endpoint_by_uid(endpoint_uid) is not None:
         return
-    connection = rt.observed.connection(endpoint_uid)
-    if connection is not None and connection.managed:
-        await rt.api.delete(ENDPOINT_CONNECTION, connection.namespace, connection.name, uid=connection.uid)
+    await _delete_connections(rt, endpoint_uid)
     route = rt.observed.route(endpoint_uid)
     if route is not None:
         await rt.api.delete(CONFIG_MAP, rt.config.namespace, route.name)

@@ -275,9 +275,16 @@ class Observed:
         )
 
     # --- connections, routes, gateways, owned children
-    def connection(self, endpoint_id: str) -> ConnectionRecord | None:
-        record: ConnectionRecord | None = _first(self._i["vpcep_connections"], ("ec", endpoint_id))
-        return record
+    def connection(self, service_namespace: str, endpoint_id: str) -> ConnectionRecord | None:
+        """R44: the provider's decision is the connection the operator built, in the service's namespace;
+        anything else named like it (another namespace, no managed-by label, another name) is not."""
+        key = ("ec", service_namespace, endpoint_id)
+        records: list[ConnectionRecord] = _all(self._i["vpcep_connections"], key)
+        return next((record for record in records if record.built_by_operator), None)
+
+    def connections_built_for(self, endpoint_id: str) -> list[ConnectionRecord]:
+        """Every connection the operator built for an endpoint, in any namespace (clean-up, orphans)."""
+        return [r for r in _all(self._i["vpcep_connections"], ("ec-id", endpoint_id)) if r.built_by_operator]
 
     def route(self, endpoint_id: str) -> RouteRecord | None:
         record: RouteRecord | None = _first(self._i["vpcep_operator_config_maps"], ("route", endpoint_id))

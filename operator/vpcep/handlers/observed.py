@@ -19,6 +19,7 @@ from vpcep.api.endpoint_connection import Decision
 from vpcep.api.endpoint_service import BackendKind, EndpointServiceSpec, EndpointServiceStatus
 from vpcep.api.routing import GATEWAY_STATUS_DATA_KEY, GATEWAY_STATUS_LABEL, ROUTE_LABEL, GatewayStatus
 from vpcep.api.whitelist import WhitelistSpec
+from vpcep.builders.connection import connection_name
 from vpcep.builders.meta import (
     ENDPOINT_ID_LABEL,
     ENDPOINT_UID_LABEL,
@@ -222,30 +223,43 @@ class ConnectionRecord:
     uid: str
     endpoint_id: str
     decision: Decision
-    managed: bool
     status_json: str | None
     deleting: bool
+    built_by_operator: bool  # our label and the name we give (R44); who may set them is the chart's policy
+
+    @property
+    def forged(self) -> bool:
+        return not self.built_by_operator
 
 
-def index_connections(body: Body, **_: Any) -> dict[tuple[str, ...], Any]:
+def connection_record(body: Body) -> ConnectionRecord:
     meta = _meta(body)
     labels = meta.get("labels") or {}
-    endpoint_id = labels.get(ENDPOINT_ID_LABEL) or str(meta.get("name", ""))
+    name = str(meta.get("name", ""))
+    endpoint_id = labels.get(ENDPOINT_ID_LABEL) or name
     try:
         decision = Decision((body.get("spec") or {}).get("decision") or Decision.PENDING)
     except ValueError:
         decision = Decision.PENDING  # the CRD enum refuses this; an older CRD may not
-    record = ConnectionRecord(
+    return ConnectionRecord(
         namespace=str(meta.get("namespace", "")),
-        name=str(meta.get("name", "")),
+        name=name,
         uid=str(meta.get("uid", "")),
         endpoint_id=endpoint_id,
         decision=decision,
-        managed=labels.get(MANAGED_BY_LABEL) == MANAGED_BY,
         status_json=compact_json(body.get("status")),
         deleting=bool(meta.get("deletionTimestamp")),
+        built_by_operator=labels.get(MANAGED_BY_LABEL) == MANAGED_BY
+        and labels.get(ENDPOINT_ID_LABEL) == name
+        and name == connection_name(endpoint_id),
     )
-    return {("ec", endpoint_id): record}
+
+
+def index_connections(body: Body, **_: Any) -> dict[tuple[str, ...], Any]:
+    """R44: keyed by (namespace, endpoint id), so a connection in another namespace never stands in for the
+    one in the service's namespace; ("ec-id", id) finds every copy for clean-up and orphan collection."""
+    record = connection_record(body)
+    return {("ec", record.namespace, record.endpoint_id): record, ("ec-id", record.endpoint_id): record}
 
 
 def index_namespaces(body: Body, **_: Any) -> dict[Any, str]:

@@ -16,6 +16,7 @@ from typing import Any
 
 import kopf
 
+import vpcep.handlers.gateway_ingress as gateway_ingress
 from vpcep.api.routing import GATEWAY_STATUS_LABEL, ROUTE_LABEL
 from vpcep.builders.meta import ENDPOINT_ID_LABEL, ENDPOINT_UID_LABEL, MANAGED_BY, MANAGED_BY_LABEL
 from vpcep.config import OperatorConfig
@@ -24,11 +25,13 @@ from vpcep.handlers.cache import ObjectCache, Project
 from vpcep.handlers.cloud_services import publish_cloud_services
 from vpcep.handlers.endpoint import collect_orphans, reconcile_endpoint
 from vpcep.handlers.fleet_watch import wake_fleet_dependents, watch_fleet_freshness
+from vpcep.handlers.forged_connections import ForgedConnectionReporter
 from vpcep.handlers.lookups import Observed
 from vpcep.handlers.own_watches import OwnWatches, register_backend_watches
 from vpcep.handlers.quota_view import reconcile_quota_view
 from vpcep.handlers.runtime import (
     ENDPOINT_KEY,
+    GATEWAY_INGRESS_KEY,
     ORPHANS_KEY,
     QUOTA_KEY,
     SERVICE_KEY,
@@ -138,6 +141,8 @@ async def dispatch(rt: Runtime, key: Key) -> None:
             await reconcile_quota_view(rt, namespace)
         elif what == ORPHANS_KEY:
             await collect_orphans(rt, namespace)
+        elif what == GATEWAY_INGRESS_KEY:
+            await gateway_ingress.reconcile_gateway_ingress(rt, namespace)
     except ApiError as error:
         if error.status == 403 and "being terminated" in error.message:
             # The namespace is going: its objects get their deletion (and our finalizer run) in a moment.
@@ -252,9 +257,10 @@ async def prime_and_resync(
     for key in list(caches["vpcep_whitelists"].keys()):
         if isinstance(key, tuple) and key[0] == "wl":
             rt.queue.add((WHITELIST_KEY, key[1], key[2]))
+    gateway_ingress.wake_every_gateway_ingress(rt)  # R42: also drops policies of namespaces without endpoints
     # Children of endpoints deleted while no operator ran (finalizer forced away): the LIST found them,
     # so no watch event will (kopf's listing repeats what the cache holds and wakes nothing).
-    for cache_name, tag in (("vpcep_connections", "ec"), ("vpcep_operator_config_maps", "route")):
+    for cache_name, tag in (("vpcep_connections", "ec-id"), ("vpcep_operator_config_maps", "route")):
         for key in list(caches[cache_name].keys()):
             if isinstance(key, tuple) and key[0] == tag and rt.observed.endpoint_by_uid(key[1]) is None:
                 rt.queue.add((ORPHANS_KEY, key[1], ""))
@@ -281,6 +287,7 @@ def register(config: OperatorConfig) -> None:
     }
     own = OwnWatches()
     register_backend_watches(own, config)
+    forged = ForgedConnectionReporter()
     served: list[str | None] = list(config.served_namespaces()) if config.scoped else [None]
     owned = f"{MANAGED_BY_LABEL}={MANAGED_BY}"
 
@@ -369,6 +376,7 @@ def register(config: OperatorConfig) -> None:
         )
         if seen.type == "DELETED":
             seen.rt.queue.add((ORPHANS_KEY, seen.uid, ""))
+            gateway_ingress.wake_gateway_ingress(seen.rt, seen.namespace)  # R42, also with no finalizer run
         if seen.type != "MODIFIED":
             seen.rt.refresh_quota_view(seen.namespace)
 
@@ -418,6 +426,7 @@ def register(config: OperatorConfig) -> None:
     async def connection_event(**kwargs: Any) -> None:
         seen = Seen.of(kwargs)
         changed = caches["vpcep_connections"].apply_event(seen.type, seen.body)
+        forged.seen(seen.rt, seen.type, seen.body)
         endpoint_id = seen.labels.get(ENDPOINT_ID_LABEL) or seen.name
         ref = seen.rt.observed.endpoint_by_uid(endpoint_id)
         if ref is not None:
@@ -489,6 +498,7 @@ def register(config: OperatorConfig) -> None:
         seen = Seen.of(kwargs)
         caches["vpcep_owned_policies"].apply_event(seen.type, seen.body)
         _wake_owner(seen, "NetworkPolicy")
+        gateway_ingress.gateway_ingress_event(seen.rt, seen.type, seen.body)  # R42: undo deletes and edits
 
     admission.register(config)
 

@@ -15,6 +15,7 @@ from vpcep.domain.allocation import PortRange
 from vpcep.domain.quota import AccountQuota, QuotaPolicy
 from vpcep.handlers.allocations import Allocations
 from vpcep.handlers.backends import BackendObservation
+from vpcep.handlers.gateway_ingress_state import GatewayIngressState
 from vpcep.handlers.gateways import FleetView, fleet_view
 from vpcep.handlers.lookups import Observed
 from vpcep.handlers.workqueue import WorkQueue
@@ -30,6 +31,7 @@ SERVICE_KEY = "EndpointService"
 WHITELIST_KEY = "Whitelist"
 QUOTA_KEY = "Quota"
 ORPHANS_KEY = "Orphans"
+GATEWAY_INGRESS_KEY = "GatewayIngress"  # (what, consumer namespace, "")
 QUOTA_VIEW_DELAY_SECONDS = 1.0
 
 
@@ -71,6 +73,7 @@ class Runtime:
     fleet_addresses: tuple[str, ...] = ()
     fleet_problems: frozenset[tuple[str, str, str]] = frozenset()  # (gateway, endpoint id, problem)
     primed: bool = False  # the caches hold a full LIST of every kind
+    gateway_ingress: GatewayIngressState = field(default_factory=GatewayIngressState)  # R42
 
     @property
     def quota(self) -> QuotaPolicy:

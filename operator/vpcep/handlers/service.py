@@ -44,7 +44,13 @@ async def backend_for(rt: Runtime, record: ServiceRecord, *, refresh: bool = Fal
         backend_namespace(rt, record),
         record.spec.backend.name,
     )
-    observation = observe_backend(kind, body)
+    namespace = backend_namespace(rt, record)
+    observation = observe_backend(
+        kind,
+        body,
+        judged=not rt.observed.is_system(record),
+        selectorless_allowed=namespace in rt.config.selectorlessBackendNamespaces,
+    )
     rt.backends[key] = observation
     return observation
 
@@ -115,7 +121,8 @@ async def reconcile_service(rt: Runtime, namespace: str, name: str) -> None:
             declared_type=ServiceType(record.declared_type)
             if system and record.declared_type in (ServiceType.GATEWAY.value, ServiceType.INTERFACE.value)
             else ServiceType.INTERFACE,
-            backend_exists=backend.exists and backend.host is not None,
+            backend_exists=backend.exists and (backend.host is not None or backend.refusal is not None),
+            backend_refusal=backend.refusal,
             data_plane_ready=data_plane_ready,
             quota=rt.observed.quota_standing(
                 "EndpointService",

@@ -1,0 +1,78 @@
+"""The chart's ingress NetworkPolicies for its own pods: gateways deny by default (R42), the operator accepts
+only the webhook port from the configured sources (R46)."""
+
+from __future__ import annotations
+
+import pathlib
+
+import pytest
+import yaml
+from chart_rendering import Rendered, RenderError, operator_config, render
+
+GATEWAY_PODS = {"app.kubernetes.io/name": "vpcep-gateway", "app.kubernetes.io/instance": "vpcep"}
+OPERATOR_PODS = {"app.kubernetes.io/name": "vpcep-operator", "app.kubernetes.io/instance": "vpcep"}
+
+
+def _policy(rendered: Rendered, name: str) -> dict:
+    return rendered.one("NetworkPolicy", name)
+
+
+def test_gateways_deny_all_ingress_by_default_and_the_operator_admits_per_namespace_R42(
+    defaults: Rendered,
+) -> None:
+    deny = _policy(defaults, "vpcep-gateway-default-deny")
+    # Ingress type with no rules: nothing is admitted.
+    assert deny["spec"] == {"podSelector": {"matchLabels": GATEWAY_PODS}, "policyTypes": ["Ingress"]}
+    # The gateway pods the chart runs are the pods the operator's per-namespace policies select.
+    [gateway] = [d for d in defaults.all("Deployment") if d["metadata"]["name"] == "vpcep-gateway"]
+    pod_labels = gateway["spec"]["template"]["metadata"]["labels"]
+    assert GATEWAY_PODS.items() <= pod_labels.items()
+    config = operator_config(defaults)
+    assert config["gatewayPodLabels"] == GATEWAY_PODS and config["gatewayIngressPolicy"] is True
+
+
+def test_health_sources_and_extra_rules_are_added_but_only_as_asked(tmp_path: pathlib.Path) -> None:
+    scraper = {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "monitoring"}}}
+    extra = {"from": [scraper], "ports": [{"protocol": "TCP", "port": 9100}]}
+    values = tmp_path / "values.yaml"
+    values.write_text(
+        yaml.safe_dump({"gateway": {"ingressPolicy": {"healthFrom": [scraper], "extraIngress": [extra]}}})
+    )
+    rules = _policy(render(values_file=str(values)), "vpcep-gateway-default-deny")["spec"]["ingress"]
+    assert rules == [{"from": [scraper], "ports": [{"protocol": "TCP", "port": 8081}]}, extra]
+
+
+def test_gateway_isolation_can_be_switched_off_for_the_chart_and_the_operator() -> None:
+    rendered = render("gateway.ingressPolicy.enabled=false")
+    assert "vpcep-gateway-default-deny" not in rendered.names("NetworkPolicy")
+    assert operator_config(rendered)["gatewayIngressPolicy"] is False
+
+
+def test_operator_pods_accept_only_the_webhook_port_from_the_allowed_cidrs_R46() -> None:
+    rendered = render("webhook.allowedCIDRs[0]=10.0.0.0/24", "webhook.allowedCIDRs[1]=192.168.10.0/28")
+    policy = _policy(rendered, "vpcep-operator")
+    assert policy["spec"]["podSelector"] == {"matchLabels": OPERATOR_PODS}
+    assert policy["spec"]["ingress"] == [
+        {
+            "from": [{"ipBlock": {"cidr": "10.0.0.0/24"}}, {"ipBlock": {"cidr": "192.168.10.0/28"}}],
+            "ports": [{"protocol": "TCP", "port": 9443}],
+        }
+    ]
+
+
+def test_without_the_webhook_the_operator_pods_accept_nothing() -> None:
+    policy = _policy(render("webhook.enabled=false"), "vpcep-operator")
+    assert "ingress" not in policy["spec"] and policy["spec"]["policyTypes"] == ["Ingress"]
+
+
+def test_default_webhook_sources_are_everything_until_narrowed(defaults: Rendered) -> None:
+    """The API server's address is cluster-specific: the default admits all; values.yaml says to narrow it."""
+    [rule] = _policy(defaults, "vpcep-operator")["spec"]["ingress"]
+    assert rule["from"] == [{"ipBlock": {"cidr": "0.0.0.0/0"}}]
+
+
+@pytest.mark.parametrize("assignment", ["webhook.allowedCIDRs={everyone}", "webhook.allowedCIDRs=null"])
+def test_a_webhook_source_that_is_no_cidr_is_refused(assignment: str) -> None:
+    with pytest.raises(RenderError) as refused:
+        render(assignment)
+    assert "webhook.allowedCIDRs" in str(refused.value) or "allowedCIDRs" in str(refused.value)
