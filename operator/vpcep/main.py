@@ -54,6 +54,10 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         metavar="URL",
         help="readiness endpoint, 200 once the caches are primed, e.g. http://0.0.0.0:8082/readyz",
     )
+    parser.add_argument(
+        "--metrics-port", type=int, help="serve Prometheus /metrics on this port (docs/observability.md)"
+    )
+    parser.add_argument("--metrics-address", default="0.0.0.0", help="address /metrics listens on")
     parser.add_argument("--verbose", action="store_true")
     return parser.parse_args(argv)
 
@@ -119,6 +123,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     name_an_unnamed_user()
     readiness.register(args.readiness)  # first, so that it answers while the other start-up activities run
     register(config)
+    if args.metrics_port:
+        from vpcep.handlers.metrics import serve_metrics
+
+        serve_metrics(args.metrics_port, args.metrics_address)
     if config.scoped:
         kopf.run(namespaces=config.served_namespaces(), standalone=True, liveness_endpoint=args.liveness)
     else:

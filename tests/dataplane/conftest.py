@@ -24,6 +24,8 @@ BACKEND_SERVER = pathlib.Path(__file__).with_name("backend_server.py")
 # Ports inside our own namespaces: nobody else can hold them.
 PLAIN_BACKEND_PORT = 8080
 PROXY_BACKEND_PORT = 8081
+# The gateway's Prometheus /metrics, in the gateway namespace.
+GATEWAY_METRICS_PORT = 9464
 
 
 @pytest.fixture(scope="session")
@@ -170,7 +172,10 @@ class GatewayAgent:
 def agent(
     topology: Topology, backends: dict[str, subprocess.Popen[bytes]], tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[GatewayAgent]:
-    gateway = GatewayAgent(topology, tmp_path_factory.mktemp("gateway"))
+    # Only this agent serves /metrics: other tests start more agents in the same namespace.
+    gateway = GatewayAgent(
+        topology, tmp_path_factory.mktemp("gateway"), "--metrics-port", str(GATEWAY_METRICS_PORT)
+    )
     gateway.start()
     yield gateway
     gateway.stop()

@@ -82,7 +82,7 @@ def test_rendered_config_is_accepted_by_haproxy(
 
 def test_connection_cap_refuses_instead_of_queueing_R21() -> None:
     text = haproxy_config([make_route(maxConnections=3000)], SETTINGS)
-    assert "tcp-request connection reject if { fe_conn gt 3000 }" in text
+    assert "tcp-request session reject if { fe_conn gt 3000 }" in text
     assert "maxconn" not in text.split("frontend ep_")[1], (
         "a frontend maxconn would queue the 3001st connection"
     )

@@ -35,6 +35,11 @@ class Route(ApiModel):
     proxyProtocolV2: bool = False
     sourceCIDRs: list[str] = Field(default_factory=list, description="Empty means any source (R34).")
     maxConnections: int = Field(default=3000, ge=1, description="Concurrent connection cap (R21).")
+    # Metric labels only (docs/observability.md): the gateway puts them on its /metrics series and nowhere
+    # else (never into haproxy.cfg, so never into a PROXY header a provider reads: R46).
+    consumerNamespace: str = Field(default="", description="The Endpoint's namespace.")
+    endpointName: str = Field(default="", description="The Endpoint's name.")
+    serviceName: str = Field(default="", description="The published service name the Endpoint targets.")
 
 
 class BackendHealth(ApiModel):

@@ -6,7 +6,7 @@ connections across all of its ports, which is what R21 caps.
 
 Choices that are not obvious from the config alone:
 - R21: ``maxconn`` on a frontend only stops *accepting*; the excess waits in the kernel backlog
-  ("queued forever" from the client's view). ``tcp-request connection reject if { fe_conn gt N }``
+  ("queued forever" from the client's view). ``tcp-request session reject if { fe_conn gt N }``
   closes the (N+1)th connection at once; ``fe_conn`` already counts the connection being evaluated.
 - R33: HAProxy 2.6 cannot send custom TLV types (that needs >= 2.9), so the marker travels as
   the PP2_TYPE_UNIQUE_ID TLV (0x05), whose value is a static ``unique-id-format`` per frontend:
@@ -267,7 +267,9 @@ def _route_sections(route: Route, settings: HaproxySettings) -> list[str]:
     if route.sourceCIDRs:  # R34
         cidrs = " ".join(str(ipaddress.ip_network(c, strict=False)) for c in route.sourceCIDRs)
         lines.append(f"    tcp-request connection reject unless {{ src {cidrs} }}")
-    lines.append(f"    tcp-request connection reject if {{ fe_conn gt {route.maxConnections} }}")  # R21
+    # R21 at the session stage, R34 at the connection stage: HAProxy counts the two refusals apart
+    # (dses, dcon), which the gateway's metrics report as reason="cap" and reason="source".
+    lines.append(f"    tcp-request session reject if {{ fe_conn gt {route.maxConnections} }}")  # R21
     if route.proxyProtocolV2:  # R33: the marker rides in TLV 0x05 (unique id)
         lines.append(f"    unique-id-format {route.markerId}")
     for listener in ports[1:]:

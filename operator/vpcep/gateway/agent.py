@@ -81,6 +81,13 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--health-port", type=int, default=None, help="HTTP port answering /healthz")
     parser.add_argument(
+        "--metrics-port",
+        type=int,
+        default=int(env("GATEWAY_METRICS_PORT") or 0) or None,
+        help="HTTP port serving Prometheus /metrics on the bind address (env GATEWAY_METRICS_PORT; "
+        "default: none); must lie outside the gateway port range",
+    )
+    parser.add_argument(
         "--max-connections",
         type=int,
         default=None,
@@ -288,6 +295,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
     agent = build_agent(args)
+    if args.metrics_port:
+        # Imported only when asked for: prometheus_client brings an HTTP stack the data path never needs.
+        from vpcep.gateway.metrics import GatewayCollector, serve_metrics
+
+        serve_metrics(
+            GatewayCollector(
+                agent.master, lambda: agent.applier.state, lambda: agent.store.snapshot().routes
+            ),
+            args.metrics_port,
+            args.bind_address,
+        )
 
     def on_signal(signum: int, _frame: object) -> None:
         log.info("signal %d: stopping", signum)

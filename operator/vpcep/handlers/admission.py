@@ -22,6 +22,7 @@ from vpcep.domain.facts import Refusal
 from vpcep.domain.lookup import lookup_service
 from vpcep.domain.service import Operation, ServiceAdmission, check_service_admission
 from vpcep.domain.validation import whitelist_spec_problems
+from vpcep.handlers import metrics
 from vpcep.handlers.backends import admission_refusal
 from vpcep.handlers.observed import SYSTEM_LABEL
 from vpcep.handlers.runtime import Runtime
@@ -60,7 +61,8 @@ def configure(settings: kopf.OperatorSettings, config: OperatorConfig) -> None:
 
 def _refuse(refusal: Refusal | None) -> None:
     if refusal is not None:
-        raise kopf.AdmissionError(refusal.message, code=403 if refusal.reason.value != "InvalidSpec" else 422)
+        code = 403 if refusal.reason.value != "InvalidSpec" else 422
+        raise metrics.Denied(refusal.reason.value, refusal.message, code=code)
 
 
 def _parse(model: type[BaseModel], kind: str, raw: Any) -> Any:
@@ -84,8 +86,10 @@ async def _refuse_backend(rt: Runtime, namespace: str, name: str, spec: Endpoint
         kind, body, selectorless_allowed=namespace in rt.config.selectorlessBackendNamespaces
     )
     if refusal is not None:
-        raise kopf.AdmissionError(
-            f"EndpointService {namespace}/{name}: spec.backend: {refusal.message}", code=403
+        raise metrics.Denied(
+            refusal.reason.value,
+            f"EndpointService {namespace}/{name}: spec.backend: {refusal.message}",
+            code=403,
         )
 
 
@@ -128,6 +132,7 @@ def register(config: OperatorConfig) -> None:
         operations=["CREATE", "UPDATE", "DELETE"],
         when=served,
     )
+    @metrics.observe_admission("EndpointService")
     async def validate_service(**kwargs: Any) -> None:
         operation, namespace, name = kwargs["operation"], kwargs["namespace"], kwargs["name"]
         old, new, userinfo = kwargs.get("old"), kwargs.get("new"), kwargs.get("userinfo")
@@ -183,6 +188,7 @@ def register(config: OperatorConfig) -> None:
     @kopf.on.validate(
         GROUP, VERSION, "endpoints", id="validate-endpoint", operations=["CREATE", "UPDATE"], when=served
     )
+    @metrics.observe_admission("Endpoint")
     async def validate_endpoint(**kwargs: Any) -> None:
         operation, namespace, name = kwargs["operation"], kwargs["namespace"], kwargs["name"]
         old, new = kwargs.get("old"), kwargs.get("new")
@@ -232,6 +238,7 @@ def register(config: OperatorConfig) -> None:
     @kopf.on.validate(
         GROUP, VERSION, "whitelists", id="validate-whitelist", operations=["CREATE", "UPDATE"], when=served
     )
+    @metrics.observe_admission("Whitelist")
     async def validate_whitelist(**kwargs: Any) -> None:
         namespace, name, new = kwargs["namespace"], kwargs["name"], kwargs.get("new")
         spec: WhitelistSpec = _parse(WhitelistSpec, f"Whitelist {namespace}/{name}", (new or {}).get("spec"))

@@ -240,6 +240,9 @@ async def _apply_data_path(
         if record.spec and record.spec.accessControl
         else [],
         maxConnections=rt.config.maxConnectionsPerEndpoint,
+        consumerNamespace=namespace,
+        endpointName=name,
+        serviceName=(service_record.status.serviceName or "") if service_record.status else "",
     )
     existing_route = observed.route(decision.endpoint_id)
     answer = await rt.ensure(

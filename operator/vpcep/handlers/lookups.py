@@ -100,6 +100,11 @@ class Observed:
             if member is not None:
                 yield record.meta.uid, member
 
+    def records(self, index: str, tag: str) -> list[Any]:
+        """Every record of one kind (``tag``: "ep", "es", "ec"), for counts such as the metrics' phases."""
+        cache = self._i[index]
+        return [record for key in cache if key[0] == tag and (record := _first(cache, key)) is not None]
+
     # --- namespaces and accounts
     def account(self, namespace: str) -> str:
         value = _first(self._i["vpcep_namespaces"], namespace)

@@ -20,7 +20,7 @@ import vpcep.handlers.gateway_ingress as gateway_ingress
 from vpcep.api.routing import GATEWAY_STATUS_LABEL, ROUTE_LABEL
 from vpcep.builders.meta import ENDPOINT_ID_LABEL, ENDPOINT_UID_LABEL, MANAGED_BY, MANAGED_BY_LABEL
 from vpcep.config import OperatorConfig
-from vpcep.handlers import admission, observed
+from vpcep.handlers import admission, metrics, observed
 from vpcep.handlers.cache import ObjectCache, Project
 from vpcep.handlers.cloud_services import publish_cloud_services
 from vpcep.handlers.endpoint import collect_orphans, reconcile_endpoint
@@ -322,9 +322,12 @@ def register(config: OperatorConfig) -> None:
         runtime: Runtime
 
         async def work(key: Key) -> None:
-            await dispatch(runtime, key)
+            with metrics.reconciling(key[0]):
+                await dispatch(runtime, key)
 
-        queue: WorkQueue[Key] = WorkQueue("vpcep", work, workers=config.workers)
+        queue: WorkQueue[Key] = WorkQueue(
+            "vpcep", work, workers=config.workers, on_wait=metrics.observe_queue_wait
+        )
         runtime = Runtime(
             config=config,
             api=api,
@@ -333,6 +336,7 @@ def register(config: OperatorConfig) -> None:
             queue=queue,
         )
         memo.runtime = runtime
+        metrics.watch_runtime(runtime)
         admission.HOLDER.runtime = runtime
         memo.fleet_task = None
         recorder.start()

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Awaitable, Callable, Hashable
 from typing import Generic, TypeVar
 
@@ -30,8 +31,16 @@ class RetryLater(Exception):
 
 
 class WorkQueue(Generic[Key]):
-    def __init__(self, name: str, reconcile: Callable[[Key], Awaitable[None]], workers: int) -> None:
+    def __init__(
+        self,
+        name: str,
+        reconcile: Callable[[Key], Awaitable[None]],
+        workers: int,
+        on_wait: Callable[[float], None] | None = None,
+    ) -> None:
         self._name = name
+        self._on_wait = on_wait  # told how long each key waited before a worker took it (metrics)
+        self._queued_at: dict[Key, float] = {}
         self._reconcile = reconcile
         self._workers = workers
         self._pending: asyncio.Queue[Key] = asyncio.Queue()
@@ -62,6 +71,7 @@ class WorkQueue(Generic[Key]):
             self._dirty.add(key)
         elif key not in self._queued:
             self._queued.add(key)
+            self._queued_at[key] = time.monotonic()
             self._pending.put_nowait(key)
 
     def add_after(self, key: Key, delay: float) -> None:
@@ -85,6 +95,9 @@ class WorkQueue(Generic[Key]):
         while True:
             key = await self._pending.get()
             self._queued.discard(key)
+            queued_at = self._queued_at.pop(key, None)
+            if self._on_wait is not None and queued_at is not None:
+                self._on_wait(time.monotonic() - queued_at)
             self._active.add(key)
             try:
                 await self._reconcile(key)
