@@ -92,6 +92,26 @@ HINTS: dict[str, str] = {
         "NetworkPolicy in the provider namespace denies the gateways (networkPolicy.enabled in Helm "
         "values) (R31, R32)."
     ),
+    "BackendExternalName": (
+        "An ExternalName Service sends the gateways wherever DNS points; publish a Service with a selector "
+        "over pods of this namespace instead (R45)."
+    ),
+    "BackendWithoutSelector": (
+        "A Service without a selector can point anywhere; add a selector, or ask the cluster operator to "
+        "allow selector-less backends in this namespace (backends.selectorlessNamespaces) (R45)."
+    ),
+    "BackendPodNotRunning": (
+        "The backend Pod is not Running (still starting, or finished); the service recovers by itself once "
+        "it runs. A finished Pod's address may belong to someone else, so it is never routed to (R45)."
+    ),
+    "BackendHostNetwork": (
+        "A Pod on the host network shares the node's address; use a Pod without hostNetwork, or a Service "
+        "over such pods (R45)."
+    ),
+    "NotCreatedByOperator": (
+        "This EndpointConnection was not created by the operator and is ignored: only the one the operator "
+        "creates in the service's namespace carries the provider's decision (R44). Delete it."
+    ),
     "EndpointServiceNotFound": (
         "This whitelist names an EndpointService that does not exist in its namespace."
     ),
