@@ -42,6 +42,19 @@ def test_health_sources_and_extra_rules_are_added_but_only_as_asked(tmp_path: pa
     assert rules == [{"from": [scraper], "ports": [{"protocol": "TCP", "port": 8081}]}, extra]
 
 
+def test_metrics_ports_admit_only_the_configured_scrapers_R46(tmp_path: pathlib.Path) -> None:
+    """The gateway series name consumer namespaces and Endpoints: nobody scrapes them until a scraper is named."""
+    scraper = {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "monitoring"}}}
+    values = tmp_path / "values.yaml"
+    values.write_text(yaml.safe_dump({"metrics": {"scrapeFrom": [scraper]}}))
+    rendered = render(values_file=str(values))
+    gateway_rules = _policy(rendered, "vpcep-gateway-default-deny")["spec"]["ingress"]
+    assert gateway_rules == [{"from": [scraper], "ports": [{"protocol": "TCP", "port": 9464}]}]
+    operator_rules = _policy(rendered, "vpcep-operator")["spec"]["ingress"]
+    assert {"from": [scraper], "ports": [{"protocol": "TCP", "port": 9090}]} in operator_rules
+    assert all(rule["from"] != [scraper] for rule in _policy(render(), "vpcep-operator")["spec"]["ingress"])
+
+
 def test_gateway_isolation_can_be_switched_off_for_the_chart_and_the_operator() -> None:
     rendered = render("gateway.ingressPolicy.enabled=false")
     assert "vpcep-gateway-default-deny" not in rendered.names("NetworkPolicy")
