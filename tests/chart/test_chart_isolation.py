@@ -43,7 +43,7 @@ def test_health_sources_and_extra_rules_are_added_but_only_as_asked(tmp_path: pa
 
 
 def test_metrics_ports_admit_only_the_configured_scrapers_R46(tmp_path: pathlib.Path) -> None:
-    """The gateway series name consumer namespaces and Endpoints: nobody scrapes them until a scraper is named."""
+    """The gateway series name consumers and their Endpoints: nobody scrapes them until a scraper is named."""
     scraper = {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "monitoring"}}}
     values = tmp_path / "values.yaml"
     values.write_text(yaml.safe_dump({"metrics": {"scrapeFrom": [scraper]}}))

@@ -129,7 +129,7 @@ def scene(cluster: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sc
         warnings.warn(message, stacklevel=1)
         print(f"\n*** {message} ***\n", file=sys.stderr)
         pytest.skip(message)
-    kube = Cluster(str(cluster.kubeconfig))
+    kube = Cluster(str(cluster.kubeconfig), cluster.kubectl)
     kube.kubectl("apply", "-f", str(REPO / "crds"))
     for crd in ("endpointservices", "endpoints", "whitelists", "endpointconnections"):
         kube.kubectl("wait", "--for=condition=Established", f"crd/{crd}.vpcep.io", "--timeout=30s")

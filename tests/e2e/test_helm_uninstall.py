@@ -75,6 +75,14 @@ def test_uninstall_keeps_crds_and_tenants_and_reinstall_adopts_them(
     tmp_path_factory: pytest.TempPathFactory,
 ) -> None:
     release, provider, consumer = release_with_tenants
+    # The service's connection count follows the accepted endpoint a moment later (written at most twice a
+    # second): take the picture once it has.
+    wait_for(
+        "the service to count its accepted endpoint",
+        lambda: status(fresh_cluster, "endpointservices", provider, "db").get("connectionCount") == 1,
+        30,
+        release.kubelet.logs,
+    )
     endpoint_before = get(fresh_cluster, "endpoints.vpcep.io", consumer, "db")
     tenants_before = {
         k: v for k, v in _vpcep_objects(fresh_cluster).items() if f"/{release.namespace}/" not in k
