@@ -257,9 +257,24 @@ class Kubelet:
         staging = "/run/kubelet-volumes"
         steps += ["mount -t tmpfs -o mode=0755 tmpfs /run", f"mkdir -p {staging}"]
         steps.append(f"mount --bind {pod_dir / 'volumes'} {staging}")
+        # The stand-in's "image" is this checkout and its virtualenv: a volume over their parent (an emptyDir
+        # at /tmp covers a clone under /tmp) must not hide them: kept aside, bound back afterwards.
+        covered = sorted(
+            {
+                path
+                for path in (str(REPO), sys.prefix)
+                if any(path == t or path.startswith(t.rstrip("/") + "/") for _, t in mounts)
+            }
+        )
+        for index, path in enumerate(covered):
+            keep = f"/run/kubelet-keep/{index}"
+            steps += [f"mkdir -p {keep}", f"mount --bind {shlex.quote(path)} {keep}"]
         for source, target in mounts:
             quoted = shlex.quote(target)
             steps += [f"mkdir -p {quoted}", f"mount --bind {staging}/{source.name} {quoted}"]
+        for index, path in enumerate(covered):
+            quoted = shlex.quote(path)
+            steps += [f"mkdir -p {quoted}", f"mount --bind /run/kubelet-keep/{index} {quoted}"]
         if security.get("readOnlyRootFilesystem"):
             steps.append("mount -o remount,bind,ro /")
         drop = [
