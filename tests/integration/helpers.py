@@ -126,6 +126,22 @@ def wait_for(what: str, check: Callable[[], Any], timeout: float = 30.0, interva
     raise AssertionError(f"timed out after {timeout}s waiting for {what}; last seen: {last!r}")
 
 
+def publish_service(cluster: Cluster, namespace: str, name: str, approval: bool = False) -> str:
+    """Backend + EndpointService; returns the published service name once Available (R5, R6)."""
+    cluster.apply("backend-service.yaml", name=f"{name}-backend", namespace=namespace)
+    cluster.apply(
+        "endpoint-service.yaml",
+        name=name,
+        namespace=namespace,
+        backend=f"{name}-backend",
+        approval=str(approval).lower(),
+    )
+    status = wait_for(
+        f"EndpointService {name} Available", phase_is(cluster, "vpces", namespace, name, "Available")
+    )
+    return str(status["serviceName"])
+
+
 def pod_running_at(cluster: Cluster, namespace: str, name: str, ip: str) -> None:
     """Stands in for kubelet: the Pod is Running at ``ip`` (the testbed schedules nothing)."""
     cluster.kubectl(

@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 
 from integration.conftest import delete_namespaces
-from integration.helpers import Cluster, OperatorProcess, StandInGateway, phase_is, wait_for
+from integration.helpers import Cluster, OperatorProcess, StandInGateway, phase_is, publish_service, wait_for
 
 pytestmark = pytest.mark.cluster
 PID = os.getpid()
@@ -39,17 +39,7 @@ def tenants(kube: Cluster, operator: OperatorProcess, gateway: StandInGateway) -
 
 
 def publish(kube: Cluster, name: str, approval: bool) -> str:
-    kube.apply("backend-service.yaml", name=f"{name}-backend", namespace=PROVIDER)
-    kube.apply(
-        "endpoint-service.yaml",
-        name=name,
-        namespace=PROVIDER,
-        backend=f"{name}-backend",
-        approval=str(approval).lower(),
-    )
-    status = wait_for(f"{name} Available", phase_is(kube, "vpces", PROVIDER, name, "Available"))
-    return str(status["serviceName"])
-
+    return publish_service(kube, PROVIDER, name, approval)
 
 def policy(kube: Cluster, operator: OperatorProcess, consumer: str) -> dict[str, Any] | None:
     body: dict[str, Any] | None = kube.get("networkpolicy", operator.namespace, f"vpcep-ingress-{consumer}")

@@ -9,7 +9,7 @@ from collections.abc import Iterator
 import pytest
 
 from integration.conftest import delete_namespaces
-from integration.helpers import Cluster, OperatorProcess, StandInGateway, phase_is, wait_for
+from integration.helpers import Cluster, OperatorProcess, StandInGateway, phase_is, publish_service, wait_for
 
 pytestmark = pytest.mark.cluster
 PID = os.getpid()
@@ -35,20 +35,7 @@ def tenants(kube: Cluster, operator: OperatorProcess, gateway: StandInGateway) -
 
 
 def publish(kube: Cluster, name: str, approval: bool = False, namespace: str = Tenants.provider) -> str:
-    """Backend + EndpointService; returns the published service name once Available (R5, R6)."""
-    kube.apply("backend-service.yaml", name=f"{name}-backend", namespace=namespace)
-    kube.apply(
-        "endpoint-service.yaml",
-        name=name,
-        namespace=namespace,
-        backend=f"{name}-backend",
-        approval=str(approval).lower(),
-    )
-    status = wait_for(
-        f"EndpointService {name} Available", phase_is(kube, "vpces", namespace, name, "Available")
-    )
-    return str(status["serviceName"])
-
+    return publish_service(kube, namespace, name, approval)
 
 def connect(kube: Cluster, name: str, namespace: str, service_name: str) -> None:
     kube.apply("endpoint.yaml", name=name, namespace=namespace, service_name=service_name)

@@ -17,7 +17,7 @@ import pytest
 import yaml
 
 from integration.conftest import delete_namespaces
-from integration.helpers import Cluster, OperatorProcess, StandInGateway, phase_is, wait_for
+from integration.helpers import Cluster, OperatorProcess, StandInGateway, phase_is, publish_service, wait_for
 
 pytestmark = pytest.mark.cluster
 PID = os.getpid()
@@ -39,18 +39,7 @@ def scene(kube: Cluster, operator: OperatorProcess, gateway: StandInGateway) -> 
 
 
 def publish(kube: Cluster, name: str, approval: bool) -> str:
-    kube.apply("backend-service.yaml", name=f"{name}-backend", namespace=PROVIDER)
-    kube.apply(
-        "endpoint-service.yaml",
-        name=name,
-        namespace=PROVIDER,
-        backend=f"{name}-backend",
-        approval=str(approval).lower(),
-    )
-    available = phase_is(kube, "vpces", PROVIDER, name, "Available")
-    status = wait_for(f"EndpointService {name} Available", available)
-    return str(status["serviceName"])
-
+    return publish_service(kube, PROVIDER, name, approval)
 
 def endpoint(kube: Cluster, name: str, service_name: str, *phases: str) -> dict[str, Any]:
     kube.apply("endpoint.yaml", name=name, namespace=CONSUMER, service_name=service_name)
