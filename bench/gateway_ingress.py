@@ -31,7 +31,7 @@ import time
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1] / "operator"))
 
 from vpcep.builders.gateway_ingress import build_gateway_ingress_policy
-from vpcep.handlers.gateway_ingress_state import spec_hash
+from vpcep.state.gateway_ingress_state import spec_hash
 
 GATEWAY_LABELS = {"app.kubernetes.io/name": "vpcep-gateway", "app.kubernetes.io/instance": "vpcep"}
 FIRST_PORT = 20000

@@ -1,7 +1,8 @@
 """`vpcep-operator`: run the operator against the current KUBECONFIG (or in-cluster account), all namespaces
 (or only those given with --watch-namespace).
 
-main() only reads the configuration and registers the handlers (vpcep.handlers.registration); kopf runs them.
+main() only reads the configuration and registers kopf's start-up, clean-up, login and admission handlers
+(vpcep.handlers.operator); the start-up handler runs the controllers (vpcep.controllers.operator).
 """
 
 from __future__ import annotations
@@ -118,7 +119,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     import kopf
 
     from vpcep.handlers import readiness  # imported late: kopf handlers register on import
-    from vpcep.handlers.registration import register
+    from vpcep.handlers.operator import register
 
     name_an_unnamed_user()
     readiness.register(args.readiness)  # first, so that it answers while the other start-up activities run

@@ -7,7 +7,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from vpcep.api.endpoint import GatewayPort
-from vpcep.handlers.allocations import Allocations
+from vpcep.state.allocations import Allocations
 
 SERVICE = "prov/web"
 

@@ -1,11 +1,11 @@
-"""The operator's read cache: a start-up LIST and watch events race; the newest resourceVersion wins and a
-deleted object never comes back from an older copy."""
+"""The operator's read cache, fed by one watch per kind: it tells its subscribers only what is new (a re-list
+repeating a version changes nothing), and hands them the projections before and after each change."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from vpcep.handlers.cache import ObjectCache
+from vpcep.runtime.cache import ObjectCache
 
 
 def body(uid: str, version: int, name: str) -> dict[str, Any]:
@@ -16,34 +16,24 @@ def by_name(item: dict[str, Any]) -> dict[Any, Any]:
     return {("name", item["metadata"]["name"]): item["metadata"]["resourceVersion"]}
 
 
-def test_an_older_copy_does_not_overwrite_a_newer_one() -> None:
+def test_a_relisted_version_is_nothing_new_and_a_change_moves_the_keys() -> None:
     cache = ObjectCache(by_name)
-    cache.upsert(body("u1", 7, "a"))
-    cache.upsert(body("u1", 5, "renamed-in-an-old-copy"))
-    assert cache.get(("name", "renamed-in-an-old-copy")) is None
-    assert list(cache.get(("name", "a")) or []) == ["7"]
+    assert cache.apply(None, body("u1", 1, "a")) == (None, {("name", "a"): "1"})
+    assert cache.apply(None, body("u1", 1, "a")) is None  # a re-list after 410 repeating what is held
+    assert cache.apply("MODIFIED", body("u1", 2, "b")) == ({("name", "a"): "1"}, {("name", "b"): "2"})
+    assert cache.get(("name", "a")) is None and list(cache.get(("name", "b")) or []) == ["2"]
 
 
-def test_a_deleted_object_stays_deleted_when_an_older_list_arrives_late() -> None:
+def test_a_delete_always_counts_and_hands_over_what_was_known() -> None:
     cache = ObjectCache(by_name)
-    cache.upsert(body("u1", 3, "a"))
-    cache.delete(body("u1", 9, "a"))
-    cache.upsert(body("u1", 8, "a"))  # the LIST was taken before the delete
+    cache.apply("ADDED", body("u1", 3, "a"))
+    assert cache.apply("DELETED", {"metadata": {"uid": "u1", "name": "a"}}) == ({("name", "a"): "3"}, None)
     assert cache.get(("name", "a")) is None and len(cache) == 0
-
-
-def test_changed_keys_move_and_prune_drops_what_a_fresh_list_lacks() -> None:
-    cache = ObjectCache(by_name)
-    cache.upsert(body("u1", 1, "a"))
-    cache.upsert(body("u1", 2, "b"))
-    cache.upsert(body("u2", 3, "c"))
-    cache.upsert(body("u3", 20, "d"))  # newer than the list below: kept
-    assert cache.get(("name", "a")) is None and cache.get(("name", "b")) is not None
-    cache.prune(live_uids={"u1"}, listed_version=10)
-    assert sorted(key[1] for key in cache) == ["b", "d"]
+    # A delete of something never seen still counts: its dependents must hear of it.
+    assert cache.apply("DELETED", body("u2", 4, "z")) == (None, None)
 
 
 def test_objects_the_projection_ignores_are_not_stored() -> None:
     cache = ObjectCache(lambda item: {})
-    cache.upsert(body("u1", 1, "a"))
+    assert cache.apply("ADDED", body("u1", 1, "a")) is None
     assert len(cache) == 0

@@ -4,12 +4,13 @@ once per spec generation however often it is touched."""
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
-from vpcep.handlers.cache import ObjectCache
-from vpcep.handlers.forged_connections import ForgedConnectionReporter
-from vpcep.handlers.lookups import INDEX_NAMES, Observed
-from vpcep.handlers.observed import index_connections
+from vpcep.controllers.forged_connections import ForgedConnectionReporter
+from vpcep.runtime.cache import ObjectCache
+from vpcep.state.observed import Caches, Observed
+from vpcep.state.records import index_connections
 
 ENDPOINT_ID = "7d0c1e5a-9f7b-4a38-8d11-2a9f0c7e4b21"
 OURS = {"app.kubernetes.io/managed-by": "vpcep-operator", "vpcep.io/endpoint-id": ENDPOINT_ID}
@@ -32,11 +33,11 @@ def connection(
 
 
 def observed_with(*bodies: dict[str, Any]) -> Observed:
-    caches = {name: ObjectCache(lambda body: {}) for name in INDEX_NAMES}
-    caches["vpcep_connections"] = ObjectCache(index_connections)
+    caches = {field.name: ObjectCache(lambda body: {}) for field in dataclasses.fields(Caches)}
+    caches["connections"] = ObjectCache(index_connections)
     for body in bodies:
-        caches["vpcep_connections"].upsert(body)
-    return Observed(caches, "vpcep-system")
+        caches["connections"].apply("ADDED", body)
+    return Observed(Caches(**caches), "vpcep-system")
 
 
 def test_only_the_operators_connection_in_the_services_namespace_decides() -> None:

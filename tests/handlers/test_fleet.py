@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from vpcep.api.routing import GatewayStatus
-from vpcep.handlers.gateways import FleetView
+from vpcep.state.fleet import FleetView
 
 
 def gateway(name: str, applied: int, error: str = "") -> GatewayStatus:

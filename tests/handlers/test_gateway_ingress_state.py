@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from vpcep.builders.gateway_ingress import build_gateway_ingress_policy
-from vpcep.handlers.gateway_ingress_state import GatewayIngressState
+from vpcep.state.gateway_ingress_state import GatewayIngressState
 
 OPERATOR_NS = "vpcep-system"
 

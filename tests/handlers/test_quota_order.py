@@ -6,7 +6,7 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from vpcep.handlers.quota_order import Member, Order, QuotaQueues
+from vpcep.state.quota_order import Member, Order, QuotaQueues
 
 KINDS = ("Endpoint", "EndpointService")
 uids = st.sampled_from([f"uid-{n}" for n in range(4)])

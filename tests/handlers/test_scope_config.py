@@ -8,8 +8,13 @@ import pytest
 from pydantic import ValidationError
 
 from vpcep.config import OperatorConfig
-from vpcep.handlers.own_watches import backend_targets
-from vpcep.handlers.registration import cache_sources
+from vpcep.controllers.sources import (
+    ENDPOINTS,
+    NAMESPACES,
+    OPERATOR_CONFIG_MAPS,
+    backend_targets,
+    build_sources,
+)
 from vpcep.main import build_config, parse_args
 
 
@@ -17,9 +22,10 @@ def test_no_flag_means_every_namespace() -> None:
     config = build_config(parse_args([]))
     assert config.watchNamespaces == [] and not config.scoped
     assert {target.namespace for target in backend_targets(config)} == {None}
-    assert {namespaces for _, _, (namespaces, _) in cache_sources(config).values()} == {
-        (None,),
-        ("vpcep-system",),
+    sources = build_sources(config)
+    assert {target.namespace for source in sources.values() for target in source.targets} == {
+        None,
+        "vpcep-system",
     }
 
 
@@ -29,10 +35,14 @@ def test_repeated_flag_scopes_to_those_namespaces_plus_the_operators_own() -> No
     )
     assert config.watchNamespaces == ["team-a", "team-b"] and config.scoped
     assert config.served_namespaces() == ["team-a", "team-b", "vpcep-ops"]
-    sources = cache_sources(config)
-    assert sources["vpcep_endpoints"][2][0] == ("team-a", "team-b", "vpcep-ops")
-    assert sources["vpcep_namespaces"][2][0] == (None,)  # cluster-scoped: account labels of every namespace
-    assert sources["vpcep_operator_config_maps"][2][0] == ("vpcep-ops",)
+    sources = build_sources(config)
+
+    def namespaces(name: str) -> list[str | None]:
+        return [target.namespace for target in sources[name].targets]
+
+    assert namespaces(ENDPOINTS) == ["team-a", "team-b", "vpcep-ops"]
+    assert namespaces(NAMESPACES) == [None]  # cluster-scoped: account labels of every namespace
+    assert namespaces(OPERATOR_CONFIG_MAPS) == ["vpcep-ops"]
 
 
 def test_scoped_backend_watches_cover_cloud_service_backends_metadata_only() -> None:

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 
-from vpcep.handlers.workqueue import WorkQueue
+from vpcep.runtime.workqueue import WorkQueue
 
 
 def test_a_key_is_never_reconciled_twice_at_once_and_changes_are_not_lost() -> None:
@@ -66,3 +66,33 @@ def test_failures_are_retried_with_backoff() -> None:
         return attempts
 
     assert asyncio.run(scenario()) == 2
+
+
+def test_a_sooner_delayed_add_replaces_a_later_one() -> None:
+    """A short retry (e.g. RetryLater(0.2)) asked for while a long backoff is pending runs at the short delay;
+    a later one asked for while a sooner one is pending does not postpone it."""
+
+    async def scenario() -> tuple[float, float]:
+        loop = asyncio.get_running_loop()
+        runs: list[float] = []
+
+        async def reconcile(key: str) -> None:
+            runs.append(loop.time())
+
+        queue: WorkQueue[str] = WorkQueue("test", reconcile, workers=1)
+        queue.start()
+        started = loop.time()
+        queue.add_after("x", 30.0)
+        queue.add_after("x", 0.05)
+        queue.add_after("x", 20.0)
+        for _ in range(200):
+            await asyncio.sleep(0.01)
+            if runs:
+                break
+        await asyncio.sleep(0.1)
+        await queue.stop()
+        return runs[0] - started if runs else float("inf"), float(len(runs))
+
+    first, count = asyncio.run(scenario())
+    assert first < 1.0
+    assert count == 1

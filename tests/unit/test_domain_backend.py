@@ -16,7 +16,7 @@ from vpcep.domain.backend import BackendFacts, check_backend
 from vpcep.domain.endpoint import DataPathAction, decide_endpoint
 from vpcep.domain.reasons import Reason
 from vpcep.domain.service import decide_service
-from vpcep.handlers.backends import observe_backend
+from vpcep.state.backends import observe_backend
 
 SERVICE, POD = BackendKind.SERVICE, BackendKind.POD
 

@@ -7,6 +7,7 @@ the provider sees the endpoint id, marker id and owner account, as in the cloud 
 
 from __future__ import annotations
 
+from vpcep import API_VERSION
 from vpcep.api.endpoint_connection import EndpointConnectionStatus
 from vpcep.builders.meta import (
     ENDPOINT_ID_LABEL,
@@ -15,7 +16,6 @@ from vpcep.builders.meta import (
     MANAGED_BY_LABEL,
     Manifest,
 )
-from vpcep.k8s.resources import VPCEP_API
 
 
 def connection_name(endpoint_id: str) -> str:
@@ -25,7 +25,7 @@ def connection_name(endpoint_id: str) -> str:
 def build_connection(endpoint_id: str, provider_namespace: str, endpoint_service: str) -> Manifest:
     """Only metadata is applied: spec.decision belongs to the provider (the CRD defaults it to Pending)."""
     return {
-        "apiVersion": VPCEP_API,
+        "apiVersion": API_VERSION,
         "kind": "EndpointConnection",
         "metadata": {
             "name": connection_name(endpoint_id),

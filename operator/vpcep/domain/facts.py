@@ -1,6 +1,6 @@
 """Small frozen projections of cluster objects that the decisions read (never raw dicts).
 
-Handlers build these from kopf bodies and indexes; tests build them directly.
+Controllers build these from the caches; tests build them directly.
 """
 
 from __future__ import annotations

@@ -1,1 +1,1 @@
-"""Thin kopf handlers: observe (indexes), call the domain, apply through vpcep.k8s, patch status."""
+"""The kopf side of the operator: start-up and clean-up, login, readiness, the admission webhook, metrics."""

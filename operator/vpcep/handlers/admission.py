@@ -17,30 +17,30 @@ from vpcep.api.endpoint import EndpointSpec
 from vpcep.api.endpoint_service import BackendKind, EndpointServiceSpec
 from vpcep.api.whitelist import WhitelistSpec
 from vpcep.config import OperatorConfig
+from vpcep.controllers.context import Operator
 from vpcep.domain.endpoint import EndpointAdmission, check_endpoint_admission
 from vpcep.domain.facts import Refusal
 from vpcep.domain.lookup import lookup_service
 from vpcep.domain.service import Operation, ServiceAdmission, check_service_admission
 from vpcep.domain.validation import whitelist_spec_problems
 from vpcep.handlers import metrics
-from vpcep.handlers.backends import admission_refusal
-from vpcep.handlers.observed import SYSTEM_LABEL
-from vpcep.handlers.runtime import Runtime
 from vpcep.k8s.client import ApiError
 from vpcep.k8s.resources import POD, SERVICE
+from vpcep.state.backends import admission_refusal
+from vpcep.state.records import SYSTEM_LABEL
 
 GROUP, VERSION = "vpcep.io", "v1alpha1"
 PRIVILEGED_GROUPS = frozenset({"system:masters"})
 
 
 @dataclass
-class RuntimeHolder:
-    """Admission handlers run in kopf's webhook server; they reach the operator's runtime through this."""
+class OperatorHolder:
+    """Admission handlers run in kopf's webhook server; they reach the operator's caches through this."""
 
-    runtime: Runtime | None = None
+    operator: Operator | None = None
 
 
-HOLDER = RuntimeHolder()
+HOLDER = OperatorHolder()
 
 
 def configure(settings: kopf.OperatorSettings, config: OperatorConfig) -> None:
@@ -74,7 +74,7 @@ def _parse(model: type[BaseModel], kind: str, raw: Any) -> Any:
         raise kopf.AdmissionError(f"{kind}: spec.{where}: {first.get('msg')}", code=422) from None
 
 
-async def _refuse_backend(rt: Runtime, namespace: str, name: str, spec: EndpointServiceSpec) -> None:
+async def _refuse_backend(rt: Operator, namespace: str, name: str, spec: EndpointServiceSpec) -> None:
     """R45: a backend the provider does not own is refused before the service exists (the backend cannot
     change later, R2)."""
     kind = spec.backend.kind
@@ -93,10 +93,10 @@ async def _refuse_backend(rt: Runtime, namespace: str, name: str, spec: Endpoint
         )
 
 
-def _runtime() -> Runtime:
-    if HOLDER.runtime is None or not HOLDER.runtime.primed:
+def _operator() -> Operator:
+    if HOLDER.operator is None or not HOLDER.operator.primed:
         raise kopf.AdmissionError("vpcep-operator is starting; try again in a few seconds", code=503)
-    return HOLDER.runtime
+    return HOLDER.operator
 
 
 def is_privileged(userinfo: dict[str, Any] | None, config: OperatorConfig) -> bool:
@@ -136,7 +136,7 @@ def register(config: OperatorConfig) -> None:
     async def validate_service(**kwargs: Any) -> None:
         operation, namespace, name = kwargs["operation"], kwargs["namespace"], kwargs["name"]
         old, new, userinfo = kwargs.get("old"), kwargs.get("new"), kwargs.get("userinfo")
-        rt = _runtime()
+        rt = _operator()
         account = rt.observed.account(namespace)
         spec = (
             _parse(EndpointServiceSpec, f"EndpointService {namespace}/{name}", new.get("spec"))
@@ -192,7 +192,7 @@ def register(config: OperatorConfig) -> None:
     async def validate_endpoint(**kwargs: Any) -> None:
         operation, namespace, name = kwargs["operation"], kwargs["namespace"], kwargs["name"]
         old, new = kwargs.get("old"), kwargs.get("new")
-        rt = _runtime()
+        rt = _operator()
         account = rt.observed.account(namespace)
         spec: EndpointSpec = _parse(EndpointSpec, f"Endpoint {namespace}/{name}", (new or {}).get("spec"))
         old_spec = None

@@ -35,10 +35,9 @@ from prometheus_client.registry import Collector
 
 from vpcep.api.endpoint import EndpointPhase
 from vpcep.api.endpoint_service import ServicePhase
-from vpcep.handlers.runtime import ENDPOINT_KEY, ORPHANS_KEY, QUOTA_KEY, SERVICE_KEY, WHITELIST_KEY
 
 if TYPE_CHECKING:
-    from vpcep.handlers.runtime import Runtime
+    from vpcep.controllers.context import Operator
 
 log = logging.getLogger(__name__)
 
@@ -66,7 +65,7 @@ WEBHOOK_DENIALS = Counter(
     ["kind", "reason"],
 )
 # Every kind's series exist from the start (at 0), so dashboards and alerts see them before the first error.
-for _kind in (ENDPOINT_KEY, SERVICE_KEY, WHITELIST_KEY, QUOTA_KEY, ORPHANS_KEY):
+for _kind in ("Endpoint", "EndpointService", "Whitelist", "Quota", "Orphans"):  # the controllers' names
     RECONCILES.labels(_kind)
     RECONCILE_ERRORS.labels(_kind)
     RECONCILE_SECONDS.labels(_kind)
@@ -150,13 +149,13 @@ def _since(status_json: str | None, created: str, now: datetime.datetime) -> flo
     return max(0.0, (now - start).total_seconds())
 
 
-def state_metrics(rt: Runtime) -> list[Metric]:
+def state_metrics(rt: Operator) -> list[Metric]:
     observed = rt.observed
     now = datetime.datetime.now(datetime.UTC)
     endpoint_phases: Tally[str] = Tally()
     oldest_waiting: dict[str, float] = dict.fromkeys(WAITING_PHASES, 0.0)
     used: Tally[tuple[str, str]] = Tally()
-    for record in observed.records("vpcep_endpoints", "ep"):
+    for record in observed.records("endpoints", "ep"):
         phase = _phase(record.status_json)
         endpoint_phases[phase] += 1
         if phase in oldest_waiting:
@@ -165,12 +164,12 @@ def state_metrics(rt: Runtime) -> list[Metric]:
         if not record.meta.deleting:
             used[(observed.account(record.meta.namespace), "endpoints")] += 1
     service_phases: Tally[str] = Tally()
-    for service in observed.records("vpcep_services", "es"):
+    for service in observed.records("services", "es"):
         service_phases[service.status.phase.value if service.status and service.status.phase else "None"] += 1
         if not service.meta.deleting and not observed.is_system(service):
             used[(observed.account(service.meta.namespace), "services")] += 1
     pending: Tally[str] = Tally()
-    for connection in observed.records("vpcep_connections", "ec"):
+    for connection in observed.records("connections", "ec"):
         if not connection.deleting and _phase(connection.status_json, "state") == "PendingAcceptance":
             pending[connection.namespace] += 1
 
@@ -210,7 +209,7 @@ def state_metrics(rt: Runtime) -> list[Metric]:
         ):
             quota_used.add_metric([account, kind], used.get((account, kind), 0))
             quota_limit.add_metric([account, kind], limit)
-    fleet = rt.fleet()
+    fleet = rt.fleet_view()
     return [
         endpoints,
         services,
@@ -234,19 +233,19 @@ def state_metrics(rt: Runtime) -> list[Metric]:
 
 
 class StateCollector(Collector):
-    """Runs ``state_metrics`` on the operator's loop; before start-up (no runtime yet) it reports nothing."""
+    """Runs ``state_metrics`` on the operator's loop; before start-up (no operator yet) it reports nothing."""
 
     def __init__(self) -> None:
-        self.runtime: Runtime | None = None
+        self.operator: Operator | None = None
         self.loop: asyncio.AbstractEventLoop | None = None
 
     def collect(self) -> Iterator[Metric]:
-        if self.runtime is None or self.loop is None or self.loop.is_closed():
+        if self.operator is None or self.loop is None or self.loop.is_closed():
             return
-        runtime = self.runtime
+        operator = self.operator
 
         async def compute() -> list[Metric]:
-            return state_metrics(runtime)
+            return state_metrics(operator)
 
         try:
             families = asyncio.run_coroutine_threadsafe(compute(), self.loop).result(STATE_TIMEOUT_SECONDS)
@@ -260,9 +259,9 @@ STATE = StateCollector()
 REGISTRY.register(STATE)
 
 
-def watch_runtime(runtime: Runtime) -> None:
-    """Called once from start-up, on the event loop: the state figures come from this runtime."""
-    STATE.runtime = runtime
+def watch_operator(operator: Operator) -> None:
+    """Called once from start-up, on the event loop: the state figures come from this operator."""
+    STATE.operator = operator
     STATE.loop = asyncio.get_running_loop()
 
 

@@ -31,8 +31,8 @@ def register(endpoint: str | None) -> None:
     host, port, path = _address(endpoint)
 
     async def ready(request: aiohttp.web.Request) -> aiohttp.web.Response:
-        runtime = getattr(request.app["memo"], "runtime", None)
-        if runtime is not None and runtime.primed:
+        operator = getattr(request.app["memo"], "operator", None)
+        if operator is not None and operator.primed:
             return aiohttp.web.json_response({"ready": True})
         return aiohttp.web.json_response({"ready": False, "reason": "caches not primed yet"}, status=503)
 

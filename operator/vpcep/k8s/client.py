@@ -1,9 +1,9 @@
 """KubeApi: the one place that talks to the Kubernetes API (STYLE.md: vpcep/k8s is the only gateway).
 
-Async over aiohttp with the credentials kopf logged in with, so the operator needs no second client library
-in memory. Writes are always PATCH: server-side apply with field manager `vpcep-operator` for objects the
-operator owns, JSON merge patches for status and metadata. Retries for transient failures and optimistic-
-concurrency conflicts live here and nowhere else.
+Async over aiohttp with the credentials the operator logged in with (kopf's login, vpcep.handlers.operator),
+so the operator needs no second client library in memory. Writes are always PATCH: server-side apply with
+field manager `vpcep-operator` for objects the operator owns, JSON merge patches for status and metadata.
+Retries for transient failures and optimistic-concurrency conflicts live here and nowhere else.
 """
 
 from __future__ import annotations
@@ -11,11 +11,11 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Any
+import ssl
+from collections.abc import AsyncIterator, Callable
+from typing import Any, Protocol
 
 import aiohttp
-import kopf
 
 from vpcep.k8s.resources import ResourceKind, kind_of
 
@@ -59,8 +59,19 @@ def retry_after_seconds(header: str | None) -> float:
         return 0.0
 
 
+class Credentials(Protocol):
+    """Where the API server is and how to authenticate (what kopf.ConnectionInfo offers)."""
+
+    @property
+    def server(self) -> str: ...
+
+    def as_ssl_context(self) -> ssl.SSLContext: ...
+
+    def as_http_headers(self) -> dict[str, str]: ...
+
+
 class KubeApi:
-    def __init__(self, info: kopf.ConnectionInfo, *, concurrency: int = 16) -> None:
+    def __init__(self, info: Credentials, *, concurrency: int = 16) -> None:
         self._server = info.server.rstrip("/")
         self._session = aiohttp.ClientSession(
             connector=aiohttp.TCPConnector(limit=concurrency, ssl=info.as_ssl_context()),
@@ -283,8 +294,3 @@ class KubeApi:
             return {"metadata": {"finalizers": [f for f in finalizers if f != finalizer]}}
 
         await self.update_with_retry(kind, namespace, name, remove)
-
-
-async def gather_bounded(calls: list[Callable[[], Awaitable[Any]]]) -> list[Any]:
-    """Run independent API calls together (the client's semaphore bounds them)."""
-    return list(await asyncio.gather(*(call() for call in calls)))

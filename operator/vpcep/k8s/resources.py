@@ -6,6 +6,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from vpcep import API_VERSION
+
 
 @dataclass(frozen=True)
 class ResourceKind:
@@ -24,7 +26,7 @@ class ResourceKind:
         return f"{self.collection_path(namespace)}/{name}"
 
 
-VPCEP_API = "vpcep.io/v1alpha1"
+VPCEP_API = API_VERSION
 
 NAMESPACE = ResourceKind("v1", "Namespace", "namespaces", namespaced=False)
 SERVICE = ResourceKind("v1", "Service", "services")

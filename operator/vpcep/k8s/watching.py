@@ -1,12 +1,10 @@
-"""Watches the operator runs itself, beside kopf's: one kind in one namespace (or cluster-wide), optionally
-metadata only.
+"""The operator's one watch path: one kind in one namespace (or cluster-wide), optionally metadata only.
 
-Why not kopf for these: kopf watches every kind in the same set of namespaces, always as whole objects. Two
-watches need less than that:
-- backends (any Service or Pod an EndpointService names, R1): the operator only needs to hear *that* one
-  changed, so it watches PartialObjectMetadata -- names and labels, never every Pod's spec and status;
-- its own ConfigMaps (routes, gateway status): in its namespace only, so it needs no right to list or
-  watch ConfigMaps anywhere else.
+Every cache the operator keeps is fed by these watches (vpcep.runtime.source); kopf watches nothing. Two
+choices kopf would not offer: a watch per namespace and label selector (the objects the operator built, its
+own ConfigMaps in its namespace only, so it needs no right to list ConfigMaps elsewhere), and metadata-only
+watches (backends, R1: the operator only needs to hear *that* a named Service or Pod changed, never every
+Pod's spec and status).
 
 A watch lists first (to learn where to start), then streams from that resourceVersion; it resumes from the
 last version it saw after a dropped connection (with backoff), and lists again when the server answers

@@ -1,22 +1,27 @@
-"""Keep one gateway ingress NetworkPolicy per consumer namespace (R42): a keyed, level-triggered reconcile.
+"""The gateway ingress controller: one NetworkPolicy per consumer namespace (R42), a keyed, level-triggered
+reconcile.
 
 The key is the consumer namespace. Each run recomputes the policy from every endpoint of that namespace
 (the gateway ports those that are Creating or Accepted hold), applies it when the stored spec differs,
 deletes it when no port is left, and wakes the namespace's endpoints that wait for it (no endpoint is Accepted
 before its ports are admitted; vpcep.domain.endpoint). Writers enqueue the key: an endpoint whose phase or
-ports changed, an endpoint going away, and the own watch on the policies (a deleted or edited policy is
-restored).
+ports changed, an endpoint going away, and the watch on the policies (a deleted or edited policy is
+restored): declared once, in CONTROLLER at the end of this module.
 """
 
 from __future__ import annotations
 
 from vpcep.builders.gateway_ingress import build_gateway_ingress_policy, gateway_ingress_policy_name
-from vpcep.handlers.gateway_ingress_state import spec_hash
-from vpcep.handlers.runtime import ENDPOINT_KEY, GATEWAY_INGRESS_KEY, Runtime
+from vpcep.controllers.context import Operator
+from vpcep.controllers.keys import EndpointKey, GatewayIngressKey
+from vpcep.controllers.sources import ENDPOINTS, OWNED_POLICIES
 from vpcep.k8s.resources import NETWORK_POLICY
+from vpcep.runtime.controller import Controller, Watches
+from vpcep.runtime.source import Event
+from vpcep.state.gateway_ingress_state import spec_hash
 
 
-def established_gateway_ports(rt: Runtime, namespace: str) -> frozenset[int]:
+def established_gateway_ports(rt: Operator, namespace: str) -> frozenset[int]:
     """The gateway ports the namespace's endpoints hold, from the allocation ledger: an endpoint holds ports
     while its decision keeps a data path (Creating or Accepted) and none once Rejected, Failed, pending or
     released; one being deleted counts for nothing already. The ledger is updated with each decision, before
@@ -30,12 +35,13 @@ def established_gateway_ports(rt: Runtime, namespace: str) -> frozenset[int]:
     return frozenset(ports)
 
 
-def wake_gateway_ingress(rt: Runtime, namespace: str) -> None:
-    rt.queue.add((GATEWAY_INGRESS_KEY, namespace, ""))
+def wake_gateway_ingress(rt: Operator, namespace: str) -> None:
+    rt.queue.add(GatewayIngressKey(namespace))
 
 
-async def reconcile_gateway_ingress(rt: Runtime, namespace: str) -> None:
+async def reconcile_gateway_ingress(rt: Operator, key: GatewayIngressKey) -> None:
     """Converges from any state; may run any number of times; writes only when the stored policy differs."""
+    namespace = key.namespace
     config = rt.config
     state = rt.gateway_ingress
     ports = established_gateway_ports(rt, namespace) if config.gatewayIngressPolicy else frozenset()
@@ -50,19 +56,34 @@ async def reconcile_gateway_ingress(rt: Runtime, namespace: str) -> None:
         answer = await rt.api.apply(manifest)
         state.observe("MODIFIED", answer, config.namespace)
     for name in state.waiting(namespace):  # also when nothing was written: the ports may be in already
-        rt.queue.add((ENDPOINT_KEY, namespace, name))
+        rt.queue.add(EndpointKey(namespace, name))
 
 
-def gateway_ingress_event(rt: Runtime, event_type: str | None, body: dict) -> None:
-    """From the own watch on the operator's NetworkPolicies: keep the projection, and let the namespace's
-    reconcile restore drift (a deleted or edited policy) and wake endpoints waiting for it."""
-    namespace = rt.gateway_ingress.observe(event_type, body, rt.config.namespace)
-    if namespace is not None:
-        wake_gateway_ingress(rt, namespace)
+# --- what wakes a namespace's policy
 
 
-def wake_every_gateway_ingress(rt: Runtime) -> None:
-    """After priming: every namespace with endpoints, and every namespace that has a policy (orphans too)."""
+def _of_deleted_endpoint(rt: Operator, event: Event) -> list[GatewayIngressKey]:
+    """Its ports leave the policy, also when no finalizer ran (the endpoint controller wakes the namespace
+    after every change of phase or ports it writes)."""
+    return [GatewayIngressKey(event.namespace)] if event.deleted else []
+
+
+def _of_policy(rt: Operator, event: Event) -> list[GatewayIngressKey]:
+    """Keep the projection of the stored policies; a deleted or edited one is restored."""
+    namespace = rt.gateway_ingress.observe(event.type, event.body, rt.config.namespace)
+    return [GatewayIngressKey(namespace)] if namespace is not None else []
+
+
+def _every_namespace(rt: Operator) -> list[GatewayIngressKey]:
+    """Once primed: every namespace with endpoints, and every namespace that has a policy (orphans too)."""
     namespaces = {namespace for namespace, _ in rt.observed.all_endpoint_refs()}
-    for namespace in sorted(namespaces | set(rt.gateway_ingress.namespaces())):
-        wake_gateway_ingress(rt, namespace)
+    return [GatewayIngressKey(n) for n in sorted(namespaces | set(rt.gateway_ingress.namespaces()))]
+
+
+CONTROLLER = Controller(
+    name="GatewayIngress",
+    key=GatewayIngressKey,
+    reconcile=reconcile_gateway_ingress,
+    watches=(Watches(ENDPOINTS, _of_deleted_endpoint), Watches(OWNED_POLICIES, _of_policy)),
+    initial=_every_namespace,
+)

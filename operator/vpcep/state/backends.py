@@ -86,3 +86,27 @@ def admission_refusal(
     if body is None:
         return None
     return check_backend(backend_facts(kind, body), selectorless_allowed, judge_phase=False)
+
+
+class BackendObservations:
+    """The last observation of each EndpointService's backend, by service (namespace, name): read again
+    when the backend watch reports a change of the object it names, or after a re-list (anything may have
+    changed)."""
+
+    def __init__(self) -> None:
+        self._by_service: dict[tuple[str, str], BackendObservation] = {}
+
+    def get(self, service: tuple[str, str]) -> BackendObservation | None:
+        return self._by_service.get(service)
+
+    def put(self, service: tuple[str, str], observation: BackendObservation) -> None:
+        self._by_service[service] = observation
+
+    def forget(self, service: tuple[str, str]) -> None:
+        self._by_service.pop(service, None)
+
+    def forget_all(self) -> list[tuple[str, str]]:
+        """Every service that held an observation (those without one read it on their next reconcile)."""
+        services = list(self._by_service)
+        self._by_service.clear()
+        return services

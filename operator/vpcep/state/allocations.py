@@ -3,7 +3,7 @@
 The domain decides allocations (vpcep.domain.allocation); this ledger only answers "what do the others hold"
 fast, and is updated in the same event-loop step as the decision (no await in between), so two endpoints
 reconciled concurrently can never be handed the same marker id or port. Seeded once from the endpoints'
-statuses after the indexes are filled, so a restart keeps every allocation.
+statuses once the caches are primed, so a restart keeps every allocation.
 """
 
 from __future__ import annotations
@@ -21,7 +21,6 @@ class Allocations:
         self._ports: dict[str, tuple[int, ...]] = {}  # endpoint uid -> gateway ports
         self._port_holders: dict[int, set[str]] = {}
         self._free_from = 0  # every port below this is held (ports are handed out lowest first)
-        self.seeded = False
 
     def record(
         self, uid: str, service_key: str | None, marker_id: int | None, ports: Sequence[GatewayPort]

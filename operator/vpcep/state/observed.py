@@ -1,16 +1,20 @@
-"""Read-only lookups over the kopf indexes, and the domain views built from them."""
+"""Read-only lookups over the operator's caches (one per watched kind) and the domain views built from them.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from vpcep.api.endpoint import EndpointStatus
 from vpcep.api.endpoint_service import EndpointServiceStatus, ServiceType
 from vpcep.domain.facts import EndpointView, ServiceView, WhitelistView
 from vpcep.domain.quota import QuotaStanding
-from vpcep.handlers.cache import ObjectCache, resource_version
-from vpcep.handlers.observed import (
+from vpcep.runtime.cache import ObjectCache, resource_version
+from vpcep.runtime.source import Event
+from vpcep.state.quota_order import Member, Order, QuotaQueues
+from vpcep.state.records import (
     GATEWAYS_KEY,
     ConnectionRecord,
     EndpointRecord,
@@ -20,21 +24,23 @@ from vpcep.handlers.observed import (
     ServiceRecord,
     WhitelistRecord,
 )
-from vpcep.handlers.quota_order import Member, Order, QuotaQueues
 
 Ref = tuple[str, str]
 
-INDEX_NAMES = (
-    "vpcep_endpoints",
-    "vpcep_services",
-    "vpcep_whitelists",
-    "vpcep_connections",
-    "vpcep_namespaces",
-    "vpcep_operator_config_maps",
-    "vpcep_owned_services",
-    "vpcep_owned_slices",
-    "vpcep_owned_policies",
-)
+
+@dataclass(frozen=True)
+class Caches:
+    """One cache per watched kind (vpcep.controllers.sources feeds them)."""
+
+    endpoints: ObjectCache
+    services: ObjectCache
+    whitelists: ObjectCache
+    connections: ObjectCache
+    namespaces: ObjectCache
+    operator_config_maps: ObjectCache
+    owned_services: ObjectCache
+    owned_slices: ObjectCache
+    owned_policies: ObjectCache
 
 
 def _first(index: ObjectCache, key: Any) -> Any:
@@ -51,19 +57,63 @@ def _all(index: ObjectCache, key: Any) -> list[Any]:
     return list(store) if store is not None else []
 
 
+def account_changed(event: Event) -> bool:
+    """A namespace event that moved it to another account (not its first sighting, not its deletion)."""
+    if event.old is None or event.new is None:
+        return False
+    return event.old.get(event.name) != event.new.get(event.name)
+
+
+def service_changed_for_readers(event: Event) -> bool:
+    """An EndpointService event that changed what its readers (endpoints, whitelists, quota views) read: the
+    name they resolve, its phase, reason or type, its generation, a deletion -- not a status count update."""
+    key = ("es", event.namespace, event.name)
+    old: ServiceRecord | None = (event.old or {}).get(key)
+    new: ServiceRecord | None = (event.new or {}).get(key)
+    if old is None or new is None:
+        return True
+    return _what_readers_read(old) != _what_readers_read(new)
+
+
+def _what_readers_read(record: ServiceRecord) -> tuple[object, ...]:
+    status = record.status
+    return (
+        record.meta.generation,
+        record.meta.deleting,
+        status.phase if status else None,
+        status.reason if status else None,
+        status.serviceName if status else None,
+        status.serviceType if status else None,
+    )
+
+
 class Observed:
     """What the watches have seen, plus the statuses this process wrote (newer than the watch may show
     yet).
     """
 
-    def __init__(self, indices: Mapping[str, ObjectCache], operator_namespace: str) -> None:
-        self._i = indices
+    def __init__(self, caches: Caches, operator_namespace: str) -> None:
+        self._c = caches
         self.operator_namespace = operator_namespace
         # uid -> (resourceVersion of our status write, what we wrote): read instead of the cache until the
         # watch delivers that version, then dropped (a copy per object would double the memory).
         self._written_endpoint_status: dict[str, tuple[int, EndpointStatus]] = {}
         self._written_service_status: dict[str, tuple[int, EndpointServiceStatus]] = {}
         self._quota_order = QuotaQueues(self._quota_members)
+
+    # --- upkeep: each watch event of the kinds below, before any controller hears of it
+    def follow_endpoint(self, event: Event) -> None:
+        self.watch_caught_up(event.uid, event.body)
+        self.track_quota("Endpoint", event.uid, self.endpoint(event.namespace, event.name))
+
+    def follow_service(self, event: Event) -> None:
+        self.watch_caught_up(event.uid, event.body)
+        self.track_quota("EndpointService", event.uid, self.service(event.namespace, event.name))
+
+    def follow_namespace(self, event: Event) -> None:
+        """A namespace's account changed: every account's quota order is rebuilt on the next lookup."""
+        if account_changed(event):
+            self.forget_quota_order()
 
     # --- quota order (R9, R22): the account's live objects by (creationTimestamp, namespace, name)
     def forget_quota_order(self) -> None:
@@ -92,7 +142,7 @@ class Observed:
 
     def _quota_members(self, kind: str) -> Iterator[tuple[str, Member]]:
         cache, tag = (
-            (self._i["vpcep_endpoints"], "ep") if kind == "Endpoint" else (self._i["vpcep_services"], "es")
+            (self._c.endpoints, "ep") if kind == "Endpoint" else (self._c.services, "es")
         )
         records = [_first(cache, key) for key in cache if key[0] == tag]
         for record in records:
@@ -100,37 +150,37 @@ class Observed:
             if member is not None:
                 yield record.meta.uid, member
 
-    def records(self, index: str, tag: str) -> list[Any]:
+    def records(self, cache_name: str, tag: str) -> list[Any]:
         """Every record of one kind (``tag``: "ep", "es", "ec"), for counts such as the metrics' phases."""
-        cache = self._i[index]
+        cache: ObjectCache = getattr(self._c, cache_name)
         return [record for key in cache if key[0] == tag and (record := _first(cache, key)) is not None]
 
     # --- namespaces and accounts
     def account(self, namespace: str) -> str:
-        value = _first(self._i["vpcep_namespaces"], namespace)
+        value = _first(self._c.namespaces, namespace)
         return str(value) if value else namespace
 
     def namespaces_of(self, account: str) -> list[str]:
-        found = _all(self._i["vpcep_namespaces"], ("account", account))
+        found = _all(self._c.namespaces, ("account", account))
         return sorted(found) or [account]
 
     # --- endpoints
     def endpoint(self, namespace: str, name: str) -> EndpointRecord | None:
-        record: EndpointRecord | None = _first(self._i["vpcep_endpoints"], ("ep", namespace, name))
+        record: EndpointRecord | None = _first(self._c.endpoints, ("ep", namespace, name))
         return record
 
     def endpoint_names_in(self, namespace: str) -> list[str]:
-        return _all(self._i["vpcep_endpoints"], ("ns", namespace))
+        return _all(self._c.endpoints, ("ns", namespace))
 
     def endpoint_by_uid(self, uid: str) -> Ref | None:
-        ref: Ref | None = _first(self._i["vpcep_endpoints"], ("uid", uid))
+        ref: Ref | None = _first(self._c.endpoints, ("uid", uid))
         return ref
 
     def endpoints_targeting(self, target: str) -> list[Ref]:
-        return _all(self._i["vpcep_endpoints"], ("target", target))
+        return _all(self._c.endpoints, ("target", target))
 
     def all_endpoint_refs(self) -> Iterator[Ref]:
-        for key in list(self._i["vpcep_endpoints"].keys()):
+        for key in list(self._c.endpoints.keys()):
             if key[0] == "ep":
                 yield (key[1], key[2])
 
@@ -178,18 +228,18 @@ class Observed:
 
     # --- endpoint services
     def service(self, namespace: str, name: str) -> ServiceRecord | None:
-        record: ServiceRecord | None = _first(self._i["vpcep_services"], ("es", namespace, name))
+        record: ServiceRecord | None = _first(self._c.services, ("es", namespace, name))
         return record
 
     def service_names_in(self, namespace: str) -> list[str]:
-        return _all(self._i["vpcep_services"], ("ns", namespace))
+        return _all(self._c.services, ("ns", namespace))
 
     def service_by_published_name(self, service_name: str) -> ServiceRecord | None:
-        ref = _first(self._i["vpcep_services"], ("name", service_name))
+        ref = _first(self._c.services, ("name", service_name))
         return self.service(*ref) if ref else None
 
     def services_with_backend(self, namespace: str, kind: str, name: str) -> list[Ref]:
-        return _all(self._i["vpcep_services"], ("backend", namespace, kind, name))
+        return _all(self._c.services, ("backend", namespace, kind, name))
 
     def account_services(self, account: str) -> list[ServiceRecord]:
         records = []
@@ -253,14 +303,14 @@ class Observed:
 
     # --- whitelists
     def whitelist(self, namespace: str, name: str) -> WhitelistRecord | None:
-        record: WhitelistRecord | None = _first(self._i["vpcep_whitelists"], ("wl", namespace, name))
+        record: WhitelistRecord | None = _first(self._c.whitelists, ("wl", namespace, name))
         return record
 
     def whitelist_keys_in(self, namespace: str) -> list[str]:
-        return _all(self._i["vpcep_whitelists"], ("wns", namespace))
+        return _all(self._c.whitelists, ("wns", namespace))
 
     def whitelists_for(self, namespace: str, service_name: str) -> list[WhitelistRecord]:
-        return _all(self._i["vpcep_whitelists"], ("for", namespace, service_name))
+        return _all(self._c.whitelists, ("for", namespace, service_name))
 
     def whitelist_views(self, namespace: str, service_name: str) -> tuple[WhitelistView, ...]:
         return tuple(
@@ -279,25 +329,31 @@ class Observed:
         """R44: the provider's decision is the connection the operator built, in the service's namespace;
         anything else named like it (another namespace, no managed-by label, another name) is not."""
         key = ("ec", service_namespace, endpoint_id)
-        records: list[ConnectionRecord] = _all(self._i["vpcep_connections"], key)
+        records: list[ConnectionRecord] = _all(self._c.connections, key)
         return next((record for record in records if record.built_by_operator), None)
 
     def connections_built_for(self, endpoint_id: str) -> list[ConnectionRecord]:
         """Every connection the operator built for an endpoint, in any namespace (clean-up, orphans)."""
-        return [r for r in _all(self._i["vpcep_connections"], ("ec-id", endpoint_id)) if r.built_by_operator]
+        return [r for r in _all(self._c.connections, ("ec-id", endpoint_id)) if r.built_by_operator]
+
+    def endpoint_ids_with_children(self) -> set[str]:
+        """Every endpoint id an EndpointConnection or a route ConfigMap names (orphan collection)."""
+        ids = {key[1] for key in self._c.connections if key[0] == "ec-id"}
+        ids |= {key[1] for key in self._c.operator_config_maps if key[0] == "route"}
+        return ids
 
     def route(self, endpoint_id: str) -> RouteRecord | None:
-        record: RouteRecord | None = _first(self._i["vpcep_operator_config_maps"], ("route", endpoint_id))
+        record: RouteRecord | None = _first(self._c.operator_config_maps, ("route", endpoint_id))
         return record
 
     def gateways(self) -> list[GatewayRecord]:
-        return _all(self._i["vpcep_operator_config_maps"], GATEWAYS_KEY)
+        return _all(self._c.operator_config_maps, GATEWAYS_KEY)
 
     def owned(self, kind: str, namespace: str, name: str) -> OwnedRecord | None:
-        index = {
-            "Service": "vpcep_owned_services",
-            "EndpointSlice": "vpcep_owned_slices",
-            "NetworkPolicy": "vpcep_owned_policies",
+        cache = {
+            "Service": self._c.owned_services,
+            "EndpointSlice": self._c.owned_slices,
+            "NetworkPolicy": self._c.owned_policies,
         }[kind]
-        record: OwnedRecord | None = _first(self._i[index], (kind, namespace, name))
+        record: OwnedRecord | None = _first(cache, (kind, namespace, name))
         return record

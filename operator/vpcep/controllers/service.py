@@ -1,29 +1,35 @@
-"""Reconcile one EndpointService: backend (R1), provider NetworkPolicy (R31), quota (R9), name (R5),
-deletion guard (R7), counts; endpoints that depend on it are woken when what they read changes."""
+"""The EndpointService controller: backend (R1, R45), provider NetworkPolicy (R31), quota (R9), name (R5),
+deletion guard (R7), counts. What wakes a service is declared once, in CONTROLLER at the end of this module.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Hashable
+
 from vpcep.api.endpoint_service import BackendKind, EndpointServiceStatus, ServicePhase, ServiceType
-from vpcep.builders.meta import Owner, status_patch
+from vpcep.builders.meta import MANAGED_BY, MANAGED_BY_LABEL, Owner, status_patch
 from vpcep.builders.provider_policy import build_provider_policy, provider_policy_name
+from vpcep.controllers.context import FINALIZER, Operator, involved, rfc3339, utc_now
+from vpcep.controllers.keys import EndpointKey, ServiceKey
+from vpcep.controllers.quota_view import refresh_quota_views_of
+from vpcep.controllers.sources import (
+    BACKEND_PODS,
+    BACKEND_SERVICES,
+    NAMESPACES,
+    OWNED_POLICIES,
+    SERVICES,
+)
 from vpcep.domain.reasons import Reason
 from vpcep.domain.service import ServiceFacts, decide_service, service_status
-from vpcep.handlers.backends import BackendObservation, observe_backend
-from vpcep.handlers.observed import ServiceRecord
-from vpcep.handlers.runtime import (
-    ENDPOINT_KEY,
-    FINALIZER,
-    SERVICE_KEY,
-    WHITELIST_KEY,
-    Runtime,
-    involved,
-    rfc3339,
-    utc_now,
-)
-from vpcep.k8s.resources import ENDPOINT_SERVICE, NETWORK_POLICY, POD, SERVICE, VPCEP_API
+from vpcep.k8s.resources import ENDPOINT_SERVICE, POD, SERVICE, VPCEP_API
+from vpcep.runtime.controller import Controller, Watches
+from vpcep.runtime.source import RELISTED, Event
+from vpcep.state.backends import BackendObservation, observe_backend
+from vpcep.state.observed import account_changed
+from vpcep.state.records import ServiceRecord
 
 
-def backend_namespace(rt: Runtime, record: ServiceRecord) -> str:
+def backend_namespace(rt: Operator, record: ServiceRecord) -> str:
     """System services may name a backend elsewhere (e.g. kube-system/kube-dns, R37); tenants' never
     can (R1).
     """
@@ -32,7 +38,7 @@ def backend_namespace(rt: Runtime, record: ServiceRecord) -> str:
     return record.meta.namespace
 
 
-async def backend_for(rt: Runtime, record: ServiceRecord, *, refresh: bool = False) -> BackendObservation:
+async def backend_for(rt: Operator, record: ServiceRecord, *, refresh: bool = False) -> BackendObservation:
     key = (record.meta.namespace, record.meta.name)
     cached = rt.backends.get(key)
     if cached is not None and not refresh:
@@ -51,11 +57,11 @@ async def backend_for(rt: Runtime, record: ServiceRecord, *, refresh: bool = Fal
         judged=not rt.observed.is_system(record),
         selectorless_allowed=namespace in rt.config.selectorlessBackendNamespaces,
     )
-    rt.backends[key] = observation
+    rt.backends.put(key, observation)
     return observation
 
 
-async def _ensure_policy(rt: Runtime, record: ServiceRecord, backend: BackendObservation) -> bool:
+async def _ensure_policy(rt: Operator, record: ServiceRecord, backend: BackendObservation) -> bool:
     """R31: admit the gateway pods to the backend's ports; True when the data plane may use the backend."""
     if (
         not rt.config.networkPolicy
@@ -74,14 +80,16 @@ async def _ensure_policy(rt: Runtime, record: ServiceRecord, backend: BackendObs
         rt.config.gatewayPodLabels,
     )
     owned = rt.observed.owned("NetworkPolicy", record.meta.namespace, provider_policy_name(record.meta.name))
-    await rt.ensure(manifest, owned.spec_hash if owned else None)
+    await rt.writes.ensure(manifest, owned.spec_hash if owned else None)
     return True
 
 
-async def reconcile_service(rt: Runtime, namespace: str, name: str) -> None:
+async def reconcile_service(rt: Operator, key: ServiceKey) -> None:
+    """Converges from any state and may run any number of times; writes only what differs."""
+    namespace, name = key.namespace, key.name
     record = rt.observed.service(namespace, name)
     if record is None:
-        rt.backends.pop((namespace, name), None)
+        rt.backends.forget((namespace, name))
         return
     if record.meta.deleting and FINALIZER not in record.meta.finalizers:
         return
@@ -155,19 +163,16 @@ async def reconcile_service(rt: Runtime, namespace: str, name: str) -> None:
         if _endpoint_visible_change(previous, status):
             wake_endpoints_of(rt, record)
     if status.reason == Reason.QUOTA_EXCEEDED:
-        rt.quota_blocked.setdefault(account, set()).add((SERVICE_KEY, namespace, name))
+        rt.quota_waiters.wait(account, key)
 
     if decision is not None:
-        for ref in decision.endpoints_to_fail:
-            rt.queue.add((ENDPOINT_KEY, ref.namespace, ref.name))
+        rt.manager.enqueue(EndpointKey(ref.namespace, ref.name) for ref in decision.endpoints_to_fail)
         if record.meta.deleting and decision.may_finalize:
             await rt.api.remove_finalizer(ENDPOINT_SERVICE, namespace, name, FINALIZER)
-            rt.backends.pop((namespace, name), None)
+            rt.backends.forget((namespace, name))
             wake_endpoints_of(rt, record)
-            for key in rt.quota_blocked.pop(account, set()):
-                rt.queue.add(key)
-            for ns in rt.observed.namespaces_of(account):
-                rt.refresh_quota_view(ns)
+            rt.manager.enqueue(rt.quota_waiters.release(account))
+            refresh_quota_views_of(rt, account)
 
 
 def _endpoint_visible_change(old: EndpointServiceStatus | None, new: EndpointServiceStatus) -> bool:
@@ -181,21 +186,68 @@ def _endpoint_visible_change(old: EndpointServiceStatus | None, new: EndpointSer
     )
 
 
-def wake_endpoints_of(rt: Runtime, record: ServiceRecord) -> None:
-    for endpoint in rt.observed.endpoints_of_service(record):
-        rt.queue.add((ENDPOINT_KEY, endpoint.meta.namespace, endpoint.meta.name))
+def wake_endpoints_of(rt: Operator, record: ServiceRecord) -> None:
+    endpoints = rt.observed.endpoints_of_service(record)
+    rt.manager.enqueue(EndpointKey(e.meta.namespace, e.meta.name) for e in endpoints)
 
 
-def wake_service_dependents(rt: Runtime, record: ServiceRecord) -> None:
-    """After any change of the service object: its endpoints, its whitelists' status, its account's
-    quota view.
-    """
-    wake_endpoints_of(rt, record)
-    namespace = record.meta.namespace
-    for key in rt.observed.whitelist_keys_in(namespace):
-        rt.queue.add((WHITELIST_KEY, namespace, key))
-    for ns in rt.observed.namespaces_of(rt.observed.account(namespace)):
-        rt.refresh_quota_view(ns)
+# --- what wakes a service
 
 
-__all__ = ["NETWORK_POLICY", "backend_for", "reconcile_service", "wake_endpoints_of"]
+def _itself(rt: Operator, event: Event) -> list[ServiceKey]:
+    return [ServiceKey(event.namespace, event.name)]
+
+
+def _quota_freed(rt: Operator, event: Event) -> list[Hashable]:
+    """A deleted service frees its account's quota at once (R9): whatever waited for it is reconciled."""
+    return list(rt.quota_waiters.release(rt.observed.account(event.namespace))) if event.deleted else []
+
+
+def _of_relabelled_namespace(rt: Operator, event: Event) -> list[ServiceKey]:
+    """The namespace moved to another account: its services' quota (R9)."""
+    if not account_changed(event):
+        return []
+    return [ServiceKey(event.name, name) for name in rt.observed.service_names_in(event.name)]
+
+
+def _of_backend(kind: BackendKind) -> Callable[[Operator, Event], list[ServiceKey]]:
+    """R1: a backend appeared, changed or went: the services naming it read it again. After a re-list nothing
+    is known about what changed meanwhile: every service holding an observation reads it again."""
+
+    def woken(rt: Operator, event: Event) -> list[ServiceKey]:
+        if event.type == RELISTED:
+            return [ServiceKey(*ref) for ref in rt.backends.forget_all()]
+        refs = rt.observed.services_with_backend(event.namespace, kind.value, event.name)
+        for ref in refs:
+            rt.backends.forget(ref)
+        return [ServiceKey(*ref) for ref in refs]
+
+    return woken
+
+
+def _of_deleted_policy(rt: Operator, event: Event) -> list[ServiceKey]:
+    """Drift: someone deleted the provider NetworkPolicy a service owns (R31); it is built again."""
+    if not event.deleted or event.labels.get(MANAGED_BY_LABEL) != MANAGED_BY:
+        return []
+    rt.writes.forget("NetworkPolicy", event.namespace, event.name)
+    owners = event.meta.get("ownerReferences") or []
+    return [
+        ServiceKey(event.namespace, owner.get("name", ""))
+        for owner in owners
+        if owner.get("kind") == "EndpointService"
+    ]
+
+
+CONTROLLER = Controller(
+    name="EndpointService",
+    key=ServiceKey,
+    reconcile=reconcile_service,
+    watches=(
+        Watches(SERVICES, _itself),
+        Watches(SERVICES, _quota_freed),
+        Watches(NAMESPACES, _of_relabelled_namespace),
+        Watches(BACKEND_SERVICES, _of_backend(BackendKind.SERVICE)),
+        Watches(BACKEND_PODS, _of_backend(BackendKind.POD)),
+        Watches(OWNED_POLICIES, _of_deleted_policy),
+    ),
+)

@@ -10,14 +10,14 @@ import logging
 
 from vpcep.builders.meta import MANAGED_BY, MANAGED_BY_LABEL, Manifest
 from vpcep.config import CloudService, OperatorConfig
-from vpcep.handlers.observed import (
+from vpcep.k8s.client import KubeApi
+from vpcep.k8s.resources import ENDPOINT_SERVICE, NAMESPACE, VPCEP_API
+from vpcep.state.records import (
     BACKEND_NAMESPACE_ANNOTATION,
     EGRESS_CIDRS_ANNOTATION,
     SERVICE_TYPE_ANNOTATION,
     SYSTEM_LABEL,
 )
-from vpcep.k8s.client import KubeApi
-from vpcep.k8s.resources import ENDPOINT_SERVICE, NAMESPACE, VPCEP_API
 
 logger = logging.getLogger(__name__)
 

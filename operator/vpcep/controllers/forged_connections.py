@@ -1,6 +1,6 @@
 """EndpointConnections the operator did not build (R44): ignored by every decision, reported on the object.
 
-Only the connection the operator created in the service's namespace decides (vpcep.handlers.lookups
+Only the connection the operator created in the service's namespace decides (vpcep.state.observed
 `connection`); anything else named like a connection -- no managed-by label, another name, or hand-made --
 gets one Warning Event so its author learns why it does nothing. Once per object and spec generation, not
 per resourceVersion: labels, annotations and status move the resourceVersion without bumping the
@@ -12,10 +12,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from vpcep.controllers.context import Operator, involved
 from vpcep.domain.reasons import Reason
-from vpcep.handlers.observed import connection_record
-from vpcep.handlers.runtime import Runtime, involved
 from vpcep.k8s.resources import ENDPOINT_CONNECTION
+from vpcep.state.records import connection_record
 
 FORGED_MESSAGE = (
     "this EndpointConnection was not created by vpcep-operator (it lacks the operator's managed-by label or "
@@ -30,7 +30,7 @@ class ForgedConnectionReporter:
     def __init__(self) -> None:
         self._reported: dict[str, int | None] = {}
 
-    def seen(self, rt: Runtime, event_type: str | None, body: dict[str, Any]) -> None:
+    def seen(self, rt: Operator, event_type: str | None, body: dict[str, Any]) -> None:
         """After a watch event on an EndpointConnection: report it once per generation if forged."""
         record = connection_record(body)
         if event_type == "DELETED" or not record.forged or record.deleting:

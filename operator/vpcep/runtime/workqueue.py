@@ -75,9 +75,14 @@ class WorkQueue(Generic[Key]):
             self._pending.put_nowait(key)
 
     def add_after(self, key: Key, delay: float) -> None:
-        if key in self._timers:
-            return
+        """Add `key` after `delay` seconds; with a delayed add already pending for it, the sooner one wins (a
+        short retry asked for while a long backoff waits must not wait out the backoff)."""
         loop = asyncio.get_running_loop()
+        pending = self._timers.get(key)
+        if pending is not None:
+            if pending.when() <= loop.time() + delay:
+                return
+            pending.cancel()
 
         def fire() -> None:
             self._timers.pop(key, None)

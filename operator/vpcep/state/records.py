@@ -1,7 +1,7 @@
-"""Small projections of what the operator watches, stored in kopf indexes (never whole bodies).
+"""Small projections of what the operator watches, one record per object (never whole bodies).
 
-Each `index_*` function is pure (body in, {key: projection} out); vpcep.handlers.cache stores what it
-returns (primed by one LIST per kind, kept current by watch events; no reconcile runs before the LIST).
+Each `index_*` function is pure (body in, {key: projection} out); vpcep.runtime.cache stores what it returns
+(filled by each kind's watch, vpcep.controllers.sources; no reconcile runs before every kind has listed).
 Keys are tuples whose first item names the lookup they serve.
 """
 

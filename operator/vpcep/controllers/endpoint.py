@@ -1,15 +1,17 @@
-"""Reconcile one Endpoint: observe, let the domain decide, apply the data path, write status (R10-R23, R38).
+"""The Endpoint controller: observe, let the domain decide, apply the data path, write status (R10-R23, R38).
 
-Converges from any state and may run any number of times; writes only what differs.
+What wakes an endpoint is declared once, in CONTROLLER at the end of this module.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
+from collections.abc import Callable
 
 from vpcep.api.endpoint import EndpointPhase, EndpointStatus
 from vpcep.api.endpoint_service import ServiceType
-from vpcep.api.routing import Listener, Route
+from vpcep.api.routing import GATEWAY_STATUS_LABEL, ROUTE_LABEL, Listener, Route
 from vpcep.builders.connection import build_connection, build_connection_status, connection_name
 from vpcep.builders.consumer import (
     build_consumer_service,
@@ -21,9 +23,33 @@ from vpcep.builders.consumer import (
     gateway_egress_policy_name,
 )
 from vpcep.builders.gateway_ingress import gateway_ingress_policy_name
-from vpcep.builders.meta import Owner, status_patch
+from vpcep.builders.meta import (
+    ENDPOINT_ID_LABEL,
+    ENDPOINT_UID_LABEL,
+    MANAGED_BY,
+    MANAGED_BY_LABEL,
+    Owner,
+    status_patch,
+)
 from vpcep.builders.route import build_route_config_map, route_config_map_name
+from vpcep.controllers.context import FINALIZER, Operator, involved, rfc3339, utc_now
+from vpcep.controllers.gateway_ingress import wake_gateway_ingress
+from vpcep.controllers.keys import EndpointKey, ServiceKey
+from vpcep.controllers.quota_view import refresh_quota_views_of
+from vpcep.controllers.service import backend_for
+from vpcep.controllers.sources import (
+    CONNECTIONS,
+    ENDPOINTS,
+    NAMESPACES,
+    OPERATOR_CONFIG_MAPS,
+    OWNED_POLICIES,
+    OWNED_SERVICES,
+    OWNED_SLICES,
+    SERVICES,
+    WHITELISTS,
+)
 from vpcep.domain.endpoint import (
+    ESTABLISHED_PHASES,
     AllocationFacts,
     DataPathAction,
     DataPathFacts,
@@ -35,21 +61,6 @@ from vpcep.domain.endpoint import (
 )
 from vpcep.domain.lookup import lookup_service
 from vpcep.domain.reasons import Reason
-from vpcep.handlers.gateway_ingress import wake_gateway_ingress
-from vpcep.handlers.gateways import FleetView
-from vpcep.handlers.observed import EndpointRecord, ServiceRecord, compact_json
-from vpcep.handlers.runtime import (
-    ENDPOINT_KEY,
-    FINALIZER,
-    ORPHANS_KEY,
-    SERVICE_KEY,
-    Runtime,
-    involved,
-    rfc3339,
-    utc_now,
-)
-from vpcep.handlers.service import backend_for
-from vpcep.handlers.workqueue import RetryLater
 from vpcep.k8s.resources import (
     CONFIG_MAP,
     ENDPOINT,
@@ -59,6 +70,12 @@ from vpcep.k8s.resources import (
     SERVICE,
     VPCEP_API,
 )
+from vpcep.runtime.controller import Controller, Watches
+from vpcep.runtime.source import Event
+from vpcep.runtime.workqueue import RetryLater
+from vpcep.state.fleet import FleetView
+from vpcep.state.observed import account_changed, service_changed_for_readers
+from vpcep.state.records import EndpointRecord, ServiceRecord, WhitelistRecord, compact_json
 
 logger = logging.getLogger(__name__)
 WAITING_REASONS = frozenset(
@@ -73,13 +90,14 @@ WAITING_REASONS = frozenset(
 WARNING_PHASES = frozenset({EndpointPhase.FAILED, EndpointPhase.REJECTED})
 MAX_PASSES = 3
 SERVICE_COUNTS_DELAY_SECONDS = 0.5
+FLEET_CHECK_SECONDS = 2.0
 
 
 def _owner(record: EndpointRecord) -> Owner:
     return Owner(VPCEP_API, "Endpoint", record.meta.namespace, record.meta.name, record.meta.uid)
 
 
-def _target_service(rt: Runtime, record: EndpointRecord) -> ServiceRecord | None:
+def _target_service(rt: Operator, record: EndpointRecord) -> ServiceRecord | None:
     if record.spec is None:
         return None
     if record.spec.cloudService is not None:
@@ -93,7 +111,7 @@ def _quota_order(record: EndpointRecord) -> tuple[str, str, str]:
     return (record.meta.created, record.meta.namespace, record.meta.name)
 
 
-def _facts(rt: Runtime, record: EndpointRecord, fleet: FleetView) -> EndpointFacts:
+def _facts(rt: Operator, record: EndpointRecord, fleet: FleetView) -> EndpointFacts:
     """Everything the decision needs, read synchronously from indexes and caches (no await: see
     allocations).
     """
@@ -136,13 +154,13 @@ def _facts(rt: Runtime, record: EndpointRecord, fleet: FleetView) -> EndpointFac
     endpoint_id = status.endpointId if status and status.endpointId else record.meta.uid
     service_name = consumer_service_name(name)
     owned_service = observed.owned("Service", namespace, service_name)
-    node_ip = rt.cluster_ips.get((namespace, service_name)) or (
+    node_ip = rt.writes.cluster_ip(namespace, service_name) or (
         owned_service.cluster_ip if owned_service else None
     )
     route_version = _route_version(rt, endpoint_id)
     egress_name = gateway_egress_policy_name(name)
     egress_ready = (
-        rt.applied.get(("NetworkPolicy", namespace, egress_name)) is not None
+        rt.writes.applied("NetworkPolicy", namespace, egress_name)
         or observed.owned("NetworkPolicy", namespace, egress_name) is not None
     )
     data_path = DataPathFacts(
@@ -180,7 +198,7 @@ def _facts(rt: Runtime, record: EndpointRecord, fleet: FleetView) -> EndpointFac
 
 
 async def _apply_data_path(
-    rt: Runtime,
+    rt: Operator,
     record: EndpointRecord,
     decision: EndpointDecision,
     service_record: ServiceRecord | None,
@@ -210,7 +228,7 @@ async def _apply_data_path(
         destinations = list(service_record.egress_cidrs) or ([backend.host] if backend.host else [])
         if destinations and service_record.spec is not None:
             owned = observed.owned("NetworkPolicy", namespace, egress_name)
-            answer = await rt.ensure(
+            answer = await rt.writes.ensure(
                 build_gateway_egress_policy(
                     owner, destinations, [p.serverPort for p in service_record.spec.ports]
                 ),
@@ -245,58 +263,59 @@ async def _apply_data_path(
         serviceName=(service_record.status.serviceName or "") if service_record.status else "",
     )
     existing_route = observed.route(decision.endpoint_id)
-    answer = await rt.ensure(
+    answer = await rt.writes.ensure(
         build_route_config_map(route, rt.config.namespace, record.meta.uid),
         existing_route.spec_hash if existing_route else None,
     )
     if answer is not None:
-        rt.route_versions[decision.endpoint_id] = int(answer["metadata"]["resourceVersion"])
+        rt.writes.wrote_route(decision.endpoint_id, int(answer["metadata"]["resourceVersion"]))
         changed = True
-    elif decision.endpoint_id not in rt.route_versions and existing_route is None:
+    elif rt.writes.route_version(decision.endpoint_id) is None and existing_route is None:
         logger.debug("route %s applied earlier but not yet observed", route_name)
 
     owned_service = observed.owned("Service", namespace, service_name)
-    answer = await rt.ensure(
+    answer = await rt.writes.ensure(
         build_consumer_service(owner, decision.gateway_ports),
         owned_service.spec_hash if owned_service else None,
     )
     if answer is not None:
         cluster_ip = (answer.get("spec") or {}).get("clusterIP")
         if cluster_ip and cluster_ip != "None":
-            rt.cluster_ips[(namespace, service_name)] = cluster_ip
+            rt.writes.wrote_cluster_ip(namespace, service_name, cluster_ip)
         changed = True
     owned_slice = observed.owned("EndpointSlice", namespace, slice_name)
-    await rt.ensure(
+    await rt.writes.ensure(
         build_endpoint_slice(owner, decision.gateway_ports, fleet.addresses),
         owned_slice.spec_hash if owned_slice else None,
     )
     return changed
 
 
-async def _withdraw_route(rt: Runtime, endpoint_id: str) -> None:
+async def _withdraw_route(rt: Operator, endpoint_id: str) -> None:
     route_name = route_config_map_name(endpoint_id)
-    await rt.remove(CONFIG_MAP, rt.config.namespace, route_name, rt.observed.route(endpoint_id) is not None)
-    rt.route_versions.pop(endpoint_id, None)
+    known = rt.observed.route(endpoint_id) is not None
+    await rt.writes.remove(CONFIG_MAP, rt.config.namespace, route_name, known)
+    rt.writes.forget_route(endpoint_id)
 
 
-async def _remove_data_path(rt: Runtime, record: EndpointRecord, endpoint_id: str) -> None:
+async def _remove_data_path(rt: Operator, record: EndpointRecord, endpoint_id: str) -> None:
     namespace, name = record.meta.namespace, record.meta.name
     observed = rt.observed
     service_name = consumer_service_name(name)
     slice_name = endpoint_slice_name(name)
     egress_name = gateway_egress_policy_name(name)
     await _withdraw_route(rt, endpoint_id)
-    await rt.remove(
+    await rt.writes.remove(
         ENDPOINT_SLICE,
         namespace,
         slice_name,
         observed.owned("EndpointSlice", namespace, slice_name) is not None,
     )
-    if await rt.remove(
+    if await rt.writes.remove(
         SERVICE, namespace, service_name, observed.owned("Service", namespace, service_name) is not None
     ):
-        rt.cluster_ips.pop((namespace, service_name), None)
-    await rt.remove(
+        rt.writes.forget_cluster_ip(namespace, service_name)
+    await rt.writes.remove(
         NETWORK_POLICY,
         namespace,
         egress_name,
@@ -305,27 +324,27 @@ async def _remove_data_path(rt: Runtime, record: EndpointRecord, endpoint_id: st
 
 
 async def _sync_connection(
-    rt: Runtime, record: EndpointRecord, decision: EndpointDecision, status: EndpointStatus, account: str
+    rt: Operator, record: EndpointRecord, decision: EndpointDecision, status: EndpointStatus, account: str
 ) -> None:
     """R10/R23: the provider's EndpointConnection exists while the endpoint targets the service,
     mirrors its state.
     """
     service = decision.service if decision.keep_connection else None
     # Ours elsewhere (the endpoint moved to another service) or no longer wanted: removed.
-    await _delete_connections(rt, decision.endpoint_id, keep_in=service.namespace if service else None)
+    await delete_connections(rt, decision.endpoint_id, keep_in=service.namespace if service else None)
     if service is None:
         return
     provider_namespace = service.namespace
     existing = rt.observed.connection(provider_namespace, decision.endpoint_id)
     name = connection_name(decision.endpoint_id)
     if existing is None:
-        await rt.ensure(build_connection(decision.endpoint_id, provider_namespace, service.name), None)
+        await rt.writes.ensure(build_connection(decision.endpoint_id, provider_namespace, service.name), None)
     connection = connection_status(decision, status, owner_account=account)
     if existing is None or existing.status_json != compact_json(build_connection_status(connection)):
         await rt.api.patch_status(ENDPOINT_CONNECTION, provider_namespace, name, status_patch(connection))
 
 
-async def _delete_connections(rt: Runtime, endpoint_id: str, keep_in: str | None = None) -> None:
+async def delete_connections(rt: Operator, endpoint_id: str, keep_in: str | None = None) -> None:
     """Delete the connections the operator built for an endpoint, except the one in `keep_in`; connections
     it did not build are never its to delete (R44: they are ignored and reported)."""
     for ours in rt.observed.connections_built_for(endpoint_id):
@@ -343,8 +362,9 @@ def _admission_changed(old: EndpointStatus | None, new: EndpointStatus) -> bool:
     return before != (new.phase, tuple(new.gatewayPorts))
 
 
-async def _finalize(rt: Runtime, record: EndpointRecord) -> None:
-    """R23: node IP, DNS name, data path and EndpointConnection go with the endpoint; the quota is freed."""
+async def _finalize(rt: Operator, record: EndpointRecord) -> bool:
+    """R23: node IP, DNS name, data path and EndpointConnection go with the endpoint; the quota is freed.
+    True once the finalizer is removed."""
     status = rt.observed.endpoint_status(record)
     endpoint_id = status.endpointId if status and status.endpointId else record.meta.uid
     if status is None or status.phase is not EndpointPhase.DELETING:
@@ -367,14 +387,25 @@ async def _finalize(rt: Runtime, record: EndpointRecord) -> None:
             status_patch(deleting),
         )
     await _remove_data_path(rt, record, endpoint_id)
-    await _delete_connections(rt, endpoint_id)
+    await delete_connections(rt, endpoint_id)
     _wait_until_marker_is_on_record(rt, record, status.markerId if status else None)
+    if not _may_finalize(rt, record):
+        return False
     await rt.api.remove_finalizer(ENDPOINT, record.meta.namespace, record.meta.name, FINALIZER)
     rt.allocations.release(record.meta.uid)
     rt.observed.forget_endpoint_status(record.meta.uid)
+    return True
 
 
-def _wait_until_marker_is_on_record(rt: Runtime, record: EndpointRecord, marker: int | None) -> None:
+def _may_finalize(rt: Operator, record: EndpointRecord) -> bool:
+    """The domain decides when a deleting endpoint lets go (as for services); a spec the model cannot read
+    gives it nothing to decide on, and nothing then holds the endpoint."""
+    if record.spec is None:
+        return True
+    return decide_endpoint(_facts(rt, record, rt.fleet_view())).may_finalize
+
+
+def _wait_until_marker_is_on_record(rt: Operator, record: EndpointRecord, marker: int | None) -> None:
     """R33: once the endpoint is gone, only its service's status.lastMarkerId remembers its marker id (the
     ledger is lost on restart). Let the service record it first, or a restart could hand the id out again."""
     service_record = _target_service(rt, record)
@@ -383,31 +414,28 @@ def _wait_until_marker_is_on_record(rt: Runtime, record: EndpointRecord, marker:
     service_status = rt.observed.service_status(service_record)
     if service_status is not None and (service_status.lastMarkerId or 0) >= marker:
         return
-    rt.queue.add((SERVICE_KEY, service_record.meta.namespace, service_record.meta.name))
+    rt.queue.add(ServiceKey(service_record.meta.namespace, service_record.meta.name))
     raise RetryLater(0.2, f"EndpointService status.lastMarkerId does not cover marker {marker} yet")
 
 
-def wake_after_endpoint_change(rt: Runtime, record: EndpointRecord) -> None:
+def wake_after_endpoint_change(rt: Operator, record: EndpointRecord) -> None:
     """Objects whose decision depends on this endpoint: its service (counts, R7), quota holders (R22)."""
     service_record = _target_service(rt, record)
     if service_record is not None:
         # A moment later: a burst of endpoint changes (bulk creates, a restart) is one count update.
         rt.queue.add_after(
-            (SERVICE_KEY, service_record.meta.namespace, service_record.meta.name),
-            SERVICE_COUNTS_DELAY_SECONDS,
+            ServiceKey(service_record.meta.namespace, service_record.meta.name), SERVICE_COUNTS_DELAY_SECONDS
         )
     account = rt.observed.account(record.meta.namespace)
-    for key in rt.quota_blocked.pop(account, set()):
-        rt.queue.add(key)
-    for namespace in rt.observed.namespaces_of(account):
-        rt.refresh_quota_view(namespace)
+    rt.manager.enqueue(rt.quota_waiters.release(account))
+    refresh_quota_views_of(rt, account)
 
 
-async def _decide_and_apply(rt: Runtime, record: EndpointRecord) -> EndpointDecision:
+async def _decide_and_apply(rt: Operator, record: EndpointRecord) -> EndpointDecision:
     """Decide, apply; decide again when applying changed the facts (node IP, route version), a few passes."""
     service_record = _target_service(rt, record)
     for _ in range(MAX_PASSES):
-        fleet = rt.fleet()
+        fleet = rt.fleet_view()
         decision = decide_endpoint(_facts(rt, record, fleet))
         # Same event-loop step as _facts: the ledger never lags a decision (no duplicate ids or ports).
         held = rt.allocations.ports_of(record.meta.uid)
@@ -419,22 +447,21 @@ async def _decide_and_apply(rt: Runtime, record: EndpointRecord) -> EndpointDeci
     return decision
 
 
-async def reconcile_endpoint(rt: Runtime, namespace: str, name: str) -> None:
+async def reconcile_endpoint(rt: Operator, key: EndpointKey) -> None:
+    """Converges from any state and may run any number of times; writes only what differs."""
+    namespace, name = key.namespace, key.name
+    ref = (namespace, name)
     record = rt.observed.endpoint(namespace, name)
-    key = (namespace, name)
     if record is None:
-        rt.waiting_for_gateways.pop(key, None)
-        rt.established.discard(key)
+        rt.fleet.forget(ref)
         rt.gateway_ingress.track_waiting(namespace, name, False)
         return
     target = involved(ENDPOINT, namespace, name, record.meta.uid)
     if record.meta.deleting:
         wake_gateway_ingress(rt, namespace)  # R42: its ports leave the namespace's policy at once
-        if FINALIZER in record.meta.finalizers:
-            await _finalize(rt, record)
+        if FINALIZER in record.meta.finalizers and await _finalize(rt, record):
             rt.event(target, False, Reason.DELETING, "data path, node IP and EndpointConnection removed")
-        rt.waiting_for_gateways.pop(key, None)
-        rt.established.discard(key)
+        rt.fleet.forget(ref)
         wake_after_endpoint_change(rt, record)
         return
     if FINALIZER not in record.meta.finalizers:
@@ -465,29 +492,27 @@ async def reconcile_endpoint(rt: Runtime, namespace: str, name: str) -> None:
     _track(rt, key, status)
 
 
-def _track(rt: Runtime, key: tuple[str, str], status: EndpointStatus) -> None:
-    """Remember who waits for gateways (woken by gateway reports) and who is blocked by quota (woken
-    on frees).
-    """
-    if status.phase is EndpointPhase.CREATING and status.reason in WAITING_REASONS:
-        rt.waiting_for_gateways[key] = (
-            _route_version(rt, status.endpointId or "") if status.reason == Reason.ROUTE_PENDING else None
-        )
-    else:
-        rt.waiting_for_gateways.pop(key, None)
-    rt.gateway_ingress.track_waiting(*key, status.reason == Reason.INGRESS_POLICY_PENDING)
-    if status.phase in (EndpointPhase.CREATING, EndpointPhase.ACCEPTED):
-        rt.established.add(key)
-    else:
-        rt.established.discard(key)
+def _track(rt: Operator, key: EndpointKey, status: EndpointStatus) -> None:
+    """Remember who waits for gateways (woken by gateway reports), for its namespace's ingress policy, and
+    for quota (woken on frees)."""
+    waiting = status.phase is EndpointPhase.CREATING and status.reason in WAITING_REASONS
+    rt.fleet.track(
+        (key.namespace, key.name),
+        waiting=waiting,
+        awaited_version=_route_version(rt, status.endpointId or "")
+        if waiting and status.reason == Reason.ROUTE_PENDING
+        else None,
+        established=status.phase in ESTABLISHED_PHASES,
+    )
+    rt.gateway_ingress.track_waiting(key.namespace, key.name, status.reason == Reason.INGRESS_POLICY_PENDING)
     if status.reason == Reason.QUOTA_EXCEEDED:
-        rt.quota_blocked.setdefault(rt.observed.account(key[0]), set()).add((ENDPOINT_KEY, *key))
+        rt.quota_waiters.wait(rt.observed.account(key.namespace), key)
 
 
-def _route_version(rt: Runtime, endpoint_id: str) -> int | None:
+def _route_version(rt: Operator, endpoint_id: str) -> int | None:
     """The resourceVersion of the endpoint's route ConfigMap: this process's own write, else the cache's."""
     route = rt.observed.route(endpoint_id)
-    return rt.route_versions.get(endpoint_id) or (route.resource_version if route else None)
+    return rt.writes.route_version(endpoint_id) or (route.resource_version if route else None)
 
 
 def _invalid_status(record: EndpointRecord, previous: EndpointStatus | None) -> EndpointStatus:
@@ -504,17 +529,111 @@ def _invalid_status(record: EndpointRecord, previous: EndpointStatus | None) -> 
     )
 
 
-async def collect_orphans(rt: Runtime, endpoint_uid: str) -> None:
-    """An endpoint vanished without its finalizer running (force-removed): delete what it left behind."""
-    if rt.observed.endpoint_by_uid(endpoint_uid) is not None:
-        return
-    await _delete_connections(rt, endpoint_uid)
-    route = rt.observed.route(endpoint_uid)
-    if route is not None:
-        await rt.api.delete(CONFIG_MAP, rt.config.namespace, route.name)
-        rt.forget("ConfigMap", rt.config.namespace, route.name)
-    rt.route_versions.pop(endpoint_uid, None)
-    rt.allocations.release(endpoint_uid)
+# --- what wakes an endpoint
 
 
-__all__ = ["ORPHANS_KEY", "collect_orphans", "reconcile_endpoint", "wake_after_endpoint_change"]
+def _itself(rt: Operator, event: Event) -> list[EndpointKey]:
+    return [EndpointKey(event.namespace, event.name)]
+
+
+def _of_connection(rt: Operator, event: Event) -> list[EndpointKey]:
+    """The provider's decision (R10) or the connection's status changed: its endpoint decides again."""
+    ref = rt.observed.endpoint_by_uid(event.labels.get(ENDPOINT_ID_LABEL) or event.name)
+    return [EndpointKey(*ref)] if ref is not None else []
+
+
+def _of_service(rt: Operator, event: Event) -> list[EndpointKey]:
+    """Endpoints reading the service: woken when what they read changes (vpcep.state.observed), not on every
+    status count update; a deleted service's endpoints learn it is gone."""
+    if not service_changed_for_readers(event):
+        return []
+    if event.deleted:
+        old: ServiceRecord | None = (event.old or {}).get(("es", event.namespace, event.name))
+        targets = rt.observed.service_targets(old) if old is not None else []
+        return [EndpointKey(*ref) for target in targets for ref in rt.observed.endpoints_targeting(target)]
+    record = rt.observed.service(event.namespace, event.name)
+    return endpoints_of(rt, record) if record is not None else []
+
+
+def endpoints_of(rt: Operator, record: ServiceRecord) -> list[EndpointKey]:
+    return [EndpointKey(e.meta.namespace, e.meta.name) for e in rt.observed.endpoints_of_service(record)]
+
+
+def _of_whitelist(rt: Operator, event: Event) -> list[EndpointKey]:
+    """Permission may have changed (R13 recovery, R14)."""
+    key = ("wl", event.namespace, event.name)
+    whitelist: WhitelistRecord | None = (event.new or {}).get(key) or (event.old or {}).get(key)
+    if whitelist is None or whitelist.spec is None:
+        return []
+    record = rt.observed.service(event.namespace, whitelist.spec.endpointService)
+    return endpoints_of(rt, record) if record is not None else []
+
+
+def _of_relabelled_namespace(rt: Operator, event: Event) -> list[EndpointKey]:
+    """The namespace moved to another account: permission and quota of its endpoints, and of the endpoints
+    of its services (their provider account changed)."""
+    if not account_changed(event):
+        return []
+    keys = [EndpointKey(event.name, name) for name in rt.observed.endpoint_names_in(event.name)]
+    for service in rt.observed.service_names_in(event.name):
+        record = rt.observed.service(event.name, service)
+        if record is not None:
+            keys.extend(endpoints_of(rt, record))
+    return keys
+
+
+def _of_gateway_report(rt: Operator, event: Event) -> list[EndpointKey]:
+    """A gateway status ConfigMap changed (R30, R32): the endpoints that report concerns (vpcep.state.fleet).
+    A route ConfigMap someone deleted while its endpoint lives (drift): the endpoint writes it again."""
+    if event.labels.get(GATEWAY_STATUS_LABEL) == "true":
+        fleet = rt.fleet.concerned(rt.fleet_view(), rt.observed.endpoint_by_uid)
+        return [EndpointKey(*ref) for ref in fleet]
+    if event.labels.get(ROUTE_LABEL) == "true" and event.deleted:
+        ref = rt.observed.endpoint_by_uid(event.labels.get(ENDPOINT_UID_LABEL, ""))
+        if ref is not None:
+            rt.writes.forget("ConfigMap", event.namespace, event.name)
+            rt.writes.forget_route(event.labels.get(ENDPOINT_ID_LABEL, ""))
+            return [EndpointKey(*ref)]
+    return []
+
+
+def _of_deleted_child(kind: str) -> Callable[[Operator, Event], list[EndpointKey]]:
+    """Drift: someone deleted a `kind` the operator built for an endpoint; it is forgotten and built again."""
+
+    def woken(rt: Operator, event: Event) -> list[EndpointKey]:
+        if not event.deleted or event.labels.get(MANAGED_BY_LABEL) != MANAGED_BY:
+            return []
+        rt.writes.forget(kind, event.namespace, event.name)
+        ref = rt.observed.endpoint_by_uid(event.labels.get(ENDPOINT_UID_LABEL, ""))
+        return [EndpointKey(*ref)] if ref is not None else []
+
+    return woken
+
+
+async def watch_fleet_freshness(rt: Operator) -> None:
+    """Heartbeats age without any event: one task (not one per object) notices a gateway going stale."""
+    while True:
+        await asyncio.sleep(FLEET_CHECK_SECONDS)
+        fleet = rt.fleet_view()
+        if rt.fleet.moved(fleet):
+            concerned = rt.fleet.concerned(fleet, rt.observed.endpoint_by_uid)
+            rt.manager.enqueue(EndpointKey(*ref) for ref in concerned)
+
+
+CONTROLLER = Controller(
+    name="Endpoint",
+    key=EndpointKey,
+    reconcile=reconcile_endpoint,
+    watches=(
+        Watches(ENDPOINTS, _itself),
+        Watches(CONNECTIONS, _of_connection),
+        Watches(SERVICES, _of_service),
+        Watches(WHITELISTS, _of_whitelist),
+        Watches(NAMESPACES, _of_relabelled_namespace),
+        Watches(OPERATOR_CONFIG_MAPS, _of_gateway_report),
+        Watches(OWNED_SERVICES, _of_deleted_child("Service")),
+        Watches(OWNED_SLICES, _of_deleted_child("EndpointSlice")),
+        Watches(OWNED_POLICIES, _of_deleted_child("NetworkPolicy")),
+    ),
+    tasks=(watch_fleet_freshness,),
+)

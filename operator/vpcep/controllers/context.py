@@ -1,0 +1,97 @@
+"""What every reconcile receives: the configuration, the API, the caches' lookups, the work queue, and the
+process's state as named components, each with one owner:
+
+- `allocations` (vpcep.state.allocations): marker ids and gateway ports held, written by the endpoint
+  controller in the same event-loop step as its decision;
+- `writes` (vpcep.state.writes): what this process applied and the API answered, ahead of the watch;
+- `fleet` (vpcep.state.fleet): which endpoints wait for the gateways, which are established;
+- `quota_waiters` (vpcep.state.quota_waiters): objects refused for quota, woken when their account frees some;
+- `backends` (vpcep.state.backends): the service controller's last look at each backend;
+- `gateway_ingress` (vpcep.state.gateway_ingress_state): the gateway ingress policies as stored (R42).
+"""
+
+from __future__ import annotations
+
+import datetime
+from collections.abc import Hashable
+from dataclasses import dataclass, field
+
+from vpcep.config import OperatorConfig
+from vpcep.domain.allocation import PortRange
+from vpcep.domain.quota import AccountQuota, QuotaPolicy
+from vpcep.k8s.client import KubeApi
+from vpcep.k8s.events import EventRecorder, InvolvedObject
+from vpcep.k8s.resources import ResourceKind
+from vpcep.runtime.controller import Manager
+from vpcep.runtime.workqueue import WorkQueue
+from vpcep.state.allocations import Allocations
+from vpcep.state.backends import BackendObservations
+from vpcep.state.fleet import FleetView, GatewayFleet, fleet_view
+from vpcep.state.gateway_ingress_state import GatewayIngressState
+from vpcep.state.observed import Observed
+from vpcep.state.quota_waiters import QuotaWaiters
+from vpcep.state.writes import WriteLedger
+
+FINALIZER = "vpcep.io/finalizer"
+
+
+def utc_now() -> datetime.datetime:
+    return datetime.datetime.now(datetime.UTC)
+
+
+def rfc3339(moment: datetime.datetime) -> str:
+    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def quota_policy(config: OperatorConfig) -> QuotaPolicy:
+    return QuotaPolicy(
+        services=config.quotas.default.services,
+        endpoints=config.quotas.default.endpoints,
+        overrides={
+            account: AccountQuota(services=limits.services, endpoints=limits.endpoints)
+            for account, limits in config.quotas.overrides.items()
+        },
+    )
+
+
+def involved(kind: ResourceKind, namespace: str, name: str, uid: str) -> InvolvedObject:
+    return InvolvedObject(kind.api_version, kind.kind, namespace, name, uid)
+
+
+@dataclass
+class Operator:
+    config: OperatorConfig
+    api: KubeApi
+    recorder: EventRecorder
+    observed: Observed
+    manager: Manager[Operator]
+    writes: WriteLedger
+    allocations: Allocations = field(default_factory=Allocations)
+    fleet: GatewayFleet = field(default_factory=GatewayFleet)
+    quota_waiters: QuotaWaiters = field(default_factory=QuotaWaiters)
+    backends: BackendObservations = field(default_factory=BackendObservations)
+    gateway_ingress: GatewayIngressState = field(default_factory=GatewayIngressState)  # R42
+
+    @property
+    def queue(self) -> WorkQueue[Hashable]:
+        return self.manager.queue
+
+    @property
+    def primed(self) -> bool:
+        """Every watched kind has been listed: the caches are complete, reconciles run."""
+        return self.manager.primed
+
+    @property
+    def quota(self) -> QuotaPolicy:
+        return quota_policy(self.config)
+
+    @property
+    def port_range(self) -> PortRange:
+        return PortRange(first=self.config.gatewayPorts.first, last=self.config.gatewayPorts.last)
+
+    def fleet_view(self) -> FleetView:
+        return fleet_view(self.observed.gateways(), utc_now(), self.config.gatewayHeartbeatTimeoutSeconds)
+
+    def event(self, body_ref: InvolvedObject, warning: bool, reason: str, message: str) -> None:
+        """R39: every state change is an Event on the object."""
+        self.recorder.record(body_ref, "Warning" if warning else "Normal", reason, message)

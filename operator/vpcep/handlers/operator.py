@@ -1,0 +1,85 @@
+"""The kopf side: what kopf still does for the operator -- start-up and clean-up, login, the admission
+webhook server (vpcep.handlers.admission) -- and nothing else. kopf watches no kind: every cache is fed by the
+operator's own watches (vpcep.controllers.sources), which kopf's admission server does not need (it serves the
+kinds its `on.validate` handlers name, watched or not).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import socket
+from dataclasses import replace
+from typing import Any
+
+import kopf
+
+from vpcep.config import OperatorConfig
+from vpcep.controllers.cloud_services import publish_cloud_services
+from vpcep.controllers.operator import build_operator, report_initial_sync
+from vpcep.handlers import admission, metrics
+from vpcep.k8s.client import KubeApi
+from vpcep.k8s.events import EventRecorder
+
+
+def login() -> kopf.ConnectionInfo:
+    info = kopf.login_with_service_account(settings=kopf.OperatorSettings())
+    host, port = os.environ.get("KUBERNETES_SERVICE_HOST"), os.environ.get("KUBERNETES_SERVICE_PORT")
+    if info is not None and host and port:
+        # In a pod, the API server is where kubelet says (as client-go and the gateway's client find it):
+        # kopf assumes https://kubernetes.default.svc, which needs the cluster DNS (not hostNetwork pods').
+        server = f"https://[{host}]:{port}" if ":" in host else f"https://{host}:{port}"
+        info = replace(info, server=server)
+    info = info or kopf.login_with_kubeconfig(settings=kopf.OperatorSettings())
+    if info is None:
+        raise kopf.LoginError("no in-cluster service account and no KUBECONFIG/~/.kube/config to log in with")
+    return info
+
+
+def register(config: OperatorConfig) -> None:
+    """Register the start-up, clean-up, login and admission handlers with kopf (once, before kopf runs)."""
+
+    @kopf.on.startup()
+    async def start(**kwargs: Any) -> None:
+        started = asyncio.get_running_loop().time()
+        settings: kopf.OperatorSettings = kwargs["settings"]
+        memo: Any = kwargs["memo"]
+        settings.posting.level = logging.WARNING  # the operator posts its own Events (R39)
+        settings.peering.standalone = True
+        admission.configure(settings, config)
+
+        api = KubeApi(login(), concurrency=config.apiConcurrency)
+        recorder = EventRecorder(api, instance=f"{socket.gethostname()}-{os.getpid()}")
+        operator = build_operator(
+            config, api, recorder, observe=metrics.reconciling, on_wait=metrics.observe_queue_wait
+        )
+        memo.operator = operator
+        metrics.watch_operator(operator)
+        admission.HOLDER.operator = operator
+        recorder.start()
+        await publish_cloud_services(api, config)
+        memo.tasks = [
+            asyncio.create_task(operator.manager.run(api), name="vpcep manager"),
+            asyncio.create_task(report_initial_sync(operator, started), name="vpcep initial sync"),
+        ]
+
+    @kopf.on.cleanup()
+    async def stop(**kwargs: Any) -> None:
+        memo = kwargs["memo"]
+        operator = getattr(memo, "operator", None)
+        if operator is None:
+            return
+        for task in getattr(memo, "tasks", []):
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        await operator.recorder.stop()
+        await operator.api.close()
+
+    @kopf.on.login()
+    def authenticate(**_: Any) -> kopf.ConnectionInfo:
+        return login()
+
+    admission.register(config)

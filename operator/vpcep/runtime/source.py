@@ -1,0 +1,104 @@
+"""A source: one kind's watches (vpcep.k8s.watching) feeding its cache and telling subscribers what changed.
+
+The one watch path of the operator (controller-runtime's informer): every kind it reads is listed, then
+watched, re-listed on 410 Gone, page by page; the cache takes each event in order, and only an event that told
+the cache something new reaches the subscribers (the state components first, then the controllers' mappers).
+A source without a projection keeps nothing (the metadata-only backend watches): each of its events counts,
+and a re-list is announced as one RELISTED event (what changed meanwhile is unknown).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from vpcep.k8s.client import KubeApi, Manifest
+from vpcep.k8s.watching import Watch, WatchTarget
+from vpcep.runtime.cache import ObjectCache, Project, Projection
+
+RELISTED = "RELISTED"
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    """One change of one object: its watch event type (None: listed), its body, and the cache's projections
+    before and after (None: absent). A RELISTED event has an empty body."""
+
+    type: str | None
+    body: Manifest
+    old: Projection | None = None
+    new: Projection | None = None
+
+    @property
+    def meta(self) -> dict[str, Any]:
+        return dict(self.body.get("metadata") or {})
+
+    @property
+    def namespace(self) -> str:
+        return str(self.meta.get("namespace") or "")
+
+    @property
+    def name(self) -> str:
+        return str(self.meta.get("name") or "")
+
+    @property
+    def uid(self) -> str:
+        return str(self.meta.get("uid") or "")
+
+    @property
+    def labels(self) -> dict[str, str]:
+        return dict(self.meta.get("labels") or {})
+
+    @property
+    def deleted(self) -> bool:
+        return self.type == "DELETED"
+
+
+Subscriber = Callable[[Event], None]
+
+
+class Source:
+    def __init__(self, name: str, targets: Sequence[WatchTarget], project: Project | None = None) -> None:
+        self.name = name
+        self.targets = tuple(targets)
+        self.cache = ObjectCache(project) if project is not None else None
+        self._subscribers: list[Subscriber] = []
+        self._watches: list[Watch] = []
+        self._started = asyncio.Event()
+
+    def subscribe(self, subscriber: Subscriber) -> None:
+        self._subscribers.append(subscriber)
+
+    async def run(self, api: KubeApi) -> None:
+        """Watch until cancelled (a watch never gives up: it resumes, re-lists, backs off)."""
+        self._watches = [Watch(api, target, self._event, self._relisted) for target in self.targets]
+        self._started.set()
+        await asyncio.gather(*(watch.run() for watch in self._watches))
+
+    async def wait_listed(self) -> None:
+        """Until every watch of the source has delivered its first LIST: the cache is complete."""
+        await self._started.wait()
+        for watch in self._watches:
+            await watch.listed.wait()
+
+    @property
+    def lists(self) -> int:
+        return sum(watch.lists for watch in self._watches)
+
+    async def _event(self, event_type: str | None, body: Manifest) -> None:
+        if self.cache is None:
+            self.deliver(Event(event_type, body))
+            return
+        change = self.cache.apply(event_type, body)
+        if change is not None:
+            self.deliver(Event(event_type, body, *change))
+
+    async def _relisted(self) -> None:
+        if self.cache is None:
+            self.deliver(Event(RELISTED, {}))
+
+    def deliver(self, event: Event) -> None:
+        for subscriber in self._subscribers:
+            subscriber(event)
