@@ -840,8 +840,8 @@ def check_endpoint_admission(request: EndpointAdmission) -> Refusal | None:
         if old is not None and (old.serviceName, old.cloudService) != (spec.serviceName, spec.cloudService):
             return Refusal(
                 reason=Reason.TARGET_IMMUTABLE,
-                message=f"{label}: spec.serviceName and spec.cloudService cannot change (R16); "
-                "create a new Endpoint for the other service",
+                message=f"{label}: spec.serviceName and spec.cloudService cannot change "
+                "(see docs/rules.md#r16); create a new Endpoint for the other service",
                 field="spec.serviceName",
             )
         return None

@@ -184,7 +184,9 @@ def decide_service(facts: ServiceFacts) -> ServiceDecision:
     backend_found = condition(ConditionType.BACKEND_FOUND, True, Reason.AVAILABLE, "")
 
     if not facts.data_plane_ready:
-        message = f"{label}: setting up access for the gateways to the backend (NetworkPolicy, R31)"
+        message = (
+            f"{label}: setting up access for the gateways to the backend (a NetworkPolicy in this namespace)"
+        )
         return ServiceDecision(
             phase=ServicePhase.CREATING,
             reason=Reason.DATA_PLANE_NOT_READY,
@@ -328,14 +330,14 @@ def check_service_admission(request: ServiceAdmission) -> Refusal | None:
         if old.ports != request.spec.ports:
             return Refusal(
                 reason=Reason.PORTS_IMMUTABLE,
-                message=f"{label}: spec.ports cannot change after creation (R4); "
+                message=f"{label}: spec.ports cannot change after creation (see docs/rules.md#r4); "
                 "create a new EndpointService with the new ports and move the endpoints to it",
                 field="spec.ports",
             )
         if old.backend != request.spec.backend:
             return Refusal(
                 reason=Reason.BACKEND_IMMUTABLE,
-                message=f"{label}: spec.backend cannot change after creation (R2); "
+                message=f"{label}: spec.backend cannot change after creation (see docs/rules.md#r2); "
                 "create a new EndpointService for the other backend",
                 field="spec.backend",
             )
