@@ -171,7 +171,12 @@ class EndpointDecision(Frozen):
     keep_connection: bool = Field(
         description="An EndpointConnection should exist in the service's namespace (else delete it)."
     )
-    may_finalize: bool = Field(default=False, description="Deleting: remove the finalizer once torn down.")
+    may_finalize: bool = Field(
+        default=False,
+        description="Deleting: once this decision's teardown is applied (data_path Remove, keep_connection "
+        "False), remove the finalizer. False while the service has not recorded the endpoint's marker id "
+        "(R33: afterwards nothing else remembers it), and whenever the endpoint is not being deleted.",
+    )
     connection_decision: Decision | None = Field(
         default=None,
         description="The effective decision for the EndpointConnection's status (None: not reached).",
