@@ -245,7 +245,7 @@ def test_a_backend_the_provider_does_not_own_is_refused_at_admission(
             backend="elsewhere", approval="false",
         )
     )  # fmt: skip
-    assert "spec.backend" in message and "ExternalName" in message and "(R45)" in message
+    assert "spec.backend" in message and "ExternalName" in message and "(see docs/rules.md#r45)" in message
     assert kube.get("vpces", PROVIDER, "elsewhere") is None
     # A Pod still starting is not refused here (it may run in a moment; the reconcile judges the phase).
     kube.apply("backend-pod.yaml", name="starting", namespace=PROVIDER)

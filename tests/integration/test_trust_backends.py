@@ -106,7 +106,7 @@ def test_an_external_name_service_is_refused_naming_the_fix_R45(kube: Cluster, s
     apply(kube, service("ext", PROVIDER, type="ExternalName", externalName="kubernetes.default.svc"))
     publish(kube, "ext", PROVIDER, "Service")
     status = service_phase(kube, PROVIDER, "ext", "Failed", "BackendExternalName")
-    assert "Service with a selector" in status["message"] and "(R45)" in status["message"]
+    assert "Service with a selector" in status["message"] and "(see docs/rules.md#r45)" in status["message"]
     found = {c["type"]: c for c in status["conditions"]}["BackendFound"]
     assert (found["status"], found["reason"]) == ("False", "BackendExternalName")
     events = kube.get("events", PROVIDER)["items"]

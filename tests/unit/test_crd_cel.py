@@ -123,7 +123,7 @@ def test_r4_ports_cannot_change_but_description_can() -> None:
     changed = service(ports=[{"protocol": "TCP", "serverPort": 8080, "clientPort": 81}])
     errors = violations("endpointservices", changed, old)
     assert [path for path, _ in errors] == ["spec.ports"]
-    assert "spec.ports is immutable" in errors[0][1] and "R4" in errors[0][1]
+    assert "spec.ports is immutable" in errors[0][1] and "docs/rules.md#r4" in errors[0][1]
     assert violations("endpointservices", service(description="edited", approvalRequired=True), old) == []
 
 

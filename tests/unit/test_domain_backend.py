@@ -48,7 +48,10 @@ def test_r45_what_a_backend_may_be(backend: BackendFacts, allowed: bool, reason:
     assert (refusal.reason if refusal else None) == reason
     if refusal is not None:
         # The message names the object and a fix, and cites the rule.
-        assert f"{backend.kind.value} prov/web" in refusal.message and "(R45)" in refusal.message
+        assert (
+            f"{backend.kind.value} prov/web" in refusal.message
+            and "(see docs/rules.md#r45)" in refusal.message
+        )
         assert any(word in refusal.message for word in ("selector", "without hostNetwork", "runs"))
 
 

@@ -45,17 +45,19 @@ class EndpointPhase(StrEnum):
 
 
 class AccessControl(ApiModel):
-    """Source restrictions for connections through the endpoint (R34)."""
+    """Which source addresses may connect through the endpoint."""
 
     sourceCIDRs: list[SourceCIDR] = Field(
         default_factory=list,
         max_length=100,
-        description="Only these source ranges may use the endpoint (R34), e.g. 10.0.0.0/8.",
+        description="Only clients with an address in these ranges may connect through the endpoint, e.g. "
+        "10.0.0.0/8; connections from anywhere else are refused. Empty: any source.",
     )
 
 
 class EndpointSpec(ApiModel):
-    """Names exactly one target service (R15, R16); the target cannot change after creation."""
+    """The one service this endpoint connects to: set serviceName or cloudService, not both. The target
+    cannot change after creation."""
 
     model_config = ConfigDict(
         json_schema_extra=validations(
@@ -69,7 +71,7 @@ class EndpointSpec(ApiModel):
                 " && has(self.cloudService) == has(oldSelf.cloudService)"
                 " && (!has(self.serviceName) || self.serviceName == oldSelf.serviceName)"
                 " && (!has(self.cloudService) || self.cloudService == oldSelf.cloudService)",
-                "spec.serviceName and spec.cloudService are immutable (R16): "
+                "spec.serviceName and spec.cloudService are immutable: "
                 "create a new Endpoint to connect to another service",
             ),
         )
@@ -78,15 +80,20 @@ class EndpointSpec(ApiModel):
     serviceName: str | None = Field(
         default=None,
         max_length=400,
-        description="A service's status.serviceName, <region>.<name>.<serviceId> (R15). "
-        "Exclusive with cloudService.",
+        description="The name the provider's EndpointService publishes in its status.serviceName, "
+        "<region>.<name>.<serviceId>. A name that matches no service in this region leaves the endpoint "
+        "Failed with ServiceNotFound. Exclusive with cloudService.",
     )
     cloudService: str | None = Field(
         default=None,
         max_length=63,
-        description="Short name of a system cloud service, e.g. dns (R37). Exclusive with serviceName.",
+        description="Short name of a cloud service the cluster operator provides, e.g. dns "
+        "(`kubectl get vpces -A -l vpcep.io/system=true` lists them). Exclusive with serviceName.",
     )
-    accessControl: AccessControl | None = Field(default=None, description="Source restrictions (R34).")
+    accessControl: AccessControl | None = Field(
+        default=None,
+        description="Optional: restrict which source addresses may connect through the endpoint.",
+    )
     description: str = Field(default="", max_length=512, description="Free text; may be edited.")
 
 
@@ -100,14 +107,24 @@ class GatewayPort(ApiModel):
 class EndpointStatus(CommonStatus):
     """Written by the operator: phase, node IP, DNS name, marker id and the gateway ports in use."""
 
-    phase: EndpointPhase | None = Field(default=None, description="Lifecycle phase (R17).")
+    phase: EndpointPhase | None = Field(
+        default=None,
+        description="PendingAcceptance (waiting for the provider), Creating (being set up), Accepted (ready "
+        "to use), Rejected (by the provider), Failed (see reason and message) or Deleting.",
+    )
     serviceName: str | None = Field(default=None, description="Resolved name of the target service.")
     endpointId: str | None = Field(default=None, description="Stable UUID of this endpoint.")
     markerId: int | None = Field(
-        default=None, description="Per-endpoint id the provider sees (报文标识, R33)."
+        default=None,
+        description="The number that identifies this endpoint to the provider (报文标识): shown in the "
+        "provider's EndpointConnection and, with PROXY protocol V2, sent to the backend.",
     )
-    nodeIP: str | None = Field(default=None, description="Private IP in the consumer namespace (R18).")
-    dnsName: str | None = Field(default=None, description="DNS name of the node IP (R18).")
+    nodeIP: str | None = Field(
+        default=None,
+        description="Private IP in this namespace: clients connect to nodeIP:clientPort to reach the "
+        "backend.",
+    )
+    dnsName: str | None = Field(default=None, description="DNS name of the node IP, usable like it.")
     serviceType: ServiceType | None = Field(default=None, description="Interface or Gateway.")
     gatewayPorts: list[GatewayPort] = Field(
         default_factory=list, description="Gateway listen ports allocated to this endpoint's mappings."
@@ -125,11 +142,21 @@ class Endpoint(KindModel):
             # The requested name, not the resolved one: a typo that Failed the endpoint stays visible.
             PrinterColumn("ServiceName", ".spec.serviceName", description="The service name asked for."),
             PrinterColumn("CloudService", ".spec.cloudService", description="The system service asked for."),
-            PrinterColumn("Phase", ".status.phase", description="Lifecycle phase (R17)."),
-            PrinterColumn("NodeIP", ".status.nodeIP", description="Private IP in this namespace (R18)."),
-            PrinterColumn("DNSName", ".status.dnsName", description="DNS name of the node IP (R18)."),
+            PrinterColumn(
+                "Phase", ".status.phase", description="Where the endpoint is in its life; Accepted: ready."
+            ),
+            PrinterColumn(
+                "NodeIP", ".status.nodeIP", description="Private IP in this namespace to connect to."
+            ),
+            PrinterColumn("DNSName", ".status.dnsName", description="DNS name of the node IP."),
             PrinterColumn("Type", ".status.serviceType", description="Interface or Gateway."),
-            PrinterColumn("MarkerID", ".status.markerId", "integer", "Id the provider sees (R33).", 1),
+            PrinterColumn(
+                "MarkerID",
+                ".status.markerId",
+                "integer",
+                "The number the provider sees for this endpoint.",
+                1,
+            ),
             PrinterColumn("Reason", ".status.reason", description="Why it is in its phase.", priority=1),
             PrinterColumn(
                 "Resolved", ".status.serviceName", description="The service it connects to.", priority=1

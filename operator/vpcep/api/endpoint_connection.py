@@ -27,9 +27,13 @@ class DecidedBy(StrEnum):
 
 
 class EndpointConnectionSpec(ApiModel):
-    """The provider's decision on the connection (R10, R11)."""
+    """The provider's decision on this connection."""
 
-    decision: Decision = Field(default=Decision.PENDING, description="Pending, Accept or Reject (R10).")
+    decision: Decision = Field(
+        default=Decision.PENDING,
+        description="Accept or Reject the endpoint; Pending until you decide. Rejecting later cuts an "
+        "accepted endpoint off.",
+    )
 
 
 class EndpointConnectionStatus(CommonStatus):
@@ -64,7 +68,9 @@ class EndpointConnection(KindModel):
         short_names=("vpcec",),
         printer_columns=(
             PrinterColumn("EndpointID", ".status.endpointId", description="The consumer endpoint's id."),
-            PrinterColumn("MarkerID", ".status.markerId", "integer", "The endpoint's marker id (R33)."),
+            PrinterColumn(
+                "MarkerID", ".status.markerId", "integer", "The number that identifies the endpoint."
+            ),
             PrinterColumn("State", ".status.state", description="The endpoint's phase."),
             PrinterColumn("Owner", ".status.ownerAccount", description="The consumer's account."),
             PrinterColumn(

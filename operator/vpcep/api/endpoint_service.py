@@ -28,11 +28,12 @@ class BackendKind(StrEnum):
 
 
 class Backend(ApiModel):
-    """Exactly one backend in the service's own namespace (R1, R2). Immutable after creation."""
+    """The one Service or Pod this EndpointService publishes, in its own namespace. Cannot change after
+    creation."""
 
     model_config = ConfigDict(
         json_schema_extra=validations(
-            immutable("spec.backend", "create a new EndpointService to publish another backend (R2)")
+            immutable("spec.backend", "create a new EndpointService to publish another backend")
         )
     )
 
@@ -45,9 +46,9 @@ class Backend(ApiModel):
 
 
 class PortMapping(ApiModel):
-    """One TCP port mapping: consumers dial clientPort, the backend listens on serverPort (R3)."""
+    """One TCP port mapping: consumers connect to clientPort, the backend listens on serverPort."""
 
-    protocol: Literal["TCP"] = Field(default="TCP", description="Only TCP is supported (R3).")
+    protocol: Literal["TCP"] = Field(default="TCP", description="Only TCP is supported.")
     serverPort: int = Field(ge=1, le=65535, description="Port the backend listens on.")
     clientPort: int = Field(
         ge=1, le=65535, description="Port consumers connect to on the endpoint's node IP."
@@ -74,11 +75,15 @@ class ServicePhase(StrEnum):
 class EndpointServiceSpec(ApiModel):
     """What the provider publishes: one backend, its port mappings, and who is accepted how."""
 
-    backend: Backend = Field(description="The one backend this service publishes (R1, R2).")
+    backend: Backend = Field(
+        description="The one backend this service publishes. Until it exists the service is Failed "
+        "with BackendNotFound; it recovers by itself when the backend appears.",
+    )
     ports: list[PortMapping] = Field(
         min_length=1,
         max_length=MAX_PORT_MAPPINGS,
-        description="1..50 TCP port mappings, clientPort unique; immutable after creation (R3, R4).",
+        description="TCP port mappings, immutable after creation: 1 to 50, each clientPort at most once "
+        "(for other ports, create a new EndpointService).",
         json_schema_extra=validations(
             # No messageExpression naming the port: string(int) has an unbounded estimated cost and the API
             # server refuses such a CRD; the webhook (vpcep.domain.validation) names the duplicated port.
@@ -89,22 +94,28 @@ class EndpointServiceSpec(ApiModel):
             ),
             immutable(
                 "spec.ports",
-                "port mappings cannot change after creation (R4); "
+                "port mappings cannot change after creation (see docs/rules.md#r4); "
                 "create a new EndpointService with the new ports",
             ),
         ),
     )
     approvalRequired: bool = Field(
-        default=False, description="When true, endpoints wait in PendingAcceptance for a decision (R10)."
+        default=False,
+        description="When true, a new endpoint waits in PendingAcceptance until you accept or reject it in "
+        "its EndpointConnection (kubectl vpcep accept/reject); when false, permitted endpoints are accepted "
+        "at once.",
     )
     autoAcceptAccounts: list[AccountEntry] = Field(
         default_factory=list,
         max_length=1000,
-        description="Accounts (iam:domain::<account> or *) accepted without a manual decision (R10a).",
+        description="Accounts (iam:domain::<account>, or * for any) whose endpoints are accepted without a "
+        "manual decision even when approvalRequired is true; an explicit Reject still wins.",
     )
     proxyProtocol: ProxyProtocol = Field(
         default=ProxyProtocol.NONE,
-        description="V2 sends a PROXY v2 header with the client address and the endpoint's markerId (R33).",
+        description="V2: every connection to the backend starts with a PROXY protocol v2 header carrying the "
+        "client's address and the endpoint's markerId, so the backend can tell who is calling. None: plain "
+        "TCP (the backend sees the gateways' addresses).",
     )
     description: str = Field(default="", max_length=512, description="Free text; may be edited.")
 
@@ -113,10 +124,14 @@ class EndpointServiceStatus(CommonStatus):
     """Written by the operator: the published service name, phase and connection counts."""
 
     phase: ServicePhase | None = Field(
-        default=None, description="Creating, Available, Failed or Deleting (R6)."
+        default=None,
+        description="Creating, Available (consumers can connect), Failed (see reason and message) or "
+        "Deleting.",
     )
     serviceName: str | None = Field(
-        default=None, description="<region>.<name>.<serviceId>: what consumers put in Endpoint spec (R5)."
+        default=None,
+        description="<region>.<name>.<serviceId>, generated and stable: what consumers put in an "
+        "Endpoint's spec.serviceName.",
     )
     serviceId: str | None = Field(default=None, description="Stable UUID of this service.")
     serviceType: ServiceType | None = Field(default=None, description="Interface, or Gateway (system only).")
@@ -137,9 +152,7 @@ class EndpointService(KindModel):
         plural="endpointservices",
         short_names=("vpces",),
         printer_columns=(
-            PrinterColumn(
-                "ServiceName", ".status.serviceName", description="What consumers connect to (R5)."
-            ),
+            PrinterColumn("ServiceName", ".status.serviceName", description="The name consumers connect to."),
             PrinterColumn("Backend-Kind", ".spec.backend.kind", description="Service or Pod."),
             PrinterColumn("Backend", ".spec.backend.name", description="The backend's name."),
             PrinterColumn("Phase", ".status.phase", description="Creating, Available, Failed or Deleting."),

@@ -31,7 +31,8 @@ AccountEntry = Annotated[
 
 
 class WhitelistSpec(ApiModel):
-    """Accounts permitted to create endpoints for one EndpointService in this namespace (R12)."""
+    """Accounts permitted to create endpoints for one EndpointService in this namespace. Your own account
+    is always permitted."""
 
     endpointService: str = Field(
         min_length=1, max_length=253, description="Name of an EndpointService in this namespace."
@@ -39,7 +40,8 @@ class WhitelistSpec(ApiModel):
     accounts: list[AccountEntry] = Field(
         default_factory=list,
         max_length=1000,
-        description="Entries iam:domain::<account> or * (any account). Several Whitelists add up (R12).",
+        description="Entries iam:domain::<account>, or * for any account. Several Whitelists of one "
+        "service add up; an empty list permits no other account.",
     )
 
 

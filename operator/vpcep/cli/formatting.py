@@ -201,7 +201,7 @@ def describe_endpoint(facts: EndpointFacts, now: datetime.datetime) -> str:
     lines += ["", "Data path:"]
     if status.get("serviceType") == "Gateway":
         lines.append(
-            "  Gateway-type endpoint: no node IP; egress to the service is opened in this namespace (R38)."
+            "  Gateway-type endpoint: no node IP; egress to the service is opened in this namespace."
         )
     elif facts.node_service is not None:
         svc = facts.node_service

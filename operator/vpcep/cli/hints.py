@@ -21,25 +21,24 @@ HINTS: dict[str, str] = {
     ),
     "BackendNotFound": (
         "The service's backend Service or Pod does not exist in the provider namespace; create it (or fix"
-        " spec.backend.name) and the service recovers by itself (R1)."
+        " spec.backend.name) and the service recovers by itself."
     ),
     "HasActiveEndpoints": (
-        "Endpoints in Accepted or Creating still use this service; they must be deleted first (R7)."
+        "Endpoints in Accepted or Creating still use this service; they must be deleted first "
+        "(see docs/rules.md#r7)."
     ),
     "SystemService": (
         "Cloud services are managed by the cluster operator through Helm values and cannot be changed or "
-        "deleted by tenants (R8)."
+        "deleted by tenants."
     ),
-    "PortsImmutable": (
-        "Port mappings cannot change after creation (R4); create a new EndpointService instead."
-    ),
+    "PortsImmutable": ("Port mappings cannot change after creation; create a new EndpointService instead."),
     "BackendImmutable": ("The backend cannot change after creation; create a new EndpointService instead."),
     "DataPlaneNotReady": (
         "No gateway reports a fresh heartbeat: check the gateway pods in the operator namespace."
     ),
     "ServiceNotFound": (
         "No service has this name: check spec.serviceName against the provider's status.serviceName "
-        "(`kubectl vpcep verify NAME`), including the region prefix (R15, R40)."
+        "(`kubectl vpcep verify NAME`), including the region prefix."
     ),
     "ServiceDeleted": (
         "The provider deleted the service; delete this endpoint, or point it at another service."
@@ -50,17 +49,17 @@ HINTS: dict[str, str] = {
     ),
     "NotPermitted": (
         "Your account is not on the service's whitelist: ask the provider to add iam:domain::<your "
-        "account> to a Whitelist of the service (R12, R13). `kubectl vpcep quota` shows your account."
+        "account> to a Whitelist of the service. `kubectl vpcep quota` shows your account."
     ),
     "PendingAcceptance": (
         "The service requires approval: the provider must accept the connection (`kubectl vpcep accept "
-        "<endpointId>` in their namespace) or list your account in autoAcceptAccounts (R10)."
+        "<endpointId>` in their namespace) or list your account in autoAcceptAccounts."
     ),
-    "Rejected": ("The provider rejected the connection; only the provider can accept it again (R11)."),
+    "Rejected": ("The provider rejected the connection; only the provider can accept it again."),
     "TargetImmutable": ("An endpoint's target service cannot change; create a new Endpoint instead."),
     "QuotaExceeded": (
         "The account has reached its limit (`kubectl vpcep quota`); delete unused objects or ask the "
-        "cluster operator to raise the quota for the account (R9, R22)."
+        "cluster operator to raise the quota for the account."
     ),
     "InvalidSpec": ("The spec is invalid: the message names the field to fix."),
     "GatewayNotReady": (
@@ -77,7 +76,7 @@ HINTS: dict[str, str] = {
     "IngressPolicyPending": (
         "The gateway ingress NetworkPolicy of this namespace (vpcep-ingress-<namespace>, operator namespace) "
         "does not admit this endpoint's gateway ports yet; it should clear within a second. If not, the "
-        "cluster operator should read the operator's log (R42)."
+        "cluster operator should read the operator's log."
     ),
     "RouteRejected": (
         "A gateway refused this route's configuration; the message tells why. Report it to the cluster "
@@ -90,27 +89,30 @@ HINTS: dict[str, str] = {
     "BackendUnreachable": (
         "The gateways cannot reach the backend: check that it listens on serverPort, and that no "
         "NetworkPolicy in the provider namespace denies the gateways (networkPolicy.enabled in Helm "
-        "values) (R31, R32)."
+        "values)."
     ),
     "BackendExternalName": (
         "An ExternalName Service sends the gateways wherever DNS points; publish a Service with a selector "
-        "over pods of this namespace instead (R45)."
+        "over pods of this namespace instead (see docs/rules.md#r45)."
     ),
     "BackendWithoutSelector": (
         "A Service without a selector can point anywhere; add a selector, or ask the cluster operator to "
-        "allow selector-less backends in this namespace (backends.selectorlessNamespaces) (R45)."
+        "allow selector-less backends in this namespace (backends.selectorlessNamespaces) "
+        "(see docs/rules.md#r45)."
     ),
     "BackendPodNotRunning": (
         "The backend Pod is not Running (still starting, or finished); the service recovers by itself once "
-        "it runs. A finished Pod's address may belong to someone else, so it is never routed to (R45)."
+        "it runs. A finished Pod's address may belong to someone else, so it is never routed to "
+        "(see docs/rules.md#r45)."
     ),
     "BackendHostNetwork": (
         "A Pod on the host network shares the node's address; use a Pod without hostNetwork, or a Service "
-        "over such pods (R45)."
+        "over such pods (see docs/rules.md#r45)."
     ),
     "NotCreatedByOperator": (
         "This EndpointConnection was not created by the operator and is ignored: only the one the operator "
-        "creates in the service's namespace carries the provider's decision (R44). Delete it."
+        "creates in the service's namespace carries the provider's decision "
+        "(see docs/rules.md#r44). Delete it."
     ),
     "EndpointServiceNotFound": (
         "This whitelist names an EndpointService that does not exist in its namespace."

@@ -270,12 +270,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     cmd = commands.add_parser(
-        "verify", parents=[common], help="may this namespace connect to a service name? (R12, R13, R15)"
+        "verify", parents=[common], help="may this namespace connect to a service name?"
     )
     cmd.add_argument("service_name", metavar="SERVICE_NAME", help=SERVICE_NAME_FORMAT)
     for verb, text in (
-        ("accept", "accept a pending connection (R10)"),
-        ("reject", "reject a connection (R11)"),
+        ("accept", "accept a pending connection (provider side)"),
+        ("reject", "reject a connection and cut its endpoint off (provider side)"),
     ):
         cmd = commands.add_parser(verb, parents=[common], help=text)
         cmd.add_argument("connection", metavar="CONNECTION", help="name, endpoint ID or marker ID")
@@ -283,10 +283,8 @@ def build_parser() -> argparse.ArgumentParser:
         "connections", parents=[common], help="list the connections of an endpoint service"
     )
     cmd.add_argument("service", metavar="ENDPOINT_SERVICE", help="EndpointService name in the namespace")
-    commands.add_parser("quota", parents=[common], help="the account's usage and limits (R41)")
-    cmd = commands.add_parser(
-        "describe", parents=[common], help="everything needed to debug an endpoint (R39)"
-    )
+    commands.add_parser("quota", parents=[common], help="the account's usage and limits")
+    cmd = commands.add_parser("describe", parents=[common], help="everything needed to debug an endpoint")
     cmd.add_argument("endpoint", metavar="ENDPOINT", help="Endpoint name in the namespace")
     return parser
 

@@ -2,7 +2,8 @@
 
 Modules and the SPEC rules each implements:
 
-- `facts`       small frozen projections (ServiceView, EndpointView, WhitelistView, Refusal) the rest reads.
+- `facts`       small frozen projections (ServiceView, EndpointView, WhitelistView, Refusal) the rest reads,
+                and `is_established`, the one predicate for an endpoint in Creating or Accepted (R7, R14).
 - `reasons`     the CamelCase reason constants used in status, conditions, Events and refusals (R39).
 - `naming`      `<region>.<name>.<serviceId>` service names and their parsing (R5, R15, R40).
 - `accounts`    accounts from namespace labels, whitelist entries `iam:domain::<a>` / `*` (SPEC §2, R12).
@@ -16,7 +17,7 @@ Modules and the SPEC rules each implements:
 - `lookup`      find the target service by name and region, or cloud-service short name (R15, R16, R37, R40).
 - `service`     `decide_service`, `service_status`, `check_service_admission`, `check_service_deletion`
                 (R1, R2, R4, R5, R6, R7, R8, R9).
-- `endpoint`    `decide_endpoint`, `endpoint_status`, `check_endpoint_admission`
-                (R7, R10-R18, R22, R23, R32, R34, R38).
+- `endpoint`    `decide_endpoint` (the chain `ENDPOINT_CHECKS`), `endpoint_status`, `check_endpoint_admission`
+                (R7, R10-R18, R22, R23, R32, R33, R34, R38, R42).
 - `whitelist`   `decide_whitelist`, `check_whitelist_admission` (R12).
 """

@@ -49,27 +49,28 @@ def check_backend(
             return BackendRefusal(
                 reason=Reason.BACKEND_EXTERNAL_NAME,
                 message=f"backend {ref} is an ExternalName Service, which can point anywhere: publish a "
-                "Service with a selector for your pods, or a Pod, instead (R45)",
+                "Service with a selector for your pods, or a Pod, instead (see docs/rules.md#r45)",
             )
         if not facts.has_selector and not selectorless_allowed:
             return BackendRefusal(
                 reason=Reason.BACKEND_WITHOUT_SELECTOR,
                 message=f"backend {ref} has no selector, so its endpoints could point anywhere: give it a "
                 "selector for your pods, or ask a cluster admin to allow selector-less backends in this "
-                "namespace (operator config selectorlessBackendNamespaces) (R45)",
+                "namespace (operator config selectorlessBackendNamespaces) (see docs/rules.md#r45)",
             )
         return None
     if facts.host_network:
         return BackendRefusal(
             reason=Reason.BACKEND_HOST_NETWORK,
             message=f"backend {ref} uses hostNetwork, so its address is the node's: run it without "
-            "hostNetwork, or publish it through a Service with a selector (R45)",
+            "hostNetwork, or publish it through a Service with a selector (see docs/rules.md#r45)",
         )
     if judge_phase and facts.pod_phase != "Running":
         return BackendRefusal(
             reason=Reason.BACKEND_POD_NOT_RUNNING,
             message=f"backend {ref} is {facts.pod_phase or 'not yet scheduled'}, not Running: a Pod "
             "backend serves only while it runs (a finished Pod's address may be reused by another pod); "
-            "this recovers by itself when it runs, or publish a Service for its replacement pods (R45)",
+            "this recovers by itself when it runs, or publish a Service for its replacement pods "
+            "(see docs/rules.md#r45)",
         )
     return None

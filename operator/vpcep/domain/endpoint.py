@@ -1,35 +1,47 @@
 """Endpoint decisions: phases (R17), lookup (R15, R40), permission (R12-R14), approval (R10, R10a, R11),
-quota (R22), service deletion (R7), data path readiness (R18, R30, R32), Gateway-type services (R38).
+quota (R22), service deletion (R7), data path readiness (R18, R30, R32, R42), Gateway-type services (R38).
 
-`decide_endpoint(EndpointFacts) -> EndpointDecision` is the reconcile policy; `check_endpoint_admission`
-is the webhook policy. Order of checks: deleting, spec, target, quota, permission, acceptance, data path.
-"Established" endpoints (status.phase Creating or Accepted) were permitted and accepted before; they keep
-going when their account leaves the whitelists (R14 choice) and when approval is switched on.
+`decide_endpoint(EndpointFacts) -> EndpointDecision` is the reconcile policy: an ordered chain of small
+named checks (`ENDPOINT_CHECKS`), each returning a decision or passing on to the next, in the order the
+endpoint itself, its target service, its account, the provider's decision, the service's health, the data
+path. `check_endpoint_admission` is the webhook policy. "Established" (`facts.is_established`: Creating or
+Accepted) endpoints were permitted and accepted before; they keep going when their account leaves the
+whitelists (R14 choice) and when approval is switched on.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from enum import StrEnum
+from functools import cached_property
 
 from pydantic import Field
 
 from vpcep.api.endpoint import EndpointPhase, EndpointSpec, EndpointStatus, GatewayPort
 from vpcep.api.endpoint_connection import DecidedBy, Decision, EndpointConnectionStatus
 from vpcep.api.endpoint_service import ServicePhase, ServiceType
-from vpcep.domain.allocation import PortRange, allocate_gateway_ports, allocate_marker_id
-from vpcep.domain.approval import AcceptanceState, decide_acceptance
+from vpcep.domain.allocation import PortAllocation, PortRange, allocate_gateway_ports, allocate_marker_id
+from vpcep.domain.approval import Acceptance, AcceptanceState, decide_acceptance
 from vpcep.domain.conditions import ConditionSpec, ConditionType, common_status_fields, condition
-from vpcep.domain.facts import Frozen, ObjectRef, Refusal, ServiceView, WhitelistView
+from vpcep.domain.facts import (
+    ESTABLISHED_PHASES as ESTABLISHED_PHASES,  # re-exported: the phases is_established means
+)
+from vpcep.domain.facts import (
+    Frozen,
+    ObjectRef,
+    Refusal,
+    ServiceView,
+    WhitelistView,
+    is_established,
+)
 from vpcep.domain.lookup import requested_target
 from vpcep.domain.naming import service_not_found_message
-from vpcep.domain.permission import check_permission
+from vpcep.domain.permission import Permission, check_permission
 from vpcep.domain.quota import QuotaStanding, check_quota_admission, quota_exceeded_message
 from vpcep.domain.reasons import Reason
 from vpcep.domain.redaction import without_addresses
 from vpcep.domain.service import Operation
 from vpcep.domain.validation import endpoint_spec_problems
-
-ESTABLISHED_PHASES = frozenset({EndpointPhase.CREATING, EndpointPhase.ACCEPTED})
 
 
 class DataPathAction(StrEnum):
@@ -139,7 +151,7 @@ class EndpointFacts(Frozen):
 
     @property
     def established(self) -> bool:
-        return self.status is not None and self.status.phase in ESTABLISHED_PHASES
+        return self.status is not None and is_established(self.status.phase)
 
 
 class EndpointDecision(Frozen):
@@ -159,7 +171,12 @@ class EndpointDecision(Frozen):
     keep_connection: bool = Field(
         description="An EndpointConnection should exist in the service's namespace (else delete it)."
     )
-    may_finalize: bool = Field(default=False, description="Deleting: remove the finalizer once torn down.")
+    may_finalize: bool = Field(
+        default=False,
+        description="Deleting: once this decision's teardown is applied (data_path Remove, keep_connection "
+        "False), remove the finalizer. False while the service has not recorded the endpoint's marker id "
+        "(R33: afterwards nothing else remembers it), and whenever the endpoint is not being deleted.",
+    )
     connection_decision: Decision | None = Field(
         default=None,
         description="The effective decision for the EndpointConnection's status (None: not reached).",
@@ -175,324 +192,556 @@ def _ready(phase: EndpointPhase, reason: Reason, message: str) -> ConditionSpec:
     return condition(ConditionType.READY, phase is EndpointPhase.ACCEPTED, reason, message)
 
 
-def decide_endpoint(facts: EndpointFacts) -> EndpointDecision:
-    label = f"Endpoint {facts.ref}"
-    previous = facts.status
-    current_marker = (previous.markerId if previous else None) or facts.allocation.held_marker_id
-    base: dict[str, object] = {
-        "endpoint_id": (previous.endpointId if previous and previous.endpointId else facts.uid),
-        "marker_id": current_marker,
-    }
+class EndpointContext:
+    """What the checks of the chain share: the facts, and what earlier checks derived from them.
 
-    def finish(
+    Every derived value is computed once, on first use, from the facts alone: a check that reads one may
+    rely on the checks before it having passed (e.g. `service` is set once `service_is_not_found` passed).
+    """
+
+    def __init__(self, facts: EndpointFacts) -> None:
+        self.facts = facts
+        self.previous = facts.status
+        self.label = f"Endpoint {facts.ref}"
+        self.established = facts.established
+
+    @cached_property
+    def current_marker(self) -> int | None:
+        return (self.previous.markerId if self.previous else None) or self.facts.allocation.held_marker_id
+
+    @cached_property
+    def identity_fields(self) -> dict[str, object]:
+        """What every decision carries: the endpoint id (kept as status recorded it) and its marker id."""
+        previous = self.previous
+        return {
+            "endpoint_id": (previous.endpointId if previous and previous.endpointId else self.facts.uid),
+            "marker_id": self.current_marker,
+        }
+
+    @property
+    def service(self) -> ServiceView:
+        if self.facts.service is None:
+            raise LookupError("no target service: this check belongs after service_is_not_found")
+        return self.facts.service
+
+    @cached_property
+    def service_label(self) -> str:
+        return f"EndpointService {self.service.service_name or self.service.ref}"
+
+    @cached_property
+    def resolved_fields(self) -> dict[str, object]:
+        """Once the target is known: its names and type, and this endpoint's marker id for it (R33)."""
+        allocation = self.facts.allocation
+        return {
+            "service_name": self.service.service_name,
+            "service_type": self.service.service_type,
+            "service": self.service.ref,
+            "marker_id": allocate_marker_id(
+                self.current_marker, allocation.taken_marker_ids, allocation.marker_high_water
+            ),
+        }
+
+    @cached_property
+    def permission(self) -> Permission:
+        facts = self.facts
+        return check_permission(
+            facts.account,
+            self.service.account,
+            self.service_label,
+            facts.whitelists,
+            system=self.service.system,
+        )
+
+    @cached_property
+    def permitted_condition(self) -> ConditionSpec:
+        permission = self.permission
+        return condition(
+            ConditionType.PERMITTED,
+            True,
+            Reason.PERMITTED,
+            permission.message
+            if permission.permitted
+            else "established before the account left the whitelists",
+        )
+
+    @cached_property
+    def acceptance(self) -> Acceptance:
+        facts = self.facts
+        return decide_acceptance(
+            self.service.spec, facts.account, facts.decision, already_accepted=self.established
+        )
+
+    @cached_property
+    def accepted_condition(self) -> ConditionSpec:
+        acceptance = self.acceptance
+        return condition(
+            ConditionType.ACCEPTED,
+            acceptance.state is AcceptanceState.ACCEPTED,
+            acceptance.reason,
+            acceptance.message,
+        )
+
+    @cached_property
+    def decided_fields(self) -> dict[str, object]:
+        """Once permission is settled: the effective decision the provider sees, and who made it."""
+        return {
+            **self.resolved_fields,
+            "connection_decision": self.acceptance.decision,
+            "decided_by": self.acceptance.decided_by,
+        }
+
+    @cached_property
+    def agreed_conditions(self) -> tuple[ConditionSpec, ...]:
+        return (self.permitted_condition, self.accepted_condition)
+
+    @cached_property
+    def held_for_us(self) -> bool:
+        """R7: a deleting service whose finalizer established endpoints hold is held precisely so that they
+        keep working: for them it still serves (its phase says Deleting, not that it stopped working)."""
+        return self.service.deleting and self.established
+
+    @cached_property
+    def held_note(self) -> str:
+        if not self.held_for_us:
+            return ""
+        return (
+            f"; the provider is deleting {self.service_label}: it is kept, and this endpoint keeps working, "
+            "until this Endpoint is deleted"
+        )
+
+    @cached_property
+    def port_allocation(self) -> PortAllocation:
+        allocation = self.facts.allocation
+        return allocate_gateway_ports(
+            [p.clientPort for p in self.service.spec.ports],
+            self.previous.gatewayPorts if self.previous else (),
+            allocation.taken_gateway_ports,
+            allocation.port_range,
+            allocation.free_gateway_ports,
+        )
+
+    @cached_property
+    def data_path_fields(self) -> dict[str, object]:
+        """Once gateway ports are allocated: the ports, and the node IP and DNS name as observed."""
+        path = self.facts.data_path
+        return {
+            **self.decided_fields,
+            "gateway_ports": self.port_allocation.ports,
+            "node_ip": path.node_ip,
+            "dns_name": path.dns_name,
+        }
+
+    @cached_property
+    def path_conditions(self) -> tuple[ConditionSpec, ...]:
+        """The agreed conditions and whether the gateways reach the backend (R32)."""
+        path = self.facts.data_path
+        if path.backend_unreachable:
+            # R46: the gateway's text names the backend's address; the consumer learns only that it is down.
+            reachability = condition(
+                ConditionType.BACKEND_REACHABLE,
+                False,
+                Reason.BACKEND_UNREACHABLE,
+                without_addresses(path.backend_unreachable),
+            )
+        else:
+            reachability = condition(
+                ConditionType.BACKEND_REACHABLE,
+                None if path.ready_gateways == 0 else True,
+                Reason.BACKEND_REACHABLE,
+                "",
+            )
+        return (*self.agreed_conditions, reachability)
+
+    def verdict(
+        self,
         phase: EndpointPhase,
         reason: Reason,
         message: str,
         data_path: DataPathAction,
-        *extra: ConditionSpec,
-        **fields: object,
+        conditions: tuple[ConditionSpec, ...] = (),
+        fields: Mapping[str, object] | None = None,
+        **extra: object,
     ) -> EndpointDecision:
-        values = {**base, **fields}
+        """The decision: the message prefixed with the endpoint, the Ready condition first, and what exists
+        of the data path kept in the answer while it is kept or withdrawn (its ports and node IP stay)."""
+        values = {**self.identity_fields, **(fields or {}), **extra}
+        previous = self.previous
         if data_path in (DataPathAction.KEEP, DataPathAction.WITHDRAW) and previous is not None:
             values.setdefault("gateway_ports", tuple(previous.gatewayPorts))
             values.setdefault("node_ip", previous.nodeIP)
             values.setdefault("dns_name", previous.dnsName)
-        full = message if message.startswith(label) else f"{label}: {message}"
+        full = message if message.startswith(self.label) else f"{self.label}: {message}"
         return EndpointDecision.model_validate(
             {
                 "phase": phase,
                 "reason": reason,
                 "message": full,
                 "data_path": data_path,
-                "keep_connection": phase
-                in (
-                    EndpointPhase.PENDING_ACCEPTANCE,
-                    EndpointPhase.CREATING,
-                    EndpointPhase.ACCEPTED,
-                    EndpointPhase.REJECTED,
-                ),
-                "conditions": (_ready(phase, reason, full), *extra),
+                "keep_connection": phase in CONNECTED_PHASES,
+                "conditions": (_ready(phase, reason, full), *conditions),
                 **values,
             }
         )
 
-    if facts.deleting:
-        return finish(
-            EndpointPhase.DELETING, Reason.DELETING, "being deleted", DataPathAction.REMOVE, may_finalize=True
-        )
 
-    problems = endpoint_spec_problems(facts.spec)
-    if problems:
-        return finish(EndpointPhase.FAILED, Reason.INVALID_SPEC, problems[0].message, DataPathAction.REMOVE)
+# An EndpointConnection exists for the endpoint in these phases (the provider sees it, and may decide).
+CONNECTED_PHASES = frozenset(
+    {EndpointPhase.PENDING_ACCEPTANCE, EndpointPhase.CREATING, EndpointPhase.ACCEPTED, EndpointPhase.REJECTED}
+)
 
-    service = facts.service
-    if service is None:
-        was_resolved = previous is not None and previous.serviceName is not None
-        if was_resolved and facts.spec.serviceName in (None, previous.serviceName if previous else None):
-            return finish(
-                EndpointPhase.FAILED,
-                Reason.SERVICE_DELETED,
-                f"its {requested_target(facts.spec)} was deleted; delete this Endpoint, or re-create it "
-                "against another service",
-                DataPathAction.REMOVE,
-            )
-        if facts.spec.serviceName is not None:
-            message = service_not_found_message(facts.spec.serviceName, facts.region)
-        else:
-            message = (
-                f"{requested_target(facts.spec)} not found: check the name and the region; "
-                "`kubectl get vpces -A -l vpcep.io/system=true` lists the cloud services"
-            )
-        return finish(EndpointPhase.FAILED, Reason.SERVICE_NOT_FOUND, message, DataPathAction.REMOVE)
+# A check of the chain: a decision ends the chain; None passes on to the next check.
+EndpointCheck = Callable[[EndpointContext], EndpointDecision | None]
 
-    resolved: dict[str, object] = {
-        "service_name": service.service_name,
-        "service_type": service.service_type,
-        "service": service.ref,
-        "marker_id": allocate_marker_id(
-            current_marker,
-            facts.allocation.taken_marker_ids,
-            facts.allocation.marker_high_water,
-        ),
-    }
-    service_label = f"EndpointService {service.service_name or service.ref}"
 
-    if service.deleting and not facts.established:
-        return finish(
-            EndpointPhase.FAILED,
-            Reason.SERVICE_DELETED,
-            f"{service_label} is being deleted; delete this Endpoint",
-            DataPathAction.REMOVE,
-            **resolved,
-        )
+# ---- the endpoint itself ---------------------------------------------------------------------------------
 
-    if not facts.quota.within:
-        message = quota_exceeded_message("Endpoint", facts.account, facts.quota.rank, facts.quota.limit)
-        return finish(
-            EndpointPhase.FAILED,
-            Reason.QUOTA_EXCEEDED,
-            message,
-            DataPathAction.REMOVE,
-            condition(ConditionType.WITHIN_QUOTA, False, Reason.QUOTA_EXCEEDED, message),
-            **resolved,
-        )
 
-    permission = check_permission(
-        facts.account, service.account, service_label, facts.whitelists, system=service.system
+def endpoint_is_deleting(context: EndpointContext) -> EndpointDecision | None:
+    """R23: everything goes with the endpoint. The finalizer may go once this decision's teardown is applied
+    and the service has the endpoint's marker id on record (R33: afterwards only the service remembers it,
+    and a marker id is never handed out twice)."""
+    facts = context.facts
+    if not facts.deleting:
+        return None
+    marker = context.current_marker
+    recorded = marker is None or facts.service is None or facts.service.last_marker_id >= marker
+    message = (
+        "being deleted"
+        if recorded
+        else f"being deleted; waiting for its EndpointService to record marker id {marker}, so it is never "
+        "handed out again"
     )
-    if not permission.permitted and not facts.established:
-        return finish(
-            EndpointPhase.FAILED,
-            Reason.NOT_PERMITTED,
-            permission.message,
-            DataPathAction.REMOVE,
-            condition(ConditionType.PERMITTED, False, Reason.NOT_PERMITTED, permission.message),
-            **resolved,
-        )
-    permitted = condition(
-        ConditionType.PERMITTED,
-        True,
-        Reason.PERMITTED,
-        permission.message if permission.permitted else "established before the account left the whitelists",
+    return context.verdict(
+        EndpointPhase.DELETING, Reason.DELETING, message, DataPathAction.REMOVE, may_finalize=recorded
     )
 
-    acceptance = decide_acceptance(
-        service.spec, facts.account, facts.decision, already_accepted=facts.established
+
+def spec_is_invalid(context: EndpointContext) -> EndpointDecision | None:
+    """What admission refuses (R15, R34), should it have slipped past (webhook off)."""
+    problems = endpoint_spec_problems(context.facts.spec)
+    if not problems:
+        return None
+    return context.verdict(
+        EndpointPhase.FAILED, Reason.INVALID_SPEC, problems[0].message, DataPathAction.REMOVE
     )
-    resolved["connection_decision"] = acceptance.decision
-    resolved["decided_by"] = acceptance.decided_by
-    accepted_condition = condition(
-        ConditionType.ACCEPTED,
-        acceptance.state is AcceptanceState.ACCEPTED,
-        acceptance.reason,
+
+
+# ---- its target service ----------------------------------------------------------------------------------
+
+
+def service_was_deleted(context: EndpointContext) -> EndpointDecision | None:
+    """R7: the service this endpoint had resolved is gone (its name is unchanged, so it is not a typo)."""
+    facts, previous = context.facts, context.previous
+    if facts.service is not None or previous is None or previous.serviceName is None:
+        return None
+    if facts.spec.serviceName not in (None, previous.serviceName):
+        return None
+    return context.verdict(
+        EndpointPhase.FAILED,
+        Reason.SERVICE_DELETED,
+        f"its {requested_target(facts.spec)} was deleted; delete this Endpoint, or re-create it against "
+        "another service",
+        DataPathAction.REMOVE,
+    )
+
+
+def service_is_not_found(context: EndpointContext) -> EndpointDecision | None:
+    """R15, R40: no service by that name in this region (or no cloud service by that short name)."""
+    facts = context.facts
+    if facts.service is not None:
+        return None
+    if facts.spec.serviceName is not None:
+        message = service_not_found_message(facts.spec.serviceName, facts.region)
+    else:
+        message = (
+            f"{requested_target(facts.spec)} not found: check the name and the region; "
+            "`kubectl get vpces -A -l vpcep.io/system=true` lists the cloud services"
+        )
+    return context.verdict(EndpointPhase.FAILED, Reason.SERVICE_NOT_FOUND, message, DataPathAction.REMOVE)
+
+
+def service_is_being_deleted(context: EndpointContext) -> EndpointDecision | None:
+    """R7: a deleting service takes no new endpoints; established ones keep it (and keep working)."""
+    if not context.service.deleting or context.established:
+        return None
+    return context.verdict(
+        EndpointPhase.FAILED,
+        Reason.SERVICE_DELETED,
+        f"{context.service_label} is being deleted; delete this Endpoint",
+        DataPathAction.REMOVE,
+        fields=context.resolved_fields,
+    )
+
+
+# ---- its account -----------------------------------------------------------------------------------------
+
+
+def quota_is_exceeded(context: EndpointContext) -> EndpointDecision | None:
+    """R22: past the account's endpoint quota (in creation order), an endpoint holds nothing."""
+    facts = context.facts
+    if facts.quota.within:
+        return None
+    message = quota_exceeded_message("Endpoint", facts.account, facts.quota.rank, facts.quota.limit)
+    return context.verdict(
+        EndpointPhase.FAILED,
+        Reason.QUOTA_EXCEEDED,
+        message,
+        DataPathAction.REMOVE,
+        (condition(ConditionType.WITHIN_QUOTA, False, Reason.QUOTA_EXCEEDED, message),),
+        context.resolved_fields,
+    )
+
+
+def account_is_not_permitted(context: EndpointContext) -> EndpointDecision | None:
+    """R12, R13: only permitted accounts connect; R14: an established endpoint stays when its account
+    leaves the whitelists (the documented choice)."""
+    permission = context.permission
+    if permission.permitted or context.established:
+        return None
+    return context.verdict(
+        EndpointPhase.FAILED,
+        Reason.NOT_PERMITTED,
+        permission.message,
+        DataPathAction.REMOVE,
+        (condition(ConditionType.PERMITTED, False, Reason.NOT_PERMITTED, permission.message),),
+        context.resolved_fields,
+    )
+
+
+# ---- the provider's decision -----------------------------------------------------------------------------
+
+
+def connection_is_rejected(context: EndpointContext) -> EndpointDecision | None:
+    """R11: a rejected endpoint loses its data path; an explicit Reject wins over everything (R10a)."""
+    acceptance = context.acceptance
+    if acceptance.state is not AcceptanceState.REJECTED:
+        return None
+    return context.verdict(
+        EndpointPhase.REJECTED,
+        Reason.REJECTED,
         acceptance.message,
+        DataPathAction.REMOVE,
+        context.agreed_conditions,
+        context.decided_fields,
     )
-    if acceptance.state is AcceptanceState.REJECTED:
-        return finish(
-            EndpointPhase.REJECTED,
-            Reason.REJECTED,
-            acceptance.message,
-            DataPathAction.REMOVE,
-            permitted,
-            accepted_condition,
-            **resolved,
-        )
-    if acceptance.state is AcceptanceState.PENDING:
-        return finish(
-            EndpointPhase.PENDING_ACCEPTANCE,
-            Reason.PENDING_ACCEPTANCE,
-            acceptance.message,
-            DataPathAction.REMOVE,
-            permitted,
-            accepted_condition,
-            **resolved,
-        )
 
-    # R7: a deleting service whose finalizer is held by established endpoints is held precisely so that they
-    # keep working: for them it still serves (its phase says Deleting, not that it stopped working).
-    held_for_us = service.deleting and facts.established
-    held_note = (
-        f"; the provider is deleting {service_label}: it is kept, and this endpoint keeps working, "
-        "until this Endpoint is deleted"
-        if held_for_us
-        else ""
+
+def connection_is_pending(context: EndpointContext) -> EndpointDecision | None:
+    """R10: with approval required, the endpoint waits for the provider (unless auto-accepted, R10a)."""
+    acceptance = context.acceptance
+    if acceptance.state is not AcceptanceState.PENDING:
+        return None
+    return context.verdict(
+        EndpointPhase.PENDING_ACCEPTANCE,
+        Reason.PENDING_ACCEPTANCE,
+        acceptance.message,
+        DataPathAction.REMOVE,
+        context.agreed_conditions,
+        context.decided_fields,
     )
-    if service.phase is not ServicePhase.AVAILABLE and not held_for_us:
-        message = (
-            f"{service_label} is {service.phase or 'not yet reconciled'}"
-            + (f" ({service.reason})" if service.reason else "")
-            + "; the endpoint is set up when the service is Available: ask the provider to check "
-            "`kubectl describe vpces` for it"
-        )
-        backend_gone = service.phase is ServicePhase.FAILED and service.reason in BACKEND_GONE_REASONS
-        return finish(
-            EndpointPhase.CREATING,
-            Reason.SERVICE_NOT_AVAILABLE,
-            message,
-            DataPathAction.WITHDRAW if backend_gone else DataPathAction.KEEP,
-            permitted,
-            accepted_condition,
-            **resolved,
-        )
 
-    path = facts.data_path
-    reachability = (
-        condition(
-            # R46: the gateway's text names the backend's address; the consumer learns only that it is down.
-            ConditionType.BACKEND_REACHABLE,
-            False,
-            Reason.BACKEND_UNREACHABLE,
-            without_addresses(path.backend_unreachable),
-        )
-        if path.backend_unreachable
-        else condition(
-            ConditionType.BACKEND_REACHABLE,
-            None if path.ready_gateways == 0 else True,
-            Reason.BACKEND_REACHABLE,
-            "",
-        )
+
+# ---- the service's health --------------------------------------------------------------------------------
+
+
+def service_is_not_available(context: EndpointContext) -> EndpointDecision | None:
+    """The endpoint is set up when its service is Available. Meanwhile what exists is kept, except the
+    route when the backend is gone or not the provider's own (R45, R52): no gateway may dial its old
+    address."""
+    service = context.service
+    if service.phase is ServicePhase.AVAILABLE or context.held_for_us:
+        return None
+    message = (
+        f"{context.service_label} is {service.phase or 'not yet reconciled'}"
+        + (f" ({service.reason})" if service.reason else "")
+        + "; the endpoint is set up when the service is Available: ask the provider to check "
+        "`kubectl describe vpces` for it"
     )
-    conditions = (permitted, accepted_condition)
-
-    if service.service_type is ServiceType.GATEWAY:  # R38: no node IP, an egress policy instead
-        if not path.egress_ready:
-            return finish(
-                EndpointPhase.CREATING,
-                Reason.CREATING,
-                "opening egress from this namespace to the gateway service",
-                DataPathAction.ENSURE,
-                *conditions,
-                **resolved,
-            )
-        return finish(
-            EndpointPhase.ACCEPTED,
-            Reason.ACCEPTED,
-            f"connected to {service_label}{held_note}",
-            DataPathAction.ENSURE,
-            *conditions,
-            **resolved,
-        )
-
-    allocation = allocate_gateway_ports(
-        [p.clientPort for p in service.spec.ports],
-        previous.gatewayPorts if previous else (),
-        facts.allocation.taken_gateway_ports,
-        facts.allocation.port_range,
-        facts.allocation.free_gateway_ports,
+    backend_gone = service.phase is ServicePhase.FAILED and service.reason in BACKEND_GONE_REASONS
+    return context.verdict(
+        EndpointPhase.CREATING,
+        Reason.SERVICE_NOT_AVAILABLE,
+        message,
+        DataPathAction.WITHDRAW if backend_gone else DataPathAction.KEEP,
+        context.agreed_conditions,
+        context.decided_fields,
     )
-    if not allocation.complete:
-        port_range = facts.allocation.port_range
-        message = (
-            f"no free gateway port in {port_range.first}-{port_range.last} for clientPort(s) "
-            f"{', '.join(map(str, allocation.unallocated))}: the cluster operator must widen the Helm value "
-            "gateway.portRange; this recovers by itself when ports are freed"
-        )
-        return finish(
-            EndpointPhase.FAILED,
-            Reason.PORTS_EXHAUSTED,
-            message,
-            DataPathAction.REMOVE,
-            *conditions,
-            **resolved,
-        )
 
-    data: dict[str, object] = {
-        **resolved,
-        "gateway_ports": allocation.ports,
-        "node_ip": path.node_ip,
-        "dns_name": path.dns_name,
-    }
-    if path.ready_gateways == 0:
-        return finish(
-            EndpointPhase.CREATING,
-            Reason.GATEWAY_NOT_READY,
-            "no gateway is ready (no fresh heartbeat); check the vpcep-gateway pods in the "
-            "operator's namespace",
-            DataPathAction.ENSURE,
-            *conditions,
-            reachability,
-            **data,
-        )
-    if path.route_rejected:
-        return finish(
-            EndpointPhase.CREATING,
-            Reason.ROUTE_REJECTED,
-            f"a gateway refused this endpoint's route: {path.route_rejected}; the cluster operator "
-            "should check the gateway logs",
-            DataPathAction.ENSURE,
-            *conditions,
-            reachability,
-            **data,
-        )
-    if path.node_ip is None:
-        return finish(
-            EndpointPhase.CREATING,
-            Reason.NODE_IP_PENDING,
-            "waiting for the node IP (ClusterIP of the endpoint's Service)",
-            DataPathAction.ENSURE,
-            *conditions,
-            reachability,
-            **data,
-        )
-    if not path.route_applied:
-        gateway_error = without_addresses(path.gateway_error) if path.gateway_error else None
-        blocked = (
-            f"; {gateway_error}: the cluster operator should check that gateway's logs"
-            if gateway_error
-            else ""
-        )
-        return finish(
-            EndpointPhase.CREATING,
-            Reason.ROUTE_PENDING,
-            f"waiting for {path.ready_gateways} ready gateway(s) to apply the route{blocked}",
-            DataPathAction.ENSURE,
-            *conditions,
-            reachability,
-            **data,
-        )
-    not_admitted = sorted(
-        {p.gatewayPort for p in allocation.ports} - path.admitted_ports if path.ingress_isolation else ()
+
+# ---- Gateway-type services (R38): no node IP, an egress policy instead ---------------------------------
+
+
+def gateway_egress_is_closed(context: EndpointContext) -> EndpointDecision | None:
+    if context.service.service_type is not ServiceType.GATEWAY or context.facts.data_path.egress_ready:
+        return None
+    return context.verdict(
+        EndpointPhase.CREATING,
+        Reason.CREATING,
+        "opening egress from this namespace to the gateway service",
+        DataPathAction.ENSURE,
+        context.agreed_conditions,
+        context.decided_fields,
     )
-    if not_admitted:  # R42: only this namespace's pods may reach the ports before anyone is told to use them
-        return finish(
-            EndpointPhase.CREATING,
-            Reason.INGRESS_POLICY_PENDING,
-            f"waiting for the gateway ingress NetworkPolicy {path.ingress_policy or '(not written yet)'} to "
-            f"admit this namespace on gateway port(s) {', '.join(map(str, not_admitted))}",
-            DataPathAction.ENSURE,
-            *conditions,
-            reachability,
-            **data,
-        )
-    return finish(
+
+
+def gateway_service_is_connected(context: EndpointContext) -> EndpointDecision | None:
+    if context.service.service_type is not ServiceType.GATEWAY:
+        return None
+    return context.verdict(
         EndpointPhase.ACCEPTED,
         Reason.ACCEPTED,
-        f"connected to {service_label} at {path.node_ip} ({path.dns_name or 'no DNS name'}){held_note}",
+        f"connected to {context.service_label}{context.held_note}",
         DataPathAction.ENSURE,
-        *conditions,
-        reachability,
-        **data,
+        context.agreed_conditions,
+        context.decided_fields,
     )
+
+
+# ---- Interface-type services: the data path through the gateways (R18, R30, R42) ------------------------
+
+
+def gateway_ports_are_exhausted(context: EndpointContext) -> EndpointDecision | None:
+    allocation = context.port_allocation
+    if allocation.complete:
+        return None
+    port_range = context.facts.allocation.port_range
+    message = (
+        f"no free gateway port in {port_range.first}-{port_range.last} for clientPort(s) "
+        f"{', '.join(map(str, allocation.unallocated))}: the cluster operator must widen the Helm value "
+        "gateway.portRange; this recovers by itself when ports are freed"
+    )
+    return context.verdict(
+        EndpointPhase.FAILED,
+        Reason.PORTS_EXHAUSTED,
+        message,
+        DataPathAction.REMOVE,
+        context.agreed_conditions,
+        context.decided_fields,
+    )
+
+
+def _setting_up(context: EndpointContext, reason: Reason, message: str) -> EndpointDecision:
+    """Creating, the data path being ensured: the ports are allocated, something still has to happen."""
+    return context.verdict(
+        EndpointPhase.CREATING,
+        reason,
+        message,
+        DataPathAction.ENSURE,
+        context.path_conditions,
+        context.data_path_fields,
+    )
+
+
+def no_gateway_is_ready(context: EndpointContext) -> EndpointDecision | None:
+    if context.facts.data_path.ready_gateways > 0:
+        return None
+    return _setting_up(
+        context,
+        Reason.GATEWAY_NOT_READY,
+        "no gateway is ready (no fresh heartbeat); check the vpcep-gateway pods in the operator's namespace",
+    )
+
+
+def route_is_rejected(context: EndpointContext) -> EndpointDecision | None:
+    rejected = context.facts.data_path.route_rejected
+    if not rejected:
+        return None
+    return _setting_up(
+        context,
+        Reason.ROUTE_REJECTED,
+        f"a gateway refused this endpoint's route: {rejected}; the cluster operator should check the "
+        "gateway logs",
+    )
+
+
+def node_ip_is_pending(context: EndpointContext) -> EndpointDecision | None:
+    if context.facts.data_path.node_ip is not None:
+        return None
+    return _setting_up(
+        context, Reason.NODE_IP_PENDING, "waiting for the node IP (ClusterIP of the endpoint's Service)"
+    )
+
+
+def route_is_pending(context: EndpointContext) -> EndpointDecision | None:
+    """R30: Accepted only once every ready gateway serves the route."""
+    path = context.facts.data_path
+    if path.route_applied:
+        return None
+    gateway_error = without_addresses(path.gateway_error) if path.gateway_error else None
+    blocked = (
+        f"; {gateway_error}: the cluster operator should check that gateway's logs" if gateway_error else ""
+    )
+    return _setting_up(
+        context,
+        Reason.ROUTE_PENDING,
+        f"waiting for {path.ready_gateways} ready gateway(s) to apply the route{blocked}",
+    )
+
+
+def ingress_policy_is_pending(context: EndpointContext) -> EndpointDecision | None:
+    """R42: only this namespace's pods may reach the ports before anyone is told to use them."""
+    path = context.facts.data_path
+    if not path.ingress_isolation:
+        return None
+    not_admitted = sorted({p.gatewayPort for p in context.port_allocation.ports} - path.admitted_ports)
+    if not not_admitted:
+        return None
+    return _setting_up(
+        context,
+        Reason.INGRESS_POLICY_PENDING,
+        f"waiting for the gateway ingress NetworkPolicy {path.ingress_policy or '(not written yet)'} to "
+        f"admit this namespace on gateway port(s) {', '.join(map(str, not_admitted))}",
+    )
+
+
+def interface_service_is_connected(context: EndpointContext) -> EndpointDecision:
+    """R18: nothing stands in the way: the endpoint is Accepted, reachable at its node IP and DNS name."""
+    path = context.facts.data_path
+    return context.verdict(
+        EndpointPhase.ACCEPTED,
+        Reason.ACCEPTED,
+        f"connected to {context.service_label} at {path.node_ip} ({path.dns_name or 'no DNS name'})"
+        f"{context.held_note}",
+        DataPathAction.ENSURE,
+        context.path_conditions,
+        context.data_path_fields,
+    )
+
+
+# The reconcile policy, in order: the first check with a verdict decides. Each check may rely on those
+# before it having passed (the target exists after service_is_not_found, ports exist after
+# gateway_ports_are_exhausted, ...).
+ENDPOINT_CHECKS: tuple[EndpointCheck, ...] = (
+    endpoint_is_deleting,
+    spec_is_invalid,
+    service_was_deleted,
+    service_is_not_found,
+    service_is_being_deleted,
+    quota_is_exceeded,
+    account_is_not_permitted,
+    connection_is_rejected,
+    connection_is_pending,
+    service_is_not_available,
+    gateway_egress_is_closed,
+    gateway_service_is_connected,
+    gateway_ports_are_exhausted,
+    no_gateway_is_ready,
+    route_is_rejected,
+    node_ip_is_pending,
+    route_is_pending,
+    ingress_policy_is_pending,
+)
+
+
+def decide_endpoint(facts: EndpointFacts) -> EndpointDecision:
+    """The reconcile policy: the first check of ENDPOINT_CHECKS with a verdict decides; past them all the
+    endpoint is connected."""
+    context = EndpointContext(facts)
+    for check in ENDPOINT_CHECKS:
+        decision = check(context)
+        if decision is not None:
+            return decision
+    return interface_service_is_connected(context)
 
 
 def endpoint_status(
@@ -596,8 +845,8 @@ def check_endpoint_admission(request: EndpointAdmission) -> Refusal | None:
         if old is not None and (old.serviceName, old.cloudService) != (spec.serviceName, spec.cloudService):
             return Refusal(
                 reason=Reason.TARGET_IMMUTABLE,
-                message=f"{label}: spec.serviceName and spec.cloudService cannot change (R16); "
-                "create a new Endpoint for the other service",
+                message=f"{label}: spec.serviceName and spec.cloudService cannot change "
+                "(see docs/rules.md#r16); create a new Endpoint for the other service",
                 field="spec.serviceName",
             )
         return None

@@ -27,6 +27,19 @@ class ObjectRef(Frozen):
         return f"{self.namespace}/{self.name}"
 
 
+# Endpoints in these phases were permitted and accepted, and hold (or are building) a data path.
+ESTABLISHED_PHASES = frozenset({EndpointPhase.CREATING, EndpointPhase.ACCEPTED})
+
+
+def is_established(phase: EndpointPhase | None) -> bool:
+    """The one predicate for "established": an Endpoint in Creating or Accepted was permitted and accepted.
+
+    It keeps going when its account leaves the whitelists (R14, the documented choice) and when approval is
+    switched on (R11); its service cannot be deleted while it exists (R7).
+    """
+    return phase in ESTABLISHED_PHASES
+
+
 class ServiceView(Frozen):
     """What an endpoint decision needs to know about its target EndpointService."""
 
@@ -44,6 +57,11 @@ class ServiceView(Frozen):
     system: bool = Field(default=False, description="A cloud service declared by the operator (R8, R37).")
     service_type: ServiceType = ServiceType.INTERFACE
     deleting: bool = Field(default=False, description="metadata.deletionTimestamp is set.")
+    last_marker_id: int = Field(
+        default=0,
+        description="status.lastMarkerId: the highest marker id the service has on record (R33). Once an "
+        "endpoint is gone only this remembers its marker, so the endpoint's finalizer waits for it.",
+    )
 
     @property
     def ref(self) -> ObjectRef:
@@ -67,6 +85,10 @@ class EndpointView(Frozen):
     @property
     def ref(self) -> ObjectRef:
         return ObjectRef(namespace=self.namespace, name=self.name)
+
+    @property
+    def established(self) -> bool:
+        return is_established(self.phase)
 
 
 class WhitelistView(Frozen):

@@ -21,9 +21,6 @@ from vpcep.domain.quota import QuotaStanding, check_quota_admission, quota_excee
 from vpcep.domain.reasons import Reason
 from vpcep.domain.validation import service_spec_problems
 
-# Endpoints in these phases hold a live (or starting) data path: the service cannot go while they exist (R7).
-ACTIVE_ENDPOINT_PHASES = frozenset({EndpointPhase.ACCEPTED, EndpointPhase.CREATING})
-
 
 class ServiceFacts(Frozen):
     namespace: str
@@ -82,7 +79,8 @@ class ServiceDecision(Frozen):
 
 
 def _active(endpoints: Sequence[EndpointView]) -> list[EndpointView]:
-    return [e for e in endpoints if not e.deleting and e.phase in ACTIVE_ENDPOINT_PHASES]
+    """Established endpoints hold a live (or starting) data path: the service waits for them (R7)."""
+    return [e for e in endpoints if not e.deleting and e.established]
 
 
 def active_endpoints_message(service: ObjectRef, active: Sequence[EndpointView]) -> str:
@@ -123,7 +121,7 @@ def decide_service(facts: ServiceFacts) -> ServiceDecision:
 
     if facts.deleting:
         active = _active(facts.endpoints)
-        waiting = tuple(e.ref for e in live if e.phase not in ACTIVE_ENDPOINT_PHASES)
+        waiting = tuple(e.ref for e in live if not e.established)
         if active:
             message = active_endpoints_message(facts.ref, active)
             return ServiceDecision(
@@ -186,7 +184,9 @@ def decide_service(facts: ServiceFacts) -> ServiceDecision:
     backend_found = condition(ConditionType.BACKEND_FOUND, True, Reason.AVAILABLE, "")
 
     if not facts.data_plane_ready:
-        message = f"{label}: setting up access for the gateways to the backend (NetworkPolicy, R31)"
+        message = (
+            f"{label}: setting up access for the gateways to the backend (a NetworkPolicy in this namespace)"
+        )
         return ServiceDecision(
             phase=ServicePhase.CREATING,
             reason=Reason.DATA_PLANE_NOT_READY,
@@ -330,14 +330,14 @@ def check_service_admission(request: ServiceAdmission) -> Refusal | None:
         if old.ports != request.spec.ports:
             return Refusal(
                 reason=Reason.PORTS_IMMUTABLE,
-                message=f"{label}: spec.ports cannot change after creation (R4); "
+                message=f"{label}: spec.ports cannot change after creation (see docs/rules.md#r4); "
                 "create a new EndpointService with the new ports and move the endpoints to it",
                 field="spec.ports",
             )
         if old.backend != request.spec.backend:
             return Refusal(
                 reason=Reason.BACKEND_IMMUTABLE,
-                message=f"{label}: spec.backend cannot change after creation (R2); "
+                message=f"{label}: spec.backend cannot change after creation (see docs/rules.md#r2); "
                 "create a new EndpointService for the other backend",
                 field="spec.backend",
             )
