@@ -38,6 +38,10 @@ HOSTNAME_PATTERN = re.compile(
 )
 ENDPOINT_ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9-]{0,62}$")
 RESOLVERS_NAME = "cluster-dns"
+# R34: the ACL of a route's admitted sources, and how many CIDRs go on one of its lines (HAProxy's
+# limit is 64 words per line; "acl <name> src" takes three).
+SOURCE_ACL = "vpcep_sources"
+CIDRS_PER_ACL_LINE = 40
 
 
 @dataclass(frozen=True)
@@ -265,8 +269,8 @@ def _route_sections(route: Route, settings: HaproxySettings) -> list[str]:
     ]
     lines += [f"    bind {settings.bind_address}:{listener.gatewayPort}" for listener in ports]
     if route.sourceCIDRs:  # R34
-        cidrs = " ".join(str(ipaddress.ip_network(c, strict=False)) for c in route.sourceCIDRs)
-        lines.append(f"    tcp-request connection reject unless {{ src {cidrs} }}")
+        lines += _source_acl_lines(route.sourceCIDRs)
+        lines.append(f"    tcp-request connection reject unless {SOURCE_ACL}")
     # R21 at the session stage, R34 at the connection stage: HAProxy counts the two refusals apart
     # (dses, dcon), which the gateway's metrics report as reason="cap" and reason="source".
     lines.append(f"    tcp-request session reject if {{ fe_conn gt {route.maxConnections} }}")  # R21
@@ -282,6 +286,17 @@ def _route_sections(route: Route, settings: HaproxySettings) -> list[str]:
     for listener in ports:
         lines += _backend_section(route, listener, settings)
     return lines
+
+
+def _source_acl_lines(source_cidrs: Sequence[str]) -> list[str]:
+    """R34 for any count the CRD allows: HAProxy refuses a line of more than 64 words ("too many
+    words"), which one inline ``{ src ... }`` list reaches at ~57 CIDRs; ``acl`` lines with one name
+    add up (a source matches if any line matches), so the list is cut into lines of few words."""
+    networks = [str(ipaddress.ip_network(cidr, strict=False)) for cidr in source_cidrs]
+    return [
+        f"    acl {SOURCE_ACL} src {' '.join(networks[start : start + CIDRS_PER_ACL_LINE])}"
+        for start in range(0, len(networks), CIDRS_PER_ACL_LINE)
+    ]
 
 
 def _backend_section(route: Route, listener: Listener, settings: HaproxySettings) -> list[str]:
