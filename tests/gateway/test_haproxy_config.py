@@ -56,6 +56,8 @@ CASES: dict[str, tuple[list[Route], HaproxySettings]] = {
             health_port=8404,
         ),
     ),
+    # R49: the chart's default 1 GiB limit sets maxconn, the buffer pool and the pipes.
+    "memory_limited": ([PLAIN_ROUTE], HaproxySettings(runtime_dir="/tmp/gw", memory_limit_bytes=1 << 30)),
 }
 
 
