@@ -229,8 +229,9 @@ class Agent:
         next_heartbeat = 0.0
         next_retry = time.monotonic() + self.args.retry_interval
         while not self.stop.is_set():
-            if self.applier.state.rejected and time.monotonic() >= next_retry:
-                # A refused route may be fine now (its port was freed): try again, unchanged or not.
+            if self.applier.state.retry_wanted and time.monotonic() >= next_retry:
+                # A route whose port another process held may be fine now: try again, unchanged. Routes
+                # HAProxy refused wait for a change of their own content (reloader.py, R49).
                 self.store.changed.set()
                 next_retry = time.monotonic() + self.args.retry_interval
             if self.store.changed.is_set() or not self.master.running():
