@@ -29,6 +29,7 @@ Helpers on the fixture: ``kubeconfig_for(user)``, ``api_client(user)`` (a ``kube
 
 from __future__ import annotations
 
+import csv
 import os
 import secrets
 import shutil
@@ -38,7 +39,7 @@ import tempfile
 import threading
 import time
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -50,6 +51,11 @@ import yaml
 REPO = Path(__file__).resolve().parents[1]
 TESTBED = REPO / "hack" / "testbed"
 BUILD_TIMEOUT_S = 1800
+
+
+def _extra_column(extra: Mapping[str, str] | None) -> str:
+    """User extras as the testbed's tokens file spells them (hack/testbed.d/apiserver/rbac.go)."""
+    return ";".join(f"{key}={value}" for key, value in sorted((extra or {}).items()))
 
 
 def _service_account_groups(name: str) -> list[str]:
@@ -75,33 +81,40 @@ class Cluster:
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     # -- users -------------------------------------------------------------------------------------------
-    def _known_token(self, user: str) -> str | None:
+    def _known_token(self, user: str, extra: Mapping[str, str] | None = None) -> str | None:
         if self.tokens_file is None:
             return None
-        for line in self.tokens_file.read_text().splitlines():
-            token, name, *_ = line.split(",")
-            if name == user:
+        wanted = _extra_column(extra)
+        for record in csv.reader(self.tokens_file.read_text().splitlines()):
+            token, name, *rest = record
+            if name == user and (rest[2] if len(rest) > 2 else "") == wanted:
                 return token
         return None
 
-    def token_for(self, user: str, groups: Sequence[str] = ()) -> str:
-        """The static token of ``user``; the testbed adds a new name to its tokens file on first use."""
+    def token_for(self, user: str, groups: Sequence[str] = (), extra: Mapping[str, str] | None = None) -> str:
+        """The static token of ``user``; the testbed adds a new name to its tokens file on first use.
+
+        ``extra``: user extras the token carries (the testbed's fifth column), e.g. the
+        ``authentication.kubernetes.io/pod-name`` of a pod-bound ServiceAccount token."""
         with self._lock:
-            token = self._known_token(user)
+            token = self._known_token(user, extra)
             if token is not None:
                 return token
             if self.kind != "testbed" or self.tokens_file is None:
                 raise RuntimeError(f"{user!r} has no token on this {self.kind} cluster; use kubeconfig_for()")
             token = secrets.token_hex(16)
             all_groups = ",".join([*_service_account_groups(user), *groups])
+            extra_column = f',"{_extra_column(extra)}"' if extra else ""
             with self.tokens_file.open("a") as f:
-                f.write(f'{token},{user},{user},"{all_groups}"\n')
+                f.write(f'{token},{user},{user},"{all_groups}"{extra_column}\n')
             return token
 
     def _impersonates(self, user: str) -> bool:
         return self.kind != "testbed" and self._known_token(user) is None
 
-    def kubeconfig_for(self, user: str, groups: Sequence[str] = ()) -> Path:
+    def kubeconfig_for(
+        self, user: str, groups: Sequence[str] = (), extra: Mapping[str, str] | None = None
+    ) -> Path:
         """A kubeconfig acting as ``user`` (a token on the testbed, impersonation elsewhere)."""
         safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in user)
         path = self._scratch / f"kubeconfig-{safe}-{uuid.uuid4().hex[:6]}"
@@ -109,12 +122,14 @@ class Cluster:
         context = next(c for c in config["contexts"] if c["name"] == config["current-context"])
         admin_user = next(u for u in config["users"] if u["name"] == context["context"]["user"])
         if not self._impersonates(user):
-            user_entry: dict[str, Any] = {"token": self.token_for(user, groups)}
+            user_entry: dict[str, Any] = {"token": self.token_for(user, groups, extra)}
         else:
             user_entry = dict(admin_user["user"], **{"as": user})
             all_groups = [*_service_account_groups(user), *groups]
             if all_groups:
                 user_entry["as-groups"] = all_groups
+            if extra:
+                user_entry["as-user-extra"] = {key: [value] for key, value in extra.items()}
         config["users"] = [{"name": user, "user": user_entry}]
         context["context"]["user"] = user
         config["contexts"] = [context]
@@ -430,10 +445,25 @@ def loopback_certificate(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path
     folder = tmp_path_factory.mktemp("webhook-tls")
     cert, key = folder / "tls.crt", folder / "tls.key"
     subprocess.run(
-        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=127.0.0.1",
-         "-addext", "subjectAltName=IP:127.0.0.1", "-keyout", str(key), "-out", str(cert)],
+        [
+            "openssl",
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "1",
+            "-subj",
+            "/CN=127.0.0.1",
+            "-addext",
+            "subjectAltName=IP:127.0.0.1",
+            "-keyout",
+            str(key),
+            "-out",
+            str(cert),
+        ],
         check=True,
         capture_output=True,
     )
     return cert, key
-

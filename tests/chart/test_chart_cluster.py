@@ -99,7 +99,12 @@ def installed(cluster: Any) -> Iterator[Install]:
     for ns in (install.provider, install.consumer, namespace):
         cluster.kubectl_run("delete", "namespace", ns, "--wait=false", check=False)
     for obj in rendered.objects:
-        cluster_scoped_rbac = obj["kind"] in {"ClusterRole", "ClusterRoleBinding"}
+        cluster_scoped_rbac = obj["kind"] in {
+            "ClusterRole",
+            "ClusterRoleBinding",
+            "ValidatingAdmissionPolicy",
+            "ValidatingAdmissionPolicyBinding",
+        }
         if cluster_scoped_rbac and obj["metadata"]["name"].startswith(release):
             cluster.kubectl_run("delete", obj["kind"].lower(), obj["metadata"]["name"], check=False)
 
@@ -818,7 +823,11 @@ def _serve_an_endpoint(
             "--health-port",
             str(_free_port()),
         ],
-        cluster.kubeconfig_for(f"{service_account}-gateway"),
+        # The token the kubelet binds to the gateway's pod carries the pod name: the chart's admission
+        # policy lets the gateway write only the status named after it (R47).
+        cluster.kubeconfig_for(
+            f"{service_account}-gateway", extra={"authentication.kubernetes.io/pod-name": f"gw-{os.getpid()}"}
+        ),
         gateway_log,
     )
     operator = _start(

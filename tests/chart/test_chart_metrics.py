@@ -27,7 +27,9 @@ ALL_ON = (
 
 
 def _container(deployment: dict[str, Any]) -> dict[str, Any]:
-    container: dict[str, Any] = deployment["spec"]["template"]["spec"]["containers"][0]
+    """The container serving /metrics: the operator's only one, or the gateway's agent (HAProxy beside it)."""
+    containers = deployment["spec"]["template"]["spec"]["containers"]
+    container: dict[str, Any] = next(c for c in containers if c["name"] in ("operator", "agent"))
     return container
 
 

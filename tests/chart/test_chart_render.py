@@ -112,27 +112,31 @@ def test_crds_can_be_left_out_or_given_up_on_uninstall() -> None:
 
 
 def _container(deployment: dict[str, Any]) -> dict[str, Any]:
+    """The container running the program: the operator, or the gateway's agent (R47: HAProxy is beside it)."""
     containers = deployment["spec"]["template"]["spec"]["containers"]
-    assert len(containers) == 1
-    container: dict[str, Any] = containers[0]
+    programs = [c for c in containers if c["args"][0] in ("operator", "gateway")]
+    assert len(programs) == 1
+    container: dict[str, Any] = programs[0]
     return container
 
 
 def _assert_hardened(deployment: dict[str, Any]) -> None:
-    """R36: non-root, read-only root filesystem, no privilege escalation, resources set."""
+    """R36: non-root, read-only root filesystem, no privilege escalation, resources set: every container."""
     pod = deployment["spec"]["template"]["spec"]
-    container = _container(deployment)
     assert pod["securityContext"]["runAsNonRoot"] is True
     assert pod["securityContext"]["runAsUser"] != 0
-    assert container["securityContext"]["readOnlyRootFilesystem"] is True
-    assert container["securityContext"]["allowPrivilegeEscalation"] is False
-    assert container["securityContext"]["capabilities"]["drop"] == ["ALL"]
-    assert container["resources"]["requests"] and container["resources"]["limits"]["memory"]
-    writable = {mount["mountPath"] for mount in container["volumeMounts"] if not mount.get("readOnly")}
+    for container in pod["containers"]:
+        assert container["securityContext"]["readOnlyRootFilesystem"] is True
+        assert container["securityContext"]["allowPrivilegeEscalation"] is False
+        assert container["securityContext"]["capabilities"]["drop"] == ["ALL"]
+        assert container["resources"]["requests"] and container["resources"]["limits"]["memory"]
+        # No mount sits inside another (kubelet cannot create a mount point inside a read-only volume).
+        paths = [mount["mountPath"] for mount in container["volumeMounts"]]
+        assert not [(a, b) for a in paths for b in paths if a != b and b.startswith(a.rstrip("/") + "/")]
+    writable = {
+        mount["mountPath"] for mount in _container(deployment)["volumeMounts"] if not mount.get("readOnly")
+    }
     assert "/tmp" in writable
-    # No mount sits inside another (kubelet cannot create a mount point inside a read-only volume).
-    paths = [mount["mountPath"] for mount in container["volumeMounts"]]
-    assert not [(a, b) for a in paths for b in paths if a != b and b.startswith(a.rstrip("/") + "/")]
 
 
 def test_operator_runs_once_with_probes_hardened_and_reads_the_rendered_config(defaults: Rendered) -> None:
@@ -193,7 +197,7 @@ def test_gateways_default_to_two_spread_replicas_with_a_budget_and_their_pod_ip(
     _assert_hardened(deployment)
     container = _container(deployment)
     assert container["args"][0] == "gateway"
-    env = {item["name"]: item["valueFrom"]["fieldRef"]["fieldPath"] for item in container["env"]}
+    env = {item["name"]: item["valueFrom"].get("fieldRef", {}).get("fieldPath") for item in container["env"]}
     assert env["POD_IP"] == "status.podIP"
     assert env["POD_NAME"] == "metadata.name"
     selector = deployment["spec"]["selector"]["matchLabels"]
@@ -206,8 +210,10 @@ def test_gateways_default_to_two_spread_replicas_with_a_budget_and_their_pod_ip(
     assert budget["spec"]["minAvailable"] == 1
     assert deployment["spec"]["template"]["spec"]["serviceAccountName"] == "vpcep-gateway"
     assert env["POD_UID"] == "metadata.uid"
-    assert container["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "health"}
-    health_port = {port["name"]: port["containerPort"] for port in container["ports"]}["health"]
+    # The probes ask HAProxy, in its own container (R47), on the health port the agent renders for it.
+    (haproxy,) = [c for c in deployment["spec"]["template"]["spec"]["containers"] if c["name"] == "haproxy"]
+    assert haproxy["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "health"}
+    health_port = {port["name"]: port["containerPort"] for port in haproxy["ports"]}["health"]
     assert f"--health-port={health_port}" in container["args"]
     assert "--runtime-dir=/run/vpcep" in container["args"]
     assert {"name": "state", "mountPath": "/run/vpcep"} in container["volumeMounts"]

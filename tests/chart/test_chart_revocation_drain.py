@@ -11,7 +11,7 @@ from vpcep.gateway.agent import parse_args
 def agent_drain_seconds(*assignments: str) -> float:
     """The drain the gateway agent runs with: the rendered container args, parsed by the agent itself."""
     deployment = render(*assignments).one("Deployment", "vpcep-gateway")
-    (container,) = deployment["spec"]["template"]["spec"]["containers"]
+    (container,) = [c for c in deployment["spec"]["template"]["spec"]["containers"] if c["name"] == "agent"]
     assert container["args"][0] == "gateway"
     return float(parse_args(container["args"][1:]).revocation_drain_seconds)
 

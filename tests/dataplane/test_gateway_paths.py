@@ -102,6 +102,31 @@ def test_a_source_outside_the_cidrs_is_refused_R34(agent: GatewayAgent) -> None:
     )
 
 
+def test_a_hundred_source_cidrs_all_count_and_nothing_else_passes_R34_R49(agent: GatewayAgent) -> None:
+    """As many sourceCIDRs as the CRD allows: the one admitting the consumer is the last of 100 (on the last
+    of the route's acl lines), so a renderer that dropped or mangled a line would refuse it."""
+    net = agent.topology
+    decoys = [f"10.{i}.0.0/16" for i in range(60)] + [f"fd00:{i:x}::/32" for i in range(39)]
+    agent.put_route(
+        route(
+            "e-cidr-100",
+            15,
+            (30014, net.provider_ip, PLAIN_BACKEND_PORT),
+            sourceCIDRs=[*decoys, f"{net.consumer_ip}/32"],
+        )
+    )
+    wait_served(agent, 30014)
+    assert "e-cidr-100" not in agent.status().get("rejectedRoutes", {})
+    assert (
+        call(net.consumer, net.gateway_consumer_ip, 30014, source=net.consumer_ip)["server"]
+        == "provider-backend"
+    )
+    assert refused(net.consumer, net.gateway_consumer_ip, 30014, source=net.consumer_other_ip) in (
+        "reset at once",
+        "closed at once",
+    )
+
+
 def test_the_backend_reads_client_address_and_marker_from_proxy_v2_R33(agent: GatewayAgent) -> None:
     net = agent.topology
     agent.put_route(

@@ -56,6 +56,8 @@ CASES: dict[str, tuple[list[Route], HaproxySettings]] = {
             health_port=8404,
         ),
     ),
+    # R49: the chart's default 1 GiB limit sets maxconn, the buffer pool and the pipes.
+    "memory_limited": ([PLAIN_ROUTE], HaproxySettings(runtime_dir="/tmp/gw", memory_limit_bytes=1 << 30)),
 }
 
 
@@ -90,8 +92,30 @@ def test_connection_cap_refuses_instead_of_queueing_R21() -> None:
 
 def test_source_cidrs_become_a_reject_unless_rule_R34() -> None:
     text = haproxy_config([make_route(sourceCIDRs=["10.1.2.3/16"])], SETTINGS)
-    assert "tcp-request connection reject unless { src 10.1.0.0/16 }" in text
+    assert "    acl vpcep_sources src 10.1.0.0/16\n" in text
+    assert "tcp-request connection reject unless vpcep_sources" in text
     assert "reject unless" not in haproxy_config([make_route()], SETTINGS), "no CIDRs means any source"
+
+
+# As many as the CRD allows (api/endpoint.py AccessControl.sourceCIDRs max_length), half of them IPv6.
+MANY_CIDRS = [f"10.{i}.0.0/16" for i in range(50)] + [f"fd00:{i + 1:x}::/32" for i in range(50)]
+
+
+def test_the_most_source_cidrs_the_crd_allows_render_lines_haproxy_accepts_R34_R49(
+    haproxy_binary: str, tmp_path: pathlib.Path
+) -> None:
+    """HAProxy refuses a line of more than 64 words: one inline list broke at ~57 CIDRs (issue 10)."""
+    from vpcep.api.endpoint import AccessControl
+
+    assert len(MANY_CIDRS) == AccessControl.model_fields["sourceCIDRs"].metadata[0].max_length
+    text = haproxy_config([make_route(sourceCIDRs=MANY_CIDRS)], SETTINGS)
+    acl_lines = [line.split() for line in text.splitlines() if line.strip().startswith("acl vpcep_sources")]
+    assert sorted(word for words in acl_lines for word in words[3:]) == sorted(MANY_CIDRS)
+    assert max(len(words) for words in acl_lines) <= 64
+    config = tmp_path / "haproxy.cfg"
+    config.write_text(text)
+    checked = subprocess.run([haproxy_binary, "-c", "-q", "-f", str(config)], capture_output=True, text=True)
+    assert checked.returncode == 0, checked.stdout + checked.stderr
 
 
 def test_proxy_v2_carries_the_marker_as_unique_id_R33() -> None:

@@ -57,7 +57,7 @@ def haproxy(
         for endpoint_id, port in ports.items()
     ]
     settings = HaproxySettings(runtime_dir=str(tmp_path), bind_address="127.0.0.1")
-    master = HaproxyMaster(haproxy_binary, tmp_path, tmp_path / "haproxy.cfg")
+    master = HaproxyMaster(haproxy_binary, tmp_path)
     master.config_path.write_text(haproxy_config(routes, settings))
     master.start()
     yield master, ports

@@ -8,6 +8,7 @@ package main
 
 import (
 	"context"
+	"encoding/csv"
 	"fmt"
 	"os"
 	"strings"
@@ -36,11 +37,44 @@ import (
 // --- authentication ------------------------------------------------------------------------------------
 
 // reloadingTokenFile re-reads the token file when it changes, so tests can add users while the server runs.
+// A fifth column, beyond kube's token file format, gives the user extras ("key=value;key=value"): what
+// kube-apiserver attaches to a pod-bound ServiceAccount token (authentication.kubernetes.io/pod-name, ...),
+// which admission policies read as request.userInfo.extra.
 type reloadingTokenFile struct {
-	path  string
-	mu    sync.Mutex
-	stamp string
-	auth  authenticator.Token
+	path   string
+	mu     sync.Mutex
+	stamp  string
+	auth   authenticator.Token
+	extras map[string]map[string][]string
+}
+
+func readTokenExtras(path string) (map[string]map[string][]string, error) {
+	file, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer file.Close()
+	reader := csv.NewReader(file)
+	reader.FieldsPerRecord = -1
+	records, err := reader.ReadAll()
+	if err != nil {
+		return nil, err
+	}
+	extras := map[string]map[string][]string{}
+	for _, record := range records {
+		if len(record) < 5 || strings.TrimSpace(record[4]) == "" {
+			continue
+		}
+		extra := map[string][]string{}
+		for _, pair := range strings.Split(record[4], ";") {
+			key, value, found := strings.Cut(pair, "=")
+			if found {
+				extra[key] = append(extra[key], value)
+			}
+		}
+		extras[record[0]] = extra
+	}
+	return extras, nil
 }
 
 func newTokenAuthenticator(path string) authenticator.Request {
@@ -53,19 +87,29 @@ func (r *reloadingTokenFile) AuthenticateToken(ctx context.Context, token string
 		stamp := fmt.Sprintf("%d/%d", st.ModTime().UnixNano(), st.Size())
 		if stamp != r.stamp {
 			auth, err := tokenfile.NewCSV(r.path)
+			extras, extrasErr := readTokenExtras(r.path)
+			if err == nil {
+				err = extrasErr
+			}
 			if err != nil {
 				klog.Errorf("token file %s: %v", r.path, err)
 			} else {
-				r.auth, r.stamp = auth, stamp
+				r.auth, r.extras, r.stamp = auth, extras, stamp
 			}
 		}
 	}
-	auth := r.auth
+	auth, extra := r.auth, r.extras[token]
 	r.mu.Unlock()
 	if auth == nil {
 		return nil, false, nil
 	}
-	return auth.AuthenticateToken(ctx, token)
+	response, ok, err := auth.AuthenticateToken(ctx, token)
+	if !ok || err != nil || len(extra) == 0 {
+		return response, ok, err
+	}
+	u := response.User
+	response.User = &user.DefaultInfo{Name: u.GetName(), UID: u.GetUID(), Groups: u.GetGroups(), Extra: extra}
+	return response, ok, err
 }
 
 // --- authorization -------------------------------------------------------------------------------------

@@ -13,7 +13,6 @@ import argparse
 import logging
 import os
 import pathlib
-import resource
 import signal
 import sys
 import threading
@@ -22,8 +21,9 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from vpcep.api.routing import GatewayStatus
+from vpcep.builders.gateway_capacity import session_budget
 from vpcep.builders.haproxy_config import HaproxySettings
-from vpcep.gateway.haproxy_process import HaproxyMaster
+from vpcep.gateway.haproxy_process import HaproxyMaster, raise_file_limit
 from vpcep.gateway.health import unhealthy_backends
 from vpcep.gateway.reloader import Applier, wait_for_quiet
 from vpcep.gateway.revocation import RevocationDrainer
@@ -62,6 +62,14 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--haproxy", default=env("HAPROXY_BINARY") or "haproxy", help="HAProxy binary")
     parser.add_argument(
+        "--external-haproxy",
+        action="store_true",
+        default=(env("GATEWAY_EXTERNAL_HAPROXY") or "").lower() in ("1", "true", "yes"),
+        help="HAProxy runs in another container (vpcep.gateway.haproxy_container) sharing --runtime-dir: "
+        "write its config and drive it through the master CLI, never start or stop it (R47; env "
+        "GATEWAY_EXTERNAL_HAPROXY). Default: run HAProxy as the agent's child",
+    )
+    parser.add_argument(
         "--runtime-dir",
         default=env("GATEWAY_RUNTIME_DIR") or "/var/run/vpcep-gateway",
         help="writable directory for haproxy.cfg, sockets and the pid file",
@@ -91,7 +99,16 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         "--max-connections",
         type=int,
         default=None,
-        help="HAProxy global maxconn (default: derived from the file-descriptor limit)",
+        help="HAProxy global maxconn (default: derived from --memory-limit-bytes, else from the "
+        "file-descriptor limit)",
+    )
+    parser.add_argument(
+        "--memory-limit-bytes",
+        type=int,
+        default=int(env("GATEWAY_MEMORY_LIMIT_BYTES") or 0) or None,
+        help="the HAProxy container's memory limit: HAProxy's maxconn, buffer and pipe pools are derived "
+        "from it so that a flood is refused, never OOM-killed (R49; env GATEWAY_MEMORY_LIMIT_BYTES, the "
+        "chart sets it from the downward API; builders/gateway_capacity.py gives the formula)",
     )
     parser.add_argument("--threads", type=int, default=None, help="HAProxy nbthread (default: one per CPU)")
     parser.add_argument("--buffer-size", type=int, default=65536, help="HAProxy tune.bufsize")
@@ -143,6 +160,7 @@ def settings_from(args: argparse.Namespace) -> HaproxySettings:
         runtime_dir=str(pathlib.Path(args.runtime_dir).resolve()),
         bind_address=args.bind_address,
         max_connections=args.max_connections,
+        memory_limit_bytes=args.memory_limit_bytes,
         threads=args.threads,
         buffer_size=args.buffer_size,
         splice=args.splice,
@@ -167,11 +185,24 @@ class Agent:
         self.store = store
         self.source_run = source_run
         self.writer = writer
-        self.master = HaproxyMaster(args.haproxy, runtime_dir, runtime_dir / "haproxy.cfg")
+        self.master = HaproxyMaster(args.haproxy, runtime_dir, external=args.external_haproxy)
         self.applier = Applier(
             self.master, self.settings, lambda text: check_config(text, args.haproxy, runtime_dir)
         )
         self.drainer = RevocationDrainer(self.master, args.revocation_drain_seconds)
+        if self.settings.memory_limit_bytes is not None:
+            budget = session_budget(
+                self.settings.memory_limit_bytes, 0, self.settings.buffer_size, self.settings.pipe_size
+            )
+            log.log(
+                logging.INFO if budget.fits else logging.WARNING,
+                "memory limit %d MiB: at most %d sessions, %d buffers, %d pipes before any route (R49)%s",
+                self.settings.memory_limit_bytes // (1 << 20),
+                budget.max_connections,
+                budget.buffers,
+                budget.pipes,
+                "" if budget.fits else "; the limit is too small, floors apply: raise it",
+            )
         self.stop = threading.Event()
 
     def run(self) -> None:
@@ -198,8 +229,9 @@ class Agent:
         next_heartbeat = 0.0
         next_retry = time.monotonic() + self.args.retry_interval
         while not self.stop.is_set():
-            if self.applier.state.rejected and time.monotonic() >= next_retry:
-                # A refused route may be fine now (its port was freed): try again, unchanged or not.
+            if self.applier.state.retry_wanted and time.monotonic() >= next_retry:
+                # A route whose port another process held may be fine now: try again, unchanged. Routes
+                # HAProxy refused wait for a change of their own content (reloader.py, R49).
                 self.store.changed.set()
                 next_retry = time.monotonic() + self.args.retry_interval
             if self.store.changed.is_set() or not self.master.running():
@@ -252,13 +284,6 @@ def served_endpoints(snapshot: RouteSnapshot) -> set[str]:
     """Endpoints the source still lists. An unreadable route object is broken, not revoked: for the
     cluster source its key is the endpointId, and it keeps its sessions until the object goes."""
     return set(snapshot.routes) | set(snapshot.unreadable)
-
-
-def raise_file_limit() -> None:
-    """HAProxy inherits the limit and derives its maxconn from it: give it all we may."""
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if soft < hard:
-        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
 
 
 def kube_core_api() -> Any:

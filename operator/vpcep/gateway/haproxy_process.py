@@ -6,6 +6,13 @@ the config file again; the new worker takes the listening sockets over from the 
 the stats socket's ``expose-fd listeners``, so no connection is refused, and the old worker
 keeps serving its open sessions until they end (R30).
 
+Two ways to run it (R47):
+- in-process (the demo, the benchmarks, most data-plane tests): the agent starts the master as its child;
+- external (the chart): HAProxy runs in a container of its own (``vpcep.gateway.haproxy_container``), without
+  API credentials, sharing only ``runtime_dir`` (an emptyDir) with the agent's container. The agent never
+  starts or signals it: it writes ``haproxy.cfg`` (the container's HAProxy starts once the file exists) and
+  drives it through the master CLI socket alone (``reload``, ``show proc``, ``@!<pid>``).
+
 Known HAProxy 2.6 behaviour: an old worker sometimes exits with SIGSEGV after its last session
 has closed. The master logs it and stays up; the current worker is untouched; no connection is
 lost (tests/dataplane/test_reload.py counts). Debian 13's HAProxy 3.0 does not show it.
@@ -18,6 +25,7 @@ import logging
 import os
 import pathlib
 import re
+import resource
 import signal
 import socket
 import subprocess
@@ -80,21 +88,81 @@ def unix_command(path: str, command: str, timeout_s: float = 5.0) -> str:
     return b"".join(chunks).decode(errors="replace")
 
 
-class HaproxyMaster:
-    """One HAProxy master process with its runtime files under ``runtime_dir``."""
+@dataclass(frozen=True)
+class RuntimeFiles:
+    """Where the agent and HAProxy meet: the config, the two CLI sockets, the master's pid file."""
 
-    def __init__(self, binary: str, runtime_dir: pathlib.Path, config_path: pathlib.Path) -> None:
+    runtime_dir: pathlib.Path
+
+    @property
+    def config(self) -> pathlib.Path:
+        return self.runtime_dir / "haproxy.cfg"
+
+    @property
+    def master_socket(self) -> pathlib.Path:
+        return self.runtime_dir / "master.sock"
+
+    @property
+    def stats_socket(self) -> pathlib.Path:
+        return self.runtime_dir / "haproxy.sock"
+
+    @property
+    def pid_file(self) -> pathlib.Path:
+        return self.runtime_dir / "haproxy.pid"
+
+    def master_worker_command(self, binary: str) -> list[str]:
+        """The master in master-worker mode with its CLI socket; both run modes start exactly this."""
+        return [
+            binary,
+            "-W",
+            "-S", f"{self.master_socket},mode,600",
+            "-f", str(self.config),
+            "-p", str(self.pid_file),
+        ]  # fmt: skip
+
+    def remove_stale(self) -> None:
+        """Sockets and pid file of a master that is gone (the emptyDir outlives a container restart)."""
+        for stale in (self.master_socket, self.stats_socket, self.pid_file):
+            with contextlib.suppress(FileNotFoundError):
+                stale.unlink()
+
+
+def raise_file_limit() -> None:
+    """HAProxy inherits the limit; each session takes two descriptors: give it all we may."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < hard:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+
+
+class HaproxyMaster:
+    """One HAProxy master process with its runtime files under ``runtime_dir``.
+
+    ``external``: the master runs in another container (see the module's docstring); it is known only by
+    what its master CLI socket answers, and ``start``/``stop`` leave it alone.
+    """
+
+    # How long an external master may take to appear once its config file exists (container start).
+    EXTERNAL_START_TIMEOUT_S = 30.0
+
+    def __init__(self, binary: str, runtime_dir: pathlib.Path, external: bool = False) -> None:
         self.binary = binary
+        self.files = RuntimeFiles(runtime_dir)
         self.runtime_dir = runtime_dir
-        self.config_path = config_path
-        self.master_socket = runtime_dir / "master.sock"
-        self.stats_socket = runtime_dir / "haproxy.sock"
-        self.pid_file = runtime_dir / "haproxy.pid"
+        self.config_path = self.files.config
+        self.master_socket = self.files.master_socket
+        self.stats_socket = self.files.stats_socket
+        self.pid_file = self.files.pid_file
+        self.external = external
         self._child: subprocess.Popen[bytes] | None = None
 
     # -- lifecycle -------------------------------------------------------------------------
     def adopt(self) -> bool:
         """Take over a master left running by a previous agent (it keeps serving meanwhile)."""
+        if self.external:
+            adopted = self._master_answers()
+            if adopted:
+                log.info("the HAProxy container's master answers: adopting it")
+            return adopted
         pid = self._pid_from_file()
         if pid is None or not _alive(pid):
             return False
@@ -109,16 +177,11 @@ class HaproxyMaster:
 
     def start(self) -> None:
         """Start a fresh master; returns once its worker answers on the stats socket."""
-        for stale in (self.master_socket, self.stats_socket, self.pid_file):
-            with contextlib.suppress(FileNotFoundError):
-                stale.unlink()
-        command = [
-            self.binary,
-            "-W",
-            "-S", f"{self.master_socket},mode,600",
-            "-f", str(self.config_path),
-            "-p", str(self.pid_file),
-        ]  # fmt: skip
+        if self.external:
+            self._await_external()
+            return
+        self.files.remove_stale()
+        command = self.files.master_worker_command(self.binary)
         log.info("starting %s", " ".join(command))
         # Own session: signals aimed at the agent's process group (Ctrl-C) do not hit HAProxy,
         # the agent decides how it stops.
@@ -132,7 +195,29 @@ class HaproxyMaster:
             time.sleep(0.05)
         raise HaproxyError("haproxy did not become ready within 10 s")
 
+    def _await_external(self) -> None:
+        """The config file exists now: the HAProxy container starts its master on it (or already runs)."""
+        deadline = time.monotonic() + self.EXTERNAL_START_TIMEOUT_S
+        while time.monotonic() < deadline:
+            if self._master_answers() and self._worker_ready():
+                log.info("the HAProxy container serves")
+                return
+            time.sleep(0.1)
+        raise HaproxyError(
+            f"the HAProxy container did not answer on {self.master_socket} within "
+            f"{self.EXTERNAL_START_TIMEOUT_S:.0f} s (see its log)"
+        )
+
+    def _master_answers(self) -> bool:
+        try:
+            self.process_table(patience_s=0)
+        except (OSError, HaproxyError):
+            return False
+        return True
+
     def running(self) -> bool:
+        if self.external:
+            return self._master_answers()
         if self._child is not None and self._child.poll() is not None:
             return False
         pid = self._pid_from_file()
@@ -163,6 +248,10 @@ class HaproxyMaster:
         raise HaproxyError(f"reload did not complete within {timeout_s} s")
 
     def stop(self, graceful: bool = True, timeout_s: float = 10.0) -> None:
+        if self.external:
+            # Its own container stops it (a preStop soft stop, then the kubelet's signal); the agent's
+            # going away must not cut sessions.
+            return
         pid = self._pid_from_file()
         if pid is None:
             return

@@ -3,11 +3,18 @@
 ``Applier.apply`` is idempotent and always starts from the whole snapshot. It keeps the last
 configuration that HAProxy accepted: if a new one fails, the old one keeps serving. Bursts of
 route changes are folded into one reload by ``wait_for_quiet``.
+
+A route HAProxy refused is remembered by its content (R49): HAProxy's verdict on a route depends only on
+the route and the gateway's settings, so until the route changes it is left out at once with the same
+reason, and finding it again (``haproxy -c`` of the whole file, then blame or bisection: seconds at 10,000
+routes) costs nothing on the next change, nor every few seconds. Only a route refused because another process
+holds its port is tried again unchanged (``AppliedState.retry_wanted``).
 """
 
 from __future__ import annotations
 
 import errno
+import hashlib
 import logging
 import os
 import pathlib
@@ -15,14 +22,14 @@ import re
 import socket
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 from vpcep.api.routing import Route
-from vpcep.builders.haproxy_config import HaproxySettings, plan_routes
+from vpcep.builders.haproxy_config import HaproxySettings, plan_routes, render_config
 from vpcep.gateway.haproxy_process import HaproxyError, HaproxyMaster
 from vpcep.gateway.route_source import RouteSnapshot
-from vpcep.gateway.validator import CheckResult, validate_routes
+from vpcep.gateway.validator import CheckResult, ValidatedConfig, validate_routes
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +53,8 @@ class AppliedState:
     rejected: dict[str, str] = field(default_factory=dict)
     error: str = ""
     reloads: int = 0
+    # Some route was left out for a reason that may pass by itself (its port is held by another process).
+    retry_wanted: bool = False
 
 
 class Applier:
@@ -62,6 +71,8 @@ class Applier:
         self._port_is_free = port_is_free or bind_probe
         self.state = AppliedState()
         self._live_text: str | None = None
+        # content hash -> why HAProxy refused a route with exactly that content (see the module's docstring)
+        self._refused_content: dict[str, str] = {}
 
     def adopt(self, running_text: str) -> None:
         """The configuration a surviving HAProxy runs: its ports are ours, not another process's."""
@@ -71,13 +82,18 @@ class Applier:
         plan = plan_routes(snapshot.routes.values(), incumbents=frozenset(self.state.live_routes))
         rejected = dict(snapshot.unreadable)
         rejected.update(plan.rejected)
+        before = len(rejected)
         candidates = self._without_taken_ports(plan.accepted, rejected)
-        validated = validate_routes(candidates, self._settings, self._check)
+        retry_wanted = len(rejected) > before
+        candidates = self._without_known_refusals(candidates, rejected)
+        validated = self._validate(candidates)
         rejected.update(validated.rejected)
+        self._remember_refusals(candidates, validated.rejected, snapshot.routes.values())
         if validated.rendered is None:
             # Nothing renders: keep serving the last good configuration.
             self.state.error = validated.error
             self.state.rejected = rejected
+            self.state.retry_wanted = retry_wanted
             log.error("new configuration refused, keeping the previous one: %s", validated.error)
             return self.state
         text = validated.rendered.text
@@ -87,6 +103,7 @@ class Applier:
         except (HaproxyError, OSError) as error:
             self.state.error = str(error)
             self.state.rejected = rejected
+            self.state.retry_wanted = retry_wanted
             log.error("%s", error)
             if self._live_text is not None:
                 _write_atomically(self._master.config_path, self._live_text)  # a restart uses the good one
@@ -97,6 +114,7 @@ class Applier:
             live_routes={route.endpointId: route for route in validated.routes},
             rejected=rejected,
             reloads=self.state.reloads + 1,
+            retry_wanted=retry_wanted,
         )
         for endpoint_id, reason in rejected.items():
             log.warning("route %s left out: %s", endpoint_id, reason)
@@ -112,6 +130,34 @@ class Applier:
         else:
             self._master.start()
             log.info("HAProxy started")
+
+    def _validate(self, candidates: list[Route]) -> ValidatedConfig:
+        """``haproxy -c`` (seconds at 10,000 routes) only for a file HAProxy does not run already."""
+        rendered = render_config(candidates, self._settings)
+        if rendered.text == self._live_text and self._master.running():
+            return ValidatedConfig(rendered, tuple(candidates))
+        return validate_routes(candidates, self._settings, self._check)
+
+    def _without_known_refusals(self, routes: list[Route], rejected: dict[str, str]) -> list[Route]:
+        kept: list[Route] = []
+        for route in routes:
+            reason = self._refused_content.get(route_content_hash(route))
+            if reason is None:
+                kept.append(route)
+            else:
+                rejected[route.endpointId] = reason
+        return kept
+
+    def _remember_refusals(
+        self, candidates: list[Route], refused: dict[str, str], current: Iterable[Route]
+    ) -> None:
+        """Remember what HAProxy refused now; forget what no current route has (bounded by the routes)."""
+        for route in candidates:
+            if route.endpointId in refused:
+                self._refused_content[route_content_hash(route)] = refused[route.endpointId]
+        in_use = {route_content_hash(route) for route in current}
+        for content in set(self._refused_content) - in_use:
+            del self._refused_content[content]
 
     def _without_taken_ports(self, routes: tuple[Route, ...], rejected: dict[str, str]) -> list[Route]:
         """``haproxy -c`` does not bind; a port held by another process would fail the reload for all."""
@@ -139,6 +185,11 @@ BIND_LINE = re.compile(r"^\s+bind\s+\S*:(\d+)(?:\s|$)", re.MULTILINE)
 def bound_ports(config_text: str) -> set[int]:
     """TCP ports the ``bind`` lines of a rendered haproxy.cfg listen on."""
     return {int(port) for port in BIND_LINE.findall(config_text)}
+
+
+def route_content_hash(route: Route) -> str:
+    """Everything that goes into the route's lines of haproxy.cfg, and more: equal hash, equal verdict."""
+    return hashlib.sha256(route.model_dump_json().encode()).hexdigest()
 
 
 def bind_probe(address: str, port: int) -> bool:
