@@ -302,6 +302,7 @@ class Observed:
             system=self.is_system(record),
             service_type=(status.serviceType if status and status.serviceType else ServiceType.INTERFACE),
             deleting=record.meta.deleting,
+            last_marker_id=(status.lastMarkerId or 0) if status else 0,
         )
 
     def service_targets(self, record: ServiceRecord) -> list[str]:
