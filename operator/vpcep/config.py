@@ -149,6 +149,12 @@ class OperatorConfig(ConfigModel):
         "Endpoints are written by hand, so they could point anywhere): the cluster admin vouches for them "
         "(R45). Elsewhere such a backend is refused with BackendWithoutSelector.",
     )
+    requireAccountLabel: bool = Field(
+        default=False,
+        description="Namespaces without the vpcep.io/account label have no account: their EndpointServices "
+        "and Endpoints fail with AccountUnclear (R48). Off: an unlabelled namespace is the account named "
+        "like it.",
+    )
     cloudServices: list[CloudService] = Field(default_factory=_default_cloud_services)
     webhook: WebhookConfig = Field(default_factory=WebhookConfig)
     serviceAccount: str = Field(

@@ -254,3 +254,35 @@ def test_a_backend_the_provider_does_not_own_is_refused_at_admission(
     )
     failed = wait_for("starting Failed", phase_is(kube, "vpces", PROVIDER, "starting", "Failed"))
     assert failed["reason"] == "BackendPodNotRunning"
+
+
+def test_a_namespace_named_like_a_labelled_account_is_refused_at_admission_R48(
+    kube: Cluster, published: str
+) -> None:
+    """ACCOUNT is given by label to PROVIDER and CONSUMER: a namespace named ACCOUNT without the label may
+    publish nothing and connect to nothing, and the answer says why and what fixes it."""
+    kube.namespace(ACCOUNT)
+    try:
+        message = refused(
+            kube.apply(
+                "endpoint.yaml", check=False, name="borrowed", namespace=ACCOUNT, service_name=published
+            )
+        )
+        assert (
+            "AccountUnclear" in message or f"account {ACCOUNT} belongs to the namespaces labelled" in message
+        )
+        assert "ask a cluster administrator" in message
+        kube.apply("backend-service.yaml", name="b-backend", namespace=ACCOUNT)
+        message = refused(
+            kube.apply(
+                "endpoint-service.yaml",
+                check=False,
+                name="b",
+                namespace=ACCOUNT,
+                backend="b-backend",
+                approval="false",
+            )
+        )
+        assert f"account {ACCOUNT} belongs to the namespaces labelled" in message
+    finally:
+        delete_namespaces(kube, ACCOUNT)

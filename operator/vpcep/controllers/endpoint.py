@@ -74,7 +74,7 @@ from vpcep.runtime.controller import Controller, Watches
 from vpcep.runtime.source import Event
 from vpcep.runtime.workqueue import RetryLater
 from vpcep.state.fleet import FleetView
-from vpcep.state.observed import account_changed, service_changed_for_readers
+from vpcep.state.observed import account_changed, claims_changed, service_changed_for_readers
 from vpcep.state.records import EndpointRecord, ServiceRecord, WhitelistRecord, compact_json
 
 logger = logging.getLogger(__name__)
@@ -194,6 +194,7 @@ def _facts(rt: Operator, record: EndpointRecord, fleet: FleetView) -> EndpointFa
         quota=standing,
         allocation=allocation,
         data_path=data_path,
+        account_problem=observed.account_problem(namespace),
     )
 
 
@@ -571,14 +572,16 @@ def _of_whitelist(rt: Operator, event: Event) -> list[EndpointKey]:
 
 def _of_relabelled_namespace(rt: Operator, event: Event) -> list[EndpointKey]:
     """The namespace moved to another account: permission and quota of its endpoints, and of the endpoints
-    of its services (their provider account changed)."""
-    if not account_changed(event):
-        return []
-    keys = [EndpointKey(event.name, name) for name in rt.observed.endpoint_names_in(event.name)]
-    for service in rt.observed.service_names_in(event.name):
-        record = rt.observed.service(event.name, service)
-        if record is not None:
-            keys.extend(endpoints_of(rt, record))
+    of its services (their provider account changed). A label claim that came or went: the same for the
+    unlabelled namespace named like that account, which gains or loses a conflict (R48)."""
+    touched = [event.name] if account_changed(event) else []
+    keys: list[EndpointKey] = []
+    for namespace in [*touched, *claims_changed(event)]:
+        keys.extend(EndpointKey(namespace, name) for name in rt.observed.endpoint_names_in(namespace))
+        for service in rt.observed.service_names_in(namespace):
+            record = rt.observed.service(namespace, service)
+            if record is not None:
+                keys.extend(endpoints_of(rt, record))
     return keys
 
 

@@ -45,7 +45,9 @@ def build_operator(
     on_wait: Callable[[float], None] | None = None,
 ) -> Operator:
     sources = build_sources(config)
-    observed = Observed(caches_of(sources), config.namespace)
+    observed = Observed(
+        caches_of(sources), config.namespace, require_account_label=config.requireAccountLabel
+    )
     # State upkeep first: every controller's mapper then reads caches and lookups that include the event.
     sources[ENDPOINTS].subscribe(observed.follow_endpoint)
     sources[SERVICES].subscribe(observed.follow_service)

@@ -25,7 +25,7 @@ from vpcep.k8s.resources import ENDPOINT_SERVICE, POD, SERVICE, VPCEP_API
 from vpcep.runtime.controller import Controller, Watches
 from vpcep.runtime.source import RELISTED, Event
 from vpcep.state.backends import BackendObservation, observe_backend
-from vpcep.state.observed import account_changed
+from vpcep.state.observed import account_changed, claims_changed
 from vpcep.state.records import ServiceRecord
 
 
@@ -141,6 +141,7 @@ async def reconcile_service(rt: Operator, key: ServiceKey) -> None:
             endpoints=tuple(rt.observed.endpoint_view(e) for e in rt.observed.endpoints_of_service(record)),
             recorded_service_id=previous.serviceId if previous else None,
             last_marker_id=(previous.lastMarkerId or 0) if previous else 0,
+            account_problem=rt.observed.account_problem(namespace),
         )
         decision = decide_service(facts)
         status = service_status(
@@ -204,10 +205,14 @@ def _quota_freed(rt: Operator, event: Event) -> list[Hashable]:
 
 
 def _of_relabelled_namespace(rt: Operator, event: Event) -> list[ServiceKey]:
-    """The namespace moved to another account: its services' quota (R9)."""
-    if not account_changed(event):
-        return []
-    return [ServiceKey(event.name, name) for name in rt.observed.service_names_in(event.name)]
+    """The namespace moved to another account: its services' quota (R9). A label claim that came or went:
+    the services of the unlabelled namespace named like that account (R48)."""
+    touched = [event.name] if account_changed(event) else []
+    return [
+        ServiceKey(namespace, name)
+        for namespace in [*touched, *claims_changed(event)]
+        for name in rt.observed.service_names_in(namespace)
+    ]
 
 
 def _of_backend(kind: BackendKind) -> Callable[[Operator, Event], list[ServiceKey]]:

@@ -144,6 +144,9 @@ class EndpointFacts(Frozen):
     quota: QuotaStanding
     allocation: AllocationFacts = AllocationFacts()
     data_path: DataPathFacts = DataPathFacts()
+    account_problem: str | None = Field(
+        default=None, description="Why the namespace's account cannot be trusted (R48); None when it can."
+    )
 
     @property
     def ref(self) -> ObjectRef:
@@ -424,6 +427,16 @@ def spec_is_invalid(context: EndpointContext) -> EndpointDecision | None:
     return context.verdict(
         EndpointPhase.FAILED, Reason.INVALID_SPEC, problems[0].message, DataPathAction.REMOVE
     )
+
+
+def account_is_unclear(context: EndpointContext) -> EndpointDecision | None:
+    """R48: an account that is not the namespace's own (an unlabelled namespace named like an account claimed
+    by label, or no label where one is required) permits nothing, established or not: permissions, acceptance
+    and quota all hang on it."""
+    problem = context.facts.account_problem
+    if problem is None:
+        return None
+    return context.verdict(EndpointPhase.FAILED, Reason.ACCOUNT_UNCLEAR, problem, DataPathAction.REMOVE)
 
 
 # ---- its target service ----------------------------------------------------------------------------------
@@ -714,6 +727,7 @@ def interface_service_is_connected(context: EndpointContext) -> EndpointDecision
 ENDPOINT_CHECKS: tuple[EndpointCheck, ...] = (
     endpoint_is_deleting,
     spec_is_invalid,
+    account_is_unclear,
     service_was_deleted,
     service_is_not_found,
     service_is_being_deleted,
@@ -822,6 +836,7 @@ class EndpointAdmission(Frozen):
     whitelists: tuple[WhitelistView, ...] = ()
     quota_used: int = Field(default=0, description="Live endpoints of the account, not counting this one.")
     quota_limit: int = 0
+    account_problem: str | None = Field(default=None, description="See EndpointFacts.account_problem (R48).")
 
     @property
     def ref(self) -> ObjectRef:
@@ -850,6 +865,8 @@ def check_endpoint_admission(request: EndpointAdmission) -> Refusal | None:
                 field="spec.serviceName",
             )
         return None
+    if request.account_problem is not None:
+        return Refusal(reason=Reason.ACCOUNT_UNCLEAR, message=f"{label}: {request.account_problem}")
     service = request.service
     if service is None:
         message = (

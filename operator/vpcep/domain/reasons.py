@@ -41,6 +41,7 @@ class Reason(StrEnum):
     TARGET_IMMUTABLE = "TargetImmutable"
     NOT_CREATED_BY_OPERATOR = "NotCreatedByOperator"  # an EndpointConnection someone else made (R44)
     # Shared.
+    ACCOUNT_UNCLEAR = "AccountUnclear"  # the namespace's account cannot be trusted (R48)
     QUOTA_EXCEEDED = "QuotaExceeded"
     INVALID_SPEC = "InvalidSpec"
     # Data path (R18, R30, R32).

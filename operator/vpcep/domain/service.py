@@ -46,6 +46,9 @@ class ServiceFacts(Frozen):
     endpoints: tuple[EndpointView, ...] = Field(default=(), description="Endpoints that target this service.")
     recorded_service_id: str | None = Field(default=None, description="status.serviceId, if already written.")
     last_marker_id: int = Field(default=0, description="status.lastMarkerId.")
+    account_problem: str | None = Field(
+        default=None, description="Why the namespace's account cannot be trusted (R48); None when it can."
+    )
 
     @property
     def ref(self) -> ObjectRef:
@@ -144,6 +147,10 @@ def decide_service(facts: ServiceFacts) -> ServiceDecision:
             endpoints_to_fail=waiting,
             **common,
         )
+
+    if facts.account_problem is not None and not facts.system:
+        # R48: whitelists, quota and "same account" acceptance would judge a borrowed account.
+        return _failed(Reason.ACCOUNT_UNCLEAR, f"{label}: {facts.account_problem}", common, extra=())
 
     quota_condition = condition(ConditionType.WITHIN_QUOTA, True, Reason.AVAILABLE, "")
     if not facts.quota.within:
@@ -276,6 +283,7 @@ class ServiceAdmission(Frozen):
     quota_used: int = Field(default=0, description="Live services of the account, not counting this one.")
     quota_limit: int = 0
     endpoints: tuple[EndpointView, ...] = Field(default=(), description="Endpoints targeting it (DELETE).")
+    account_problem: str | None = Field(default=None, description="See ServiceFacts.account_problem (R48).")
 
     @property
     def ref(self) -> ObjectRef:
@@ -319,6 +327,8 @@ def check_service_admission(request: ServiceAdmission) -> Refusal | None:
         first = problems[0]
         return Refusal(reason=first.reason, message=f"{label}: {first.message}", field=first.field)
     if request.operation is Operation.CREATE:
+        if request.account_problem is not None and not request.system:
+            return Refusal(reason=Reason.ACCOUNT_UNCLEAR, message=f"{label}: {request.account_problem}")
         refusal = check_quota_admission(
             "EndpointService", request.account, request.quota_used, request.quota_limit
         )

@@ -181,6 +181,7 @@ def register(config: OperatorConfig) -> None:
                     quota_used=used,
                     quota_limit=rt.quota.service_limit(account),
                     endpoints=endpoints,
+                    account_problem=rt.observed.account_problem(namespace),
                 )
             )
         )
@@ -231,6 +232,7 @@ def register(config: OperatorConfig) -> None:
                     else (),
                     quota_used=used,
                     quota_limit=rt.quota.endpoint_limit(account),
+                    account_problem=rt.observed.account_problem(namespace),
                 )
             )
         )

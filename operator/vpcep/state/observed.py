@@ -1,5 +1,4 @@
-"""Read-only lookups over the operator's caches (one per watched kind) and the domain views built from them.
-"""
+"""Read-only lookups over the operator's caches (one per watched kind) and the domain views built from them."""
 
 from __future__ import annotations
 
@@ -9,6 +8,7 @@ from typing import Any
 
 from vpcep.api.endpoint import EndpointStatus
 from vpcep.api.endpoint_service import EndpointServiceStatus, ServiceType
+from vpcep.domain.accounts import account_problem
 from vpcep.domain.facts import EndpointView, ServiceView, WhitelistView
 from vpcep.domain.quota import QuotaStanding
 from vpcep.runtime.cache import ObjectCache, resource_version
@@ -16,6 +16,7 @@ from vpcep.runtime.source import Event
 from vpcep.state.quota_order import Member, Order, QuotaQueues
 from vpcep.state.records import (
     GATEWAYS_KEY,
+    LABELLED,
     ConnectionRecord,
     EndpointRecord,
     GatewayRecord,
@@ -64,6 +65,16 @@ def account_changed(event: Event) -> bool:
     return event.old.get(event.name) != event.new.get(event.name)
 
 
+def claims_changed(event: Event) -> list[str]:
+    """R48: accounts whose label claims a namespace event added or removed (a labelled namespace created,
+    relabelled or deleted): an unlabelled namespace named like one of them gains or loses a conflict."""
+
+    def claims(index: dict[Any, Any] | None) -> set[str]:
+        return {key[1] for key in (index or {}) if isinstance(key, tuple) and key[0] == LABELLED}
+
+    return sorted(claims(event.old) ^ claims(event.new))
+
+
 def service_changed_for_readers(event: Event) -> bool:
     """An EndpointService event that changed what its readers (endpoints, whitelists, quota views) read: the
     name they resolve, its phase, reason or type, its generation, a deletion -- not a status count update."""
@@ -92,9 +103,12 @@ class Observed:
     yet).
     """
 
-    def __init__(self, caches: Caches, operator_namespace: str) -> None:
+    def __init__(
+        self, caches: Caches, operator_namespace: str, *, require_account_label: bool = False
+    ) -> None:
         self._c = caches
         self.operator_namespace = operator_namespace
+        self.require_account_label = require_account_label
         # uid -> (resourceVersion of our status write, what we wrote): read instead of the cache until the
         # watch delivers that version, then dropped (a copy per object would double the memory).
         self._written_endpoint_status: dict[str, tuple[int, EndpointStatus]] = {}
@@ -141,9 +155,7 @@ class Observed:
         return (self.account(meta.namespace), (meta.created, meta.namespace, meta.name))
 
     def _quota_members(self, kind: str) -> Iterator[tuple[str, Member]]:
-        cache, tag = (
-            (self._c.endpoints, "ep") if kind == "Endpoint" else (self._c.services, "es")
-        )
+        cache, tag = (self._c.endpoints, "ep") if kind == "Endpoint" else (self._c.services, "es")
         records = [_first(cache, key) for key in cache if key[0] == tag]
         for record in records:
             member = self._quota_member(record)
@@ -159,6 +171,16 @@ class Observed:
     def account(self, namespace: str) -> str:
         value = _first(self._c.namespaces, namespace)
         return str(value) if value else namespace
+
+    def account_problem(self, namespace: str) -> str | None:
+        """R48: why the namespace's account cannot be trusted (vpcep.domain.accounts.account_problem)."""
+        labelled_as_named = _all(self._c.namespaces, (LABELLED, namespace))
+        return account_problem(
+            namespace,
+            labelled=namespace in _all(self._c.namespaces, (LABELLED, self.account(namespace))),
+            labelled_elsewhere=any(other != namespace for other in labelled_as_named),
+            require_label=self.require_account_label,
+        )
 
     def namespaces_of(self, account: str) -> list[str]:
         found = _all(self._c.namespaces, ("account", account))
@@ -280,6 +302,7 @@ class Observed:
             system=self.is_system(record),
             service_type=(status.serviceType if status and status.serviceType else ServiceType.INTERFACE),
             deleting=record.meta.deleting,
+            last_marker_id=(status.lastMarkerId or 0) if status else 0,
         )
 
     def service_targets(self, record: ServiceRecord) -> list[str]:

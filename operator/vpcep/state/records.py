@@ -27,7 +27,7 @@ from vpcep.builders.meta import (
     MANAGED_BY_LABEL,
     spec_hash_of,
 )
-from vpcep.domain.accounts import account_of_namespace
+from vpcep.domain.accounts import ACCOUNT_LABEL, account_of_namespace
 
 SYSTEM_LABEL = "vpcep.io/system"
 SERVICE_TYPE_ANNOTATION = "vpcep.io/service-type"
@@ -262,12 +262,20 @@ def index_connections(body: Body, **_: Any) -> dict[tuple[str, ...], Any]:
     return {("ec", record.namespace, record.endpoint_id): record, ("ec-id", record.endpoint_id): record}
 
 
+LABELLED = "labelled"  # (LABELLED, account) -> the namespaces whose vpcep.io/account label claims it (R48)
+
+
 def index_namespaces(body: Body, **_: Any) -> dict[Any, str]:
-    """name -> account, and ("account", account) -> name: both directions are O(1) lookups."""
+    """name -> account, ("account", account) -> name (both directions are O(1) lookups), and for a labelled
+    namespace (LABELLED, account) -> name: who claims an account by label (R48)."""
     meta = _meta(body)
     name = str(meta.get("name", ""))
-    account = account_of_namespace(name, meta.get("labels"))
-    return {name: account, ("account", account): name}
+    labels = meta.get("labels")
+    account = account_of_namespace(name, labels)
+    index: dict[Any, str] = {name: account, ("account", account): name}
+    if (labels or {}).get(ACCOUNT_LABEL, "").strip():
+        index[(LABELLED, account)] = name
+    return index
 
 
 GATEWAYS_KEY = ("gateways",)
