@@ -123,6 +123,12 @@ class OperatorConfig(ConfigModel):
         default="vpcep-system", description="Operator namespace: routes, gateways, cloud services."
     )
     region: str = Field(default="local-1", description="First label of every service name (R5, R40).")
+    clusterDomain: str = Field(
+        default="cluster.local",
+        pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$",
+        description="The cluster's DNS domain (kubelet's --cluster-domain): endpoints' status.dnsName and "
+        "headless backends' names end in it.",
+    )
     quotas: Quotas = Field(default_factory=Quotas)
     maxConnectionsPerEndpoint: int = Field(
         default=3000, ge=1, description="Per-endpoint connection cap (R21)."

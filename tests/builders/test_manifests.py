@@ -170,7 +170,12 @@ def test_child_names_are_dns_labels_and_distinct(name: str) -> None:
 
 
 def test_dns_name_is_the_cluster_service_name() -> None:  # R18
-    assert dns_name(consumer_service_name("db"), "consumer") == "vpce-db.consumer.svc.cluster.local"
+    assert (
+        dns_name(consumer_service_name("db"), "consumer", "cluster.local")
+        == "vpce-db.consumer.svc.cluster.local"
+    )
+    # Issue 11: clusters with another domain (kubelet --cluster-domain) get names that resolve there.
+    assert dns_name("vpce-db", "consumer", "corp.example") == "vpce-db.consumer.svc.corp.example"
 
 
 def test_status_patch_removes_what_is_no_longer_set_R11() -> None:

@@ -399,3 +399,12 @@ def test_rendered_arguments_are_understood_by_the_programs(variation: str) -> No
         assert config.webhook.port in {
             p["containerPort"] for p in _container(rendered.one("Deployment", "vpcep-operator"))["ports"]
         }
+
+
+def test_the_cluster_domain_reaches_the_operator_and_the_webhook_certificate() -> None:
+    """Issue 11: a cluster whose kubelets run with another --cluster-domain."""
+    rendered = render("clusterDomain=corp.example", "webhook.certificate.source=cert-manager")
+    assert operator_config(rendered)["clusterDomain"] == "corp.example"
+    names = rendered.one("Certificate", "vpcep-webhook")["spec"]["dnsNames"]
+    assert "vpcep-webhook.vpcep-system.svc.corp.example" in names
+    assert not any(name.endswith("cluster.local") for name in names)

@@ -1,4 +1,4 @@
-"""R48 in the domain: which namespaces have an account a decision may trust, and what an untrusted one gets."""
+"""R48 in the domain: which namespaces have an account a decision trusts, and what an untrusted one gets."""
 
 from __future__ import annotations
 

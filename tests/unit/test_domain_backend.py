@@ -111,3 +111,14 @@ def test_observe_backend_keeps_no_address_of_a_refused_backend() -> None:
     assert observe_backend(SERVICE, selectorless, selectorless_allowed=True).host == "10.96.1.1"
     # Cloud services (declared by the cluster admin) are not judged.
     assert observe_backend(SERVICE, external, judged=False).refusal is None
+
+
+def test_a_headless_backend_is_dialled_by_its_name_in_the_cluster_domain() -> None:
+    """Issue 11: the cluster domain is a setting (kubelet --cluster-domain), not cluster.local always."""
+    headless = {
+        "metadata": {"name": "db", "namespace": "shop"},
+        "spec": {"clusterIP": "None", "selector": {"app": "db"}, "ports": [{"port": 5432}]},
+    }
+    assert observe_backend(SERVICE, headless).host == "db.shop.svc.cluster.local"
+    observed = observe_backend(SERVICE, headless, cluster_domain="corp.example")
+    assert observed.host == "db.shop.svc.corp.example"

@@ -34,8 +34,8 @@ def endpoint_slice_name(endpoint_name: str) -> str:
     return consumer_service_name(endpoint_name) + "-gw"
 
 
-def dns_name(service_name: str, namespace: str) -> str:
-    return f"{service_name}.{namespace}.svc.cluster.local"
+def dns_name(service_name: str, namespace: str, cluster_domain: str) -> str:
+    return f"{service_name}.{namespace}.svc.{cluster_domain}"
 
 
 def _port_name(client_port: int) -> str:

@@ -169,7 +169,7 @@ def _facts(rt: Operator, record: EndpointRecord, fleet: FleetView) -> EndpointFa
         route_rejected=fleet.rejected(endpoint_id),
         gateway_error=fleet.blocking_error(route_version),
         node_ip=node_ip,
-        dns_name=dns_name(service_name, namespace) if node_ip else None,
+        dns_name=dns_name(service_name, namespace, rt.config.clusterDomain) if node_ip else None,
         egress_ready=egress_ready,
         backend_unreachable=fleet.unreachable(endpoint_id),
         ingress_isolation=rt.config.gatewayIngressPolicy,

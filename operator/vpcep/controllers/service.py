@@ -56,6 +56,7 @@ async def backend_for(rt: Operator, record: ServiceRecord, *, refresh: bool = Fa
         body,
         judged=not rt.observed.is_system(record),
         selectorless_allowed=namespace in rt.config.selectorlessBackendNamespaces,
+        cluster_domain=rt.config.clusterDomain,
     )
     rt.backends.put(key, observation)
     return observation

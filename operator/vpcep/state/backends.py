@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from vpcep.api.endpoint_service import BackendKind
+from vpcep.builders.consumer import dns_name
 from vpcep.domain.backend import BackendFacts, BackendRefusal, check_backend
 
 
@@ -47,7 +48,12 @@ def backend_facts(kind: BackendKind, body: dict[str, Any]) -> BackendFacts:
 
 
 def observe_backend(
-    kind: BackendKind, body: dict[str, Any] | None, *, judged: bool = True, selectorless_allowed: bool = False
+    kind: BackendKind,
+    body: dict[str, Any] | None,
+    *,
+    judged: bool = True,
+    selectorless_allowed: bool = False,
+    cluster_domain: str = "cluster.local",
 ) -> BackendObservation:
     """Service: its ClusterIP (or DNS name when headless), selector, port -> targetPort; Pod: its IP
     and labels. `judged`: apply R45 (cloud services, declared by the cluster admin, are not judged).
@@ -65,7 +71,7 @@ def observe_backend(
         host = (
             cluster_ip
             if cluster_ip and cluster_ip != "None"
-            else f"{meta.get('name')}.{meta.get('namespace')}.svc.cluster.local"
+            else dns_name(str(meta.get("name")), str(meta.get("namespace")), cluster_domain)
         )
         ports: dict[int, int | str] = {}
         for port in spec.get("ports") or []:

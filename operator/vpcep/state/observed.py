@@ -1,4 +1,4 @@
-"""Read-only lookups over the operator's caches (one per watched kind) and the domain views built from them."""
+"""Read-only lookups over the caches (one per watched kind) and the domain views built from them."""
 
 from __future__ import annotations
 
