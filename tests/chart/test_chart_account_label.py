@@ -52,6 +52,12 @@ def policy(cluster: Any) -> Iterator[Policy]:
     cluster.kubectl_run("apply", "-f", "-", input=yaml.safe_dump_all(objects))
     try:
         _wait_until_enforced(cluster, chosen)
+        # GitOps tools re-apply the chart all the time: an unchanged policy must stay unchanged.
+        server_side = ("apply", "--server-side", "--force-conflicts", "--field-manager=helm", "-f", "-")
+        cluster.kubectl_run(*server_side, input=yaml.safe_dump_all(objects))
+        settled = _versions(cluster, objects)
+        cluster.kubectl_run(*server_side, input=yaml.safe_dump_all(objects))
+        assert _versions(cluster, objects) == settled, "a second apply of the same policy changed it"
         yield chosen
     finally:
         for obj in objects:
@@ -59,6 +65,15 @@ def policy(cluster: Any) -> Iterator[Policy]:
         cluster.kubectl_run("delete", "clusterrole", role, check=False)
         for user in (chosen.provisioner, chosen.tool):
             cluster.kubectl_run("delete", "clusterrolebinding", f"{role}-{user}", check=False)
+
+
+def _versions(cluster: Any, objects: list[dict[str, Any]]) -> dict[str, str]:
+    return {
+        obj["metadata"]["name"]: cluster.kubectl_run(
+            "get", obj["kind"].lower(), obj["metadata"]["name"], "-o", "jsonpath={.metadata.resourceVersion}"
+        ).stdout
+        for obj in objects
+    }
 
 
 def _namespace(labels: dict[str, str]) -> dict[str, Any]:

@@ -77,9 +77,8 @@ def installed(cluster: Any) -> Iterator[Install]:
     # failurePolicy Fail would block every vpcep write of the session. It is dry-run applied below instead.
     # The connection admission policy (R44) stays off here: bound cluster-wide it would refuse every other
     # release's operator for the rest of the session. tests/chart/test_chart_trust.py installs and removes it.
-    # So does the account-label policy (R48, tests/chart/test_chart_account_label.py). (Both would also fail
-    # the re-apply test below: the test control plane writes a ValidatingAdmissionPolicy again on every
-    # server-side apply of an unchanged one, moving its resourceVersion.)
+    # So does the account-label policy (R48): bound cluster-wide it would judge every other test's namespace
+    # writes; tests/chart/test_chart_account_label.py installs and removes it.
     rendered = render(
         "webhook.enabled=false",
         "rbac.connectionAdmissionPolicy=false",
