@@ -465,6 +465,27 @@ def test_operator_cannot_do_more_than_its_job(cluster: Any, installed: Install) 
 # The gateways' ServiceAccount (R36) ----------------------------------------------------------------
 
 
+def _as_gateway_pod(
+    cluster: Any, user: str, pod: str, *args: str, body: dict[str, Any] | None = None
+) -> bool:
+    """kubectl with the token the kubelet binds to gateway pod `pod` (it carries the pod's name, which the
+    chart's admission policy reads, R47): True if allowed, False if refused."""
+    kubeconfig = cluster.kubeconfig_for(user, extra={"authentication.kubernetes.io/pod-name": pod})
+    proc = subprocess.run(
+        [cluster.kubectl, "--kubeconfig", str(kubeconfig), *args],
+        input=None if body is None else json.dumps(body),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    if proc.returncode == 0:
+        return True
+    if "forbidden" in proc.stderr.lower() or "denied" in proc.stderr.lower():
+        return False
+    raise AssertionError(f"kubectl {' '.join(args)} as {user} ({pod}) failed otherwise:\n{proc.stderr}")
+
+
 def test_gateway_reads_routes_and_writes_its_status_only_in_its_namespace(
     cluster: Any, installed: Install
 ) -> None:
@@ -476,10 +497,11 @@ def test_gateway_reads_routes_and_writes_its_status_only_in_its_namespace(
         "data": {"status.json": "{}"},
     }
     assert attempt(cluster, gw, "get", "configmaps", "-n", own, "-l", "vpcep.io/route=true")
-    assert create(cluster, gw, own, status)
-    assert attempt(
+    assert _as_gateway_pod(cluster, gw, "gw-1", "create", "-n", own, "-f", "-", body=status)
+    assert _as_gateway_pod(
         cluster,
         gw,
+        "gw-1",
         "patch",
         "configmap",
         "vpcep-gateway-gw-1",
@@ -489,6 +511,8 @@ def test_gateway_reads_routes_and_writes_its_status_only_in_its_namespace(
         "-p",
         '{"data":{"status.json":"{\\"gateway\\":\\"gw-1\\"}"}}',
     )
+    # Only its own (R47; every case: tests/chart/test_chart_gateway_rbac.py).
+    assert not _as_gateway_pod(cluster, gw, "gw-2", "create", "-n", own, "-f", "-", body=status)
     assert not attempt(cluster, gw, "get", "configmaps", "-n", installed.consumer)
     assert not attempt(cluster, gw, "get", "secrets", "-n", own)
     assert not attempt(cluster, gw, "get", "endpoints.vpcep.io", "-A")

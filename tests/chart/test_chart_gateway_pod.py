@@ -58,7 +58,11 @@ def test_the_agent_drives_an_external_haproxy_in_the_shared_directory_R47(defaul
     pre_stop = containers["haproxy"]["lifecycle"]["preStop"]["exec"]["command"]
     assert haproxy_container_args(pre_stop[3:]).soft_stop
     # The probes ask HAProxy itself, on the health port the agent renders into its config.
-    assert containers["haproxy"]["readinessProbe"]["httpGet"]["port"] == "health"
+    for probe in ("startupProbe", "livenessProbe", "readinessProbe"):
+        assert containers["haproxy"][probe]["httpGet"] == {"path": "/healthz", "port": "health"}
+    # HAProxy waits for the agent's first configuration: the start-up probe, not liveness, covers that wait.
+    startup = containers["haproxy"]["startupProbe"]
+    assert startup["periodSeconds"] * startup["failureThreshold"] >= 120
     health = next(p for p in containers["haproxy"]["ports"] if p["name"] == "health")
     assert health["containerPort"] == agent.health_port
 
@@ -67,5 +71,18 @@ def test_haproxys_session_budget_follows_its_own_containers_memory_limit_R49(def
     containers = {c["name"]: c for c in _pod(defaults)["containers"]}
     env = {item["name"]: item for item in containers["agent"]["env"]}
     source = env["GATEWAY_MEMORY_LIMIT_BYTES"]["valueFrom"]["resourceFieldRef"]
-    assert source == {"containerName": "haproxy", "resource": "limits.memory"}
+    assert source == {"containerName": "haproxy", "resource": "limits.memory", "divisor": "1"}  # bytes
     assert containers["haproxy"]["resources"]["limits"]["memory"] == "1Gi"
+
+
+def test_the_gateway_admission_policy_is_on_by_default_and_can_be_turned_off_for_old_clusters_R47(
+    defaults: Rendered,
+) -> None:
+    from chart_rendering import render
+
+    name = "vpcep-gateway-writes-vpcep-system"
+    assert name in defaults.names("ValidatingAdmissionPolicy")
+    assert defaults.one("ValidatingAdmissionPolicyBinding", name)["spec"]["validationActions"] == ["Deny"]
+    off = render("rbac.gatewayAdmissionPolicy=false")
+    assert name not in off.names("ValidatingAdmissionPolicy")
+    assert name not in off.names("ValidatingAdmissionPolicyBinding")
