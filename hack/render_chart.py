@@ -19,6 +19,7 @@ from typing import Any
 CHART = pathlib.Path(__file__).resolve().parents[1] / "charts" / "vpcep-operator"
 # A kubeconfig with no cluster: a client-side dry run never contacts one.
 NO_CLUSTER = "apiVersion: v1\nkind: Config\nclusters: []\ncontexts: []\nusers: []\n"
+NOTES_MARKER = "NOTES:"  # where `helm install --dry-run` starts the notes, after the manifest
 MISSING_ENGINE = (
     "render-chart: Helm's engine (the Python package helm-python-sdk, import helm_python) cannot be "
     "loaded: {error}\n"
@@ -58,6 +59,11 @@ def _arguments(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("-f", "--values", action="append", default=[], help="a values file (repeatable)")
     parser.add_argument("--set", action="append", default=[], help="K=V as helm --set (repeatable)")
     parser.add_argument("--set-string", action="append", default=[], help="K=V kept a string (repeatable)")
+    parser.add_argument(
+        "--notes",
+        action="store_true",
+        help="print the install notes after the manifest (as helm install --dry-run does)",
+    )
     return parser.parse_args(argv)
 
 
@@ -88,6 +94,8 @@ def main(argv: list[str]) -> int:
         print(f"Error: {error}", file=sys.stderr)
         return 1
     sys.stdout.write(release["manifest"])
+    if options.notes:
+        sys.stdout.write(f"{NOTES_MARKER}\n{release['notes']}\n")
     return 0
 
 

@@ -13,6 +13,7 @@ import yaml
 REPO = pathlib.Path(__file__).resolve().parents[2]
 CHART = REPO / "charts" / "vpcep-operator"
 RENDER = REPO / "hack" / "render-chart"
+NOTES_MARKER = "NOTES:"  # hack/render_chart.py --notes
 NAMESPACE = "vpcep-system"
 
 
@@ -23,6 +24,7 @@ class RenderError(Exception):
 @dataclass(frozen=True)
 class Rendered:
     objects: list[dict[str, Any]]
+    notes: str = ""  # what `helm install` prints after installing (templates/NOTES.txt)
 
     def all(self, kind: str) -> list[dict[str, Any]]:
         return [obj for obj in self.objects if obj["kind"] == kind]
@@ -40,7 +42,7 @@ class Rendered:
 def render(
     *sets: str, release: str = "vpcep", namespace: str = NAMESPACE, values_file: str | None = None
 ) -> Rendered:
-    args = [str(RENDER), release, "--namespace", namespace]
+    args = [str(RENDER), release, "--namespace", namespace, "--notes"]
     if values_file:
         args += ["-f", values_file]
     for item in sets:
@@ -48,8 +50,9 @@ def render(
     result = subprocess.run(args, capture_output=True, text=True, timeout=300)
     if result.returncode != 0:
         raise RenderError(result.stderr.strip())
-    objects = [doc for doc in yaml.safe_load_all(result.stdout) if doc]
-    return Rendered(objects)
+    manifest, _, notes = result.stdout.partition(f"\n{NOTES_MARKER}\n")
+    objects = [doc for doc in yaml.safe_load_all(manifest) if doc]
+    return Rendered(objects, notes)
 
 
 def operator_config(rendered: Rendered) -> dict[str, Any]:

@@ -77,8 +77,15 @@ def installed(cluster: Any) -> Iterator[Install]:
     # failurePolicy Fail would block every vpcep write of the session. It is dry-run applied below instead.
     # The connection admission policy (R44) stays off here: bound cluster-wide it would refuse every other
     # release's operator for the rest of the session. tests/chart/test_chart_trust.py installs and removes it.
+    # So does the account-label policy (R48, tests/chart/test_chart_account_label.py). (Both would also fail
+    # the re-apply test below: the test control plane writes a ValidatingAdmissionPolicy again on every
+    # server-side apply of an unchanged one, moving its resourceVersion.)
     rendered = render(
-        "webhook.enabled=false", "rbac.connectionAdmissionPolicy=false", release=release, namespace=namespace
+        "webhook.enabled=false",
+        "rbac.connectionAdmissionPolicy=false",
+        "rbac.accountLabelPolicy.enabled=false",
+        release=release,
+        namespace=namespace,
     )
     _apply(cluster, rendered.objects)
     install = Install(

@@ -78,13 +78,22 @@ def test_without_the_webhook_the_operator_pods_accept_nothing() -> None:
     assert "ingress" not in policy["spec"] and policy["spec"]["policyTypes"] == ["Ingress"]
 
 
-def test_default_webhook_sources_are_everything_until_narrowed(defaults: Rendered) -> None:
-    """The API server's address is cluster-specific: the default admits all; values.yaml says to narrow it."""
+def test_without_cluster_access_the_default_webhook_sources_are_everyone_and_notes_say_so(
+    defaults: Rendered,
+) -> None:
+    """Rendered without a cluster (`helm template`, GitOps renderers), Helm cannot read the API server's
+    address: the port stays open to all and the install notes tell the user to narrow it (R46). With cluster
+    access the default is the API server's own address (tests/e2e/test_helm_install.py)."""
     [rule] = _policy(defaults, "vpcep-operator")["spec"]["ingress"]
-    assert rule["from"] == [{"ipBlock": {"cidr": "0.0.0.0/0"}}]
+    assert rule["from"] == [{"ipBlock": {"cidr": "0.0.0.0/0"}}, {"ipBlock": {"cidr": "::/0"}}]
+    assert "admits every source" in defaults.notes and "webhook.allowedCIDRs" in defaults.notes
+    narrowed = render("webhook.allowedCIDRs[0]=10.0.0.0/24")
+    assert "admits every source" not in narrowed.notes
 
 
-@pytest.mark.parametrize("assignment", ["webhook.allowedCIDRs={everyone}", "webhook.allowedCIDRs=null"])
+@pytest.mark.parametrize(
+    "assignment", ["webhook.allowedCIDRs={everyone}", "webhook.allowedCIDRs[0]=10.0.0.0"]
+)
 def test_a_webhook_source_that_is_no_cidr_is_refused(assignment: str) -> None:
     with pytest.raises(RenderError) as refused:
         render(assignment)

@@ -193,6 +193,6 @@ def test_a_scoped_release_binds_its_policy_to_the_namespaces_it_serves() -> None
     assert selector["values"] == ["team-a", "team-b", "ops"]
     policy = rendered.one("ValidatingAdmissionPolicy", "r-endpointconnections")
     assert "'system:serviceaccount:ops:r-operator'" in json.dumps(policy["spec"]["variables"])
-    assert "ValidatingAdmissionPolicy" not in {
-        o["kind"] for o in render("rbac.connectionAdmissionPolicy=false").objects
-    }
+    assert "vpcep-endpointconnections" not in render("rbac.connectionAdmissionPolicy=false").names(
+        "ValidatingAdmissionPolicy"
+    )

@@ -11,6 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlparse
 
 from kubelet import Container, Image, Kubelet
 
@@ -29,10 +30,32 @@ KUBE_DNS = {
 }
 
 
+def api_server_slice(cluster: Any) -> dict[str, Any]:
+    """The EndpointSlice kube-apiserver keeps for the `kubernetes` Service in `default` (its own addresses).
+    The testbed's API server runs without that reconciler, so the tests write it as kube-apiserver would: a
+    stand-in, like KUBE_DNS. The chart reads it at install to admit only the API server to the webhook
+    (R46)."""
+    url = urlparse(cluster.server)
+    return {
+        "apiVersion": "discovery.k8s.io/v1",
+        "kind": "EndpointSlice",
+        "metadata": {
+            "name": "kubernetes",
+            "namespace": "default",
+            "labels": {"kubernetes.io/service-name": "kubernetes"},
+        },
+        "addressType": "IPv6" if ":" in (url.hostname or "") else "IPv4",
+        "endpoints": [{"addresses": [url.hostname], "conditions": {"ready": True}}],
+        "ports": [{"name": "https", "protocol": "TCP", "port": url.port}],
+    }
+
+
 def new_release(cluster: Any, prefix: str, namespace_prefix: str | None = None) -> tuple[str, str, Any]:
     """A release name and a namespace of their own, and Helm's client (a helm.Config, to close) for them, on a
-    cluster that has the cluster DNS's Service as every cluster does (KUBE_DNS)."""
+    cluster that has the cluster DNS's Service and the API server's EndpointSlice as every cluster does
+    (KUBE_DNS, api_server_slice)."""
     cluster.kubectl_run("apply", "-f", "-", input=json.dumps(KUBE_DNS))
+    cluster.kubectl_run("apply", "-f", "-", input=json.dumps(api_server_slice(cluster)))
     name, namespace = (
         f"{prefix}-{uuid.uuid4().hex[:4]}",
         f"{namespace_prefix or prefix}-{uuid.uuid4().hex[:4]}",

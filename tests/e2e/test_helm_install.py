@@ -12,6 +12,7 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlparse
 
 import pytest
 from releases import Release, get, install_and_run, listen_ports, new_release, status, wait_for
@@ -94,6 +95,24 @@ def test_a_bad_object_is_refused_by_the_webhook(fresh_cluster: Any, installed: R
         refused.stderr
     )
     assert "not found: check the name and the region" in refused.stderr, refused.stderr
+
+
+def test_only_the_api_server_may_reach_the_webhook_port_by_default_R46(
+    fresh_cluster: Any, installed: Release
+) -> None:
+    """With default values, `helm install` reads the API server's addresses and admits only them to the
+    webhook port; the notes do not warn (they do where Helm cannot look: see
+    tests/chart/test_chart_isolation.py)."""
+    policy = get(fresh_cluster, "networkpolicy", installed.namespace, f"{installed.name}-operator")
+    host = urlparse(fresh_cluster.server).hostname
+    webhook_port = installed.config.get_values(installed.name)["webhook"]["port"]
+    assert policy["spec"]["ingress"] == [
+        {
+            "from": [{"ipBlock": {"cidr": f"{host}/32"}}],
+            "ports": [{"protocol": "TCP", "port": webhook_port}],
+        }
+    ]
+    assert "admits every source" not in installed.config.status(installed.name)["notes"]
 
 
 @pytest.mark.parametrize(

@@ -120,3 +120,28 @@ imagePullSecrets:
 {{- end }}
 {{- toJson (dict "list" ($extra | uniq | sortAlpha)) -}}
 {{- end -}}
+
+{{/* Who may reach the admission webhook port (R46), as {"list": [CIDR...], "found": how}: webhook.allowedCIDRs
+     when set; otherwise the API server's own addresses, read at install from the EndpointSlice kube-apiserver
+     keeps for the `kubernetes` Service (Helm's lookup); where Helm cannot look (`helm template`, GitOps
+     renderers) every source, which NOTES.txt reports. */}}
+{{- define "vpcep.webhookSources" -}}
+{{- $cidrs := list }}
+{{- $found := "values" }}
+{{- if .Values.webhook.allowedCIDRs }}
+{{- $cidrs = .Values.webhook.allowedCIDRs }}
+{{- else }}
+{{- $slice := lookup "discovery.k8s.io/v1" "EndpointSlice" "default" "kubernetes" }}
+{{- range ($slice.endpoints | default list) }}
+{{- range .addresses }}
+{{- $cidrs = append $cidrs (printf "%s/%s" . (ternary "128" "32" (contains ":" .))) }}
+{{- end }}
+{{- end }}
+{{- $found = "api-server" }}
+{{- if not $cidrs }}
+{{- $cidrs = list "0.0.0.0/0" "::/0" }}
+{{- $found = "everyone" }}
+{{- end }}
+{{- end }}
+{{- toJson (dict "list" ($cidrs | uniq) "found" $found) -}}
+{{- end -}}

@@ -24,6 +24,8 @@ APPLY_CONTENT_TYPE = "application/apply-patch+yaml"  # JSON is YAML: the body is
 MERGE_CONTENT_TYPE = "application/merge-patch+json"
 TRANSIENT_STATUSES = frozenset({429, 500, 502, 503, 504})
 RETRY_DELAYS = (0.05, 0.2, 0.5, 1.0, 2.0, 4.0)
+# Seconds: a longer Retry-After is cut to this (the caller's work queue backs off further after an error).
+RETRY_AFTER_CAP = 30.0
 CONFLICT_ATTEMPTS = 8
 LIST_PAGE_SIZE = 500
 
@@ -59,6 +61,15 @@ class Credentials(Protocol):
     def as_http_headers(self) -> dict[str, str]: ...
 
 
+def retry_after_seconds(header: str | None) -> float:
+    """Seconds a Retry-After header asks to wait (delta-seconds, as the API server sends it; an HTTP date or
+    garbage counts as no request), at most RETRY_AFTER_CAP."""
+    try:
+        return min(max(float(header or 0), 0.0), RETRY_AFTER_CAP)
+    except ValueError:
+        return 0.0
+
+
 class KubeApi:
     def __init__(self, info: Credentials, *, concurrency: int = 16) -> None:
         self._server = info.server.rstrip("/")
@@ -92,6 +103,7 @@ class KubeApi:
         if accept is not None:
             headers["Accept"] = accept
         for attempt, delay in enumerate((*RETRY_DELAYS, None)):
+            asked = 0.0  # what the server asked for in Retry-After (429 from priority and fairness, 503)
             try:
                 async with (
                     self._in_flight,
@@ -110,11 +122,12 @@ class KubeApi:
                         return json.loads(text) if text else {}
                     if response.status not in TRANSIENT_STATUSES or delay is None:
                         raise ApiError(response.status, method, path, text)
+                    asked = retry_after_seconds(response.headers.get("Retry-After"))
             except (TimeoutError, aiohttp.ClientError) as error:
                 if delay is None:
                     raise ApiError(0, method, path, f"{type(error).__name__}: {error}") from error
             logger.debug("retrying %s %s (attempt %d)", method, path, attempt + 1)
-            await asyncio.sleep(delay)
+            await asyncio.sleep(max(delay, asked))
         raise AssertionError("unreachable")  # pragma: no cover
 
     async def watch(
