@@ -37,3 +37,18 @@ def test_objects_the_projection_ignores_are_not_stored() -> None:
     cache = ObjectCache(lambda item: {})
     assert cache.apply("ADDED", body("u1", 1, "a")) is None
     assert len(cache) == 0
+
+
+def test_a_key_shared_by_several_objects_holds_each_until_it_goes() -> None:
+    def by_namespace(item: dict[str, Any]) -> dict[Any, Any]:
+        return {("ns", "team-a"): item["metadata"]["name"], ("name", item["metadata"]["name"]): 1}
+
+    cache = ObjectCache(by_namespace)
+    for uid, name in (("u1", "a"), ("u2", "b"), ("u3", "c")):
+        cache.apply("ADDED", body(uid, 1, name))
+    assert sorted(cache.get(("ns", "team-a")) or []) == ["a", "b", "c"]
+    cache.apply("DELETED", body("u2", 2, "b"))
+    cache.apply("DELETED", body("u1", 2, "a"))
+    assert list(cache.get(("ns", "team-a")) or []) == ["c"]
+    assert cache.apply("DELETED", body("u3", 2, "c")) == ({("ns", "team-a"): "c", ("name", "c"): 1}, None)
+    assert cache.get(("ns", "team-a")) is None and list(cache.keys()) == []

@@ -50,15 +50,6 @@ class ApiError(Exception):
         super().__init__(f"{method} {path}: HTTP {status}: {self.message}")
 
 
-def retry_after_seconds(header: str | None) -> float:
-    """Seconds a Retry-After header asks to wait (delta-seconds, as the API server sends it; an HTTP date or
-    garbage counts as no request), at most RETRY_AFTER_CAP."""
-    try:
-        return min(max(float(header or 0), 0.0), RETRY_AFTER_CAP)
-    except ValueError:
-        return 0.0
-
-
 class Credentials(Protocol):
     """Where the API server is and how to authenticate (what kopf.ConnectionInfo offers)."""
 
@@ -68,6 +59,15 @@ class Credentials(Protocol):
     def as_ssl_context(self) -> ssl.SSLContext: ...
 
     def as_http_headers(self) -> dict[str, str]: ...
+
+
+def retry_after_seconds(header: str | None) -> float:
+    """Seconds a Retry-After header asks to wait (delta-seconds, as the API server sends it; an HTTP date or
+    garbage counts as no request), at most RETRY_AFTER_CAP."""
+    try:
+        return min(max(float(header or 0), 0.0), RETRY_AFTER_CAP)
+    except ValueError:
+        return 0.0
 
 
 class KubeApi:

@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import sys
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -33,6 +34,7 @@ GONE = 410
 LIST_PAGE = 500
 SERVER_TIMEOUT_SECONDS = 300
 BACKOFF_SECONDS = (0.5, 1.0, 2.0, 4.0, 8.0, 15.0, 30.0)
+SHARED_VALUE_LENGTH = 32  # label values up to this long are shared (interned); longer ones are ids
 
 logger = logging.getLogger(__name__)
 
@@ -68,9 +70,17 @@ Slim = tuple[str, str, str, tuple[tuple[str, str], ...]]  # name, namespace, uid
 
 def _slim(meta: dict[str, Any]) -> Slim:
     """What a synthesized DELETED event will carry (what handlers and caches read of a deleted object), as a
-    tuple: one per watched object is kept, 30,000 at SPEC §6 scale, and a dict costs twice as much."""
-    labels = tuple(sorted((str(k), str(v)) for k, v in (meta.get("labels") or {}).items()))
-    return (str(meta.get("name") or ""), str(meta.get("namespace") or ""), str(meta.get("uid") or ""), labels)
+    tuple: one per watched object is kept, about 60,000 at SPEC §6 scale, and a dict costs twice as much.
+    Namespaces, label keys and short label values repeat across objects: one shared copy of each (about 0.4 KB
+    less per object)."""
+    given = (meta.get("labels") or {}).items()
+    labels = tuple(sorted((sys.intern(str(key)), _shared(str(value))) for key, value in given))
+    namespace = sys.intern(str(meta.get("namespace") or ""))
+    return (str(meta.get("name") or ""), namespace, str(meta.get("uid") or ""), labels)
+
+
+def _shared(value: str) -> str:
+    return sys.intern(value) if len(value) <= SHARED_VALUE_LENGTH else value  # not per-object ids
 
 
 def _deleted_metadata(slim: Slim, version: str) -> dict[str, Any]:

@@ -9,7 +9,7 @@ count.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping, ValuesView
+from collections.abc import Callable, Collection, Iterator, Mapping
 from typing import Any
 
 Body = dict[str, Any]
@@ -25,13 +25,27 @@ def resource_version(body: Mapping[str, Any]) -> int:
         return 0
 
 
+class _One:
+    """A bucket holding one object's value: most keys name one object (an endpoint by name, by uid), and a
+    dict per key would cost about 200 bytes each -- megabytes at SPEC §6 scale."""
+
+    __slots__ = ("uid", "value")
+
+    def __init__(self, uid: str, value: Any) -> None:
+        self.uid = uid
+        self.value = value
+
+
+Bucket = _One | dict[str, Any]
+
+
 class ObjectCache:
-    """key -> {uid: projection}; `get(key)` gives the projections stored under a key."""
+    """key -> the projections stored under it (one object's, or {uid: projection} when several share it)."""
 
     def __init__(self, project: Project) -> None:
         self._project = project
         self._by_uid: dict[str, tuple[int, tuple[Any, ...]]] = {}
-        self._index: dict[Any, dict[str, Any]] = {}
+        self._index: dict[Any, Bucket] = {}
 
     def apply(self, event_type: str | None, body: Body) -> tuple[Projection | None, Projection | None] | None:
         """Take in one watch event; returns (old, new) projections when it told the cache something new, None
@@ -54,14 +68,24 @@ class ObjectCache:
             return (old, None) if old is not None else None
         self._by_uid[uid] = (version, tuple(new))
         for key, value in new.items():
-            self._index.setdefault(key, {})[uid] = value
+            bucket = self._index.get(key)
+            if bucket is None or (isinstance(bucket, _One) and bucket.uid == uid):
+                self._index[key] = _One(uid, value)
+            elif isinstance(bucket, _One):
+                self._index[key] = {bucket.uid: bucket.value, uid: value}
+            else:
+                bucket[uid] = value
         return old, new
 
     def _projection(self, uid: str) -> Projection | None:
         current = self._by_uid.get(uid)
         if current is None:
             return None
-        return {key: self._index[key][uid] for key in current[1]}
+        projection = {}
+        for key in current[1]:
+            bucket = self._index[key]
+            projection[key] = bucket.value if isinstance(bucket, _One) else bucket[uid]
+        return projection
 
     def _drop(self, uid: str) -> None:
         current = self._by_uid.pop(uid, None)
@@ -69,15 +93,23 @@ class ObjectCache:
             return
         for key in current[1]:
             bucket = self._index.get(key)
-            if bucket is not None:
+            if isinstance(bucket, _One):
+                if bucket.uid == uid:
+                    del self._index[key]
+            elif bucket is not None:
                 bucket.pop(uid, None)
-                if not bucket:
+                if len(bucket) == 1:
+                    ((other, value),) = bucket.items()
+                    self._index[key] = _One(other, value)
+                elif not bucket:
                     del self._index[key]
 
     # --- the read side (vpcep.state.observed)
-    def get(self, key: Any) -> ValuesView[Any] | None:
+    def get(self, key: Any) -> Collection[Any] | None:
         bucket = self._index.get(key)
-        return bucket.values() if bucket is not None else None
+        if bucket is None:
+            return None
+        return (bucket.value,) if isinstance(bucket, _One) else bucket.values()
 
     def keys(self) -> Iterator[Any]:
         return iter(list(self._index))

@@ -64,6 +64,7 @@ class Manager(Generic[Context]):
         self._by_key = {controller.key: controller for controller in controllers}
         self._observe = observe
         self._context: Context | None = None
+        self._bound = False
         self.queue: WorkQueue[Hashable] = WorkQueue(
             "vpcep", self._reconcile, workers=workers, on_wait=on_wait
         )
@@ -75,11 +76,13 @@ class Manager(Generic[Context]):
 
     @property
     def context(self) -> Context:
-        assert self._context is not None, "Manager.bind() first"
-        return self._context
+        assert self._bound, "Manager.bind() first"
+        return self._context  # type: ignore[return-value]
 
     def bind(self, context: Context) -> None:
+        """The context every mapper and reconcile receives (bound before the first event)."""
         self._context = context
+        self._bound = True
 
     def on_primed(self, hook: Callable[[], None]) -> None:
         """Run once the caches are complete, before the first reconcile (e.g. seed a ledger from them)."""

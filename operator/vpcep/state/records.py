@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import json
+import sys
 from dataclasses import dataclass
 from typing import Any
 
@@ -61,7 +62,7 @@ class ObjectRecord:
 def _record(body: Body) -> ObjectRecord:
     meta = _meta(body)
     return ObjectRecord(
-        namespace=str(meta.get("namespace", "")),
+        namespace=sys.intern(str(meta.get("namespace", ""))),  # one copy per namespace, not per object
         name=str(meta.get("name", "")),
         uid=str(meta.get("uid", "")),
         generation=meta.get("generation"),
@@ -242,7 +243,7 @@ def connection_record(body: Body) -> ConnectionRecord:
     except ValueError:
         decision = Decision.PENDING  # the CRD enum refuses this; an older CRD may not
     return ConnectionRecord(
-        namespace=str(meta.get("namespace", "")),
+        namespace=sys.intern(str(meta.get("namespace", ""))),  # one copy per namespace, not per object
         name=name,
         uid=str(meta.get("uid", "")),
         endpoint_id=endpoint_id,
@@ -343,7 +344,7 @@ def _owned(kind: str, body: Body) -> dict[tuple[str, ...], Any]:
         return {}
     cluster_ip = (body.get("spec") or {}).get("clusterIP") if kind == "Service" else None
     return {
-        (kind, str(meta.get("namespace", "")), str(meta.get("name", ""))): OwnedRecord(
+        (kind, sys.intern(str(meta.get("namespace", ""))), str(meta.get("name", ""))): OwnedRecord(
             spec_hash=spec_hash_of(body),
             owner_uid=labels.get(ENDPOINT_UID_LABEL, ""),
             cluster_ip=cluster_ip if cluster_ip and cluster_ip != "None" else None,
