@@ -57,6 +57,11 @@ HINTS: dict[str, str] = {
     ),
     "Rejected": ("The provider rejected the connection; only the provider can accept it again."),
     "TargetImmutable": ("An endpoint's target service cannot change; create a new Endpoint instead."),
+    "AccountUnclear": (
+        "This namespace has no vpcep.io/account label, and either its name is an account that other "
+        "namespaces hold by label or the operator requires the label: ask a cluster administrator to label "
+        "the namespace with its account (`kubectl label namespace <ns> vpcep.io/account=<account>`)."
+    ),
     "QuotaExceeded": (
         "The account has reached its limit (`kubectl vpcep quota`); delete unused objects or ask the "
         "cluster operator to raise the quota for the account."
