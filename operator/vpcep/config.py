@@ -22,10 +22,18 @@ class ConfigModel(BaseModel):
 
 
 class AccountQuota(ConfigModel):
-    """Limits of one account; the default applies to every account without an override (R9, R22)."""
+    """Limits of one account; the default applies to every account without an override (R9, R22, R49). An
+    override replaces only the limits it sets: the others stay at the default's."""
 
     services: int = Field(default=20, ge=0, description="EndpointServices per account (R9).")
     endpoints: int = Field(default=50, ge=0, description="Endpoints per account (R22).")
+    gatewayPorts: int = Field(
+        default=200,
+        ge=0,
+        description="Gateway ports the account's endpoints hold, one per port mapping (R49): the shared "
+        "gatewayPorts range is not taken by a few accounts.",
+    )
+    whitelists: int = Field(default=50, ge=0, description="Whitelist objects per account (R49).")
 
 
 class Quotas(ConfigModel):
@@ -35,7 +43,14 @@ class Quotas(ConfigModel):
     )
 
     def for_account(self, account: str) -> AccountQuota:
-        return self.overrides.get(account, self.default)
+        """The default's limits, with those the account's override sets (an override of `endpoints` alone
+        keeps the default's `services`, `gatewayPorts` and `whitelists`)."""
+        override = self.overrides.get(account)
+        if override is None:
+            return self.default
+        return self.default.model_copy(
+            update={name: getattr(override, name) for name in override.model_fields_set}
+        )
 
 
 class PortRange(ConfigModel):

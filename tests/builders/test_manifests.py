@@ -59,7 +59,7 @@ BUILT = {
         SERVICE, {"app": "pg"}, [5432, "metrics"], "vpcep-system", {"app.kubernetes.io/name": "vpcep-gateway"}
     ),
     "route": lambda: build_route_config_map(_route(), "vpcep-system", ENDPOINT.uid),
-    "quota view": lambda: build_quota_view("consumer", QuotaUsage("team-a", 3, 20, 51, 50)),
+    "quota view": lambda: build_quota_view("consumer", QuotaUsage("team-a", 3, 20, 51, 50, 7, 200, 2, 50)),
 }
 
 
@@ -144,6 +144,10 @@ def test_quota_view_has_the_documented_keys() -> None:  # R41
         "servicesLimit": "20",
         "endpointsUsed": "51",
         "endpointsLimit": "50",
+        "gatewayPortsUsed": "7",  # R49
+        "gatewayPortsLimit": "200",
+        "whitelistsUsed": "2",
+        "whitelistsLimit": "50",
     }
 
 

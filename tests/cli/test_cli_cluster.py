@@ -204,6 +204,8 @@ def tenants(cluster: Any) -> Iterator[Tenants]:
                 "servicesLimit": "20",
                 "endpointsUsed": "1",
                 "endpointsLimit": "50",
+                "gatewayPortsUsed": "2",
+                "gatewayPortsLimit": "200",
             },
         },
     )
@@ -252,7 +254,9 @@ def test_tenant_reads_its_quota(cluster: Any, tenants: Tenants) -> None:
     done = plugin(cluster, tenants.consumer_viewer, "quota", "-n", tenants.consumer)
     assert done.returncode == 0, done.stderr
     assert f"Account: {tenants.consumer}" in done.stdout
-    assert done.stdout.splitlines()[-1].split() == ["endpoints", "1", "50", "49"]
+    rows = {line.split()[-5]: line.split()[-4:] for line in done.stdout.splitlines()[2:-1]}
+    assert rows["endpoints"] == ["1", "50", "49", f"quotas.overrides.{tenants.consumer}.endpoints"]
+    assert rows["ports"] == ["2", "200", "198", f"quotas.overrides.{tenants.consumer}.gatewayPorts"]  # R49
 
 
 def test_provider_lists_and_accepts_a_connection_without_rights_in_the_consumer_namespace(

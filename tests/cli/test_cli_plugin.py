@@ -124,6 +124,10 @@ def test_quota_shows_usage_limits_and_what_is_left(capsys: pytest.CaptureFixture
                 "servicesLimit": "20",
                 "endpointsUsed": "50",
                 "endpointsLimit": "50",
+                "gatewayPortsUsed": "120",
+                "gatewayPortsLimit": "200",
+                "whitelistsUsed": "51",
+                "whitelistsLimit": "50",
             },
         },
     )
@@ -131,10 +135,23 @@ def test_quota_shows_usage_limits_and_what_is_left(capsys: pytest.CaptureFixture
     assert code == 0
     assert out.splitlines() == [
         "Account: blue (namespace team-b)",
-        "RESOURCE           USED   LIMIT   AVAILABLE",
-        "endpointservices   3      20      17",
-        "endpoints          50     50      0",
+        "RESOURCE           USED   LIMIT   AVAILABLE   RAISED BY",
+        "endpointservices   3      20      17          quotas.overrides.blue.services",
+        "endpoints          50     50      0           quotas.overrides.blue.endpoints",
+        "gateway ports      120    200     80          quotas.overrides.blue.gatewayPorts",
+        "whitelists         51     50      0           quotas.overrides.blue.whitelists",
+        "Over a limit: delete what you no longer use, or ask the cluster operator to raise the Helm value in "
+        "the last column (or quotas.default.<key> for every account).",
     ]
+
+
+def test_quota_from_an_older_operator_shows_what_it_counts(capsys: pytest.CaptureFixture[str]) -> None:
+    cluster = FakeCluster()
+    data = {"account": "blue", "servicesUsed": "1", "servicesLimit": "20"}
+    cluster.add("configmaps", {"metadata": {"name": "vpcep-quota"}, "data": data})
+    code, out, _ = run(cluster, "quota", capsys=capsys)
+    assert code == 0
+    assert "gateway ports" not in out and "whitelists" not in out
 
 
 def test_quota_without_record_explains_when_it_appears(capsys: pytest.CaptureFixture[str]) -> None:

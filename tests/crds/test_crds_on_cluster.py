@@ -164,6 +164,18 @@ def test_r12_malformed_whitelist_entry_is_refused_naming_it(crds: Any, namespace
     )
 
 
+def test_r49_a_whitelist_of_more_entries_than_the_bound_is_refused_naming_the_limit(
+    crds: Any, namespace: str
+) -> None:
+    """A hostile tenant tries to make the operator hold a huge Whitelist in memory: 1,001 entries are refused
+    by the schema, naming the field and the bound; 1,000 are stored."""
+    accounts = [f"iam:domain::team-{index}" for index in range(1001)]
+    spec = {"endpointService": "web", "accounts": accounts}
+    refused(crds, manifest("Whitelist", "huge", namespace, spec), "spec.accounts", "1000")
+    spec["accounts"] = accounts[:1000]
+    assert apply(crds, manifest("Whitelist", "huge", namespace, spec)).returncode == 0
+
+
 def test_r10a_malformed_auto_accept_entry_is_refused(crds: Any, namespace: str) -> None:
     spec = service_spec(autoAcceptAccounts=["Team_B"])
     refused(

@@ -8,6 +8,7 @@ from pydantic import Field
 
 from vpcep.api.common import ApiModel, CommonStatus, CrdInfo, KindModel, PrinterColumn, cel, validations
 
+MAX_ACCOUNT_ENTRIES = 1000  # per Whitelist (R49); the number of Whitelists is a per-account quota
 ACCOUNT_ENTRY_PATTERN = r"^([*]|iam:domain::[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?)$"
 
 # One account entry. The CRD refuses malformed entries with a message quoting the entry (R12); the model
@@ -39,9 +40,11 @@ class WhitelistSpec(ApiModel):
     )
     accounts: list[AccountEntry] = Field(
         default_factory=list,
-        max_length=1000,
+        max_length=MAX_ACCOUNT_ENTRIES,
         description="Entries iam:domain::<account>, or * for any account. Several Whitelists of one "
-        "service add up; an empty list permits no other account.",
+        f"service add up; an empty list permits no other account. At most {MAX_ACCOUNT_ENTRIES} entries "
+        "(the operator keeps every entry in memory): put more accounts in another Whitelist of the same "
+        "service, within the account's Whitelist quota (`kubectl vpcep quota`).",
     )
 
 

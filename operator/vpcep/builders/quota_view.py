@@ -1,4 +1,5 @@
-"""The `vpcep-quota` ConfigMap: an account's usage and limits, readable by tenants with plain RBAC (R41).
+"""The `vpcep-quota` ConfigMap: an account's usage and limits, readable by tenants with plain RBAC (R41):
+services (R9), endpoints (R22), gateway ports and Whitelists (R49).
 
 One per namespace that holds vpcep objects; `kubectl get cm vpcep-quota -o yaml` or the kubectl
 plugin reads it.
@@ -21,6 +22,10 @@ class QuotaUsage:
     services_limit: int
     endpoints_used: int
     endpoints_limit: int
+    gateway_ports_used: int = 0  # R49: one per port mapping of each endpoint holding its ports
+    gateway_ports_limit: int = 0
+    whitelists_used: int = 0  # R49
+    whitelists_limit: int = 0
 
 
 def build_quota_view(namespace: str, usage: QuotaUsage) -> Manifest:
@@ -39,6 +44,10 @@ def build_quota_view(namespace: str, usage: QuotaUsage) -> Manifest:
                 "servicesLimit": str(usage.services_limit),
                 "endpointsUsed": str(usage.endpoints_used),
                 "endpointsLimit": str(usage.endpoints_limit),
+                "gatewayPortsUsed": str(usage.gateway_ports_used),
+                "gatewayPortsLimit": str(usage.gateway_ports_limit),
+                "whitelistsUsed": str(usage.whitelists_used),
+                "whitelistsLimit": str(usage.whitelists_limit),
             },
         }
     )

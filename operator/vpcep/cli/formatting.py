@@ -87,12 +87,29 @@ def quota_report(configmap: Obj, namespace: str) -> str:
     """R41: the account's usage and limits from the operator's vpcep-quota ConfigMap."""
     data: dict[str, str] = configmap.get("data") or {}
     rows = []
-    for resource, key in (("endpointservices", "services"), ("endpoints", "endpoints")):
+    account = data.get("account", NONE)
+    header = f"Account: {account} (namespace {namespace})"
+    for resource, key in QUOTA_ROWS:
         used, limit = _int(data, f"{key}Used"), _int(data, f"{key}Limit")
+        if used is None and limit is None and key in NEWER_QUOTAS:
+            continue  # written by an operator that does not count them yet
         free = None if used is None or limit is None else max(0, limit - used)
-        rows.append((resource, used, limit, free))
-    header = f"Account: {data.get('account', NONE)} (namespace {namespace})"
-    return header + "\n" + table(("RESOURCE", "USED", "LIMIT", "AVAILABLE"), rows)
+        rows.append((resource, used, limit, free, f"quotas.overrides.{account}.{key}"))
+    footer = (
+        "\nOver a limit: delete what you no longer use, or ask the cluster operator to raise the Helm value "
+        "in the last column (or quotas.default.<key> for every account)."
+    )
+    return header + "\n" + table(("RESOURCE", "USED", "LIMIT", "AVAILABLE", "RAISED BY"), rows) + footer
+
+
+# R41, R49: what the vpcep-quota ConfigMap counts (`<key>Used`, `<key>Limit`), as the chart names its limit.
+QUOTA_ROWS = (
+    ("endpointservices", "services"),
+    ("endpoints", "endpoints"),
+    ("gateway ports", "gatewayPorts"),
+    ("whitelists", "whitelists"),
+)
+NEWER_QUOTAS = frozenset({"gatewayPorts", "whitelists"})
 
 
 @dataclass(frozen=True)

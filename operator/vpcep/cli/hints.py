@@ -64,7 +64,13 @@ HINTS: dict[str, str] = {
     ),
     "QuotaExceeded": (
         "The account has reached its limit (`kubectl vpcep quota`); delete unused objects or ask the "
-        "cluster operator to raise the quota for the account."
+        "cluster operator to raise the quota for the account (Helm value quotas.overrides.<account>.<kind>)."
+    ),
+    "GatewayPortQuotaExceeded": (
+        "Each port mapping of an endpoint takes one gateway port from the account's quota "
+        "(`kubectl vpcep quota`). The endpoint waits and is set up by itself when the account's other "
+        "endpoints free ports; delete unused endpoints, or ask the cluster operator to raise Helm value "
+        "quotas.overrides.<account>.gatewayPorts."
     ),
     "InvalidSpec": ("The spec is invalid: the message names the field to fix."),
     "GatewayNotReady": (

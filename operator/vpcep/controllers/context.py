@@ -6,6 +6,7 @@ process's state as named components, each with one owner:
 - `writes` (vpcep.state.writes): what this process applied and the API answered, ahead of the watch;
 - `fleet` (vpcep.state.fleet): which endpoints wait for the gateways, which are established;
 - `quota_waiters` (vpcep.state.quota_waiters): objects refused for quota, woken when their account frees some;
+- `gateway_port_quota` (vpcep.state.gateway_port_quota): gateway ports each account holds and waits for (R49);
 - `backends` (vpcep.state.backends): the service controller's last look at each backend;
 - `gateway_ingress` (vpcep.state.gateway_ingress_state): the gateway ingress policies as stored (R42).
 """
@@ -28,6 +29,7 @@ from vpcep.state.allocations import Allocations
 from vpcep.state.backends import BackendObservations
 from vpcep.state.fleet import FleetView, GatewayFleet, fleet_view
 from vpcep.state.gateway_ingress_state import GatewayIngressState
+from vpcep.state.gateway_port_quota import GatewayPortQuota
 from vpcep.state.observed import Observed
 from vpcep.state.quota_waiters import QuotaWaiters
 from vpcep.state.writes import WriteLedger
@@ -44,11 +46,11 @@ def rfc3339(moment: datetime.datetime) -> str:
 
 
 def quota_policy(config: OperatorConfig) -> QuotaPolicy:
+    """An override replaces only the limits it sets (vpcep.config.Quotas.for_account)."""
     return QuotaPolicy(
-        services=config.quotas.default.services,
-        endpoints=config.quotas.default.endpoints,
+        **config.quotas.default.model_dump(),
         overrides={
-            account: AccountQuota(services=limits.services, endpoints=limits.endpoints)
+            account: AccountQuota(**limits.model_dump(include=limits.model_fields_set))
             for account, limits in config.quotas.overrides.items()
         },
     )
@@ -69,6 +71,7 @@ class Operator:
     allocations: Allocations = field(default_factory=Allocations)
     fleet: GatewayFleet = field(default_factory=GatewayFleet)
     quota_waiters: QuotaWaiters = field(default_factory=QuotaWaiters)
+    gateway_port_quota: GatewayPortQuota = field(default_factory=GatewayPortQuota)  # R49
     backends: BackendObservations = field(default_factory=BackendObservations)
     gateway_ingress: GatewayIngressState = field(default_factory=GatewayIngressState)  # R42
 

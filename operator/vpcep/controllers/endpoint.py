@@ -48,6 +48,8 @@ from vpcep.controllers.sources import (
     SERVICES,
     WHITELISTS,
 )
+from vpcep.controllers.whitelist import permitting_whitelists
+from vpcep.domain.connection_cap import per_gateway_cap
 from vpcep.domain.endpoint import (
     ESTABLISHED_PHASES,
     AllocationFacts,
@@ -60,6 +62,7 @@ from vpcep.domain.endpoint import (
     endpoint_status,
 )
 from vpcep.domain.lookup import lookup_service
+from vpcep.domain.quota import GatewayPortStanding
 from vpcep.domain.reasons import Reason
 from vpcep.k8s.resources import (
     CONFIG_MAP,
@@ -129,6 +132,15 @@ def _facts(rt: Operator, record: EndpointRecord, fleet: FleetView) -> EndpointFa
     standing = observed.quota_standing(
         "Endpoint", account, _quota_order(record), rt.quota.endpoint_limit(account)
     )
+    ports = rt.gateway_port_quota
+    held = ports.held(record.meta.uid)
+    gateway_port_quota = GatewayPortStanding(
+        account=account,
+        held=held,
+        held_by_others=ports.held_by_account(account) - held,
+        wanted_before=ports.wanted_before(account, _quota_order(record)),
+        limit=rt.quota.gateway_port_limit(account),
+    )
 
     target = record.target or ""
     held_marker = rt.allocations.marker_of(record.meta.uid, target)
@@ -189,9 +201,10 @@ def _facts(rt: Operator, record: EndpointRecord, fleet: FleetView) -> EndpointFa
         status=status,
         deleting=record.meta.deleting,
         service=service,
-        whitelists=observed.whitelist_views(service.namespace, service.name) if service else (),
+        whitelists=permitting_whitelists(rt, service.namespace, service.name) if service else (),
         decision=connection.decision if connection is not None else None,
         quota=standing,
+        gateway_port_quota=gateway_port_quota,
         allocation=allocation,
         data_path=data_path,
         account_problem=observed.account_problem(namespace),
@@ -258,7 +271,7 @@ async def _apply_data_path(
         sourceCIDRs=list(record.spec.accessControl.sourceCIDRs)
         if record.spec and record.spec.accessControl
         else [],
-        maxConnections=rt.config.maxConnectionsPerEndpoint,
+        maxConnections=per_gateway_cap(rt.config.maxConnectionsPerEndpoint, len(fleet.ready)),  # R21, R49
         consumerNamespace=namespace,
         endpointName=name,
         serviceName=(service_record.status.serviceName or "") if service_record.status else "",
@@ -394,6 +407,7 @@ async def _finalize(rt: Operator, record: EndpointRecord) -> bool:
         return False
     await rt.api.remove_finalizer(ENDPOINT, record.meta.namespace, record.meta.name, FINALIZER)
     rt.allocations.release(record.meta.uid)
+    rt.gateway_port_quota.forget(record.meta.uid)
     rt.observed.forget_endpoint_status(record.meta.uid)
     return True
 
@@ -441,6 +455,9 @@ async def _decide_and_apply(rt: Operator, record: EndpointRecord) -> EndpointDec
         # Same event-loop step as _facts: the ledger never lags a decision (no duplicate ids or ports).
         held = rt.allocations.ports_of(record.meta.uid)
         rt.allocations.record(record.meta.uid, record.target, decision.marker_id, decision.gateway_ports)
+        rt.gateway_port_quota.hold(
+            record.meta.uid, rt.observed.account(record.meta.namespace), len(decision.gateway_ports)
+        )
         if rt.allocations.ports_of(record.meta.uid) != held:  # R42: the policy follows at once, in parallel
             wake_gateway_ingress(rt, record.meta.namespace)
         if not await _apply_data_path(rt, record, decision, service_record, fleet):
@@ -506,8 +523,30 @@ def _track(rt: Operator, key: EndpointKey, status: EndpointStatus) -> None:
         established=status.phase in ESTABLISHED_PHASES,
     )
     rt.gateway_ingress.track_waiting(key.namespace, key.name, status.reason == Reason.INGRESS_POLICY_PENDING)
-    if status.reason == Reason.QUOTA_EXCEEDED:
+    if status.reason in (Reason.QUOTA_EXCEEDED, Reason.GATEWAY_PORT_QUOTA_EXCEEDED):
         rt.quota_waiters.wait(rt.observed.account(key.namespace), key)
+    _track_port_waiter(rt, key, status)
+
+
+def _track_port_waiter(rt: Operator, key: EndpointKey, status: EndpointStatus) -> None:
+    """R49: an endpoint waiting for gateway ports keeps its place; the account's younger ones queue behind."""
+    record = rt.observed.endpoint(key.namespace, key.name)
+    if record is None:
+        return
+    service_record = _target_service(rt, record)
+    if (
+        status.reason != Reason.GATEWAY_PORT_QUOTA_EXCEEDED
+        or service_record is None
+        or not service_record.spec
+    ):
+        rt.gateway_port_quota.stop_waiting(record.meta.uid)
+        return
+    rt.gateway_port_quota.wait(
+        record.meta.uid,
+        rt.observed.account(key.namespace),
+        _quota_order(record),
+        len(service_record.spec.ports),
+    )
 
 
 def _route_version(rt: Operator, endpoint_id: str) -> int | None:

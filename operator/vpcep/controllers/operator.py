@@ -84,6 +84,9 @@ def seed_allocations(rt: Operator) -> None:
         rt.allocations.record(
             record.meta.uid, record.target, record.status.markerId, record.status.gatewayPorts
         )
+        rt.gateway_port_quota.hold(
+            record.meta.uid, rt.observed.account(namespace), len(record.status.gatewayPorts)
+        )
     rt.observed.forget_quota_order()
 
 

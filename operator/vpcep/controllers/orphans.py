@@ -30,6 +30,7 @@ async def collect_orphans(rt: Operator, key: OrphansKey) -> None:
         rt.writes.forget("ConfigMap", rt.config.namespace, route.name)
     rt.writes.forget_route(endpoint_uid)
     rt.allocations.release(endpoint_uid)
+    rt.gateway_port_quota.forget(endpoint_uid)
 
 
 def _deleted_endpoint(rt: Operator, event: Event) -> list[OrphansKey]:

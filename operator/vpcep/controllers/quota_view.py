@@ -8,7 +8,7 @@ from __future__ import annotations
 from vpcep.builders.quota_view import QUOTA_VIEW_NAME, QuotaUsage, build_quota_view
 from vpcep.controllers.context import Operator
 from vpcep.controllers.keys import QuotaViewKey
-from vpcep.controllers.sources import ENDPOINTS, NAMESPACES, SERVICES
+from vpcep.controllers.sources import ENDPOINTS, NAMESPACES, SERVICES, WHITELISTS
 from vpcep.k8s.client import ApiError
 from vpcep.runtime.controller import Controller, Watches
 from vpcep.runtime.source import Event
@@ -19,15 +19,20 @@ QUOTA_VIEW_DELAY_SECONDS = 1.0
 
 async def reconcile_quota_view(rt: Operator, key: QuotaViewKey) -> None:
     namespace = key.namespace
-    if not rt.observed.endpoint_names_in(namespace) and not rt.observed.service_names_in(namespace):
+    observed = rt.observed
+    if not observed.endpoint_names_in(namespace) and not observed.service_names_in(namespace):
         return  # only namespaces that hold vpcep objects get one
-    account = rt.observed.account(namespace)
+    account = observed.account(namespace)
     usage = QuotaUsage(
         account=account,
-        services_used=rt.observed.quota_used("EndpointService", account),
+        services_used=observed.quota_used("EndpointService", account),
         services_limit=rt.quota.service_limit(account),
-        endpoints_used=rt.observed.quota_used("Endpoint", account),
+        endpoints_used=observed.quota_used("Endpoint", account),
         endpoints_limit=rt.quota.endpoint_limit(account),
+        gateway_ports_used=rt.gateway_port_quota.held_by_account(account),
+        gateway_ports_limit=rt.quota.gateway_port_limit(account),
+        whitelists_used=sum(len(observed.whitelist_keys_in(ns)) for ns in observed.namespaces_of(account)),
+        whitelists_limit=rt.quota.whitelist_limit(account),
     )
     try:
         await rt.writes.ensure(build_quota_view(namespace, usage), None)
@@ -55,6 +60,11 @@ def _of_endpoint(rt: Operator, event: Event) -> list[QuotaViewKey]:
     return [QuotaViewKey(event.namespace)] if event.type != "MODIFIED" else []
 
 
+def _of_whitelist(rt: Operator, event: Event) -> list[QuotaViewKey]:
+    """A Whitelist came or went (R49): every view of its account."""
+    return views_of(rt, rt.observed.account(event.namespace)) if event.type != "MODIFIED" else []
+
+
 def _of_service(rt: Operator, event: Event) -> list[QuotaViewKey]:
     if event.deleted:
         return [QuotaViewKey(event.namespace)]
@@ -75,6 +85,7 @@ CONTROLLER = Controller(
     watches=(
         Watches(ENDPOINTS, _of_endpoint, delay=QUOTA_VIEW_DELAY_SECONDS),
         Watches(SERVICES, _of_service, delay=QUOTA_VIEW_DELAY_SECONDS),
+        Watches(WHITELISTS, _of_whitelist, delay=QUOTA_VIEW_DELAY_SECONDS),
         Watches(NAMESPACES, _of_relabelled_namespace, delay=QUOTA_VIEW_DELAY_SECONDS),
     ),
 )

@@ -1,18 +1,67 @@
-"""The Whitelist controller: its own status (R12: malformed entries named), then the service's endpoints
-(R13, R14). What wakes a whitelist is declared once, in CONTROLLER at the end of this module.
+"""The Whitelist controller: its own status (R12: malformed entries named; R49: past the account's quota),
+then the service's endpoints (R13, R14). What wakes a whitelist is declared once, in CONTROLLER at the end of
+this module.
+
+The Whitelist quota (R49) counts the account's live Whitelists in creation order, as the other quotas do
+(vpcep.domain.quota): the oldest `limit` hold it; one past it is Failed/QuotaExceeded and permits nobody
+(`permitting_whitelists`), until an older one goes.
 """
 
 from __future__ import annotations
 
 from vpcep.controllers.context import Operator, involved, rfc3339, utc_now
 from vpcep.controllers.keys import WhitelistKey
+from vpcep.controllers.quota_view import refresh_quota_views_of
 from vpcep.controllers.service import wake_endpoints_of
 from vpcep.controllers.sources import NAMESPACES, SERVICES, WHITELISTS
+from vpcep.domain.facts import WhitelistView
+from vpcep.domain.quota import QuotaKey, QuotaStanding, quota_standing
 from vpcep.domain.whitelist import WhitelistFacts, decide_whitelist
 from vpcep.k8s.resources import WHITELIST
 from vpcep.runtime.controller import Controller, Watches
 from vpcep.runtime.source import Event
 from vpcep.state.observed import account_changed, service_changed_for_readers
+from vpcep.state.records import WhitelistRecord
+
+
+def _quota_key(record: WhitelistRecord) -> QuotaKey:
+    return QuotaKey(created=record.meta.created, namespace=record.meta.namespace, name=record.meta.name)
+
+
+def account_whitelists(rt: Operator, account: str) -> list[WhitelistRecord]:
+    """The account's live Whitelists (those being deleted hold no quota)."""
+    found = []
+    for namespace in rt.observed.namespaces_of(account):
+        for name in rt.observed.whitelist_keys_in(namespace):
+            record = rt.observed.whitelist(namespace, name)
+            if record is not None and not record.meta.deleting:
+                found.append(record)
+    return found
+
+
+def whitelist_standing(rt: Operator, record: WhitelistRecord) -> QuotaStanding:
+    """R49: where the Whitelist stands in its account's quota (O(the account's Whitelists), bounded by it)."""
+    account = rt.observed.account(record.meta.namespace)
+    others = [
+        _quota_key(other) for other in account_whitelists(rt, account) if other.meta.uid != record.meta.uid
+    ]
+    return quota_standing(_quota_key(record), others, rt.quota.whitelist_limit(account))
+
+
+def permitting_whitelists(rt: Operator, namespace: str, service_name: str) -> tuple[WhitelistView, ...]:
+    """The service's Whitelists that count (R12), without those past their account's quota (R49)."""
+    views = rt.observed.whitelist_views(namespace, service_name)
+    if not views:
+        return views
+    limit = rt.quota.whitelist_limit(rt.observed.account(namespace))
+    if len(account_whitelists(rt, rt.observed.account(namespace))) <= limit:
+        return views  # the common case: the whole account is within its quota
+    within = []
+    for view in views:
+        record = rt.observed.whitelist(view.namespace, view.name)
+        if record is not None and whitelist_standing(rt, record).within:
+            within.append(view)
+    return tuple(within)
 
 
 async def reconcile_whitelist(rt: Operator, key: WhitelistKey) -> None:
@@ -33,6 +82,8 @@ async def reconcile_whitelist(rt: Operator, key: WhitelistKey) -> None:
                 name=name,
                 spec=record.spec,
                 service_exists=service is not None and not service.meta.deleting,
+                account=rt.observed.account(namespace),
+                quota=whitelist_standing(rt, record),
             )
         )
         phase, reason, message = decision.phase, decision.reason.value, decision.message
@@ -61,7 +112,7 @@ async def reconcile_whitelist(rt: Operator, key: WhitelistKey) -> None:
     answer = await rt.api.patch_status(WHITELIST, namespace, name, status)
     if answer is not None and record.status_reason != reason:
         rt.event(target, phase != "Active", reason, message)
-
+        refresh_quota_views_of(rt, rt.observed.account(namespace))
 
 
 # --- what wakes a whitelist
@@ -69,6 +120,14 @@ async def reconcile_whitelist(rt: Operator, key: WhitelistKey) -> None:
 
 def _itself(rt: Operator, event: Event) -> list[WhitelistKey]:
     return [WhitelistKey(event.namespace, event.name)]
+
+
+def _of_freed_quota(rt: Operator, event: Event) -> list[WhitelistKey]:
+    """R49: a deleted Whitelist frees a place: the account's Whitelists stand again."""
+    if not event.deleted:
+        return []
+    account = rt.observed.account(event.namespace)
+    return [WhitelistKey(r.meta.namespace, r.meta.name) for r in account_whitelists(rt, account)]
 
 
 def _of_service(rt: Operator, event: Event) -> list[WhitelistKey]:
@@ -94,6 +153,7 @@ CONTROLLER = Controller(
     reconcile=reconcile_whitelist,
     watches=(
         Watches(WHITELISTS, _itself),
+        Watches(WHITELISTS, _of_freed_quota),
         Watches(SERVICES, _of_service),
         Watches(NAMESPACES, _of_relabelled_namespace),
     ),

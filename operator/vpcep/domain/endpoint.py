@@ -37,7 +37,12 @@ from vpcep.domain.facts import (
 from vpcep.domain.lookup import requested_target
 from vpcep.domain.naming import service_not_found_message
 from vpcep.domain.permission import Permission, check_permission
-from vpcep.domain.quota import QuotaStanding, check_quota_admission, quota_exceeded_message
+from vpcep.domain.quota import (
+    GatewayPortStanding,
+    QuotaStanding,
+    check_quota_admission,
+    quota_exceeded_message,
+)
 from vpcep.domain.reasons import Reason
 from vpcep.domain.redaction import without_addresses
 from vpcep.domain.service import Operation
@@ -142,6 +147,9 @@ class EndpointFacts(Frozen):
     whitelists: tuple[WhitelistView, ...] = Field(default=(), description="Whitelists of the target service.")
     decision: Decision | None = Field(default=None, description="Its EndpointConnection's spec.decision.")
     quota: QuotaStanding
+    gateway_port_quota: GatewayPortStanding | None = Field(
+        default=None, description="The account's gateway-port quota (R49); None: not limited."
+    )
     allocation: AllocationFacts = AllocationFacts()
     data_path: DataPathFacts = DataPathFacts()
     account_problem: str | None = Field(
@@ -613,6 +621,27 @@ def gateway_service_is_connected(context: EndpointContext) -> EndpointDecision |
 # ---- Interface-type services: the data path through the gateways (R18, R30, R42) ------------------------
 
 
+def gateway_port_quota_is_exceeded(context: EndpointContext) -> EndpointDecision | None:
+    """R49: an endpoint takes one gateway port per port mapping from its account's quota; one that does not
+    fit waits, in creation order, holding nothing (woken when its account frees ports)."""
+    standing = context.facts.gateway_port_quota
+    wanted = len(context.service.spec.ports)
+    if standing is None or standing.admits(wanted):
+        return None
+    message = standing.refusal_message(wanted)
+    return context.verdict(
+        EndpointPhase.FAILED,
+        Reason.GATEWAY_PORT_QUOTA_EXCEEDED,
+        message,
+        DataPathAction.REMOVE,
+        (
+            *context.agreed_conditions,
+            condition(ConditionType.WITHIN_QUOTA, False, Reason.GATEWAY_PORT_QUOTA_EXCEEDED, message),
+        ),
+        context.decided_fields,
+    )
+
+
 def gateway_ports_are_exhausted(context: EndpointContext) -> EndpointDecision | None:
     allocation = context.port_allocation
     if allocation.complete:
@@ -738,6 +767,7 @@ ENDPOINT_CHECKS: tuple[EndpointCheck, ...] = (
     service_is_not_available,
     gateway_egress_is_closed,
     gateway_service_is_connected,
+    gateway_port_quota_is_exceeded,
     gateway_ports_are_exhausted,
     no_gateway_is_ready,
     route_is_rejected,

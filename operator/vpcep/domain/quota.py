@@ -1,4 +1,5 @@
-"""Per-account quotas: 20 EndpointServices (R9) and 50 Endpoints (R22) by default, overridable per account.
+"""Per-account quotas: 20 EndpointServices (R9), 50 Endpoints (R22), 200 gateway ports and 50 Whitelists (R49)
+by default, overridable per account.
 
 Who holds quota when an account is over its limit (created past a disabled webhook, or the limit was
 lowered): the account's live objects ordered by (creationTimestamp, namespace, name); the first `limit`
@@ -10,6 +11,7 @@ Objects being deleted do not count.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from enum import StrEnum
 
 from pydantic import Field
 
@@ -18,27 +20,70 @@ from vpcep.domain.reasons import Reason
 
 DEFAULT_SERVICES_PER_ACCOUNT = 20
 DEFAULT_ENDPOINTS_PER_ACCOUNT = 50
+DEFAULT_GATEWAY_PORTS_PER_ACCOUNT = 200
+DEFAULT_WHITELISTS_PER_ACCOUNT = 50
+
+
+class QuotaKind(StrEnum):
+    """What a quota counts, named as the configuration names its limit (`quotas.default.<kind>`)."""
+
+    SERVICES = "services"
+    ENDPOINTS = "endpoints"
+    GATEWAY_PORTS = "gatewayPorts"
+    WHITELISTS = "whitelists"
+
+
+# What the user reads in a message: the objects counted.
+COUNTED = {
+    QuotaKind.SERVICES: "EndpointServices",
+    QuotaKind.ENDPOINTS: "Endpoints",
+    QuotaKind.GATEWAY_PORTS: "gateway ports",
+    QuotaKind.WHITELISTS: "Whitelists",
+}
 
 
 class AccountQuota(Frozen):
+    """An account's override: None keeps the default's limit."""
+
     services: int | None = Field(default=None, ge=0, description="Overrides the default service limit.")
     endpoints: int | None = Field(default=None, ge=0, description="Overrides the default endpoint limit.")
+    gatewayPorts: int | None = Field(default=None, ge=0, description="Overrides the gateway port limit.")
+    whitelists: int | None = Field(default=None, ge=0, description="Overrides the Whitelist limit.")
 
 
 class QuotaPolicy(Frozen):
-    """Helm values `quota.servicesPerAccount`, `quota.endpointsPerAccount`, `quota.accounts.<account>`."""
+    """Helm values `quotas.default.<kind>` and `quotas.overrides.<account>.<kind>` (R9, R22, R49)."""
 
     services: int = Field(default=DEFAULT_SERVICES_PER_ACCOUNT, ge=0)
     endpoints: int = Field(default=DEFAULT_ENDPOINTS_PER_ACCOUNT, ge=0)
+    gatewayPorts: int = Field(default=DEFAULT_GATEWAY_PORTS_PER_ACCOUNT, ge=0)
+    whitelists: int = Field(default=DEFAULT_WHITELISTS_PER_ACCOUNT, ge=0)
     overrides: dict[str, AccountQuota] = Field(default_factory=dict)
 
-    def service_limit(self, account: str) -> int:
+    def limit(self, kind: QuotaKind, account: str) -> int:
         override = self.overrides.get(account)
-        return override.services if override and override.services is not None else self.services
+        value = getattr(override, kind.value) if override is not None else None
+        return int(value) if value is not None else int(getattr(self, kind.value))
+
+    def service_limit(self, account: str) -> int:
+        return self.limit(QuotaKind.SERVICES, account)
 
     def endpoint_limit(self, account: str) -> int:
-        override = self.overrides.get(account)
-        return override.endpoints if override and override.endpoints is not None else self.endpoints
+        return self.limit(QuotaKind.ENDPOINTS, account)
+
+    def gateway_port_limit(self, account: str) -> int:
+        return self.limit(QuotaKind.GATEWAY_PORTS, account)
+
+    def whitelist_limit(self, account: str) -> int:
+        return self.limit(QuotaKind.WHITELISTS, account)
+
+
+def how_to_raise(kind: QuotaKind, account: str) -> str:
+    """The fix every quota refusal names: which value the cluster operator raises."""
+    return (
+        f"ask the cluster operator to raise Helm value quotas.overrides.{account}.{kind.value} "
+        f"(or quotas.default.{kind.value} for every account)"
+    )
 
 
 class QuotaKey(Frozen):
@@ -71,9 +116,13 @@ def quota_standing(me: QuotaKey, others: Iterable[QuotaKey], limit: int) -> Quot
 
 
 def quota_exceeded_message(kind: str, account: str, used: int, limit: int) -> str:
+    """`kind` is the object kind counted (EndpointService, Endpoint, Whitelist)."""
+    quota = {"EndpointService": QuotaKind.SERVICES, "Endpoint": QuotaKind.ENDPOINTS}.get(
+        kind, QuotaKind.WHITELISTS
+    )
     return (
-        f"account {account!r} already has {used} of at most {limit} {kind}s: delete one, "
-        f"or ask the cluster operator to raise the quota for this account (Helm value quota.accounts)"
+        f"account {account!r} already has {used} of at most {limit} {kind}s (quota {quota.value}): delete "
+        f"one, or {how_to_raise(quota, account)}"
     )
 
 
@@ -82,3 +131,32 @@ def check_quota_admission(kind: str, account: str, used: int, limit: int) -> Ref
     if used < limit:
         return None
     return Refusal(reason=Reason.QUOTA_EXCEEDED, message=quota_exceeded_message(kind, account, used, limit))
+
+
+class GatewayPortStanding(Frozen):
+    """R49: where an endpoint stands in its account's gateway-port quota (one port per port mapping).
+
+    Ports go first to endpoints that hold them (never taken back, also when the limit is lowered), then to
+    the endpoints waiting for them in creation order: a waiter is admitted only when its ports fit beside
+    what the account holds and what older waiters want, so a small newcomer never overtakes an older one.
+    """
+
+    account: str
+    held: int = Field(default=0, ge=0, description="Gateway ports this endpoint holds.")
+    held_by_others: int = Field(ge=0, description="Gateway ports the account's other endpoints hold.")
+    wanted_before: int = Field(
+        default=0, ge=0, description="Ports wanted by the account's older endpoints waiting for this quota."
+    )
+    limit: int = Field(ge=0)
+
+    def admits(self, wanted: int) -> bool:
+        return self.held > 0 or self.held_by_others + self.wanted_before + wanted <= self.limit
+
+    def refusal_message(self, wanted: int) -> str:
+        queued = f", {self.wanted_before} wanted by its older waiting endpoints" if self.wanted_before else ""
+        return (
+            f"needs {wanted} gateway port(s), one per port mapping, but account {self.account!r} holds "
+            f"{self.held_by_others}{queued} of at most {self.limit} (quota gatewayPorts): waiting, "
+            "admitted by itself when ports are freed; delete an endpoint of this account, or "
+            f"{how_to_raise(QuotaKind.GATEWAY_PORTS, self.account)}"
+        )

@@ -43,6 +43,7 @@ class Reason(StrEnum):
     # Shared.
     ACCOUNT_UNCLEAR = "AccountUnclear"  # the namespace's account cannot be trusted (R48)
     QUOTA_EXCEEDED = "QuotaExceeded"
+    GATEWAY_PORT_QUOTA_EXCEEDED = "GatewayPortQuotaExceeded"  # waits for the account's ports to free (R49)
     INVALID_SPEC = "InvalidSpec"
     # Data path (R18, R30, R32).
     GATEWAY_NOT_READY = "GatewayNotReady"

@@ -1,10 +1,15 @@
-"""Whitelist status and admission (R12): entries must be well-formed; the service should exist."""
+"""Whitelist status and admission (R12): entries must be well-formed; the service should exist; the account
+holds at most its quota of Whitelists (R49: each one's entries are kept in the operator's memory), the oldest
+first -- one past it permits nobody."""
 
 from __future__ import annotations
+
+from pydantic import Field
 
 from vpcep.api.whitelist import WhitelistSpec
 from vpcep.domain.conditions import ConditionSpec, ConditionType, condition
 from vpcep.domain.facts import Frozen, ObjectRef, Refusal
+from vpcep.domain.quota import QuotaStanding, check_quota_admission, quota_exceeded_message
 from vpcep.domain.reasons import Reason
 from vpcep.domain.validation import whitelist_spec_problems
 
@@ -17,6 +22,8 @@ class WhitelistFacts(Frozen):
     name: str
     spec: WhitelistSpec
     service_exists: bool
+    account: str = ""
+    quota: QuotaStanding | None = Field(default=None, description="R49; None: not limited.")
 
     @property
     def ref(self) -> ObjectRef:
@@ -33,7 +40,11 @@ class WhitelistDecision(Frozen):
 def decide_whitelist(facts: WhitelistFacts) -> WhitelistDecision:
     label = f"Whitelist {facts.ref}"
     problems = whitelist_spec_problems(facts.spec)
-    if problems:
+    if facts.quota is not None and not facts.quota.within:
+        over = quota_exceeded_message("Whitelist", facts.account, facts.quota.rank, facts.quota.limit)
+        message = f"{label}: {over}; it permits nobody until it is within the quota"
+        reason = Reason.QUOTA_EXCEEDED
+    elif problems:
         message = f"{label}: {problems[0].message}; those entries permit nobody until fixed"
         reason = Reason.INVALID_ACCOUNT_ENTRY
     elif not facts.service_exists:
@@ -69,3 +80,11 @@ def check_whitelist_admission(namespace: str, name: str, spec: WhitelistSpec) ->
     return Refusal(
         reason=first.reason, message=f"Whitelist {namespace}/{name}: {first.message}", field=first.field
     )
+
+
+def check_whitelist_quota(namespace: str, name: str, account: str, used: int, limit: int) -> Refusal | None:
+    """R49: a CREATE past the account's Whitelist quota is refused (`used` does not count the new one)."""
+    refusal = check_quota_admission("Whitelist", account, used, limit)
+    if refusal is None:
+        return None
+    return refusal.model_copy(update={"message": f"Whitelist {namespace}/{name}: {refusal.message}"})

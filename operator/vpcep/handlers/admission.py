@@ -1,8 +1,8 @@
 """Validating admission (kopf `on.validate`): the domain's checks, answered before objects are stored.
 
-Over quota (R9, R22), not permitted (R13), service not found (R15), deleting a service with Accepted/Creating
-endpoints (R7), tenants touching system services (R8), malformed specs (R3, R12). Every rule is enforced by
-the reconcilers too, so the webhook being off changes when a user hears "no", never whether.
+Over quota (R9, R22, R49 Whitelists), not permitted (R13), service not found (R15), deleting a service with
+Accepted/Creating endpoints (R7), tenants touching system services (R8), malformed specs (R3, R12). Every rule
+is enforced by the reconcilers too, so the webhook being off changes when a user hears "no", never whether.
 """
 
 from __future__ import annotations
@@ -18,11 +18,13 @@ from vpcep.api.endpoint_service import BackendKind, EndpointServiceSpec
 from vpcep.api.whitelist import WhitelistSpec
 from vpcep.config import OperatorConfig
 from vpcep.controllers.context import Operator
+from vpcep.controllers.whitelist import account_whitelists, permitting_whitelists
 from vpcep.domain.endpoint import EndpointAdmission, check_endpoint_admission
 from vpcep.domain.facts import Refusal
 from vpcep.domain.lookup import lookup_service
 from vpcep.domain.service import Operation, ServiceAdmission, check_service_admission
 from vpcep.domain.validation import whitelist_spec_problems
+from vpcep.domain.whitelist import check_whitelist_quota
 from vpcep.handlers import metrics
 from vpcep.k8s.client import ApiError
 from vpcep.k8s.resources import POD, SERVICE
@@ -227,9 +229,7 @@ def register(config: OperatorConfig) -> None:
                     spec=spec,
                     old_spec=old_spec,
                     service=service,
-                    whitelists=rt.observed.whitelist_views(service.namespace, service.name)
-                    if service
-                    else (),
+                    whitelists=permitting_whitelists(rt, service.namespace, service.name) if service else (),
                     quota_used=used,
                     quota_limit=rt.quota.endpoint_limit(account),
                     account_problem=rt.observed.account_problem(namespace),
@@ -251,3 +251,12 @@ def register(config: OperatorConfig) -> None:
                     update={"message": f"Whitelist {namespace}/{name}: {problems[0].message}"}
                 )
             )
+        if kwargs["operation"] == "CREATE":  # R49
+            rt = _operator()
+            account = rt.observed.account(namespace)
+            used = sum(
+                1
+                for record in account_whitelists(rt, account)
+                if (record.meta.namespace, record.meta.name) != (namespace, name)
+            )
+            _refuse(check_whitelist_quota(namespace, name, account, used, rt.quota.whitelist_limit(account)))
