@@ -60,7 +60,7 @@ def operator(
         str(key),
         "--webhook-ca",
         str(cert),
-        config={"quotas": {"overrides": {TINY_ACCOUNT: {"services": 1, "endpoints": 1}}}},
+        config={"quotas": {"overrides": {TINY_ACCOUNT: {"services": 1, "endpoints": 1, "whitelists": 1}}}},
     )
     try:
         wait_for(
@@ -203,6 +203,31 @@ def test_quota_is_enforced_at_admission(kube: Cluster, operator: OperatorProcess
         lambda: (
             kube.apply(
                 "endpoint.yaml", check=False, name="second", namespace=TINY, service_name=name
+            ).returncode
+            == 0
+        ),
+    )
+
+
+def test_the_whitelist_quota_is_enforced_at_admission_R49(kube: Cluster, operator: OperatorProcess) -> None:
+    """A provider past its Whitelist quota (1 here) is refused, with the limit and the Helm value that raises
+    it; deleting the one it holds frees the place at once."""
+    kube.namespace(TINY, TINY_ACCOUNT)
+    accounts = '["iam:domain::someone"]'
+    kube.apply("whitelist.yaml", name="wl-1", namespace=TINY, service="one", accounts=accounts)
+    message = refused(
+        kube.apply(
+            "whitelist.yaml", check=False, name="wl-2", namespace=TINY, service="one", accounts=accounts
+        )
+    )
+    assert "1 of at most 1 Whitelists" in message
+    assert f"quotas.overrides.{TINY_ACCOUNT}.whitelists" in message
+    kube.delete("whitelists", TINY, "wl-1", wait=True)
+    wait_for(
+        "the Whitelist quota to be freed at once",
+        lambda: (
+            kube.apply(
+                "whitelist.yaml", check=False, name="wl-2", namespace=TINY, service="one", accounts=accounts
             ).returncode
             == 0
         ),

@@ -41,6 +41,7 @@ def tenants(kube: Cluster, operator: OperatorProcess, gateway: StandInGateway) -
 def publish(kube: Cluster, name: str, approval: bool) -> str:
     return publish_service(kube, PROVIDER, name, approval)
 
+
 def policy(kube: Cluster, operator: OperatorProcess, consumer: str) -> dict[str, Any] | None:
     body: dict[str, Any] | None = kube.get("networkpolicy", operator.namespace, f"vpcep-ingress-{consumer}")
     return body

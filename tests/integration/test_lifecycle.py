@@ -37,6 +37,7 @@ def tenants(kube: Cluster, operator: OperatorProcess, gateway: StandInGateway) -
 def publish(kube: Cluster, name: str, approval: bool = False, namespace: str = Tenants.provider) -> str:
     return publish_service(kube, namespace, name, approval)
 
+
 def connect(kube: Cluster, name: str, namespace: str, service_name: str) -> None:
     kube.apply("endpoint.yaml", name=name, namespace=namespace, service_name=service_name)
 

@@ -41,6 +41,7 @@ def scene(kube: Cluster, operator: OperatorProcess, gateway: StandInGateway) -> 
 def publish(kube: Cluster, name: str, approval: bool) -> str:
     return publish_service(kube, PROVIDER, name, approval)
 
+
 def endpoint(kube: Cluster, name: str, service_name: str, *phases: str) -> dict[str, Any]:
     kube.apply("endpoint.yaml", name=name, namespace=CONSUMER, service_name=service_name)
     return dict(wait_for(f"Endpoint {name} in {phases}", phase_is(kube, "vpce", CONSUMER, name, *phases)))

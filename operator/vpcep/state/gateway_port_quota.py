@@ -26,6 +26,7 @@ class GatewayPortQuota:
         if not self._held_by_account[old_account]:
             del self._held_by_account[old_account]
         if ports:
+            self.stop_waiting(uid)  # holding its ports, it waits no more (never counted twice)
             self._held[uid] = (account, ports)
             self._held_by_account[account] = self._held_by_account.get(account, 0) + ports
 
