@@ -285,7 +285,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         config_path.write_text(
             yaml.safe_dump(
                 {
-                    "quotas": {"default": {"services": n, "endpoints": n * 2}},
+                    "quotas": {"default": {"services": n, "endpoints": n * 2, "gatewayPorts": n * 2}},
                     "cloudServices": [],
                     "gatewayPorts": {"first": 10000, "last": 65000},
                 }

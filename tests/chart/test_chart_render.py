@@ -237,7 +237,12 @@ def test_operator_config_carries_the_values_the_operator_enforces() -> None:
     assert config["namespace"] == NAMESPACE
     assert config["region"] == "eu-west-2"  # R5, R40
     assert config["maxConnectionsPerEndpoint"] == 100  # R21
-    assert config["quotas"]["default"] == {"services": 5, "endpoints": 50}  # R9, R22
+    assert config["quotas"]["default"] == {  # R9, R22, R49
+        "services": 5,
+        "endpoints": 50,
+        "gatewayPorts": 200,
+        "whitelists": 50,
+    }
     assert config["quotas"]["overrides"]["team-a"] == {"services": 40, "endpoints": 200}
     assert config["networkPolicy"] is False  # R31
     assert (
@@ -277,6 +282,7 @@ def test_rendered_config_is_accepted_by_the_operator_config_model(defaults: Rend
     tuned = config_module.OperatorConfig.model_validate(operator_config(render(*VARIATIONS["tuned"])))
     assert tuned.quotas.for_account("team-a").services == 40
     assert tuned.quotas.for_account("team-b").services == 5
+    assert tuned.quotas.for_account("team-a").gatewayPorts == 200  # an override keeps the default's other limits
 
 
 def test_self_signed_webhook_certificate_is_trusted_by_the_configuration(defaults: Rendered) -> None:
