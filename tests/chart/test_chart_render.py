@@ -282,7 +282,7 @@ def test_rendered_config_is_accepted_by_the_operator_config_model(defaults: Rend
     tuned = config_module.OperatorConfig.model_validate(operator_config(render(*VARIATIONS["tuned"])))
     assert tuned.quotas.for_account("team-a").services == 40
     assert tuned.quotas.for_account("team-b").services == 5
-    assert tuned.quotas.for_account("team-a").gatewayPorts == 200  # an override keeps the default's other limits
+    assert tuned.quotas.for_account("team-a").gatewayPorts == 200  # the limits an override does not set
 
 
 def test_self_signed_webhook_certificate_is_trusted_by_the_configuration(defaults: Rendered) -> None:
