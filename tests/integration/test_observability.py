@@ -187,6 +187,9 @@ def test_the_operator_metrics_follow_phases_pending_quota_gateways_and_the_webho
     assert scrape.value("vpcep_quota_used", account=ACCOUNT, kind="endpoints") == 2
     assert scrape.value("vpcep_quota_used", account=ACCOUNT, kind="services") == 2
     assert scrape.value("vpcep_quota_limit", account=ACCOUNT, kind="endpoints") == 50
+    assert scrape.value("vpcep_quota_used", account=ACCOUNT, kind="gatewayPorts") >= 1  # R49
+    assert scrape.value("vpcep_quota_limit", account=ACCOUNT, kind="gatewayPorts") == 200
+    assert scrape.value("vpcep_quota_limit", account=ACCOUNT, kind="whitelists") == 50
     assert scrape.value("vpcep_gateways_ready") >= 1
     assert scrape.value("vpcep_caches_primed") == 1
     assert scrape.value("vpcep_reconciles_total", kind="Endpoint") >= 2

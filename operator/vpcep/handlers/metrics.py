@@ -193,19 +193,25 @@ def state_metrics(rt: Operator) -> list[Metric]:
     )
     for namespace, count in sorted(pending.items()):
         pending_family.add_metric([namespace], count)
+    for whitelist in observed.records("whitelists", "wl"):
+        if not whitelist.meta.deleting:
+            used[(observed.account(whitelist.meta.namespace), "whitelists")] += 1
     quota_used = GaugeMetricFamily(
         "vpcep_quota_used",
-        "Objects counted against the account's quota (R9, R22).",
+        "Objects (gateway ports) counted against the account's quota (R9, R22, R49).",
         labels=["account", "kind"],
     )
     quota_limit = GaugeMetricFamily(
-        "vpcep_quota_limit", "The account's quota (R9, R22).", labels=["account", "kind"]
+        "vpcep_quota_limit", "The account's quota (R9, R22, R49).", labels=["account", "kind"]
     )
     policy = rt.quota
     for account in sorted({account for account, _ in used}):
+        used[(account, "gatewayPorts")] = rt.gateway_port_quota.held_by_account(account)
         for kind, limit in (
             ("endpoints", policy.endpoint_limit(account)),
             ("services", policy.service_limit(account)),
+            ("gatewayPorts", policy.gateway_port_limit(account)),
+            ("whitelists", policy.whitelist_limit(account)),
         ):
             quota_used.add_metric([account, kind], used.get((account, kind), 0))
             quota_limit.add_metric([account, kind], limit)
