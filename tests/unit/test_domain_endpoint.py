@@ -455,7 +455,7 @@ CASES = [
         P.FAILED,
         Reason.PORTS_EXHAUSTED,
         DataPathAction.REMOVE,
-        ("20000-20001", "443", "gateway.portRange"),
+        ("20000-20001", "443", "gateway.ports"),
     ),
     # R17/R23: deleting.
     Case(

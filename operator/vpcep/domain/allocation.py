@@ -25,7 +25,7 @@ DEFAULT_GATEWAY_PORT_LAST = 32767
 
 
 class PortRange(Frozen):
-    """Inclusive range the gateways listen in (Helm value `gateway.portRange`)."""
+    """Inclusive range the gateways listen in (Helm value `gateway.ports`, operator config `gatewayPorts`)."""
 
     first: int = Field(default=DEFAULT_GATEWAY_PORT_FIRST, ge=1, le=65535)
     last: int = Field(default=DEFAULT_GATEWAY_PORT_LAST, ge=1, le=65535)

@@ -650,7 +650,7 @@ def gateway_ports_are_exhausted(context: EndpointContext) -> EndpointDecision | 
     message = (
         f"no free gateway port in {port_range.first}-{port_range.last} for clientPort(s) "
         f"{', '.join(map(str, allocation.unallocated))}: the cluster operator must widen the Helm value "
-        "gateway.portRange; this recovers by itself when ports are freed"
+        "gateway.ports (operator config gatewayPorts); this recovers by itself when ports are freed"
     )
     return context.verdict(
         EndpointPhase.FAILED,
