@@ -525,28 +525,23 @@ def _track(rt: Operator, key: EndpointKey, status: EndpointStatus) -> None:
     rt.gateway_ingress.track_waiting(key.namespace, key.name, status.reason == Reason.INGRESS_POLICY_PENDING)
     if status.reason in (Reason.QUOTA_EXCEEDED, Reason.GATEWAY_PORT_QUOTA_EXCEEDED):
         rt.quota_waiters.wait(rt.observed.account(key.namespace), key)
-    _track_port_waiter(rt, key, status)
-
-
-def _track_port_waiter(rt: Operator, key: EndpointKey, status: EndpointStatus) -> None:
-    """R49: an endpoint waiting for gateway ports keeps its place; the account's younger ones queue behind."""
     record = rt.observed.endpoint(key.namespace, key.name)
-    if record is None:
-        return
-    service_record = _target_service(rt, record)
-    if (
-        status.reason != Reason.GATEWAY_PORT_QUOTA_EXCEEDED
-        or service_record is None
-        or not service_record.spec
-    ):
-        rt.gateway_port_quota.stop_waiting(record.meta.uid)
-        return
-    rt.gateway_port_quota.wait(
-        record.meta.uid,
-        rt.observed.account(key.namespace),
-        _quota_order(record),
-        len(service_record.spec.ports),
+    if record is not None:
+        track_port_waiter(rt, record, status)
+
+
+def track_port_waiter(rt: Operator, record: EndpointRecord, status: EndpointStatus) -> None:
+    """R49: an endpoint waiting for gateway ports keeps its place; the account's younger ones queue behind
+    (also after a restart: the operator seeds this from the statuses)."""
+    uid = record.meta.uid
+    service_record = (
+        _target_service(rt, record) if status.reason == Reason.GATEWAY_PORT_QUOTA_EXCEEDED else None
     )
+    if service_record is None or service_record.spec is None:
+        rt.gateway_port_quota.stop_waiting(uid)
+        return
+    account = rt.observed.account(record.meta.namespace)
+    rt.gateway_port_quota.wait(uid, account, _quota_order(record), len(service_record.spec.ports))
 
 
 def _route_version(rt: Operator, endpoint_id: str) -> int | None:

@@ -87,6 +87,7 @@ def seed_allocations(rt: Operator) -> None:
         rt.gateway_port_quota.hold(
             record.meta.uid, rt.observed.account(namespace), len(record.status.gatewayPorts)
         )
+        endpoint.track_port_waiter(rt, record, record.status)  # R49: waiters keep their order after a restart
     rt.observed.forget_quota_order()
 
 
