@@ -6,6 +6,7 @@ view shows the use against each limit)."""
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Iterator
 
 import pytest
@@ -84,11 +85,12 @@ def quota_view(kube: Cluster, namespace: str) -> dict[str, str]:
 
 
 def test_an_account_cannot_take_more_gateway_ports_than_its_quota_and_waits_in_order_R49(
-    kube: Cluster, services: dict[str, str]
+    kube: Cluster, operator: OperatorProcess, services: dict[str, str]
 ) -> None:
     """Quota 3 ports. The hostile account holds 2 (one 2-port endpoint), asks for 2 more: refused, naming the
     limit and the value; a younger 1-port endpoint that would fit queues behind it (no overtaking). The
-    neighbour account is untouched. A delete frees the ports and both waiters are admitted by themselves."""
+    neighbour account is untouched. The queue survives an operator restart. A delete frees the ports and both
+    waiters are admitted by themselves."""
     kube.apply("endpoint.yaml", name="first", namespace=GREEDY, service_name=services["two"])
     wait_for("first Accepted", phase_is(kube, "vpce", GREEDY, "first", "Accepted"))
     kube.apply("endpoint.yaml", name="second", namespace=GREEDY_TOO, service_name=services["two"])
@@ -105,9 +107,10 @@ def test_an_account_cannot_take_more_gateway_ports_than_its_quota_and_waits_in_o
     assert not refused.get("gatewayPorts")
     assert kube.get("service", GREEDY_TOO, "vpce-second") is None  # it holds nothing while it waits
 
-    # Same namespace, a name sorting after "second": younger even when created within the same second.
-    kube.apply("endpoint.yaml", name="third", namespace=GREEDY_TOO, service_name=services["one"])
-    queued = wait_for("third queued", phase_is(kube, "vpce", GREEDY_TOO, "third", "Failed"))
+    # Younger by its creation second, in a namespace that lists (and so reconciles after a restart) first.
+    time.sleep(1.1)
+    kube.apply("endpoint.yaml", name="third", namespace=GREEDY, service_name=services["one"])
+    queued = wait_for("third queued", phase_is(kube, "vpce", GREEDY, "third", "Failed"))
     assert queued["reason"] == "GatewayPortQuotaExceeded"
     assert "2 wanted by its older waiting endpoints" in queued["message"]
 
@@ -120,9 +123,17 @@ def test_an_account_cannot_take_more_gateway_ports_than_its_quota_and_waits_in_o
     )
     assert view["gatewayPortsLimit"] == str(GATEWAY_PORTS)
 
+    # A restart keeps the queue: the operator reconciles `third` first, and must not let it overtake.
+    operator.kill()
+    operator.restart()
+    kube.apply("endpoint.yaml", name="probe", namespace=NEIGHBOUR, service_name=services["one"])
+    wait_for("the restarted operator to serve", phase_is(kube, "vpce", NEIGHBOUR, "probe", "Accepted"), 60)
+    for namespace, name in ((GREEDY_TOO, "second"), (GREEDY, "third")):
+        assert kube.status("vpce", namespace, name)["reason"] == "GatewayPortQuotaExceeded", name
+
     kube.delete("vpce", GREEDY, "first")
     wait_for("second admitted by itself", phase_is(kube, "vpce", GREEDY_TOO, "second", "Accepted"))
-    wait_for("third admitted by itself", phase_is(kube, "vpce", GREEDY_TOO, "third", "Accepted"))
+    wait_for("third admitted by itself", phase_is(kube, "vpce", GREEDY, "third", "Accepted"))
     wait_for("the quota view to count 3", lambda: quota_view(kube, GREEDY_TOO).get("gatewayPortsUsed") == "3")
 
 
