@@ -31,7 +31,7 @@ async def reconcile_quota_view(rt: Operator, key: QuotaViewKey) -> None:
         endpoints_limit=rt.quota.endpoint_limit(account),
         gateway_ports_used=rt.gateway_port_quota.held_by_account(account),
         gateway_ports_limit=rt.quota.gateway_port_limit(account),
-        whitelists_used=sum(len(observed.whitelist_keys_in(ns)) for ns in observed.namespaces_of(account)),
+        whitelists_used=stored_whitelists(rt, account),
         whitelists_limit=rt.quota.whitelist_limit(account),
     )
     try:
@@ -40,6 +40,11 @@ async def reconcile_quota_view(rt: Operator, key: QuotaViewKey) -> None:
         if error.status not in (403, 404):  # a terminating namespace refuses new objects
             raise
         rt.writes.forget("ConfigMap", namespace, QUOTA_VIEW_NAME)
+
+
+def stored_whitelists(rt: Operator, account: str) -> int:
+    """The account's Whitelists as stored, counted from the index alone (R49)."""
+    return sum(len(rt.observed.whitelist_keys_in(ns)) for ns in rt.observed.namespaces_of(account))
 
 
 def views_of(rt: Operator, account: str) -> list[QuotaViewKey]:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from vpcep.controllers.context import Operator, involved, rfc3339, utc_now
 from vpcep.controllers.keys import WhitelistKey
-from vpcep.controllers.quota_view import refresh_quota_views_of
+from vpcep.controllers.quota_view import refresh_quota_views_of, stored_whitelists
 from vpcep.controllers.service import wake_endpoints_of
 from vpcep.controllers.sources import NAMESPACES, SERVICES, WHITELISTS
 from vpcep.domain.facts import WhitelistView
@@ -53,9 +53,9 @@ def permitting_whitelists(rt: Operator, namespace: str, service_name: str) -> tu
     views = rt.observed.whitelist_views(namespace, service_name)
     if not views:
         return views
-    limit = rt.quota.whitelist_limit(rt.observed.account(namespace))
-    if len(account_whitelists(rt, rt.observed.account(namespace))) <= limit:
-        return views  # the common case: the whole account is within its quota
+    account = rt.observed.account(namespace)
+    if stored_whitelists(rt, account) <= rt.quota.whitelist_limit(account):
+        return views  # the common case, counted without reading a record: the account is within its quota
     within = []
     for view in views:
         record = rt.observed.whitelist(view.namespace, view.name)
