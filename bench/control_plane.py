@@ -481,6 +481,7 @@ def measure_latency(
     ready.wait()
     time.sleep(0.5)
     latencies = []
+    slowest: list[tuple[float, str]] = []
     for index in range(samples):
         name = f"sample-{index}"
         manifest = yaml.safe_dump(
@@ -498,10 +499,18 @@ def measure_latency(
                 raise TimeoutError(f"{name} not Accepted within 60s")
             time.sleep(0.005)
         latencies.append(accepted[name] - started)
+        slowest.append((round(accepted[name] - started, 2), name))
+    _, worst = max(slowest)
+    events = kubectl(
+        kubeconfig, "get", "events", "-n", namespace, "--field-selector", f"involvedObject.name={worst}",
+        "-o", "custom-columns=AT:.lastTimestamp,REASON:.reason", "--no-headers",
+    ).stdout.split("\n")
     return {
+        "latency_slowest_events": [line for line in events if line.strip()],  # what the slowest waited for
         "latency_p50_s": round(statistics.median(latencies), 3),
         "latency_p99_s": round(percentile(latencies, 0.99), 3),
         "latency_max_s": round(max(latencies), 3),
+        "latency_slowest": sorted(slowest, reverse=True)[:3],
     }
 
 
