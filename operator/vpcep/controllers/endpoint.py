@@ -33,7 +33,7 @@ from vpcep.builders.meta import (
 )
 from vpcep.builders.route import build_route_config_map, route_config_map_name
 from vpcep.controllers.context import FINALIZER, Operator, involved, rfc3339, utc_now
-from vpcep.controllers.gateway_ingress import wake_gateway_ingress
+from vpcep.controllers.gateway_ingress import admit_namespace, wake_gateway_ingress
 from vpcep.controllers.keys import EndpointKey, ServiceKey
 from vpcep.controllers.quota_view import refresh_quota_views_of
 from vpcep.controllers.service import backend_for
@@ -61,6 +61,7 @@ from vpcep.domain.endpoint import (
 )
 from vpcep.domain.lookup import lookup_service
 from vpcep.domain.reasons import Reason
+from vpcep.k8s.client import ApiError
 from vpcep.k8s.resources import (
     CONFIG_MAP,
     ENDPOINT,
@@ -88,7 +89,8 @@ WAITING_REASONS = frozenset(
     }
 )
 WARNING_PHASES = frozenset({EndpointPhase.FAILED, EndpointPhase.REJECTED})
-MAX_PASSES = 3
+# Allocate and write the data path; wait for the namespace's ingress policy; see the route applied; settle.
+MAX_PASSES = 4
 SERVICE_COUNTS_DELAY_SECONDS = 0.5
 FLEET_CHECK_SECONDS = 2.0
 
@@ -443,7 +445,14 @@ async def _decide_and_apply(rt: Operator, record: EndpointRecord) -> EndpointDec
         rt.allocations.record(record.meta.uid, record.target, decision.marker_id, decision.gateway_ports)
         if rt.allocations.ports_of(record.meta.uid) != held:  # R42: the policy follows at once, in parallel
             wake_gateway_ingress(rt, record.meta.namespace)
-        if not await _apply_data_path(rt, record, decision, service_record, fleet):
+        changed = await _apply_data_path(rt, record, decision, service_record, fleet)
+        if decision.reason == Reason.INGRESS_POLICY_PENDING:
+            try:  # then decide again: admitted, most likely
+                await admit_namespace(rt, record.meta.namespace)
+            except ApiError as error:  # the policy's own reconcile retries; this endpoint says it waits
+                logger.info("gateway ingress policy of %s not written yet: %s", record.meta.namespace, error)
+                break
+        elif not changed:
             break
     return decision
 
