@@ -248,18 +248,53 @@ def parallel(calls: list[Callable[[], Any]], workers: int = 8) -> None:
 
 def wait_phases(
     custom: client.CustomObjectsApi, plural: str, wanted: str, count: int, timeout: float
-) -> float:
+) -> int:
+    """Polls until `count` objects are in phase `wanted`; returns the number of LISTs it sent."""
     started = time.monotonic()
+    polls = 0
     while time.monotonic() - started < timeout:
         listed: Any = custom.list_cluster_custom_object(GROUP, VERSION, plural)
+        polls += 1
         items = listed["items"]
         done = sum(1 for item in items if (item.get("status") or {}).get("phase") == wanted)
         if done >= count:
-            return time.monotonic() - started
+            return polls
         # Each poll LISTs every object: at 10,000 endpoints a 1 s poll is a good share of the API server's
         # CPU, taken from the operator being measured.
         time.sleep(min(5.0, 0.5 + count / 2000))
     raise TimeoutError(f"only some {plural} reached {wanted} within {timeout}s")
+
+
+def api_requests(kubeconfig: str) -> dict[str, int]:
+    """The API server's own request counters (everything but WATCH), by "resource[/subresource] VERB".
+    Counts do not depend on machine load, so they compare runs that timings cannot."""
+    text = kubectl(kubeconfig, "get", "--raw", "/metrics").stdout
+    counts: dict[str, int] = {}
+    for line in text.splitlines():
+        if not line.startswith("apiserver_request_total{"):
+            continue
+        labels = dict(re.findall(r'(\w+)="([^"]*)"', line))
+        if labels.get("verb") in ("WATCH", "LIST", "GET") and not labels.get("resource"):
+            continue
+        if labels.get("verb") == "WATCH":
+            continue
+        subresource = f"/{labels['subresource']}" if labels.get("subresource") else ""
+        name = f"{labels.get('resource', '')}{subresource} {labels.get('verb', '')}"
+        counts[name] = counts.get(name, 0) + int(float(line.rsplit(" ", 1)[1]))
+    return counts
+
+
+def requests_per_endpoint(
+    before: dict[str, int], after: dict[str, int], endpoints: int, exclude: dict[str, int]
+) -> dict[str, float]:
+    """The operator's API requests per endpoint in a phase: the counters' growth minus what the bench and
+    the stand-in gateway sent themselves (`exclude`), largest first."""
+    grown = {name: after[name] - before.get(name, 0) - exclude.get(name, 0) for name in after}
+    return {
+        name: round(count / endpoints, 2)
+        for name, count in sorted(grown.items(), key=lambda item: -item[1])
+        if count / endpoints >= 0.01
+    }
 
 
 def percentile(values: list[float], fraction: float) -> float:
@@ -354,10 +389,12 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             )
 
         started = time.monotonic()
+        requests_before, gateway_writes_before = api_requests(testbed.kubeconfig), gateway.writes
         parallel([make_endpoint(i) for i in range(n)])
-        wait_phases(custom, "endpoints", "Accepted", n, timeout=3600)
+        polls = wait_phases(custom, "endpoints", "Accepted", n, timeout=3600)
         results["bulk_accept_s"] = round(time.monotonic() - started, 1)
         results["bulk_rate_per_s"] = round(n / results["bulk_accept_s"], 1)
+        results["bulk_operator_cpu_ms_per_endpoint"] = round(1000 * operator.cpu_seconds() / n, 2)
 
         results.update(
             measure_latency(testbed.kubeconfig, custom, names["svc-0"], namespaces[-1], args.samples)
@@ -365,6 +402,19 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         time.sleep(3)
         results.update(measure_idle(core, operator, gateway, args.idle))
         results["peak_rss_mb"] = round(operator.proc_status("VmHWM"), 1)
+        # Bulk, samples and idle together, so what trails the last Accepted (counts, Events) is included.
+        own = {  # what the bench and the stand-in gateway sent themselves
+            "endpoints POST": n + args.samples,
+            "endpoints GET": args.samples,  # kubectl apply looks first
+            "endpoints LIST": polls,
+            "namespaces LIST": 2,
+            "configmaps PATCH": gateway.writes - gateway_writes_before,
+        }
+        per_endpoint = requests_per_endpoint(
+            requests_before, api_requests(testbed.kubeconfig), n + args.samples, own
+        )
+        results["api_requests_per_endpoint"] = round(sum(per_endpoint.values()), 2)
+        results["api_requests_per_endpoint_by_kind"] = per_endpoint
 
         before = cluster_revision(core)
         writes_before = gateway.writes
@@ -373,6 +423,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         restarted.start()
         operators.append(restarted)
         results["restart_reconcile_s"] = round(restarted.wait_initial_sync(timeout=600), 2)
+        results["restart_operator_cpu_s"] = round(restarted.cpu_seconds(), 2)  # comparable under load
         results["restart_writes"] = cluster_revision(core) - before - (gateway.writes - writes_before)
         results["restart_peak_rss_mb"] = round(restarted.proc_status("VmHWM"), 1)
         results["peak_rss_mb"] = max(results["peak_rss_mb"], results["restart_peak_rss_mb"])
@@ -399,7 +450,10 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             operator.stop()
         testbed.stop()
     for operator in operators:  # kept when something failed: the exception names the log
-        operator.log_path.unlink(missing_ok=True)
+        if args.keep_logs:
+            print(f"bench: operator log kept: {operator.log_path}", file=sys.stderr)
+        else:
+            operator.log_path.unlink(missing_ok=True)
     return results
 
 
@@ -427,6 +481,7 @@ def measure_latency(
     ready.wait()
     time.sleep(0.5)
     latencies = []
+    slowest: list[tuple[float, str]] = []
     for index in range(samples):
         name = f"sample-{index}"
         manifest = yaml.safe_dump(
@@ -444,10 +499,18 @@ def measure_latency(
                 raise TimeoutError(f"{name} not Accepted within 60s")
             time.sleep(0.005)
         latencies.append(accepted[name] - started)
+        slowest.append((round(accepted[name] - started, 2), name))
+    _, worst = max(slowest)
+    events = kubectl(
+        kubeconfig, "get", "events", "-n", namespace, "--field-selector", f"involvedObject.name={worst}",
+        "-o", "custom-columns=AT:.lastTimestamp,REASON:.reason", "--no-headers",
+    ).stdout.split("\n")
     return {
+        "latency_slowest_events": [line for line in events if line.strip()],  # what the slowest waited for
         "latency_p50_s": round(statistics.median(latencies), 3),
         "latency_p99_s": round(percentile(latencies, 0.99), 3),
         "latency_max_s": round(max(latencies), 3),
+        "latency_slowest": sorted(slowest, reverse=True)[:3],
     }
 
 
@@ -491,6 +554,7 @@ def main() -> int:
     parser.add_argument("--samples", type=int, default=50, help="apply -> Accepted samples (default 50)")
     parser.add_argument("--idle", type=float, default=20.0, help="idle measurement window, seconds")
     parser.add_argument("--keep", action="store_true", help="leave the objects in place (for investigations)")
+    parser.add_argument("--keep-logs", action="store_true", help="keep the operator processes' logs")
     parser.add_argument("--kubeconfig", help="use this API instead of a private hack/testbed instance")
     # SIGTERM (a timeout, a CI cancel) unwinds like Ctrl-C: the operators and the private testbed are stopped.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))

@@ -8,7 +8,8 @@ process's state as named components, each with one owner:
 - `quota_waiters` (vpcep.state.quota_waiters): objects refused for quota, woken when their account frees some;
 - `gateway_port_quota` (vpcep.state.gateway_port_quota): gateway ports each account holds and waits for (R49);
 - `backends` (vpcep.state.backends): the service controller's last look at each backend;
-- `gateway_ingress` (vpcep.state.gateway_ingress_state): the gateway ingress policies as stored (R42).
+- `gateway_ingress` (vpcep.state.gateway_ingress_state): the gateway ingress policies as stored (R42);
+- `ingress_writes` (vpcep.runtime.coalesce): one policy write at a time per namespace, shared by its waiters.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from vpcep.domain.quota import AccountQuota, QuotaPolicy
 from vpcep.k8s.client import KubeApi
 from vpcep.k8s.events import EventRecorder, InvolvedObject
 from vpcep.k8s.resources import ResourceKind
+from vpcep.runtime.coalesce import Coalescer
 from vpcep.runtime.controller import Manager
 from vpcep.runtime.workqueue import WorkQueue
 from vpcep.state.allocations import Allocations
@@ -74,6 +76,7 @@ class Operator:
     gateway_port_quota: GatewayPortQuota = field(default_factory=GatewayPortQuota)  # R49
     backends: BackendObservations = field(default_factory=BackendObservations)
     gateway_ingress: GatewayIngressState = field(default_factory=GatewayIngressState)  # R42
+    ingress_writes: Coalescer[str] = field(default_factory=Coalescer)  # by consumer namespace
 
     @property
     def queue(self) -> WorkQueue[Hashable]:

@@ -11,6 +11,8 @@ restored): declared once, in CONTROLLER at the end of this module.
 
 from __future__ import annotations
 
+import functools
+
 from vpcep.builders.gateway_ingress import build_gateway_ingress_policy, gateway_ingress_policy_name
 from vpcep.controllers.context import Operator
 from vpcep.controllers.keys import EndpointKey, GatewayIngressKey
@@ -40,8 +42,18 @@ def wake_gateway_ingress(rt: Operator, namespace: str) -> None:
 
 
 async def reconcile_gateway_ingress(rt: Operator, key: GatewayIngressKey) -> None:
+    await admit_namespace(rt, key.namespace)
+
+
+async def admit_namespace(rt: Operator, namespace: str) -> None:
+    """The namespace's policy as the ledger says, written now or by the write that follows the one under way
+    (shared with every endpoint of the namespace that asks meanwhile): an endpoint awaits this inside its
+    own reconcile, so a new endpoint is Accepted without first saying IngressPolicyPending."""
+    await rt.ingress_writes.run(namespace, functools.partial(_write_policy, rt, namespace))
+
+
+async def _write_policy(rt: Operator, namespace: str) -> None:
     """Converges from any state; may run any number of times; writes only when the stored policy differs."""
-    namespace = key.namespace
     config = rt.config
     state = rt.gateway_ingress
     ports = established_gateway_ports(rt, namespace) if config.gatewayIngressPolicy else frozenset()

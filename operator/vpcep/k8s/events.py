@@ -16,6 +16,9 @@ from vpcep.k8s.resources import EVENT
 logger = logging.getLogger(__name__)
 COMPONENT = "vpcep-operator"
 QUEUE_LIMIT = 10_000
+# One POST at a time is bound by the API's round trip, not its capacity: during a bulk create of 10,000
+# endpoints a single poster fell minutes behind, so Events arrived long after the change they report.
+POSTERS = 4
 
 
 @dataclass(frozen=True)
@@ -33,33 +36,55 @@ class EventRecord:
     type: str  # Normal or Warning
     reason: str
     message: str
+    # When the change happened, not when the Event was posted: with a backlog, or several posters racing,
+    # `kubectl get events` still shows the changes in the order and at the time they happened.
+    at: str
 
 
 class EventRecorder:
-    """A bounded queue drained by one task; when the API is slow, old events win and new ones are dropped."""
+    """Bounded queues drained by a few posting tasks, one queue per share of objects, so one object's Events
+    are posted in the order they happened. When the API is slower than the changes, old events win and new
+    ones are dropped (counted, and logged once per overflow) rather than held without bound."""
 
-    def __init__(self, api: KubeApi, instance: str) -> None:
+    def __init__(self, api: KubeApi, instance: str, posters: int = POSTERS) -> None:
         self._api = api
         self._instance = instance
-        self._queue: asyncio.Queue[EventRecord] = asyncio.Queue(maxsize=QUEUE_LIMIT)
-        self._task: asyncio.Task[None] | None = None
+        self._queues: list[asyncio.Queue[EventRecord]] = [
+            asyncio.Queue(maxsize=max(1, QUEUE_LIMIT // posters)) for _ in range(posters)
+        ]
+        self._tasks: list[asyncio.Task[None]] = []
+        self.dropped = 0
 
     def start(self) -> None:
-        self._task = asyncio.create_task(self._drain(), name="vpcep event poster")
+        self._tasks = [
+            asyncio.create_task(self._drain(queue), name=f"vpcep event poster {n}")
+            for n, queue in enumerate(self._queues)
+        ]
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
             with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+                await task
 
     def record(self, target: InvolvedObject, type_: str, reason: str, message: str) -> None:
-        with contextlib.suppress(asyncio.QueueFull):
-            self._queue.put_nowait(EventRecord(target, type_, reason, message[:1024]))
+        queue = self._queues[hash(target.uid or target.name) % len(self._queues)]
+        at = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        try:
+            queue.put_nowait(EventRecord(target, type_, reason, message[:1024], at))
+        except asyncio.QueueFull:
+            if not self.dropped:
+                logger.warning("events: too many are waiting to be posted; dropping new ones")
+            self.dropped += 1
+            return
+        if self.dropped and queue.qsize() < queue.maxsize // 2:
+            logger.warning("events: %d were dropped while the API was slow", self.dropped)
+            self.dropped = 0
 
-    async def _drain(self) -> None:
+    async def _drain(self, queue: asyncio.Queue[EventRecord]) -> None:
         while True:
-            record = await self._queue.get()
+            record = await queue.get()
             try:
                 await self._post(record)
             except ApiError as error:  # the namespace may be terminating: an Event is not worth a retry
@@ -68,7 +93,6 @@ class EventRecorder:
                 )
 
     async def _post(self, record: EventRecord) -> None:
-        now = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
         target = record.target
         await self._api.request(
             "POST",
@@ -90,8 +114,8 @@ class EventRecorder:
                 "source": {"component": COMPONENT},
                 "reportingComponent": COMPONENT,
                 "reportingInstance": self._instance,
-                "firstTimestamp": now,
-                "lastTimestamp": now,
+                "firstTimestamp": record.at,
+                "lastTimestamp": record.at,
                 "count": 1,
             },
         )
