@@ -4,13 +4,13 @@ predicate (R7, R11, R14) that the endpoint and service decisions share."""
 from __future__ import annotations
 
 import pytest
-from domain_factories import endpoint_facts, service_view, status
+from domain_factories import SERVICE_NAME, endpoint_facts, service_view, status
 from hypothesis import given
 from hypothesis import strategies as st
 
 from vpcep.api.endpoint import EndpointPhase
 from vpcep.api.endpoint_service import ServicePhase
-from vpcep.domain.endpoint import ENDPOINT_CHECKS, DataPathAction, decide_endpoint
+from vpcep.domain.endpoint import ENDPOINT_CHECKS, DataPathAction, decide_endpoint, endpoint_status
 from vpcep.domain.facts import EndpointView, is_established
 from vpcep.domain.reasons import Reason
 
@@ -103,3 +103,14 @@ def test_the_chain_is_a_visible_list_of_distinct_named_checks() -> None:
     # who may connect is settled before the provider's decision is read, and both before the data path
     order = {name: index for index, name in enumerate(names)}
     assert order["account_is_not_permitted"] < order["connection_is_rejected"] < order["no_gateway_is_ready"]
+
+
+def test_r7_service_deleted_is_stable_across_reconciles() -> None:
+    """Level-triggered: the status ServiceDeleted writes, read back by the next reconcile, decides the same
+    (it read as a mistyped name -- ServiceNotFound, "check the name" -- one reconcile later)."""
+    accepted = status(EndpointPhase.ACCEPTED, serviceName=SERVICE_NAME, endpointId="e-1", markerId=3)
+    first = decide_endpoint(endpoint_facts(status=accepted, service=None))
+    assert (first.phase, first.reason) == (P.FAILED, Reason.SERVICE_DELETED)
+    written = endpoint_status(first, previous=accepted, now="2026-12-03T00:00:00Z", generation=1)
+    again = decide_endpoint(endpoint_facts(status=written, service=None))
+    assert (again.phase, again.reason, again.message) == (first.phase, first.reason, first.message)

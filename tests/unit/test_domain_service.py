@@ -87,6 +87,15 @@ def test_marker_high_water_never_goes_down_when_endpoints_leave() -> None:
     assert decide_service(service_facts(endpoints=(), last_marker_id=12)).last_marker_id == 12
 
 
+def test_r7_yields_when_the_services_namespace_is_being_deleted_R52() -> None:
+    """The backend goes with the namespace: holding the service would only keep the namespace Terminating
+    forever; every endpoint is told (ServiceDeleted) instead."""
+    endpoints = (endpoint_view("a", P.ACCEPTED), endpoint_view("b", P.PENDING_ACCEPTANCE))
+    decision = decide_service(service_facts(deleting=True, namespace_terminating=True, endpoints=endpoints))
+    assert decision.may_finalize and decision.reason is Reason.DELETING
+    assert {ref.name for ref in decision.endpoints_to_fail} == {"a", "b"}
+
+
 def test_r7_finalizer_holds_while_accepted_or_creating_endpoints_exist() -> None:
     endpoints = (
         endpoint_view("a", P.ACCEPTED),

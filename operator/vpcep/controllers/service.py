@@ -25,7 +25,7 @@ from vpcep.k8s.resources import ENDPOINT_SERVICE, POD, SERVICE, VPCEP_API
 from vpcep.runtime.controller import Controller, Watches
 from vpcep.runtime.source import RELISTED, Event
 from vpcep.state.backends import BackendObservation, observe_backend
-from vpcep.state.observed import account_changed, claims_changed
+from vpcep.state.observed import account_changed, began_terminating, claims_changed
 from vpcep.state.records import ServiceRecord
 
 
@@ -126,6 +126,7 @@ async def reconcile_service(rt: Operator, key: ServiceKey) -> None:
             region=rt.config.region,
             spec=record.spec,
             deleting=record.meta.deleting,
+            namespace_terminating=rt.observed.namespace_terminating(namespace),
             system=system,
             declared_type=ServiceType(record.declared_type)
             if system and record.declared_type in (ServiceType.GATEWAY.value, ServiceType.INTERFACE.value)
@@ -216,6 +217,14 @@ def _of_relabelled_namespace(rt: Operator, event: Event) -> list[ServiceKey]:
     ]
 
 
+def _of_terminating_namespace(rt: Operator, event: Event) -> list[ServiceKey]:
+    """The namespace is being deleted: its services let go of their endpoints (the namespace would never
+    go otherwise), whichever of the two watches tells first."""
+    if not began_terminating(event):
+        return []
+    return [ServiceKey(event.name, name) for name in rt.observed.service_names_in(event.name)]
+
+
 def _of_backend(kind: BackendKind) -> Callable[[Operator, Event], list[ServiceKey]]:
     """R1: a backend appeared, changed or went: the services naming it read it again. After a re-list nothing
     is known about what changed meanwhile: every service holding an observation reads it again."""
@@ -252,6 +261,7 @@ CONTROLLER = Controller(
         Watches(SERVICES, _itself),
         Watches(SERVICES, _quota_freed),
         Watches(NAMESPACES, _of_relabelled_namespace),
+        Watches(NAMESPACES, _of_terminating_namespace),
         Watches(BACKEND_SERVICES, _of_backend(BackendKind.SERVICE)),
         Watches(BACKEND_PODS, _of_backend(BackendKind.POD)),
         Watches(OWNED_POLICIES, _of_deleted_policy),

@@ -463,6 +463,8 @@ def service_was_deleted(context: EndpointContext) -> EndpointDecision | None:
         f"its {requested_target(facts.spec)} was deleted; delete this Endpoint, or re-create it against "
         "another service",
         DataPathAction.REMOVE,
+        # Kept, so the next reconcile still knows it was resolved once (else it reads as a typo: NotFound).
+        fields={"service_name": previous.serviceName},
     )
 
 

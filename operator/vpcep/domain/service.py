@@ -31,6 +31,11 @@ class ServiceFacts(Frozen):
     region: str
     spec: EndpointServiceSpec
     deleting: bool = False
+    namespace_terminating: bool = Field(
+        default=False,
+        description="The service's namespace is being deleted: its backend goes with it, so R7's hold on "
+        "active endpoints yields (else the namespace never goes); the endpoints say ServiceDeleted.",
+    )
     system: bool = Field(default=False, description="Declared by the operator (Helm cloudServices), R8/R37.")
     declared_type: ServiceType = Field(
         default=ServiceType.INTERFACE, description="Gateway is only honoured for system services (R37)."
@@ -125,7 +130,9 @@ def decide_service(facts: ServiceFacts) -> ServiceDecision:
     if facts.deleting:
         active = _active(facts.endpoints)
         waiting = tuple(e.ref for e in live if not e.established)
-        if active:
+        if facts.namespace_terminating:
+            waiting = tuple(e.ref for e in live)  # every endpoint follows: the service and backend are going
+        if active and not facts.namespace_terminating:
             message = active_endpoints_message(facts.ref, active)
             return ServiceDecision(
                 phase=ServicePhase.DELETING,

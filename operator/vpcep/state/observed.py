@@ -17,6 +17,7 @@ from vpcep.state.quota_order import Member, Order, QuotaQueues
 from vpcep.state.records import (
     GATEWAYS_KEY,
     LABELLED,
+    TERMINATING,
     ConnectionRecord,
     EndpointRecord,
     GatewayRecord,
@@ -63,6 +64,12 @@ def account_changed(event: Event) -> bool:
     if event.old is None or event.new is None:
         return False
     return event.old.get(event.name) != event.new.get(event.name)
+
+
+def began_terminating(event: Event) -> bool:
+    """A namespace event that marked it for deletion (its contents go next)."""
+    key = (TERMINATING, event.name)
+    return event.new is not None and key in event.new and (event.old is None or key not in event.old)
 
 
 def claims_changed(event: Event) -> list[str]:
@@ -171,6 +178,9 @@ class Observed:
     def account(self, namespace: str) -> str:
         value = _first(self._c.namespaces, namespace)
         return str(value) if value else namespace
+
+    def namespace_terminating(self, namespace: str) -> bool:
+        return _first(self._c.namespaces, (TERMINATING, namespace)) is not None
 
     def account_problem(self, namespace: str) -> str | None:
         """R48: why the namespace's account cannot be trusted (vpcep.domain.accounts.account_problem)."""

@@ -266,9 +266,13 @@ def index_connections(body: Body, **_: Any) -> dict[tuple[str, ...], Any]:
 LABELLED = "labelled"  # (LABELLED, account) -> the namespaces whose vpcep.io/account label claims it (R48)
 
 
+TERMINATING = "terminating"
+
+
 def index_namespaces(body: Body, **_: Any) -> dict[Any, str]:
     """name -> account, ("account", account) -> name (both directions are O(1) lookups), and for a labelled
-    namespace (LABELLED, account) -> name: who claims an account by label (R48)."""
+    namespace (LABELLED, account) -> name: who claims an account by label (R48); (TERMINATING, name) -> name
+    while the namespace is being deleted."""
     meta = _meta(body)
     name = str(meta.get("name", ""))
     labels = meta.get("labels")
@@ -276,6 +280,8 @@ def index_namespaces(body: Body, **_: Any) -> dict[Any, str]:
     index: dict[Any, str] = {name: account, ("account", account): name}
     if (labels or {}).get(ACCOUNT_LABEL, "").strip():
         index[(LABELLED, account)] = name
+    if meta.get("deletionTimestamp"):
+        index[(TERMINATING, name)] = name
     return index
 
 
