@@ -150,6 +150,53 @@ def pod_running_at(cluster: Cluster, namespace: str, name: str, ip: str) -> None
     )  # fmt: skip
 
 
+GATEWAY_DEPLOYMENT = "vpcep-gateway"  # OperatorConfig.gatewayDeployment's default
+GATEWAY_POD_LABELS = {"app.kubernetes.io/name": "vpcep-gateway"}  # OperatorConfig.gatewayPodLabels' default
+TRUSTED_GATEWAYS = {"verifyGatewayPods": True}  # operator config: believe only gateway pods (R47)
+
+
+@contextlib.contextmanager
+def gateway_pod(
+    cluster: Cluster, namespace: str, name: str, ip: str, deployment: str = GATEWAY_DEPLOYMENT
+) -> Iterator[None]:
+    """Stands in for the Deployment controller and kubelet (the testbed runs neither): a ReplicaSet
+    ``<deployment>-<hash>`` and its Pod `name`, Running and Ready at `ip` -- what the operator checks before
+    it believes the status ConfigMap ``vpcep-gateway-<name>`` (R47). The pod goes at the end of the block (the
+    ReplicaSet, shared by the gateway pods of a namespace, with the namespace)."""
+    template_hash = "5f7c9d"
+    replica_set = f"{deployment}-{template_hash}"
+    labels = {**GATEWAY_POD_LABELS, "pod-template-hash": template_hash}
+    cluster.kubectl("apply", "-n", namespace, "-f", "-", input=json.dumps({
+        "apiVersion": "apps/v1", "kind": "ReplicaSet", "metadata": {"name": replica_set, "labels": labels},
+        "spec": {"replicas": 0, "selector": {"matchLabels": labels},
+                 "template": {"metadata": {"labels": labels},
+                              "spec": {"containers": [{"name": "agent", "image": "vpcep"}]}}},
+    }))  # fmt: skip
+    owner = cluster.get("replicaset", namespace, replica_set)
+    cluster.kubectl("apply", "-n", namespace, "-f", "-", input=json.dumps({
+        "apiVersion": "v1", "kind": "Pod",
+        "metadata": {"name": name, "labels": labels, "ownerReferences": [{
+            "apiVersion": "apps/v1", "kind": "ReplicaSet", "name": replica_set,
+            "uid": owner["metadata"]["uid"], "controller": True}]},
+        "spec": {"containers": [{"name": "agent", "image": "vpcep"}]},
+    }))  # fmt: skip
+    set_gateway_pod_ready(cluster, namespace, name, ip, True)
+    try:
+        yield
+    finally:
+        cluster.delete("pod", namespace, name)
+
+
+def set_gateway_pod_ready(cluster: Cluster, namespace: str, name: str, ip: str, ready: bool) -> None:
+    """Stands in for kubelet: the gateway pod's phase, IP and Ready condition (its readiness probe says)."""
+    condition = {"type": "Ready", "status": "True" if ready else "False"}
+    cluster.kubectl(
+        "patch", "pod", name, "-n", namespace, "--subresource=status", "--type=merge",
+        "-p", json.dumps({"status": {"phase": "Running", "podIP": ip, "podIPs": [{"ip": ip}],
+                                     "conditions": [condition]}}),
+    )  # fmt: skip
+
+
 def phase_is(cluster: Cluster, kind: str, namespace: str, name: str, *phases: str) -> Callable[[], Any]:
     def check() -> Any:
         status = cluster.status(kind, namespace, name)
@@ -308,8 +355,8 @@ def running_gateway_agent(
     cluster: Cluster, namespace: str, name: str, *extra_args: str, prefix: str = "vpcep-gw"
 ) -> Iterator[str]:
     """A real gateway agent (`python -m vpcep.gateway.agent`, HAProxy on 127.0.0.1) for the duration of the
-    block, once it has reported; yields its runtime directory (agent.log inside). Its status ConfigMap and the
-    directory go with it."""
+    block, once it has reported; yields its runtime directory (agent.log and agent.pid inside). Its status
+    ConfigMap and the directory go with it."""
     if shutil.which("haproxy") is None:
         raise AssertionError("haproxy is not installed (hack/setup installs it)")
     runtime = tempfile.mkdtemp(prefix=f"{prefix}-{os.getpid()}-")
@@ -325,6 +372,7 @@ def running_gateway_agent(
         stderr=subprocess.STDOUT,
         env={**cluster.env, "PYTHONPATH": str(REPO / "operator")},
     )  # fmt: skip
+    pathlib.Path(runtime, "agent.pid").write_text(str(agent.pid))
     try:
         wait_for(
             "the gateway's first report",
@@ -334,6 +382,7 @@ def running_gateway_agent(
         assert agent.poll() is None, pathlib.Path(runtime, "agent.log").read_text()
         yield runtime
     finally:
+        agent.send_signal(signal.SIGCONT)  # a test that paused it may have failed before resuming it
         agent.terminate()
         try:
             agent.wait(timeout=15)
