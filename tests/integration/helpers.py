@@ -20,6 +20,9 @@ from typing import Any
 
 import yaml
 
+from gateway_pods import GATEWAY_DEPLOYMENT, create_gateway_pod
+from gateway_pods import set_gateway_pod_ready as set_ready
+
 REPO = pathlib.Path(__file__).resolve().parents[2]
 MANIFESTS = pathlib.Path(__file__).resolve().parent / "manifests"
 GROUP_VERSION = "vpcep.io/v1alpha1"
@@ -150,8 +153,6 @@ def pod_running_at(cluster: Cluster, namespace: str, name: str, ip: str) -> None
     )  # fmt: skip
 
 
-GATEWAY_DEPLOYMENT = "vpcep-gateway"  # OperatorConfig.gatewayDeployment's default
-GATEWAY_POD_LABELS = {"app.kubernetes.io/name": "vpcep-gateway"}  # OperatorConfig.gatewayPodLabels' default
 TRUSTED_GATEWAYS = {"verifyGatewayPods": True}  # operator config: believe only gateway pods (R47)
 
 
@@ -159,28 +160,10 @@ TRUSTED_GATEWAYS = {"verifyGatewayPods": True}  # operator config: believe only 
 def gateway_pod(
     cluster: Cluster, namespace: str, name: str, ip: str, deployment: str = GATEWAY_DEPLOYMENT
 ) -> Iterator[None]:
-    """Stands in for the Deployment controller and kubelet (the testbed runs neither): a ReplicaSet
-    ``<deployment>-<hash>`` and its Pod `name`, Running and Ready at `ip` -- what the operator checks before
-    it believes the status ConfigMap ``vpcep-gateway-<name>`` (R47). The pod goes at the end of the block (the
-    ReplicaSet, shared by the gateway pods of a namespace, with the namespace)."""
-    template_hash = "5f7c9d"
-    replica_set = f"{deployment}-{template_hash}"
-    labels = {**GATEWAY_POD_LABELS, "pod-template-hash": template_hash}
-    cluster.kubectl("apply", "-n", namespace, "-f", "-", input=json.dumps({
-        "apiVersion": "apps/v1", "kind": "ReplicaSet", "metadata": {"name": replica_set, "labels": labels},
-        "spec": {"replicas": 0, "selector": {"matchLabels": labels},
-                 "template": {"metadata": {"labels": labels},
-                              "spec": {"containers": [{"name": "agent", "image": "vpcep"}]}}},
-    }))  # fmt: skip
-    owner = cluster.get("replicaset", namespace, replica_set)
-    cluster.kubectl("apply", "-n", namespace, "-f", "-", input=json.dumps({
-        "apiVersion": "v1", "kind": "Pod",
-        "metadata": {"name": name, "labels": labels, "ownerReferences": [{
-            "apiVersion": "apps/v1", "kind": "ReplicaSet", "name": replica_set,
-            "uid": owner["metadata"]["uid"], "controller": True}]},
-        "spec": {"containers": [{"name": "agent", "image": "vpcep"}]},
-    }))  # fmt: skip
-    set_gateway_pod_ready(cluster, namespace, name, ip, True)
+    """A gateway pod `name` of `deployment`, Running and Ready at `ip` (gateway_pods.py, a stand-in for the
+    Deployment controller and kubelet), for the block: what the operator checks before it believes the
+    status ConfigMap ``vpcep-gateway-<name>`` (R47)."""
+    create_gateway_pod(cluster.kubectl, namespace, name, ip, deployment)
     try:
         yield
     finally:
@@ -188,13 +171,7 @@ def gateway_pod(
 
 
 def set_gateway_pod_ready(cluster: Cluster, namespace: str, name: str, ip: str, ready: bool) -> None:
-    """Stands in for kubelet: the gateway pod's phase, IP and Ready condition (its readiness probe says)."""
-    condition = {"type": "Ready", "status": "True" if ready else "False"}
-    cluster.kubectl(
-        "patch", "pod", name, "-n", namespace, "--subresource=status", "--type=merge",
-        "-p", json.dumps({"status": {"phase": "Running", "podIP": ip, "podIPs": [{"ip": ip}],
-                                     "conditions": [condition]}}),
-    )  # fmt: skip
+    set_ready(cluster.kubectl, namespace, name, ip, ready)
 
 
 def phase_is(cluster: Cluster, kind: str, namespace: str, name: str, *phases: str) -> Callable[[], Any]:
