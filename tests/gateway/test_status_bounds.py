@@ -119,3 +119,33 @@ def test_a_change_past_the_listed_problems_is_a_change_the_operator_notices() ->
         return fleet_of(status_config_map("vpcep-gateway-gw", status, None))
 
     assert problem_endpoints(fleet(ids)) != problem_endpoints(fleet(ids[:-1]))
+
+
+def test_mid_upgrade_reports_are_read_both_ways_R52() -> None:
+    """An older operator refuses keys it does not know: a report with no more than the listed problems carries
+    only the keys it knew; and this operator reads a newer gateway's report with keys it does not know."""
+    status = bounded_status(
+        gateway="gw",
+        address="10.244.1.7",
+        heartbeat="2026-12-03T17:00:00.000000Z",
+        applied_resource_version=0,
+        rejected={"e-1": "port in use"},
+        unhealthy=[],
+        error="",
+    )
+    report = json.loads(status_config_map("vpcep-gateway-gw", status, None)["data"]["status.json"])
+    assert set(report) == {
+        "gateway",
+        "address",
+        "heartbeat",
+        "appliedResourceVersion",
+        "rejectedRoutes",
+        "unhealthyBackends",
+        "error",
+    }
+    newer = {**report, "draining": True}
+    body = {
+        "metadata": {"name": "vpcep-gateway-gw", "labels": {"vpcep.io/gateway-status": "true"}},
+        "data": {"status.json": json.dumps(newer)},
+    }
+    assert fleet_of(body).rejected("e-1") == "gw: port in use"

@@ -7,7 +7,7 @@ agent reports what it serves in a GatewayStatus ConfigMap of its own.
 
 from __future__ import annotations
 
-from pydantic import Field
+from pydantic import ConfigDict, Field
 
 from vpcep.api.common import ApiModel
 
@@ -64,7 +64,12 @@ class BackendHealth(ApiModel):
 
 
 class GatewayStatus(ApiModel):
-    """Written by each gateway agent; read by the operator to decide Accepted."""
+    """Written by each gateway agent; read by the operator to decide Accepted.
+
+    Unknown fields are ignored, not refused: during a rolling upgrade an operator reads the reports of newer
+    gateways, and refusing them would withdraw every gateway at once (R52)."""
+
+    model_config = ConfigDict(populate_by_name=True, extra="ignore", frozen=True)
 
     gateway: str = Field(description="Gateway pod name.")
     address: str = Field(description="Pod IP consumers' node-IP traffic is sent to.")
@@ -90,8 +95,12 @@ class GatewayStatus(ApiModel):
     moreUnhealthyBackends: list[str] = Field(
         default_factory=list, description="short_id of every further unreachable backend (sorted)."
     )
-    rejectedRoutesTotal: int = Field(default=0, ge=0, description="Refused routes, listed or not.")
-    unhealthyBackendsTotal: int = Field(default=0, ge=0, description="Unreachable backends, listed or not.")
+    rejectedRoutesTotal: int = Field(
+        default=0, ge=0, description="Refused routes, listed or not; 0 when all are listed."
+    )
+    unhealthyBackendsTotal: int = Field(
+        default=0, ge=0, description="Unreachable backends, listed or not; 0 when all are listed."
+    )
     unlistedProblems: int = Field(
         default=0,
         ge=0,
@@ -104,3 +113,13 @@ class GatewayStatus(ApiModel):
         description="Why the gateway could not apply the newest routes at all (HAProxy refused the "
         "configuration or the reload failed; it keeps serving the last good one); empty after a good apply.",
     )
+
+
+# Fields an operator older than the bounded status (R52) does not know and refuses: written only when set.
+BOUNDED_STATUS_FIELDS = (
+    "moreRejectedRoutes",
+    "moreUnhealthyBackends",
+    "rejectedRoutesTotal",
+    "unhealthyBackendsTotal",
+    "unlistedProblems",
+)

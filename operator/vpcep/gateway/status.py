@@ -11,6 +11,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Protocol
 
 from vpcep.api.routing import (
+    BOUNDED_STATUS_FIELDS,
     DIGEST_ENTRIES,
     ERROR_CHARS,
     GATEWAY_STATUS_DATA_KEY,
@@ -69,8 +70,9 @@ def bounded_status(
         ],
         moreRejectedRoutes=sorted(more_refused),
         moreUnhealthyBackends=sorted(more_down),
-        rejectedRoutesTotal=len(refused),
-        unhealthyBackendsTotal=len(down),
+        # Totals only when some are not listed: an all-listed report carries no key an older operator refuses.
+        rejectedRoutesTotal=len(refused) if len(refused) > LISTED_PROBLEMS else 0,
+        unhealthyBackendsTotal=len(down) if len(down) > LISTED_PROBLEMS else 0,
         unlistedProblems=len(refused) + len(down) - listed - len(more_refused) - len(more_down),
         error=_clipped(error, ERROR_CHARS),
     )
@@ -78,13 +80,13 @@ def bounded_status(
 
 def status_config_map(name: str, status: GatewayStatus, pod_uid: str | None) -> dict[str, Any]:
     """The ConfigMap body a gateway writes: its status as compact JSON under one key."""
+    report = status.model_dump(mode="json")
+    for key in BOUNDED_STATUS_FIELDS:  # an older operator refuses keys it does not know (mid-upgrade)
+        if not report[key]:
+            del report[key]
     body: dict[str, Any] = {
         "metadata": {"name": name, "labels": {GATEWAY_STATUS_LABEL: "true"}},
-        "data": {
-            GATEWAY_STATUS_DATA_KEY: json.dumps(
-                status.model_dump(mode="json"), sort_keys=True, separators=(",", ":")
-            )
-        },
+        "data": {GATEWAY_STATUS_DATA_KEY: json.dumps(report, sort_keys=True, separators=(",", ":"))},
     }
     if pod_uid:
         gateway_name = name.removeprefix(GATEWAY_STATUS_NAME_PREFIX)
