@@ -174,6 +174,17 @@ def set_gateway_pod_ready(cluster: Cluster, namespace: str, name: str, ip: str, 
     set_ready(cluster.kubectl, namespace, name, ip, ready)
 
 
+def slice_addresses(cluster: Cluster, namespace: str, endpoint: str) -> set[str]:
+    """The addresses the operator put in the EndpointSlice(s) of Endpoint `endpoint`: its gateways'."""
+    slices = cluster.get("endpointslices", namespace, selector=f"kubernetes.io/service-name=vpce-{endpoint}")
+    return {
+        address
+        for item in (slices or {}).get("items", [])
+        for entry in item.get("endpoints") or []
+        for address in entry.get("addresses") or []
+    }
+
+
 def phase_is(cluster: Cluster, kind: str, namespace: str, name: str, *phases: str) -> Callable[[], Any]:
     def check() -> Any:
         status = cluster.status(kind, namespace, name)

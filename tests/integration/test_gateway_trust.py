@@ -27,6 +27,7 @@ from integration.helpers import (
     gateway_pod,
     phase_is,
     set_gateway_pod_ready,
+    slice_addresses,
     wait_for,
 )
 
@@ -72,16 +73,6 @@ def accepted(kube: Cluster, gateway: StandInGateway) -> dict[str, Any]:
     return wait_for("web Accepted", phase_is(kube, "vpce", CONSUMER, "web", "Accepted"))
 
 
-def slice_addresses(kube: Cluster, endpoint: str) -> set[str]:
-    slices = kube.get("endpointslices", CONSUMER, selector=f"kubernetes.io/service-name=vpce-{endpoint}")
-    return {
-        address
-        for item in (slices or {}).get("items", [])
-        for entry in item.get("endpoints") or []
-        for address in entry.get("addresses") or []
-    }
-
-
 def forged_status(kube: Cluster, namespace: str, object_name: str, gateway: str, address: str) -> None:
     """A status ConfigMap as a hostile writer would put it, fresh and claiming every route applied."""
     status = {
@@ -103,7 +94,9 @@ def test_forged_gateway_statuses_never_reach_an_endpoint_slice_R47(
     kube: Cluster, operator: OperatorProcess, accepted: dict[str, Any]
 ) -> None:
     namespace = operator.namespace
-    assert wait_for("the real gateway in the slice", lambda: slice_addresses(kube, "web") == {REAL_IP})
+    assert wait_for(
+        "the real gateway in the slice", lambda: slice_addresses(kube, CONSUMER, "web") == {REAL_IP}
+    )
     # 1. a status for a pod that does not exist
     forged_status(kube, namespace, f"vpcep-gateway-ghost-{PID}", f"ghost-{PID}", FORGED[0])
     # 2. a real gateway pod's status claiming an address that is not its pod's IP
@@ -131,7 +124,7 @@ def test_forged_gateway_statuses_never_reach_an_endpoint_slice_R47(
         assert reasons
         deadline = time.monotonic() + 8  # longer than the operator's fleet check (2 s) and a report round
         while time.monotonic() < deadline:
-            addresses = slice_addresses(kube, "web")
+            addresses = slice_addresses(kube, CONSUMER, "web")
             assert not addresses & set(FORGED), addresses
             assert addresses == {REAL_IP}
             time.sleep(0.5)
@@ -148,9 +141,11 @@ def test_a_gateway_pod_that_is_not_ready_leaves_the_slices_whatever_it_reports_R
     set_gateway_pod_ready(kube, operator.namespace, gateway.name, REAL_IP, False)
     try:
         wait_for(
-            "the not-Ready gateway out of the slice", lambda: not slice_addresses(kube, "web"), timeout=20
+            "the not-Ready gateway out of the slice",
+            lambda: not slice_addresses(kube, CONSUMER, "web"),
+            timeout=20,
         )
     finally:
         set_gateway_pod_ready(kube, operator.namespace, gateway.name, REAL_IP, True)
-    wait_for("back once Ready", lambda: slice_addresses(kube, "web") == {REAL_IP}, timeout=20)
+    wait_for("back once Ready", lambda: slice_addresses(kube, CONSUMER, "web") == {REAL_IP}, timeout=20)
     wait_for("web Accepted again", phase_is(kube, "vpce", CONSUMER, "web", "Accepted"))

@@ -25,6 +25,7 @@ from integration.helpers import (
     gateway_pod,
     phase_is,
     running_gateway_agent,
+    slice_addresses,
     wait_for,
 )
 from line_echo import stream_echo_server, talks
@@ -206,16 +207,6 @@ def test_reject_cuts_the_endpoints_open_sessions_after_the_drain_and_no_other_R4
         connection.close()
 
 
-def slice_addresses(kube: Cluster, endpoint: str) -> set[str]:
-    slices = kube.get("endpointslices", CONSUMER, selector=f"kubernetes.io/service-name=vpce-{endpoint}")
-    return {
-        address
-        for item in (slices or {}).get("items", [])
-        for entry in item.get("endpoints") or []
-        for address in entry.get("addresses") or []
-    }
-
-
 def test_a_paused_agent_past_the_heartbeat_timeout_keeps_serving_and_keeps_its_slice_R52(
     kube: Cluster, operator: OperatorProcess, real_gateway: str, stream_echo_port: int
 ) -> None:
@@ -227,7 +218,7 @@ def test_a_paused_agent_past_the_heartbeat_timeout_keeps_serving_and_keeps_its_s
     status = wait_for("paused Accepted", phase_is(kube, "vpce", CONSUMER, "paused", "Accepted"))
     port = status["gatewayPorts"][0]["gatewayPort"]
     session = wait_for("a session through the gateway", lambda: _open_session(port), timeout=15)
-    wait_for("the gateway in the slice", lambda: slice_addresses(kube, "paused") == {"127.0.0.1"})
+    wait_for("the gateway in the slice", lambda: slice_addresses(kube, CONSUMER, "paused") == {"127.0.0.1"})
     holds_before = operator.log().count("(fail static, R52)")
     agent = int(pathlib.Path(real_gateway, "agent.pid").read_text())
     os.kill(agent, signal.SIGSTOP)
@@ -243,14 +234,14 @@ def test_a_paused_agent_past_the_heartbeat_timeout_keeps_serving_and_keeps_its_s
             fresh = _open_session(port)
             assert fresh is not None, "a new connection is refused while the agent is paused"
             fresh.close()
-            assert slice_addresses(kube, "paused") == {"127.0.0.1"}
+            assert slice_addresses(kube, CONSUMER, "paused") == {"127.0.0.1"}
             assert kube.status("vpce", CONSUMER, "paused")["phase"] == "Accepted"
             time.sleep(0.5)
     finally:
         os.kill(agent, signal.SIGCONT)
     wait_for("the hold to end", lambda: "fail static over" in operator.log(), timeout=20)
     assert talks(session)
-    assert slice_addresses(kube, "paused") == {"127.0.0.1"}
+    assert slice_addresses(kube, CONSUMER, "paused") == {"127.0.0.1"}
     session.close()
 
 
