@@ -47,7 +47,8 @@ def bounded_status(
 ) -> GatewayStatus:
     """The report, of a size bounded whatever the number of routes (R52): the first LISTED_PROBLEMS refused
     routes and unreachable backends with their messages, every further one by short id (up to
-    DIGEST_ENTRIES in all), and the rest counted. 10,000 routes behind a dead backend: about 150 KB."""
+    DIGEST_ENTRIES in all), and the rest counted. 10,000 routes behind a dead backend: about 170 KB (2.3 MB
+    unbounded, which the API server refuses)."""
     refused = sorted(rejected.items())
     down = sorted((health for health in unhealthy if not health.reachable), key=lambda h: h.endpointId)
     digest_room = DIGEST_ENTRIES
