@@ -4,8 +4,10 @@ reports of Ready gateway pods (R47): vpcep.state.fleet.FleetObserver over the re
 from __future__ import annotations
 
 from vpcep.api.routing import GatewayStatus
+from vpcep.config import OperatorConfig
+from vpcep.controllers.sources import GATEWAY_PODS, build_sources
 from vpcep.domain.fleet_trust import DistrustReason, GatewayPod
-from vpcep.state.fleet import FleetObserver
+from vpcep.state.fleet import FleetObserver, gateway_pod
 from vpcep.state.records import GatewayRecord
 
 TIMEOUT = 30.0
@@ -116,3 +118,41 @@ def test_a_gateway_pod_that_is_not_ready_is_withdrawn_even_while_the_fleet_is_he
         records, 100.0, TIMEOUT, [pod("gw-1", "10.0.0.1"), pod("gw-2", "10.0.0.2", ready=False)], DEPLOYMENT
     )
     assert held.held_static and held.addresses == ("10.0.0.1",)
+
+
+def test_the_gateway_pod_watch_is_label_selected_in_the_operator_namespace_when_verifying_R47() -> None:
+    assert GATEWAY_PODS not in build_sources(OperatorConfig())  # no pod rights needed without it
+    sources = build_sources(OperatorConfig(namespace="vpcep-x", verifyGatewayPods=True))
+    (target,) = sources[GATEWAY_PODS].targets
+    assert (target.kind.kind, target.namespace) == ("Pod", "vpcep-x")
+    assert target.label_selector == "app.kubernetes.io/name=vpcep-gateway"
+
+
+def test_a_gateway_pod_is_read_as_kubelet_and_the_deployment_controller_wrote_it() -> None:
+    body = {
+        "metadata": {
+            "name": "vpcep-gateway-5f7c9d-abcde",
+            "labels": {"app.kubernetes.io/name": "vpcep-gateway", "pod-template-hash": "5f7c9d"},
+            "ownerReferences": [
+                {"kind": "Node", "name": "n1"},
+                {"kind": "ReplicaSet", "name": "vpcep-gateway-5f7c9d", "controller": True},
+            ],
+        },
+        "status": {
+            "phase": "Running",
+            "podIP": "10.244.1.7",
+            "podIPs": [{"ip": "10.244.1.7"}, {"ip": "fd00::7"}],
+            "conditions": [{"type": "PodScheduled", "status": "True"}, {"type": "Ready", "status": "True"}],
+        },
+    }
+    assert gateway_pod(body) == GatewayPod(
+        name="vpcep-gateway-5f7c9d-abcde",
+        ips=("10.244.1.7", "fd00::7"),
+        phase="Running",
+        ready=True,
+        controller_kind="ReplicaSet",
+        controller_name="vpcep-gateway-5f7c9d",
+        pod_template_hash="5f7c9d",
+    )
+    terminating = {**body, "metadata": {**body["metadata"], "deletionTimestamp": "2026-12-03T17:00:00Z"}}
+    assert gateway_pod(terminating).terminating
