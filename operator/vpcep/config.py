@@ -156,6 +156,20 @@ class OperatorConfig(ConfigModel):
         default_factory=lambda: {"app.kubernetes.io/name": "vpcep-gateway"},
         description="Labels of the gateway pods, admitted by the provider NetworkPolicies (R31).",
     )
+    # R47, R52: which gateway status reports are believed (vpcep.domain.fleet_trust, vpcep.state.fleet).
+    verifyGatewayPods: bool = Field(
+        default=False,
+        description="Believe a gateway status only when a Running, Ready pod of `gatewayDeployment` (found "
+        "by `gatewayPodLabels` in the operator namespace) reports it, at that pod's IP (R47); a pod that is "
+        "not Ready is withdrawn whatever its heartbeat says. The chart turns it on; off, any status "
+        "ConfigMap in the operator namespace counts (a development setting, for gateways run outside a "
+        "Deployment).",
+    )
+    gatewayDeployment: str = Field(
+        default="vpcep-gateway",
+        description="Name of the gateway Deployment (the chart's: <release>-gateway); its ReplicaSets' pods "
+        "are the only gateways believed when verifyGatewayPods is on.",
+    )
     gatewayIngressPolicy: bool = Field(
         default=True,
         description="Write, in the operator namespace, one NetworkPolicy per consumer namespace admitting "

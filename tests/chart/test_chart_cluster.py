@@ -25,6 +25,8 @@ import pytest
 import yaml
 from chart_rendering import REPO, render
 
+from gateway_pods import create_gateway_pod
+
 pytestmark = pytest.mark.cluster
 
 
@@ -827,6 +829,17 @@ def _serve_an_endpoint(
     service_account = f"system:serviceaccount:{namespace}:{release}"
     config = tmp_path / "config.yaml"
     config.write_text(rendered.one("ConfigMap", f"{release}-operator-config")["data"]["config.yaml"])
+    # R47: the chart's operator believes only a Ready pod of the gateway Deployment at the reported address.
+    operator_config = yaml.safe_load(config.read_text())
+    assert operator_config["verifyGatewayPods"] is True
+    create_gateway_pod(
+        cluster.kubectl_run,
+        namespace,
+        f"gw-{os.getpid()}",
+        "127.0.0.1",
+        operator_config["gatewayDeployment"],
+        operator_config["gatewayPodLabels"],
+    )
     health = _free_port()
     operator_log, gateway_log = tmp_path / "operator.log", tmp_path / "gateway.log"
     logs = [operator_log, gateway_log]

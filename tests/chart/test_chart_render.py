@@ -249,6 +249,9 @@ def test_operator_config_carries_the_values_the_operator_enforces() -> None:
         config["gatewayPodLabels"]
         == render().one("Deployment", "vpcep-gateway")["spec"]["selector"]["matchLabels"]
     )
+    # R47: only Ready pods of the chart's gateway Deployment are believed.
+    assert config["verifyGatewayPods"] is True
+    assert render().one("Deployment", config["gatewayDeployment"])
 
 
 def test_default_cloud_services_are_dns_only_and_a_gateway_type_example_is_in_a_comment(

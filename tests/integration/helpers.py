@@ -20,6 +20,9 @@ from typing import Any
 
 import yaml
 
+from gateway_pods import GATEWAY_DEPLOYMENT, create_gateway_pod
+from gateway_pods import set_gateway_pod_ready as set_ready
+
 REPO = pathlib.Path(__file__).resolve().parents[2]
 MANIFESTS = pathlib.Path(__file__).resolve().parent / "manifests"
 GROUP_VERSION = "vpcep.io/v1alpha1"
@@ -148,6 +151,38 @@ def pod_running_at(cluster: Cluster, namespace: str, name: str, ip: str) -> None
         "patch", "pod", name, "-n", namespace, "--subresource=status", "--type=merge",
         "-p", json.dumps({"status": {"podIP": ip, "phase": "Running"}}),
     )  # fmt: skip
+
+
+TRUSTED_GATEWAYS = {"verifyGatewayPods": True}  # operator config: believe only gateway pods (R47)
+
+
+@contextlib.contextmanager
+def gateway_pod(
+    cluster: Cluster, namespace: str, name: str, ip: str, deployment: str = GATEWAY_DEPLOYMENT
+) -> Iterator[None]:
+    """A gateway pod `name` of `deployment`, Running and Ready at `ip` (gateway_pods.py, a stand-in for the
+    Deployment controller and kubelet), for the block: what the operator checks before it believes the
+    status ConfigMap ``vpcep-gateway-<name>`` (R47)."""
+    create_gateway_pod(cluster.kubectl, namespace, name, ip, deployment)
+    try:
+        yield
+    finally:
+        cluster.delete("pod", namespace, name)
+
+
+def set_gateway_pod_ready(cluster: Cluster, namespace: str, name: str, ip: str, ready: bool) -> None:
+    set_ready(cluster.kubectl, namespace, name, ip, ready)
+
+
+def slice_addresses(cluster: Cluster, namespace: str, endpoint: str) -> set[str]:
+    """The addresses the operator put in the EndpointSlice(s) of Endpoint `endpoint`: its gateways'."""
+    slices = cluster.get("endpointslices", namespace, selector=f"kubernetes.io/service-name=vpce-{endpoint}")
+    return {
+        address
+        for item in (slices or {}).get("items", [])
+        for entry in item.get("endpoints") or []
+        for address in entry.get("addresses") or []
+    }
 
 
 def phase_is(cluster: Cluster, kind: str, namespace: str, name: str, *phases: str) -> Callable[[], Any]:
@@ -308,8 +343,8 @@ def running_gateway_agent(
     cluster: Cluster, namespace: str, name: str, *extra_args: str, prefix: str = "vpcep-gw"
 ) -> Iterator[str]:
     """A real gateway agent (`python -m vpcep.gateway.agent`, HAProxy on 127.0.0.1) for the duration of the
-    block, once it has reported; yields its runtime directory (agent.log inside). Its status ConfigMap and the
-    directory go with it."""
+    block, once it has reported; yields its runtime directory (agent.log and agent.pid inside). Its status
+    ConfigMap and the directory go with it."""
     if shutil.which("haproxy") is None:
         raise AssertionError("haproxy is not installed (hack/setup installs it)")
     runtime = tempfile.mkdtemp(prefix=f"{prefix}-{os.getpid()}-")
@@ -325,6 +360,7 @@ def running_gateway_agent(
         stderr=subprocess.STDOUT,
         env={**cluster.env, "PYTHONPATH": str(REPO / "operator")},
     )  # fmt: skip
+    pathlib.Path(runtime, "agent.pid").write_text(str(agent.pid))
     try:
         wait_for(
             "the gateway's first report",
@@ -334,6 +370,7 @@ def running_gateway_agent(
         assert agent.poll() is None, pathlib.Path(runtime, "agent.log").read_text()
         yield runtime
     finally:
+        agent.send_signal(signal.SIGCONT)  # a test that paused it may have failed before resuming it
         agent.terminate()
         try:
             agent.wait(timeout=15)

@@ -18,7 +18,14 @@ from typing import Any
 import pytest
 
 from integration.conftest import delete_namespaces, start_operator
-from integration.helpers import Cluster, OperatorProcess, StandInGateway, phase_is, wait_for
+from integration.helpers import (
+    Cluster,
+    OperatorProcess,
+    StandInGateway,
+    phase_is,
+    slice_addresses,
+    wait_for,
+)
 
 pytestmark = pytest.mark.cluster
 PID = os.getpid()
@@ -112,9 +119,13 @@ def test_an_unreachable_backend_is_a_false_backend_reachable_condition_R32(
     )
 
 
-def test_no_endpoint_is_accepted_while_the_only_gateways_heartbeat_is_stale_R30(
-    kube: Cluster, gateway: StandInGateway, service_name: str
+def test_when_the_only_gateway_stops_reporting_it_keeps_serving_and_no_new_endpoint_is_accepted_R52(
+    kube: Cluster, operator: OperatorProcess, gateway: StandInGateway, service_name: str
 ) -> None:
+    """Its reports stop (the API refuses its writes, its agent hangs): what it serves stays in the slices
+    (fail static, said in the log); a new endpoint waits, saying why, until a report comes."""
+    accepted_endpoint(kube, service_name, "held")
+    assert slice_addresses(kube, CONSUMER, "held") == {gateway.address}
     gateway.stop_heartbeat()
     try:
         wait_for(  # the operator's own clock decides; give it a second more than its timeout
@@ -122,14 +133,45 @@ def test_no_endpoint_is_accepted_while_the_only_gateways_heartbeat_is_stale_R30(
             lambda: heartbeat_age(kube, gateway) > HEARTBEAT_TIMEOUT_SECONDS + 1,
             timeout=HEARTBEAT_TIMEOUT_SECONDS + 15,
         )
+        wait_for(
+            "the operator to say it holds the fleet", lambda: "fail static" in operator.log(), timeout=10
+        )
         kube.apply("endpoint.yaml", name="stale", namespace=CONSUMER, service_name=service_name)
         status = wait_for(
-            "stale GatewayNotReady",
-            lambda: (s := kube.status("vpce", CONSUMER, "stale")).get("reason") == "GatewayNotReady" and s,
+            "stale waiting for a fresh report",
+            lambda: (
+                "no fresh status report" in (s := kube.status("vpce", CONSUMER, "stale")).get("message", "")
+                and s
+            ),
             timeout=HEARTBEAT_TIMEOUT_SECONDS + 30,
         )
-        assert status["phase"] == "Creating"
-        assert "no gateway is ready" in status["message"]
+        assert status["phase"] == "Creating" and status["reason"] == "RoutePending"
+        # Meanwhile the established endpoint keeps its phase and its gateway.
+        assert kube.status("vpce", CONSUMER, "held")["phase"] == "Accepted"
+        assert slice_addresses(kube, CONSUMER, "held") == {gateway.address}
     finally:
         gateway.resume_heartbeat()
     wait_for("stale Accepted once the gateway reports", phase_is(kube, "vpce", CONSUMER, "stale", "Accepted"))
+    assert "fail static over" in operator.log()
+
+
+def test_one_stale_gateway_among_fresh_ones_is_withdrawn_R30(
+    kube: Cluster, operator: OperatorProcess, gateway: StandInGateway, service_name: str
+) -> None:
+    second = StandInGateway(kube, operator.namespace, f"second-{PID}", "10.244.0.12")
+    second.start()
+    try:
+        accepted_endpoint(kube, service_name, "pair")
+        wait_for(
+            "both gateways in the slice",
+            lambda: slice_addresses(kube, CONSUMER, "pair") == {gateway.address, second.address},
+        )
+        second.stop_heartbeat()
+        wait_for(
+            "the stale one withdrawn",
+            lambda: slice_addresses(kube, CONSUMER, "pair") == {gateway.address},
+            timeout=HEARTBEAT_TIMEOUT_SECONDS + 20,
+        )
+        assert kube.status("vpce", CONSUMER, "pair")["phase"] == "Accepted"
+    finally:
+        second.stop()

@@ -243,7 +243,7 @@ def _queried_metrics() -> dict[str, set[str]]:
 def test_every_dashboard_query_and_alert_names_a_metric_the_product_serves(world: dict[str, Any]) -> None:
     served = Scrape(OPERATOR_METRICS).names | Scrape(GATEWAY_METRICS).names
     queried = _queried_metrics()
-    assert sum(1 for where in queried if where.startswith("alert")) == 8, sorted(queried)
+    assert sum(1 for where in queried if where.startswith("alert")) == 10, sorted(queried)
     assert sum(1 for where in queried if where.startswith("panel")) >= 20
     missing = {where: sorted(names - served) for where, names in queried.items() if names - served}
     assert not missing, f"queried but in no real scrape: {missing}"

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import json
 import os
+import pathlib
+import signal
 import socket
 import socketserver
 import threading
@@ -16,12 +18,22 @@ from typing import Any
 import pytest
 
 from integration.conftest import delete_namespaces, start_operator
-from integration.helpers import Cluster, OperatorProcess, phase_is, running_gateway_agent, wait_for
+from integration.helpers import (
+    TRUSTED_GATEWAYS,
+    Cluster,
+    OperatorProcess,
+    gateway_pod,
+    phase_is,
+    running_gateway_agent,
+    slice_addresses,
+    wait_for,
+)
 from line_echo import stream_echo_server, talks
 
 pytestmark = pytest.mark.cluster
 PID = os.getpid()
 PROVIDER, CONSUMER = f"gw-prov-{PID}", f"gw-cons-{PID}"
+HEARTBEAT_TIMEOUT_SECONDS = 6
 
 
 def _free_port() -> int:
@@ -77,9 +89,14 @@ def stream_echo_port() -> Iterator[int]:
 @pytest.fixture(scope="module")
 def operator(kube: Cluster, operator_namespace: str) -> Iterator[OperatorProcess]:
     first = _free_range(20)
-    process = start_operator(
-        kube, operator_namespace, config={"gatewayPorts": {"first": first, "last": first + 19}}
-    )
+    config = {
+        "gatewayPorts": {"first": first, "last": first + 19},
+        # R47 as the chart runs it: the agent's report counts because a Ready gateway pod at its IP stands
+        # behind it (helpers.gateway_pod); R52: three missed heartbeats (every 2 s) make it stale.
+        **TRUSTED_GATEWAYS,
+        "gatewayHeartbeatTimeoutSeconds": HEARTBEAT_TIMEOUT_SECONDS,
+    }
+    process = start_operator(kube, operator_namespace, config=config)
     try:
         yield process
         delete_namespaces(kube, PROVIDER, CONSUMER, operator_namespace)
@@ -89,7 +106,10 @@ def operator(kube: Cluster, operator_namespace: str) -> Iterator[OperatorProcess
 
 @pytest.fixture(scope="module")
 def real_gateway(kube: Cluster, operator: OperatorProcess) -> Iterator[str]:
-    with running_gateway_agent(kube, operator.namespace, f"it-{PID}", "--heartbeat-interval", "2") as runtime:
+    with (
+        gateway_pod(kube, operator.namespace, f"it-{PID}", "127.0.0.1"),
+        running_gateway_agent(kube, operator.namespace, f"it-{PID}", "--heartbeat-interval", "2") as runtime,
+    ):
         yield runtime
 
 
@@ -185,6 +205,44 @@ def test_reject_cuts_the_endpoints_open_sessions_after_the_drain_and_no_other_R4
     print(f"\nReject -> session cut after {cut_after:.2f} s (drain 5 s)")
     for connection in sessions.values():
         connection.close()
+
+
+def test_a_paused_agent_past_the_heartbeat_timeout_keeps_serving_and_keeps_its_slice_R52(
+    kube: Cluster, operator: OperatorProcess, real_gateway: str, stream_echo_port: int
+) -> None:
+    """SIGSTOP the gateway agent (HAProxy, its child, keeps running) for twice the heartbeat timeout: its
+    reports stop, the operator holds the fleet (fail static) instead of emptying the slice, bytes keep
+    flowing on open and new connections; SIGCONT and it reports again, the hold ends."""
+    service = publish_local_server(kube, "paused", stream_echo_port)
+    kube.apply("endpoint.yaml", name="paused", namespace=CONSUMER, service_name=service["serviceName"])
+    status = wait_for("paused Accepted", phase_is(kube, "vpce", CONSUMER, "paused", "Accepted"))
+    port = status["gatewayPorts"][0]["gatewayPort"]
+    session = wait_for("a session through the gateway", lambda: _open_session(port), timeout=15)
+    wait_for("the gateway in the slice", lambda: slice_addresses(kube, CONSUMER, "paused") == {"127.0.0.1"})
+    holds_before = operator.log().count("(fail static, R52)")
+    agent = int(pathlib.Path(real_gateway, "agent.pid").read_text())
+    os.kill(agent, signal.SIGSTOP)
+    try:
+        wait_for(
+            "the operator to hold the fleet",
+            lambda: operator.log().count("(fail static, R52)") > holds_before,
+            timeout=HEARTBEAT_TIMEOUT_SECONDS + 20,
+        )
+        paused_until = time.monotonic() + HEARTBEAT_TIMEOUT_SECONDS
+        while time.monotonic() < paused_until:  # well past the timeout, checked all along
+            assert talks(session), "the open session stops while the agent is paused"
+            fresh = _open_session(port)
+            assert fresh is not None, "a new connection is refused while the agent is paused"
+            fresh.close()
+            assert slice_addresses(kube, CONSUMER, "paused") == {"127.0.0.1"}
+            assert kube.status("vpce", CONSUMER, "paused")["phase"] == "Accepted"
+            time.sleep(0.5)
+    finally:
+        os.kill(agent, signal.SIGCONT)
+    wait_for("the hold to end", lambda: "fail static over" in operator.log(), timeout=20)
+    assert talks(session)
+    assert slice_addresses(kube, CONSUMER, "paused") == {"127.0.0.1"}
+    session.close()
 
 
 def _open_session(port: int) -> socket.socket | None:

@@ -15,21 +15,24 @@ process's state as named components, each with one owner:
 from __future__ import annotations
 
 import datetime
+import logging
+import time
 from collections.abc import Hashable
 from dataclasses import dataclass, field
 
 from vpcep.config import OperatorConfig
+from vpcep.controllers.sources import GATEWAY_PODS
 from vpcep.domain.allocation import PortRange
 from vpcep.domain.quota import AccountQuota, QuotaPolicy
 from vpcep.k8s.client import KubeApi
 from vpcep.k8s.events import EventRecorder, InvolvedObject
-from vpcep.k8s.resources import ResourceKind
+from vpcep.k8s.resources import CONFIG_MAP, ResourceKind
 from vpcep.runtime.coalesce import Coalescer
 from vpcep.runtime.controller import Manager
 from vpcep.runtime.workqueue import WorkQueue
 from vpcep.state.allocations import Allocations
 from vpcep.state.backends import BackendObservations
-from vpcep.state.fleet import FleetView, GatewayFleet, fleet_view
+from vpcep.state.fleet import GATEWAY_PODS_KEY, FleetObserver, FleetView, GatewayFleet
 from vpcep.state.gateway_ingress_state import GatewayIngressState
 from vpcep.state.gateway_port_quota import GatewayPortQuota
 from vpcep.state.observed import Observed
@@ -37,6 +40,7 @@ from vpcep.state.quota_waiters import QuotaWaiters
 from vpcep.state.writes import WriteLedger
 
 FINALIZER = "vpcep.io/finalizer"
+logger = logging.getLogger(__name__)
 
 
 def utc_now() -> datetime.datetime:
@@ -77,6 +81,7 @@ class Operator:
     backends: BackendObservations = field(default_factory=BackendObservations)
     gateway_ingress: GatewayIngressState = field(default_factory=GatewayIngressState)  # R42
     ingress_writes: Coalescer[str] = field(default_factory=Coalescer)  # by consumer namespace
+    fleet_observer: FleetObserver = field(default_factory=FleetObserver)  # R47, R52
 
     @property
     def queue(self) -> WorkQueue[Hashable]:
@@ -96,7 +101,31 @@ class Operator:
         return PortRange(first=self.config.gatewayPorts.first, last=self.config.gatewayPorts.last)
 
     def fleet_view(self) -> FleetView:
-        return fleet_view(self.observed.gateways(), utc_now(), self.config.gatewayHeartbeatTimeoutSeconds)
+        """The ready gateways, judged on this process's monotonic clock (R52); with verifyGatewayPods only
+        statuses that Ready gateway pods report (R47), each distrusted one logged and evented once."""
+        pods = None
+        source = self.manager.sources.get(GATEWAY_PODS)
+        if source is not None and source.cache is not None:
+            pods = list(source.cache.get(GATEWAY_PODS_KEY) or ())
+        view = self.fleet_observer.view(
+            self.observed.gateways(),
+            time.monotonic(),
+            self.config.gatewayHeartbeatTimeoutSeconds,
+            pods,
+            self.config.gatewayDeployment,
+        )
+        for verdict in self.fleet_observer.unreported(view):
+            logger.warning("gateway status %s not believed (%s): %s", verdict.object_name, verdict.reason,
+                           verdict.message)  # fmt: skip
+            record = next((r for r in self.observed.gateways() if r.name == verdict.object_name), None)
+            uid = record.uid if record else ""
+            self.event(
+                involved(CONFIG_MAP, self.config.namespace, verdict.object_name, uid),
+                True,
+                str(verdict.reason),
+                f"{verdict.message}; its address is not used (R47)",
+            )
+        return view
 
     def event(self, body_ref: InvolvedObject, warning: bool, reason: str, message: str) -> None:
         """R39: every state change is an Event on the object."""

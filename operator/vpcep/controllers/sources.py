@@ -9,7 +9,9 @@ projection its cache keeps. A scoped operator watches each served namespace (SPE
 - owned services, slices, policies: label-selected `app.kubernetes.io/managed-by=vpcep-operator`, served
   namespaces (drift: rebuild what someone deleted);
 - service and pod backends: metadata only, no cache (R1: only *that* a named backend changed; the service
-  GETs its one backend).
+  GETs its one backend);
+- gateway pods: label-selected, the operator's namespace, when `verifyGatewayPods` is on (R47: whose status
+  reports are believed).
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ from vpcep.k8s.watching import WatchTarget
 from vpcep.runtime.cache import ObjectCache
 from vpcep.runtime.source import Source
 from vpcep.state import records
+from vpcep.state.fleet import index_gateway_pods
 from vpcep.state.observed import Caches
 
 ENDPOINTS = "endpoints"
@@ -46,6 +49,7 @@ OWNED_SLICES = "owned_slices"
 OWNED_POLICIES = "owned_policies"
 BACKEND_SERVICES = "backend_services"
 BACKEND_PODS = "backend_pods"
+GATEWAY_PODS = "gateway_pods"
 
 
 def backend_targets(config: OperatorConfig) -> list[WatchTarget]:
@@ -66,7 +70,20 @@ def build_sources(config: OperatorConfig) -> dict[str, Source]:
         return [WatchTarget(kind, namespace, label_selector=selector) for namespace in served]
 
     backends = backend_targets(config)
+    gateway_pods = ",".join(f"{key}={value}" for key, value in sorted(config.gatewayPodLabels.items()))
+    optional = (
+        {
+            GATEWAY_PODS: Source(
+                GATEWAY_PODS,
+                [WatchTarget(POD, config.namespace, label_selector=gateway_pods)],
+                index_gateway_pods,
+            )
+        }
+        if config.verifyGatewayPods
+        else {}
+    )
     return {
+        **optional,
         ENDPOINTS: Source(ENDPOINTS, everywhere(ENDPOINT), records.index_endpoints),
         SERVICES: Source(SERVICES, everywhere(ENDPOINT_SERVICE), records.index_endpoint_services),
         WHITELISTS: Source(WHITELISTS, everywhere(WHITELIST), records.index_whitelists),

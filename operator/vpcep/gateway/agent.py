@@ -20,7 +20,6 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from vpcep.api.routing import GatewayStatus
 from vpcep.builders.gateway_capacity import session_budget
 from vpcep.builders.haproxy_config import HaproxySettings
 from vpcep.gateway.haproxy_process import HaproxyMaster, raise_file_limit
@@ -28,7 +27,13 @@ from vpcep.gateway.health import unhealthy_backends
 from vpcep.gateway.reloader import Applier, wait_for_quiet
 from vpcep.gateway.revocation import RevocationDrainer
 from vpcep.gateway.route_source import DirectoryRouteSource, KubeRouteSource, RouteSnapshot, RouteStore
-from vpcep.gateway.status import ConfigMapStatusWriter, FileStatusWriter, StatusWriter, rfc3339_now
+from vpcep.gateway.status import (
+    ConfigMapStatusWriter,
+    FileStatusWriter,
+    StatusWriter,
+    bounded_status,
+    rfc3339_now,
+)
 from vpcep.gateway.validator import check_config
 
 log = logging.getLogger("vpcep.gateway")
@@ -261,13 +266,13 @@ class Agent:
         except OSError as error:
             log.warning("cannot read HAProxy stats: %s", error)
             unhealthy = []
-        status = GatewayStatus(
+        status = bounded_status(
             gateway=self.args.name,
             address=self.args.address,
             heartbeat=rfc3339_now(),
-            appliedResourceVersion=state.version,
-            rejectedRoutes=dict(state.rejected),
-            unhealthyBackends=[b for b in unhealthy if b.endpointId in state.live_routes],
+            applied_resource_version=state.version,
+            rejected=state.rejected,
+            unhealthy=[b for b in unhealthy if b.endpointId in state.live_routes],
             error=state.error,
         )
         try:

@@ -224,7 +224,20 @@ def state_metrics(rt: Operator) -> list[Metric]:
         quota_used,
         quota_limit,
         GaugeMetricFamily(
-            "vpcep_gateways_ready", "Gateways with a fresh heartbeat (R30).", value=len(fleet.ready)
+            "vpcep_gateways_ready",
+            "Gateways counted ready: believed, with a fresh heartbeat or held static (R30, R52).",
+            value=len(fleet.ready),
+        ),
+        GaugeMetricFamily(
+            "vpcep_gateways_held_static",
+            "1 while no gateway status is fresh and the last good gateways are kept in EndpointSlices (fail "
+            "static, R52): check the API server and the gateway agents.",
+            value=1 if fleet.held_static else 0,
+        ),
+        GaugeMetricFamily(
+            "vpcep_gateway_statuses_distrusted",
+            "Gateway status reports not believed: not from a Ready gateway pod at its IP (R47).",
+            value=len(fleet.distrusted),
         ),
         GaugeMetricFamily(
             "vpcep_gateways_known",

@@ -292,6 +292,9 @@ GATEWAYS_KEY = ("gateways",)
 class GatewayRecord:
     status: GatewayStatus | None
     error: str | None
+    name: str = ""  # the status ConfigMap's name (R47: it must be vpcep-gateway-<the reporting pod>)
+    uid: str = ""
+    version: str = ""  # its resourceVersion: a change is a sign of life, timed on the operator's clock (R52)
 
 
 def index_operator_config_maps(body: Body, **_: Any) -> dict[tuple[str, ...], Any]:
@@ -317,7 +320,13 @@ def index_operator_config_maps(body: Body, **_: Any) -> dict[tuple[str, ...], An
             error = None
         except (ValueError, ValidationError) as failure:
             status, error = None, str(failure)[:200]
-        record = GatewayRecord(status, error)
+        record = GatewayRecord(
+            status,
+            error,
+            name=str(meta.get("name", "")),
+            uid=str(meta.get("uid", "")),
+            version=str(meta.get("resourceVersion", "")),
+        )
         # Also under one shared key: every reconcile reads the whole fleet, which must not mean
         # walking every route ConfigMap in the namespace (10,000 at SPEC §6 scale).
         return {("gateway", str(meta.get("name", ""))): record, GATEWAYS_KEY: record}
