@@ -424,7 +424,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         operators.append(restarted)
         results["restart_reconcile_s"] = round(restarted.wait_initial_sync(timeout=600), 2)
         results["restart_operator_cpu_s"] = round(restarted.cpu_seconds(), 2)  # comparable under load
-        leases = lease_writes(testbed.kubeconfig) - leases_before  # the old leader's release, the new one's take
+        # the old leader releasing its Lease, the new one taking it
+        leases = lease_writes(testbed.kubeconfig) - leases_before
         results["restart_writes"] = (
             cluster_revision(core) - before - (gateway.writes - writes_before) - leases
         )
