@@ -400,7 +400,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             measure_latency(testbed.kubeconfig, custom, names["svc-0"], namespaces[-1], args.samples)
         )
         time.sleep(3)
-        results.update(measure_idle(core, operator, gateway, args.idle))
+        results.update(measure_idle(testbed.kubeconfig, core, operator, gateway, args.idle))
         results["peak_rss_mb"] = round(operator.proc_status("VmHWM"), 1)
         # Bulk, samples and idle together, so what trails the last Accepted (counts, Events) is included.
         own = {  # what the bench and the stand-in gateway sent themselves
@@ -416,7 +416,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         results["api_requests_per_endpoint"] = round(sum(per_endpoint.values()), 2)
         results["api_requests_per_endpoint_by_kind"] = per_endpoint
 
-        before = cluster_revision(core)
+        before, leases_before = cluster_revision(core), lease_writes(testbed.kubeconfig)
         writes_before = gateway.writes
         operator.stop()
         restarted = Operator(testbed.kubeconfig, config_path, operator_ns)
@@ -424,7 +424,11 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         operators.append(restarted)
         results["restart_reconcile_s"] = round(restarted.wait_initial_sync(timeout=600), 2)
         results["restart_operator_cpu_s"] = round(restarted.cpu_seconds(), 2)  # comparable under load
-        results["restart_writes"] = cluster_revision(core) - before - (gateway.writes - writes_before)
+        # the old leader releasing its Lease, the new one taking it
+        leases = lease_writes(testbed.kubeconfig) - leases_before
+        results["restart_writes"] = (
+            cluster_revision(core) - before - (gateway.writes - writes_before) - leases
+        )
         results["restart_peak_rss_mb"] = round(restarted.proc_status("VmHWM"), 1)
         results["peak_rss_mb"] = max(results["peak_rss_mb"], results["restart_peak_rss_mb"])
         results["stand_in_max_report_gap_s"] = round(gateway.max_report_gap, 1)
@@ -514,16 +518,24 @@ def measure_latency(
     }
 
 
+def lease_writes(kubeconfig: str) -> int:
+    """Leader-election renewals (R50): a heartbeat, not a change; counted apart from the idle writes."""
+    return sum(count for name, count in api_requests(kubeconfig).items() if name.startswith("leases "))
+
+
 def measure_idle(
-    core: client.CoreV1Api, operator: Operator, gateway: StandInGateway, seconds: float
+    kubeconfig: str, core: client.CoreV1Api, operator: Operator, gateway: StandInGateway, seconds: float
 ) -> dict[str, Any]:
     before_cpu, before_rev, before_writes = operator.cpu_seconds(), cluster_revision(core), gateway.writes
+    before_leases = lease_writes(kubeconfig)
     time.sleep(seconds)
     cpu = operator.cpu_seconds() - before_cpu
-    writes = cluster_revision(core) - before_rev - (gateway.writes - before_writes)
+    leases = lease_writes(kubeconfig) - before_leases
+    writes = cluster_revision(core) - before_rev - (gateway.writes - before_writes) - leases
     return {
         "idle_cpu_percent": round(100 * cpu / seconds, 2),
         "idle_writes": writes,
+        "idle_lease_renewals": leases,
         "rss_after_load_mb": round(operator.proc_status("VmRSS"), 1),
     }
 
