@@ -20,7 +20,7 @@ import aiohttp
 
 from vpcep.config import OperatorConfig
 from vpcep.controllers import endpoint, gateway_ingress, orphans, quota_view, service, whitelist
-from vpcep.controllers.cloud_services import publish_cloud_services
+from vpcep.controllers.cloud_services import ensure_namespace, publish_cloud_services
 from vpcep.controllers.context import Operator
 from vpcep.controllers.forged_connections import ForgedConnectionReporter
 from vpcep.controllers.sources import CONNECTIONS, ENDPOINTS, NAMESPACES, SERVICES, build_sources, caches_of
@@ -92,6 +92,7 @@ async def run_operator(rt: Operator, elector: LeaderElector | None, started: flo
     watching = asyncio.create_task(rt.manager.watch(rt.api), name="vpcep watches")
     try:
         await _first(watching, rt.manager.wait_primed())
+        await ensure_namespace(rt.api, rt.config)  # where the Lease lives
         if elector is None:
             await _first(watching, lead(rt, started))
         else:

@@ -254,8 +254,10 @@ class KubeLeaseStore:
             if error.status == 409:
                 raise LeaseConflict(error.message) from None
             raise
-        if answer is None:  # 404 on update: deleted meanwhile; the next attempt creates it
-            raise LeaseConflict(f"lease {self.namespace}/{self.name} is gone")
+        if answer is None:
+            if version is None:
+                raise ApiError(404, method, path, f"namespace {self.namespace} not found")
+            raise LeaseConflict(f"lease {self.namespace}/{self.name} is gone")  # the next attempt creates it
         return _stored(answer)
 
 
