@@ -5,8 +5,8 @@ activities are done and answers while the event loop runs. Readiness says whethe
 hold a full LIST of every kind, so the admission webhook answers from them instead of refusing with
 "starting". The chart points the pod's readinessProbe here, so the webhook Service sends the API server only
 to a ready process. A standby replica is ready as soon as it is primed: it serves the webhook while the leader
-reconciles (R50); the answer says which of the two it is. It is served from the first start-up activity on, so a probe sees 503 (not a refused
-connection) while the operator starts.
+reconciles (R50); the answer says which of the two it is. It is served from the first start-up activity on,
+so a probe sees 503 (not a refused connection) while the operator starts.
 """
 
 from __future__ import annotations
