@@ -151,8 +151,11 @@ def test_operator_runs_two_replicas_rolled_one_at_a_time_under_a_budget(defaults
     budget = defaults.one("PodDisruptionBudget", "vpcep-operator")
     assert budget["spec"]["minAvailable"] == 1
     assert budget["spec"]["selector"]["matchLabels"] == deployment["spec"]["selector"]["matchLabels"]
-    env = {item["name"]: item["valueFrom"]["fieldRef"]["fieldPath"] for item in _container(deployment)["env"]}
+    container = _container(deployment)
+    env = {item["name"]: item["valueFrom"]["fieldRef"]["fieldPath"] for item in container["env"]}
     assert env["POD_NAME"] == "metadata.name"
+    # A replaced pod goes on serving the webhook while it leaves the Service's endpoints.
+    assert "sleep" in " ".join(container["lifecycle"]["preStop"]["exec"]["command"])
     election = operator_config(defaults)["leaderElection"]
     assert election["leaseName"] == "vpcep-operator"
     assert (
