@@ -1,7 +1,10 @@
 """R50 on the test control plane: two operator processes share one Lease; a create storm runs through the
 admission webhook (the chart's configuration, failurePolicy Fail); the leader is SIGKILLed mid-storm. The
 standby leads within 15 s, every endpoint converges with distinct gateway ports and marker ids (the ones
-written before the kill kept), and no write is refused meanwhile -- the standby served the webhook all along.
+written before the kill kept), and no write is refused meanwhile -- the standby served the webhook all along
+-- except a review on a connection the SIGKILL cuts (no Service can save an established connection, and
+kube-apiserver does not retry a review that ends in EOF): at most one per connection open to the leader at the
+kill, and the client's retry passes.
 
 The webhook reaches the replicas through `ServiceStandIn`: a test-side stand-in for the webhook's Service
 (the endpoints controller following each pod's readiness probe, and kube-proxy): a TCP forwarder on one
@@ -57,6 +60,7 @@ class ServiceStandIn:
         self.backends = backends
         self.ready: set[str] = set()
         self.served: collections.Counter[str] = collections.Counter()
+        self.open: collections.Counter[str] = collections.Counter()  # connections being forwarded now
         self.port = free_port()
         self._stop = threading.Event()
         self._next = 0
@@ -100,8 +104,10 @@ class ServiceStandIn:
             except OSError:
                 continue
             self.served[name] += 1
+            self.open[name] += 1
             threading.Thread(target=self._pipe, args=(upstream, client), daemon=True).start()
             self._pipe(client, upstream)
+            self.open[name] -= 1
             return
         client.close()
 
@@ -256,6 +262,7 @@ def test_the_standby_takes_over_within_15s_of_a_sigkill_and_nothing_is_refused_o
         applied: dict[str, subprocess.CompletedProcess[str]] = {}
         killing = threading.Lock()
         killed_at: list[float] = []
+        in_flight: list[int] = []
         led_at: list[float] = []
         allocated_before: dict[str, tuple[int, tuple[int, ...]]] = {}
 
@@ -283,6 +290,7 @@ def test_the_standby_takes_over_within_15s_of_a_sigkill_and_nothing_is_refused_o
                     if status.get("markerId") and status.get("gatewayPorts"):
                         ports = tuple(p["gatewayPort"] for p in status["gatewayPorts"])
                         allocated_before[endpoint["metadata"]["name"]] = (status["markerId"], ports)
+                in_flight.append(service.open[leader.pod_name])  # connections the SIGKILL will cut
                 leader.kill()
                 killed_at.append(time.monotonic())
                 threading.Thread(target=watch_the_lease, daemon=True).start()
@@ -297,8 +305,26 @@ def test_the_standby_takes_over_within_15s_of_a_sigkill_and_nothing_is_refused_o
         print(f"R50 takeover: the standby holds the lease {takeover:.1f} s after the leader's SIGKILL")
         assert takeover <= TAKEOVER_LIMIT_SECONDS, f"takeover took {takeover:.1f} s"
 
+        # A SIGKILL cuts the connections the API server had open to the leader (kept alive between reviews):
+        # no Service can save an established connection, and kube-apiserver does not retry a review that ends
+        # in EOF or a reset, so such a write fails and the client retries. Every other write is admitted -- by
+        # the standby from then on.
         refused = {name: result.stderr.strip() for name, result in applied.items() if result.returncode != 0}
-        assert refused == {}, f"writes refused while the leader died: {refused}"
+        print(
+            f"R50: {len(refused)} of {STORM} writes refused; {in_flight[0]} reviews in flight on the leader"
+        )
+        assert len(refused) <= in_flight[0], f"writes refused beyond those cut by the kill: {refused}"
+        for name, message in refused.items():
+            assert "failed calling webhook" in message and ("EOF" in message or "reset" in message), message
+            retried = render(
+                "endpoint.yaml",
+                name=name,
+                namespace=CONSUMER,
+                service_name=services["alpha" if names.index(name) % 2 else "beta"],
+            )
+            assert kube.apply_text(retried, check=False).returncode == 0, (
+                f"{name}: the client's retry was refused"
+            )
         assert service.served[standby.pod_name] > served_before.get(standby.pod_name, 0), (
             "the standby never served an admission review"
         )
@@ -336,3 +362,32 @@ def test_the_standby_takes_over_within_15s_of_a_sigkill_and_nothing_is_refused_o
         assert standby.alive(), standby.log()[-4000:]
     finally:
         gateway.stop()
+
+
+def test_a_leader_that_sees_another_holder_stops_at_once_and_exits(kube: Cluster) -> None:
+    """Another holder in the Lease (an admin's edit, a partition healed the wrong way): at its next renewal
+    the leader sees it, cancels its workers without waiting for its renew deadline, and ends its process, to
+    come back as a standby (R50)."""
+    namespace = f"vpcep-ha-steal-{PID}"
+    operator = start_operator(kube, namespace)
+    try:
+        wait_for("a leader", lambda: lease_holder(kube, namespace) == operator.pod_name, timeout=30)
+        lease = kube.get("lease", namespace, "vpcep-operator")
+        lease["spec"] |= {"holderIdentity": "intruder", "leaseDurationSeconds": 3600}
+        kube.apply_text(yaml.safe_dump({k: v for k, v in lease.items() if k != "status"}))
+        stolen = time.monotonic()
+        wait_for("the operator to exit", lambda: not operator.alive(), timeout=20)
+        exited = time.monotonic() - stolen
+        print(f"R50: the deposed leader exited {exited:.1f} s after its lease was taken")
+        log = operator.log()
+        assert "saw the lease held by another" in log and "leadership lost" in log, log[-3000:]
+        assert exited < 7.0, "it waited for its renew deadline"  # one retry period, and kopf's clean-up
+        assert lease_holder(kube, namespace) == "intruder"  # it released nothing it did not hold
+    finally:
+        operator.stop()
+        for item in items(kube, "vpces", namespace):  # no operator left to run finalizers
+            kube.kubectl(
+                "patch", "vpces", item["metadata"]["name"], "-n", namespace, "--type=merge",
+                "-p", '{"metadata": {"finalizers": null}}', check=False,
+            )  # fmt: skip
+        kube.kubectl("delete", "namespace", namespace, "--wait=false", "--ignore-not-found", check=False)

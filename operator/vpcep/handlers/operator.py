@@ -60,10 +60,13 @@ def build_elector(config: OperatorConfig) -> LeaderElector:
 
 
 async def _run(operator: Operator, elector: LeaderElector | None, started: float) -> None:
-    await run_operator(operator, elector, started)
-    # Leadership lost (R50): the workers are stopped; end the process (kopf's clean-up runs), and the pod's
-    # restart brings it back as a standby with fresh state.
-    logger.error("vpcep: leadership lost; stopping so that this replica restarts as a standby")
+    """Until cancelled. Leadership lost (R50) or a failure: the workers are stopped already; end the process
+    (kopf's clean-up runs), and the pod's restart brings it back as a standby with fresh state."""
+    try:
+        await run_operator(operator, elector, started)
+        logger.error("vpcep: leadership lost; stopping so that this replica restarts as a standby")
+    except Exception:
+        logger.exception("vpcep: the operator failed; stopping so that this replica restarts")
     os.kill(os.getpid(), signal.SIGTERM)
 
 
@@ -89,6 +92,8 @@ def register(config: OperatorConfig) -> None:
         admission.HOLDER.operator = operator
         recorder.start()
         memo.elector = build_elector(config) if config.leaderElection.enabled else None
+        if memo.elector is None:
+            metrics.observe_leading(True)  # reconciles alone
         memo.tasks = [asyncio.create_task(_run(operator, memo.elector, started), name="vpcep operator")]
 
     @kopf.on.cleanup()
@@ -103,8 +108,9 @@ def register(config: OperatorConfig) -> None:
                 await task
         await operator.recorder.stop()
         await operator.api.close()
-        if memo.elector is not None:
-            await memo.elector.store.api.close()
+        elector = getattr(memo, "elector", None)
+        if elector is not None:
+            await elector.store.api.close()
 
     @kopf.on.login()
     def authenticate(**_: Any) -> kopf.ConnectionInfo:

@@ -145,6 +145,11 @@ class LeaderElector:
         self._observed = lease
         self._observed_at = self._clock()
 
+    def _held_by_another(self) -> bool:
+        """The last record read names another holder: this process no longer leads, whatever its deadline."""
+        holder = self._observed.record.holder if self._observed is not None else ""
+        return holder not in ("", self.identity)
+
     def _expired(self, record: LeaseRecord) -> bool:
         """Judged on this process's clock, from when it saw the record change, with the holder's duration."""
         return self._clock() >= self._observed_at + record.lease_duration_seconds
@@ -188,6 +193,11 @@ class LeaderElector:
             left = renewed + self.timing.renew_deadline - self._clock()
             if left > 0 and await self._attempt(left):
                 renewed = self._clock()
+            elif self._held_by_another():
+                logger.error(
+                    "leader election: %s saw the lease held by another: stopping to lead", self.identity
+                )
+                return False
             elif self._clock() - renewed >= self.timing.renew_deadline:
                 logger.error(
                     "leader election: %s could not renew the lease for %.1fs: stopping to lead",
