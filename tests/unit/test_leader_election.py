@@ -361,3 +361,25 @@ def test_refresh_takes_newer_versions_in_ahead_of_a_lagging_watch_and_keeps_them
         {("marker", "e"): 7},
         {("marker", "e"): 8},
     ], "an older watch event rolled the refreshed cache back"
+
+
+def test_a_leader_that_reads_another_holder_stops_without_waiting_for_its_deadline() -> None:
+    store, events = MemoryLeaseStore(), []
+    slow = ElectionTiming(lease_duration=30.0, renew_deadline=20.0, retry_period=0.05)
+
+    async def scenario() -> float:
+        elector = LeaderElector(SeenBy(store, "a"), "a", slow)
+        running = asyncio.create_task(elector.run(term("a", events)))
+        while not elector.leading:
+            await asyncio.sleep(0.01)
+        assert store.stored is not None
+        store._write(LeaseRecord("intruder", 3600, None, None, 1))  # an edit behind its back
+        loop = asyncio.get_running_loop()
+        taken = loop.time()
+        await asyncio.wait_for(running, timeout=5)
+        return loop.time() - taken
+
+    stopped_after = asyncio.run(scenario())
+    assert stopped_after < slow.renew_deadline / 4
+    assert events == ["a reconciles", "a stops reconciling"]
+    assert store.stored is not None and store.stored.record.holder == "intruder"  # not released: not its own
