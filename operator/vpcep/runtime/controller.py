@@ -139,10 +139,11 @@ class Manager(Generic[Context]):
             for controller in self.controllers
             for task in controller.tasks
         ]
+        forever = asyncio.create_task(asyncio.Event().wait(), name="vpcep reconciling")  # without tasks too
         try:
-            await asyncio.gather(*tasks, asyncio.Event().wait())
+            await asyncio.gather(*tasks, forever)
         finally:
-            await _cancelled(tasks)
+            await _cancelled([*tasks, forever])
             await self.queue.stop()
 
     def _mapper(self, watch: Watches) -> Callable[[Event], None]:
