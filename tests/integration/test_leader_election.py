@@ -372,9 +372,10 @@ def test_a_leader_that_sees_another_holder_stops_at_once_and_exits(kube: Cluster
     operator = start_operator(kube, namespace)
     try:
         wait_for("a leader", lambda: lease_holder(kube, namespace) == operator.pod_name, timeout=30)
-        lease = kube.get("lease", namespace, "vpcep-operator")
-        lease["spec"] |= {"holderIdentity": "intruder", "leaseDurationSeconds": 3600}
-        kube.apply_text(yaml.safe_dump({k: v for k, v in lease.items() if k != "status"}))
+        # A merge patch (no resourceVersion): it wins whenever the leader last renewed; the leader's next
+        # renewal then fails on the version and reads the new holder.
+        intruder = json.dumps({"spec": {"holderIdentity": "intruder", "leaseDurationSeconds": 3600}})
+        kube.kubectl("patch", "lease", "vpcep-operator", "-n", namespace, "--type=merge", "-p", intruder)
         stolen = time.monotonic()
         wait_for("the operator to exit", lambda: not operator.alive(), timeout=20)
         exited = time.monotonic() - stolen
