@@ -310,9 +310,8 @@ def test_the_standby_takes_over_within_15s_of_a_sigkill_and_nothing_is_refused_o
         # in EOF or a reset, so such a write fails and the client retries. Every other write is admitted -- by
         # the standby from then on.
         refused = {name: result.stderr.strip() for name, result in applied.items() if result.returncode != 0}
-        print(
-            f"R50: {len(refused)} of {STORM} writes refused; {in_flight[0]} reviews in flight on the leader"
-        )
+        cut = in_flight[0]
+        print(f"R50: {len(refused)} of {STORM} writes refused; {cut} open to the leader at kill")
         assert len(refused) <= in_flight[0], f"writes refused beyond those cut by the kill: {refused}"
         for name, message in refused.items():
             assert "failed calling webhook" in message and ("EOF" in message or "reset" in message), message
