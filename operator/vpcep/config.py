@@ -133,6 +133,40 @@ class WebhookConfig(ConfigModel):
     )
 
 
+class LeaderElectionConfig(ConfigModel):
+    """Replicas elect one leader on a coordination.k8s.io Lease in the operator namespace (R50): it alone
+    reconciles and writes; every replica primes its caches and serves the admission webhook. Defaults: a
+    killed leader is replaced within about leaseDuration + 2 x retryPeriod (14 s)."""
+
+    enabled: bool = Field(default=True, description="Off: this process reconciles without a Lease (alone).")
+    leaseName: str = Field(default="vpcep-operator", description="The Lease, in `namespace`.")
+    leaseDurationSeconds: float = Field(
+        default=10.0, gt=0, description="A standby takes the lease this long after it last saw it renewed."
+    )
+    renewDeadlineSeconds: float = Field(
+        default=7.0, gt=0, description="A leader that could not renew for this long stops reconciling."
+    )
+    retryPeriodSeconds: float = Field(
+        default=2.0, gt=0, description="How often the leader renews and standbys poll."
+    )
+
+    @field_validator("leaseName")
+    @classmethod
+    def _lease_name(cls, value: str) -> str:
+        if not DNS_LABEL.match(value):
+            raise ValueError(f"leaderElection.leaseName {value!r} must be a DNS label")
+        return value
+
+    @model_validator(mode="after")
+    def _ordered(self) -> LeaderElectionConfig:
+        if not self.retryPeriodSeconds < self.renewDeadlineSeconds < self.leaseDurationSeconds:
+            raise ValueError(
+                "leaderElection: needs retryPeriodSeconds < renewDeadlineSeconds < leaseDurationSeconds "
+                "(a leader must stop before a standby may take over)"
+            )
+        return self
+
+
 class OperatorConfig(ConfigModel):
     namespace: str = Field(
         default="vpcep-system", description="Operator namespace: routes, gateways, cloud services."
@@ -202,6 +236,7 @@ class OperatorConfig(ConfigModel):
         description="Users besides system:masters and the operator's own service account "
         "(system:serviceaccount:<namespace>:<serviceAccount>) that may manage system services (R8).",
     )
+    leaderElection: LeaderElectionConfig = Field(default_factory=LeaderElectionConfig)
     workers: int = Field(default=8, ge=1, le=256, description="Objects reconciled concurrently.")
     apiConcurrency: int = Field(default=16, ge=1, le=256, description="API requests in flight at once.")
     watchNamespaces: list[str] = Field(

@@ -139,10 +139,60 @@ def _assert_hardened(deployment: dict[str, Any]) -> None:
     assert "/tmp" in writable
 
 
-def test_operator_runs_once_with_probes_hardened_and_reads_the_rendered_config(defaults: Rendered) -> None:
+def test_operator_runs_two_replicas_rolled_one_at_a_time_under_a_budget(defaults: Rendered) -> None:
+    """R50: two replicas (one leads, both serve the webhook), a rollout that starts a new pod before an old
+    one goes, a budget that keeps one through a drain, and each pod's name as its identity in the Lease."""
     deployment = defaults.one("Deployment", "vpcep-operator")
-    assert deployment["spec"]["replicas"] == 1
-    assert deployment["spec"]["strategy"] == {"type": "Recreate"}
+    assert deployment["spec"]["replicas"] == 2
+    assert deployment["spec"]["strategy"] == {
+        "type": "RollingUpdate",
+        "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0},
+    }
+    budget = defaults.one("PodDisruptionBudget", "vpcep-operator")
+    assert budget["spec"]["minAvailable"] == 1
+    assert budget["spec"]["selector"]["matchLabels"] == deployment["spec"]["selector"]["matchLabels"]
+    container = _container(deployment)
+    env = {item["name"]: item["valueFrom"]["fieldRef"]["fieldPath"] for item in container["env"]}
+    assert env["POD_NAME"] == "metadata.name"
+    # A replaced pod goes on serving the webhook while it leaves the Service's endpoints.
+    assert "sleep" in " ".join(container["lifecycle"]["preStop"]["exec"]["command"])
+    election = operator_config(defaults)["leaderElection"]
+    assert election["leaseName"] == "vpcep-operator"
+    assert (
+        election["retryPeriodSeconds"] < election["renewDeadlineSeconds"] < election["leaseDurationSeconds"]
+    )
+    assert "vpcep-operator" not in render("operator.replicas=1").names("PodDisruptionBudget")
+
+
+def test_operator_may_touch_only_its_own_lease_in_its_own_namespace(defaults: Rendered) -> None:
+    """R36, R50: leases in the release namespace only -- create, and get/update of the one named Lease."""
+    lease_rules = [
+        (role["kind"], role["metadata"].get("namespace"), rule)
+        for role in defaults.all("Role") + defaults.all("ClusterRole")
+        for rule in role["rules"]
+        if "coordination.k8s.io" in rule["apiGroups"]
+    ]
+    assert lease_rules == [
+        (
+            "Role",
+            NAMESPACE,
+            {"apiGroups": ["coordination.k8s.io"], "resources": ["leases"], "verbs": ["create"]},
+        ),
+        (
+            "Role",
+            NAMESPACE,
+            {
+                "apiGroups": ["coordination.k8s.io"],
+                "resources": ["leases"],
+                "resourceNames": ["vpcep-operator"],
+                "verbs": ["get", "update"],
+            },
+        ),
+    ]
+
+
+def test_operator_runs_with_probes_hardened_and_reads_the_rendered_config(defaults: Rendered) -> None:
+    deployment = defaults.one("Deployment", "vpcep-operator")
     _assert_hardened(deployment)
     container = _container(deployment)
     assert container["image"] == f"vpcep-operator:{vpcep.__version__}"  # the chart's appVersion
@@ -229,7 +279,7 @@ def test_hard_anti_affinity_and_replica_count_are_honoured() -> None:
 
 
 def test_a_single_gateway_gets_no_budget_that_would_block_node_drains() -> None:
-    assert not render("gateway.replicas=1").all("PodDisruptionBudget")
+    assert "vpcep-gateway" not in render("gateway.replicas=1").names("PodDisruptionBudget")
 
 
 def test_operator_config_carries_the_values_the_operator_enforces() -> None:

@@ -128,7 +128,13 @@ class Kubelet:
         return started
 
     def roll_out(self, namespace: str, name: str) -> list[Container]:
-        """A new pod template, with the chart's operator strategy (Recreate): the old pods end first."""
+        """A new pod template with the Recreate strategy: the old pods end first. A RollingUpdate would start
+        a surge pod beside the old one, which cannot bind the same ports on this shared network."""
+        strategy = self._get("deployment", name, "-n", namespace)["spec"].get("strategy") or {}
+        if strategy.get("type") != "Recreate":
+            raise NotImplementedError(
+                f"kubelet stand-in: roll_out of {name} needs strategy Recreate, not {strategy}"
+            )
         for container in [c for c in self.containers if c.deployment == name]:
             container.retired = True
             self._kill(container)

@@ -75,10 +75,20 @@ def free_ports(count: int) -> list[int]:
 
 
 def listen_ports() -> dict[str, Any]:
-    """The values that differ from the defaults: the listen ports, as the stand-in's pods share this
-    machine's network (kubelet.py)."""
+    """The values that differ from the defaults: the listen ports, and one operator replica with Recreate,
+    as the stand-in's pods share this machine's network (kubelet.py): a second replica, or a surge pod of a
+    rolling update, could not bind the first one's ports. Two replicas and their takeover (R50) are run by
+    tests/integration/test_leader_election.py, each process on ports of its own."""
     health, readiness, webhook = free_ports(3)
-    return {"operator": {"healthPort": health, "readinessPort": readiness}, "webhook": {"port": webhook}}
+    return {
+        "operator": {
+            "healthPort": health,
+            "readinessPort": readiness,
+            "replicas": 1,
+            "strategy": {"type": "Recreate"},
+        },
+        "webhook": {"port": webhook},
+    }
 
 
 def wait_for(what: str, check: Callable[[], Any], timeout: float, logs: Callable[[], str]) -> Any:

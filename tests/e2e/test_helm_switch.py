@@ -1,5 +1,6 @@
 """`helm upgrade` of a running release while a tenant writes (issue 18 deliverable 3, the figures that run
-here): a changed configuration restarts the operator (its strategy is Recreate, one replica), and every
+here): a changed configuration restarts the operator (one replica with Recreate: the kubelet stand-in's pods
+share one network, see releases.listen_ports; the chart's default is two with RollingUpdate, R50), and every
 vpcep.io write during the switch passes through the webhook (failurePolicy Fail). Measured: writes refused
 during the switch, seconds until the new operator reconciles, whether the endpoint changed phase or
 allocation.

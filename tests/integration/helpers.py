@@ -14,6 +14,7 @@ import sys
 import tempfile
 import threading
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -203,6 +204,8 @@ class OperatorProcess:
     config: dict[str, Any] | None = None
     process: subprocess.Popen[bytes] | None = None
     log_path: pathlib.Path | None = None
+    # Its name in the leader Lease (R50), kept across restart() as a pod's name is across container restarts.
+    pod_name: str = field(default_factory=lambda: f"operator-{uuid.uuid4().hex[:8]}")
 
     def start(self) -> None:
         descriptor, log_name = tempfile.mkstemp(prefix="vpcep-operator-", suffix=".log")
@@ -212,7 +215,7 @@ class OperatorProcess:
             config_path = self.log_path.with_suffix(".yaml")
             config_path.write_text(yaml.safe_dump(self.config))
             args += ["--config", str(config_path)]
-        env = {**self.cluster.env, "PYTHONPATH": str(REPO / "operator")}
+        env = {**self.cluster.env, "PYTHONPATH": str(REPO / "operator"), "POD_NAME": self.pod_name}
         self.process = subprocess.Popen(args, stdout=descriptor, stderr=subprocess.STDOUT, env=env)
         os.close(descriptor)
 

@@ -44,9 +44,14 @@ def build_cloud_service(service: CloudService, config: OperatorConfig) -> Manife
     }
 
 
-async def publish_cloud_services(api: KubeApi, config: OperatorConfig) -> None:
+async def ensure_namespace(api: KubeApi, config: OperatorConfig) -> None:
+    """The operator namespace, created when missing (a local run; the chart installs into it)."""
     if await api.get(NAMESPACE, None, config.namespace) is None:
         await api.apply({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": config.namespace}})
+
+
+async def publish_cloud_services(api: KubeApi, config: OperatorConfig) -> None:
+    await ensure_namespace(api, config)
     declared = {service.name for service in config.cloudServices}
     for service in config.cloudServices:
         await api.apply(build_cloud_service(service, config))

@@ -1,25 +1,33 @@
 """The operator assembled: its sources, its state components, its controllers, and the manager running them.
 
-`build_operator` wires everything; `run` watches, primes and reconciles until cancelled. Nothing here knows
-kopf: vpcep.handlers.operator starts and stops this from kopf's start-up and clean-up activities.
+`build_operator` wires everything; `run_operator` watches and primes on every replica and reconciles on the
+leader (R50). Nothing here knows kopf: vpcep.handlers.operator starts and stops this from kopf's start-up and
+clean-up activities.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
+import itertools
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from contextlib import AbstractContextManager
+from typing import Any
+
+import aiohttp
 
 from vpcep.config import OperatorConfig
 from vpcep.controllers import endpoint, gateway_ingress, orphans, quota_view, service, whitelist
+from vpcep.controllers.cloud_services import ensure_namespace, publish_cloud_services
 from vpcep.controllers.context import Operator
 from vpcep.controllers.forged_connections import ForgedConnectionReporter
 from vpcep.controllers.sources import CONNECTIONS, ENDPOINTS, NAMESPACES, SERVICES, build_sources, caches_of
-from vpcep.k8s.client import KubeApi
+from vpcep.k8s.client import ApiError, KubeApi
 from vpcep.k8s.events import EventRecorder
 from vpcep.runtime.controller import Controller, Manager
+from vpcep.runtime.leader import LeaderElector
 from vpcep.runtime.source import Event
 from vpcep.state.observed import Observed
 from vpcep.state.writes import WriteLedger
@@ -34,6 +42,8 @@ CONTROLLERS: tuple[Controller, ...] = (
     gateway_ingress.CONTROLLER,
 )
 SYNC_QUIET_SECONDS = 0.5
+ALLOCATING_SOURCES = (ENDPOINTS, SERVICES)  # what records marker ids and gateway ports (status)
+PUBLISH_BACKOFF_SECONDS = (1.0, 2.0, 5.0, 10.0, 30.0)
 
 
 def build_operator(
@@ -72,6 +82,72 @@ def build_operator(
 
     sources[CONNECTIONS].subscribe(report_forged)
     return operator
+
+
+async def run_operator(rt: Operator, elector: LeaderElector | None, started: float) -> None:
+    """Every replica watches and primes its caches (the admission webhook answers from them); the leader
+    alone reconciles and writes (R50). Returns when leadership is lost: the caller ends the process, which
+    starts again as a standby with fresh state (as controller-runtime's managers do). Without an elector this
+    process reconciles alone."""
+    watching = asyncio.create_task(rt.manager.watch(rt.api), name="vpcep watches")
+    try:
+        await _first(watching, rt.manager.wait_primed())
+        await ensure_namespace(rt.api, rt.config)  # where the Lease lives
+        if elector is None:
+            await _first(watching, lead(rt, started))
+        else:
+            await _first(watching, elector.run(functools.partial(lead, rt, started)))
+    finally:
+        watching.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await watching
+
+
+async def _first(watching: asyncio.Task[None], step: Coroutine[Any, Any, None]) -> None:
+    """Run `step` while the watches run; a watch that fails ends it (with the watch's error)."""
+    stepping = asyncio.ensure_future(step)
+    try:
+        await asyncio.wait({watching, stepping}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        if not stepping.done():
+            stepping.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await stepping
+    if watching.done():
+        watching.result()
+    stepping.result()
+
+
+async def lead(rt: Operator, started: float) -> None:
+    """The leader's term, until cancelled: catch up with the previous leader's last writes (a consistent
+    LIST of what records allocations, ahead of the watches), then seed the allocation ledger from it
+    (Manager.on_primed) and reconcile everything; the cloud services are published beside it."""
+    for name in ALLOCATING_SOURCES:
+        await rt.manager.sources[name].refresh(rt.api)
+    beside = [
+        asyncio.create_task(publish_until_done(rt), name="vpcep cloud services"),
+        asyncio.create_task(report_initial_sync(rt, started), name="vpcep initial sync"),
+    ]
+    try:
+        await rt.manager.reconcile()
+    finally:
+        for task in beside:
+            task.cancel()
+        for task in beside:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+
+async def publish_until_done(rt: Operator) -> None:
+    """The cloud services (R37), retried until the API takes them (a webhook not reachable yet, an outage)."""
+    for attempt in itertools.count():
+        try:
+            await publish_cloud_services(rt.api, rt.config)
+            return
+        except (ApiError, aiohttp.ClientError, OSError, TimeoutError) as error:
+            delay = PUBLISH_BACKOFF_SECONDS[min(attempt, len(PUBLISH_BACKOFF_SECONDS) - 1)]
+            logger.warning("vpcep: publishing the cloud services failed (%s); again in %.0fs", error, delay)
+            await asyncio.sleep(delay)
 
 
 def seed_allocations(rt: Operator) -> None:

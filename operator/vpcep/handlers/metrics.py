@@ -29,7 +29,7 @@ from collections.abc import Awaitable, Callable, Iterator
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import kopf
-from prometheus_client import REGISTRY, Counter, Histogram, start_http_server
+from prometheus_client import REGISTRY, Counter, Gauge, Histogram, start_http_server
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
@@ -64,6 +64,7 @@ WEBHOOK_DENIALS = Counter(
     "Admission requests refused, per kind and reason (QuotaExceeded, NotPermitted, InvalidSpec, ...).",
     ["kind", "reason"],
 )
+LEADER = Gauge("vpcep_leader", "1 while this replica holds the leader Lease and reconciles (R50).")
 # Every kind's series exist from the start (at 0), so dashboards and alerts see them before the first error.
 for _kind in ("Endpoint", "EndpointService", "Whitelist", "Quota", "Orphans"):  # the controllers' names
     RECONCILES.labels(_kind)
@@ -91,6 +92,10 @@ def reconciling(kind: str) -> Iterator[None]:
 
 def observe_queue_wait(seconds: float) -> None:
     QUEUE_WAIT_SECONDS.observe(seconds)
+
+
+def observe_leading(leading: bool) -> None:
+    LEADER.set(1 if leading else 0)
 
 
 class Denied(kopf.AdmissionError):

@@ -10,6 +10,7 @@ import asyncio
 import contextlib
 import logging
 import os
+import signal
 import socket
 from dataclasses import replace
 from typing import Any
@@ -17,11 +18,15 @@ from typing import Any
 import kopf
 
 from vpcep.config import OperatorConfig
-from vpcep.controllers.cloud_services import publish_cloud_services
-from vpcep.controllers.operator import build_operator, report_initial_sync
+from vpcep.controllers.context import Operator
+from vpcep.controllers.operator import build_operator, run_operator
 from vpcep.handlers import admission, metrics
 from vpcep.k8s.client import KubeApi
 from vpcep.k8s.events import EventRecorder
+from vpcep.runtime.leader import ElectionTiming, KubeLeaseStore, LeaderElector
+
+logger = logging.getLogger(__name__)
+LEASE_API_CONCURRENCY = 2  # the lease has a client of its own: renewals never queue behind a storm of writes
 
 
 def login() -> kopf.ConnectionInfo:
@@ -36,6 +41,33 @@ def login() -> kopf.ConnectionInfo:
     if info is None:
         raise kopf.LoginError("no in-cluster service account and no KUBECONFIG/~/.kube/config to log in with")
     return info
+
+
+def identity() -> str:
+    """This replica's name in the Lease: its pod's (downward API, the chart's POD_NAME), else host and pid."""
+    return os.environ.get("POD_NAME") or f"{socket.gethostname()}-{os.getpid()}"
+
+
+def build_elector(config: OperatorConfig) -> LeaderElector:
+    election = config.leaderElection
+    store = KubeLeaseStore(
+        KubeApi(login(), concurrency=LEASE_API_CONCURRENCY), config.namespace, election.leaseName
+    )
+    timing = ElectionTiming(
+        election.leaseDurationSeconds, election.renewDeadlineSeconds, election.retryPeriodSeconds
+    )
+    return LeaderElector(store, identity(), timing, on_change=metrics.observe_leading)
+
+
+async def _run(operator: Operator, elector: LeaderElector | None, started: float) -> None:
+    """Until cancelled. Leadership lost (R50) or a failure: the workers are stopped already; end the process
+    (kopf's clean-up runs), and the pod's restart brings it back as a standby with fresh state."""
+    try:
+        await run_operator(operator, elector, started)
+        logger.error("vpcep: leadership lost; stopping so that this replica restarts as a standby")
+    except Exception:
+        logger.exception("vpcep: the operator failed; stopping so that this replica restarts")
+    os.kill(os.getpid(), signal.SIGTERM)
 
 
 def register(config: OperatorConfig) -> None:
@@ -59,11 +91,10 @@ def register(config: OperatorConfig) -> None:
         metrics.watch_operator(operator)
         admission.HOLDER.operator = operator
         recorder.start()
-        await publish_cloud_services(api, config)
-        memo.tasks = [
-            asyncio.create_task(operator.manager.run(api), name="vpcep manager"),
-            asyncio.create_task(report_initial_sync(operator, started), name="vpcep initial sync"),
-        ]
+        memo.elector = build_elector(config) if config.leaderElection.enabled else None
+        if memo.elector is None:
+            metrics.observe_leading(True)  # reconciles alone
+        memo.tasks = [asyncio.create_task(_run(operator, memo.elector, started), name="vpcep operator")]
 
     @kopf.on.cleanup()
     async def stop(**kwargs: Any) -> None:
@@ -77,6 +108,9 @@ def register(config: OperatorConfig) -> None:
                 await task
         await operator.recorder.stop()
         await operator.api.close()
+        elector = getattr(memo, "elector", None)
+        if elector is not None:
+            await elector.store.api.close()
 
     @kopf.on.login()
     def authenticate(**_: Any) -> kopf.ConnectionInfo:

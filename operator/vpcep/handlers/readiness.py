@@ -4,8 +4,9 @@ Liveness (kopf's `--liveness` endpoint) says whether the process is alive: kopf 
 activities are done and answers while the event loop runs. Readiness says whether it can serve: its caches
 hold a full LIST of every kind, so the admission webhook answers from them instead of refusing with
 "starting". The chart points the pod's readinessProbe here, so the webhook Service sends the API server only
-to a ready process. It is served from the first start-up activity on, so a probe sees 503 (not a refused
-connection) while the operator starts.
+to a ready process. A standby replica is ready as soon as it is primed: it serves the webhook while the leader
+reconciles (R50); the answer says which of the two it is. It is served from the first start-up activity on,
+so a probe sees 503 (not a refused connection) while the operator starts.
 """
 
 from __future__ import annotations
@@ -33,7 +34,8 @@ def register(endpoint: str | None) -> None:
     async def ready(request: aiohttp.web.Request) -> aiohttp.web.Response:
         operator = getattr(request.app["memo"], "operator", None)
         if operator is not None and operator.primed:
-            return aiohttp.web.json_response({"ready": True})
+            elector = getattr(request.app["memo"], "elector", None)
+            return aiohttp.web.json_response({"ready": True, "leader": elector is None or elector.leading})
         return aiohttp.web.json_response({"ready": False, "reason": "caches not primed yet"}, status=503)
 
     @kopf.on.startup(id="readiness-endpoint")

@@ -68,7 +68,8 @@ class Manager(Generic[Context]):
         self.queue: WorkQueue[Hashable] = WorkQueue(
             "vpcep", self._reconcile, workers=workers, on_wait=on_wait
         )
-        self.primed = False  # every source has listed once; the queue runs
+        self.primed = False  # every source has listed once: the caches are complete
+        self._primed = asyncio.Event()
         self._on_primed: list[Callable[[], None]] = []
         for controller in controllers:
             for watch in controller.watches:
@@ -85,7 +86,8 @@ class Manager(Generic[Context]):
         self._bound = True
 
     def on_primed(self, hook: Callable[[], None]) -> None:
-        """Run once the caches are complete, before the first reconcile (e.g. seed a ledger from them)."""
+        """Run when reconciling starts, from complete caches, before the first reconcile (e.g. seed a ledger
+        from them)."""
         self._on_primed.append(hook)
 
     def enqueue(self, keys: Iterable[Hashable], delay: float = 0.0) -> None:
@@ -96,7 +98,16 @@ class Manager(Generic[Context]):
                 self.queue.add(key)
 
     async def run(self, api: KubeApi) -> None:
-        """Watch every source; once all have listed, reconcile everything once and keep reconciling."""
+        """Watch every source; once all have listed, reconcile everything once and keep reconciling (a
+        process that reconciles alone; with leader election every replica runs `watch`, the leader
+        `reconcile` as well, R50)."""
+        async with asyncio.TaskGroup() as group:
+            group.create_task(self.watch(api), name="vpcep watches")
+            group.create_task(self.reconcile(), name="vpcep reconcile")
+
+    async def watch(self, api: KubeApi) -> None:
+        """Every source's watches, until cancelled; `primed` once each has listed (caches complete: the
+        admission webhook answers from them, leader or not)."""
         watching = [
             asyncio.create_task(source.run(api), name=f"vpcep watch {name}")
             for name, source in self.sources.items()
@@ -104,24 +115,35 @@ class Manager(Generic[Context]):
         try:
             for source in self.sources.values():
                 await source.wait_listed()
-            for hook in self._on_primed:
-                hook()
-            for controller in self.controllers:
-                self.enqueue(controller.initial(self.context))
             self.primed = True
-            self.queue.start()
-            for controller in self.controllers:
-                watching.extend(
-                    asyncio.create_task(task(self.context), name=f"vpcep {controller.name} {task.__name__}")
-                    for task in controller.tasks
-                )
+            self._primed.set()
             await asyncio.gather(*watching)
         finally:
-            for task in watching:
-                task.cancel()
-            for task in watching:
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
+            await _cancelled(watching)
+
+    async def wait_primed(self) -> None:
+        await self._primed.wait()
+
+    async def reconcile(self) -> None:
+        """From complete caches, until cancelled: the on_primed hooks, every controller's initial keys, the
+        workers and the controllers' tasks. Cancelling it stops every worker and task at once (a leader that
+        lost its lease, R50); keys enqueued meanwhile wait in the queue."""
+        await self._primed.wait()
+        for hook in self._on_primed:
+            hook()
+        for controller in self.controllers:
+            self.enqueue(controller.initial(self.context))
+        self.queue.start()
+        tasks = [
+            asyncio.create_task(task(self.context), name=f"vpcep {controller.name} {task.__name__}")
+            for controller in self.controllers
+            for task in controller.tasks
+        ]
+        forever = asyncio.create_task(asyncio.Event().wait(), name="vpcep reconciling")  # without tasks too
+        try:
+            await asyncio.gather(*tasks, forever)
+        finally:
+            await _cancelled([*tasks, forever])
             await self.queue.stop()
 
     def _mapper(self, watch: Watches) -> Callable[[Event], None]:
@@ -148,3 +170,11 @@ class Manager(Generic[Context]):
         else:
             with self._observe(name):
                 yield
+
+
+async def _cancelled(tasks: Sequence[asyncio.Task[Any]]) -> None:
+    for task in tasks:
+        task.cancel()
+    for task in tasks:
+        with contextlib.suppress(asyncio.CancelledError):
+            await task

@@ -16,7 +16,7 @@ from typing import Any
 
 from vpcep.k8s.client import KubeApi, Manifest
 from vpcep.k8s.watching import Watch, WatchTarget
-from vpcep.runtime.cache import ObjectCache, Project, Projection
+from vpcep.runtime.cache import ObjectCache, Project, Projection, resource_version
 
 RELISTED = "RELISTED"
 
@@ -67,13 +67,14 @@ class Source:
         self._subscribers: list[Subscriber] = []
         self._watches: list[Watch] = []
         self._started = asyncio.Event()
+        self._floor: dict[str, int] = {}  # uid -> version a refresh took in ahead of the watch
 
     def subscribe(self, subscriber: Subscriber) -> None:
         self._subscribers.append(subscriber)
 
     async def run(self, api: KubeApi) -> None:
         """Watch until cancelled (a watch never gives up: it resumes, re-lists, backs off)."""
-        self._watches = [Watch(api, target, self._event, self._relisted) for target in self.targets]
+        self._watches = [Watch(api, target, self._watched, self._relisted) for target in self.targets]
         self._started.set()
         await asyncio.gather(*(watch.run() for watch in self._watches))
 
@@ -86,6 +87,32 @@ class Source:
     @property
     def lists(self) -> int:
         return sum(watch.lists for watch in self._watches)
+
+    async def refresh(self, api: KubeApi) -> None:
+        """A fresh, consistent LIST of every target taken into the cache now, ahead of the watch: a new
+        leader must see its predecessor's last writes before it allocates (R50). An object the list showed
+        newer than the cache keeps that version until the watch catches up with it (its older events would
+        roll the cache back)."""
+        assert self.cache is not None, f"source {self.name} keeps no cache to refresh"
+        for target in self.targets:
+            async for items, _ in api.list_pages(
+                target.kind, target.namespace, label_selector=target.label_selector
+            ):
+                for body in items:
+                    change = self.cache.apply(None, body)
+                    if change is not None:
+                        self._floor[str(body["metadata"]["uid"])] = resource_version(body)
+                        self.deliver(Event(None, body, *change))
+
+    async def _watched(self, event_type: str | None, body: Manifest) -> None:
+        if self._floor and event_type != "DELETED":
+            uid = str((body.get("metadata") or {}).get("uid") or "")
+            floor = self._floor.get(uid)
+            if floor is not None:
+                if resource_version(body) < floor:
+                    return  # older than what a refresh already took in
+                del self._floor[uid]
+        await self._event(event_type, body)
 
     async def _event(self, event_type: str | None, body: Manifest) -> None:
         if self.cache is None:
