@@ -4,7 +4,7 @@ predicate (R7, R11, R14) that the endpoint and service decisions share."""
 from __future__ import annotations
 
 import pytest
-from domain_factories import SERVICE_NAME, endpoint_facts, service_view, status
+from domain_factories import LIVE_PATH, SERVICE_NAME, endpoint_facts, service_view, status
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -114,3 +114,14 @@ def test_r7_service_deleted_is_stable_across_reconciles() -> None:
     written = endpoint_status(first, previous=accepted, now="2026-12-03T00:00:00Z", generation=1)
     again = decide_endpoint(endpoint_facts(status=written, service=None))
     assert (again.phase, again.reason, again.message) == (first.phase, first.reason, first.message)
+
+
+def test_r30_a_route_rewrite_keeps_an_accepted_endpoint_accepted_but_a_new_one_waits() -> None:
+    """A fleet change rewrites every route (R21's share of the cap): Accepted endpoints keep serving on the
+    previous version meanwhile; a new endpoint is Accepted only once the gateways serve its route."""
+    rewriting = LIVE_PATH.model_copy(update={"route_applied": False})
+    accepted = status(EndpointPhase.ACCEPTED, serviceName=SERVICE_NAME, endpointId="e-1", markerId=3)
+    kept = decide_endpoint(endpoint_facts(status=accepted, data_path=rewriting))
+    assert kept.phase is P.ACCEPTED
+    new = decide_endpoint(endpoint_facts(status=None, data_path=rewriting))
+    assert (new.phase, new.reason) == (P.CREATING, Reason.ROUTE_PENDING)

@@ -707,9 +707,15 @@ def node_ip_is_pending(context: EndpointContext) -> EndpointDecision | None:
 
 
 def route_is_pending(context: EndpointContext) -> EndpointDecision | None:
-    """R30: Accepted only once every ready gateway serves the route."""
+    """R30: Accepted only once every ready gateway serves the route. An endpoint already Accepted stays so
+    while a rewrite of its route is applied (the gateways serve the previous version meanwhile): a change of
+    the fleet rewrites every route (R21's share of the cap, R49) and must not flip thousands of endpoints to
+    Creating and back; a refused rewrite still says so (route_is_rejected)."""
     path = context.facts.data_path
     if path.route_applied:
+        return None
+    previous = context.previous
+    if previous is not None and previous.phase is EndpointPhase.ACCEPTED and path.ready_gateways > 0:
         return None
     gateway_error = without_addresses(path.gateway_error) if path.gateway_error else None
     blocked = (
