@@ -520,7 +520,8 @@ def measure_latency(
 
 def lease_writes(kubeconfig: str) -> int:
     """Leader-election renewals (R50): a heartbeat, not a change; counted apart from the idle writes."""
-    return sum(count for name, count in api_requests(kubeconfig).items() if name.startswith("leases "))
+    writes = ("leases POST", "leases PUT", "leases PATCH", "leases APPLY", "leases DELETE")
+    return sum(count for name, count in api_requests(kubeconfig).items() if name in writes)
 
 
 def measure_idle(
