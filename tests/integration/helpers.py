@@ -132,18 +132,29 @@ def wait_for(what: str, check: Callable[[], Any], timeout: float = 30.0, interva
 
 def publish_service(cluster: Cluster, namespace: str, name: str, approval: bool = False) -> str:
     """Backend + EndpointService; returns the published service name once Available (R5, R6)."""
-    cluster.apply("backend-service.yaml", name=f"{name}-backend", namespace=namespace)
-    cluster.apply(
-        "endpoint-service.yaml",
-        name=name,
-        namespace=namespace,
-        backend=f"{name}-backend",
-        approval=str(approval).lower(),
-    )
-    status = wait_for(
-        f"EndpointService {name} Available", phase_is(cluster, "vpces", namespace, name, "Available")
-    )
-    return str(status["serviceName"])
+    return publish_services(cluster, namespace, [name], approval)[name]
+
+
+def publish_services(
+    cluster: Cluster, namespace: str, names: list[str], approval: bool = False
+) -> dict[str, str]:
+    """Several backends + EndpointServices, applied before any is awaited; name -> published service name."""
+    for name in names:
+        cluster.apply("backend-service.yaml", name=f"{name}-backend", namespace=namespace)
+        cluster.apply(
+            "endpoint-service.yaml",
+            name=name,
+            namespace=namespace,
+            backend=f"{name}-backend",
+            approval=str(approval).lower(),
+        )
+    published = {}
+    for name in names:
+        status = wait_for(
+            f"EndpointService {name} Available", phase_is(cluster, "vpces", namespace, name, "Available")
+        )
+        published[name] = str(status["serviceName"])
+    return published
 
 
 def pod_running_at(cluster: Cluster, namespace: str, name: str, ip: str) -> None:

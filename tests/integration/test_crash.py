@@ -10,7 +10,15 @@ from collections.abc import Iterator
 import pytest
 
 from integration.conftest import delete_namespaces
-from integration.helpers import Cluster, OperatorProcess, StandInGateway, phase_is, render, wait_for
+from integration.helpers import (
+    Cluster,
+    OperatorProcess,
+    StandInGateway,
+    phase_is,
+    publish_services,
+    render,
+    wait_for,
+)
 
 pytestmark = pytest.mark.cluster
 PID = os.getpid()
@@ -35,18 +43,7 @@ def items(kube: Cluster, kind: str, namespace: str, selector: str | None = None)
 def test_sigkill_during_a_burst_converges_without_orphans(
     kube: Cluster, operator: OperatorProcess, namespaces: None
 ) -> None:
-    services = {}
-    for name in ("alpha", "beta"):
-        kube.apply("backend-service.yaml", name=f"{name}-backend", namespace=PROVIDER)
-        kube.apply(
-            "endpoint-service.yaml",
-            name=name,
-            namespace=PROVIDER,
-            backend=f"{name}-backend",
-            approval="false",
-        )
-    for name in ("alpha", "beta"):
-        services[name] = wait_for(name, phase_is(kube, "vpces", PROVIDER, name, "Available"))["serviceName"]
+    services = publish_services(kube, PROVIDER, ["alpha", "beta"])
 
     names = [f"burst-{n:02d}" for n in range(BURST)]
     kube.apply_text(

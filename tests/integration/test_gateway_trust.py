@@ -26,6 +26,7 @@ from integration.helpers import (
     StandInGateway,
     gateway_pod,
     phase_is,
+    publish_service,
     set_gateway_pod_ready,
     slice_addresses,
     wait_for,
@@ -64,12 +65,8 @@ def gateway(kube: Cluster, operator: OperatorProcess) -> Iterator[StandInGateway
 def accepted(kube: Cluster, gateway: StandInGateway) -> dict[str, Any]:
     kube.namespace(PROVIDER, f"gwtrust-{PID}")
     kube.namespace(CONSUMER, f"gwtrust-{PID}")
-    kube.apply("backend-service.yaml", name="web-backend", namespace=PROVIDER)
-    kube.apply(
-        "endpoint-service.yaml", name="web", namespace=PROVIDER, backend="web-backend", approval="false"
-    )
-    service = wait_for("web Available", phase_is(kube, "vpces", PROVIDER, "web", "Available"))
-    kube.apply("endpoint.yaml", name="web", namespace=CONSUMER, service_name=service["serviceName"])
+    service_name = publish_service(kube, PROVIDER, "web")
+    kube.apply("endpoint.yaml", name="web", namespace=CONSUMER, service_name=service_name)
     return wait_for("web Accepted", phase_is(kube, "vpce", CONSUMER, "web", "Accepted"))
 
 

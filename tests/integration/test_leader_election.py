@@ -35,7 +35,15 @@ import pytest
 import yaml
 
 from integration.conftest import delete_namespaces, start_operator
-from integration.helpers import REPO, Cluster, OperatorProcess, StandInGateway, phase_is, render, wait_for
+from integration.helpers import (
+    REPO,
+    Cluster,
+    OperatorProcess,
+    StandInGateway,
+    publish_services,
+    render,
+    wait_for,
+)
 
 pytestmark = pytest.mark.cluster
 PID = os.getpid()
@@ -242,20 +250,7 @@ def test_the_standby_takes_over_within_15s_of_a_sigkill_and_nothing_is_refused_o
         for namespace in (PROVIDER, CONSUMER):
             kube.namespace(namespace, ACCOUNT)
             kube.kubectl("label", "namespace", namespace, f"{SCOPE_LABEL}=yes", "--overwrite")
-        services = {}
-        for name in ("alpha", "beta"):
-            kube.apply("backend-service.yaml", name=f"{name}-backend", namespace=PROVIDER)
-            kube.apply(
-                "endpoint-service.yaml",
-                name=name,
-                namespace=PROVIDER,
-                backend=f"{name}-backend",
-                approval="false",
-            )
-        for name in ("alpha", "beta"):
-            services[name] = wait_for(name, phase_is(kube, "vpces", PROVIDER, name, "Available"))[
-                "serviceName"
-            ]
+        services = publish_services(kube, PROVIDER, ["alpha", "beta"])
         served_before = dict(service.served)
 
         names = [f"storm-{n:02d}" for n in range(STORM)]

@@ -102,18 +102,21 @@ class Operator:
 
     def fleet_view(self) -> FleetView:
         """The ready gateways, judged on this process's monotonic clock (R52); with verifyGatewayPods only
-        statuses that Ready gateway pods report (R47), each distrusted one logged and evented once."""
+        statuses that Ready gateway pods report (R47). A read: reconciles call it several times each."""
         pods = None
         source = self.manager.sources.get(GATEWAY_PODS)
         if source is not None and source.cache is not None:
             pods = list(source.cache.get(GATEWAY_PODS_KEY) or ())
-        view = self.fleet_observer.view(
+        return self.fleet_observer.view(
             self.observed.gateways(),
             time.monotonic(),
             self.config.gatewayHeartbeatTimeoutSeconds,
             pods,
             self.config.gatewayDeployment,
         )
+
+    def report_distrusted_gateways(self, view: FleetView) -> None:
+        """Each gateway status not believed (R47), logged and evented on its ConfigMap once."""
         for verdict in self.fleet_observer.unreported(view):
             logger.warning("gateway status %s not believed (%s): %s", verdict.object_name, verdict.reason,
                            verdict.message)  # fmt: skip
@@ -125,7 +128,6 @@ class Operator:
                 str(verdict.reason),
                 f"{verdict.message}; its address is not used (R47)",
             )
-        return view
 
     def event(self, body_ref: InvolvedObject, warning: bool, reason: str, message: str) -> None:
         """R39: every state change is an Event on the object."""

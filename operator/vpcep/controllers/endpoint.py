@@ -668,10 +668,12 @@ def _of_deleted_child(kind: str) -> Callable[[Operator, Event], list[EndpointKey
 
 
 async def watch_fleet_freshness(rt: Operator) -> None:
-    """Heartbeats age without any event: one task (not one per object) notices a gateway going stale."""
+    """Heartbeats age without any event: one task (not one per object) notices a gateway going stale, and
+    reports the gateway statuses it does not believe (R47)."""
     while True:
         await asyncio.sleep(FLEET_CHECK_SECONDS)
         fleet = rt.fleet_view()
+        rt.report_distrusted_gateways(fleet)
         if rt.fleet.moved(fleet):
             concerned = rt.fleet.concerned(fleet, rt.observed.endpoint_by_uid)
             rt.manager.enqueue(EndpointKey(*ref) for ref in concerned)

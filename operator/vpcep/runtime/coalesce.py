@@ -43,7 +43,3 @@ class Coalescer(Generic[Key]):
                     future.set_result(None)
         finally:
             del self._running[key]
-
-    async def stop(self) -> None:
-        for task in list(self._running.values()):
-            task.cancel()
