@@ -970,3 +970,63 @@ def _healthy(port: int) -> bool:
             return bool(answer.status == 200)
     except OSError:
         return False
+
+
+def _operator_lease_name(installed: Install) -> str:
+    for role in installed.objects:
+        for rule in role.get("rules") or () if role["kind"] == "Role" else ():
+            if "leases" in rule["resources"] and rule.get("resourceNames"):
+                return str(rule["resourceNames"][0])
+    raise AssertionError("the chart renders no Role naming the operator's Lease")
+
+
+def test_only_the_operator_may_renew_its_lease_and_no_other_R50(cluster: Any, installed: Install) -> None:
+    """Whoever writes the operator's Lease decides which replica reconciles (R50). With the chart's RBAC on
+    the test control plane: the operator renews its own Lease; a tenant (admin of its own namespace) and the
+    gateway cannot take, change or delete it; the operator cannot write another Lease it did not create."""
+    lease, ns = _operator_lease_name(installed), installed.namespace
+    tenant = f"tenant-{uuid.uuid4().hex[:6]}"
+    _bind(cluster, installed.consumer, "admin", tenant)
+    for name in (lease, "someone-elses-lease"):
+        _apply_in(
+            cluster,
+            ns,
+            {
+                "apiVersion": "coordination.k8s.io/v1",
+                "kind": "Lease",
+                "metadata": {"name": name},
+                "spec": {"holderIdentity": "replica-a", "leaseDurationSeconds": 10},
+            },
+        )
+
+    def take(user: str, name: str) -> bool:
+        current = json.loads(cluster.kubectl_run("get", "lease", name, "-n", ns, "-o", "json").stdout)
+        current["spec"]["holderIdentity"] = f"taken-by-{user.rsplit(':', 1)[-1]}"
+        return attempt(cluster, user, "replace", "-n", ns, "-f", "-", body=current)
+
+    assert take(installed.operator, lease), "the operator must renew its own Lease"
+    taken = {
+        "tenant replaces the operator's Lease": take(tenant, lease),
+        "tenant patches it": attempt(
+            cluster,
+            tenant,
+            "patch",
+            "lease",
+            lease,
+            "-n",
+            ns,
+            "--type=merge",
+            "-p",
+            '{"spec":{"holderIdentity":"x"}}',
+        ),
+        "tenant deletes it": attempt(cluster, tenant, "delete", "lease", lease, "-n", ns),
+        "gateway replaces it": take(installed.gateway, lease),
+        "gateway deletes it": attempt(cluster, installed.gateway, "delete", "lease", lease, "-n", ns),
+        "operator replaces another Lease": take(installed.operator, "someone-elses-lease"),
+        "operator deletes its own Lease": attempt(
+            cluster, installed.operator, "delete", "lease", lease, "-n", ns
+        ),
+    }
+    assert not any(taken.values()), {what: allowed for what, allowed in taken.items() if allowed}
+    holder = cluster.kubectl_run("get", "lease", lease, "-n", ns, "-o", "jsonpath={.spec.holderIdentity}")
+    assert holder.stdout == f"taken-by-{installed.release}-operator"
