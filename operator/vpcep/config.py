@@ -12,6 +12,7 @@ import re
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from vpcep.api.denied_addresses import Network, parse_networks
 from vpcep.api.endpoint_service import BackendKind, PortMapping, ServiceType
 
 DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
@@ -218,6 +219,12 @@ class OperatorConfig(ConfigModel):
         "Endpoints are written by hand, so they could point anywhere): the cluster admin vouches for them "
         "(R45). Elsewhere such a backend is refused with BackendWithoutSelector.",
     )
+    deniedBackendCIDRs: list[str] = Field(
+        default_factory=list,
+        description="CIDRs no gateway may dial besides the built-in link-local and cloud metadata ranges and "
+        "the API server's addresses (e.g. node or management networks): a backend resolving into one is "
+        "refused with BackendAddressDenied (R45). The chart passes gateway.egressPolicy.deniedCIDRs.",
+    )
     requireAccountLabel: bool = Field(
         default=False,
         description="Namespaces without the vpcep.io/account label have no account: their EndpointServices "
@@ -251,6 +258,16 @@ class OperatorConfig(ConfigModel):
         if not DNS_LABEL.match(value):
             raise ValueError(f"{value!r} must be a DNS label (lower case letters, digits and '-')")
         return value
+
+    @field_validator("deniedBackendCIDRs")
+    @classmethod
+    def _cidrs(cls, value: list[str]) -> list[str]:
+        parse_networks(value)  # ValueError names the entry
+        return value
+
+    @property
+    def denied_networks(self) -> tuple[Network, ...]:
+        return parse_networks(self.deniedBackendCIDRs)
 
     @field_validator("watchNamespaces")
     @classmethod

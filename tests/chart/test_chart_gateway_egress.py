@@ -84,3 +84,17 @@ def test_selectorless_backend_namespaces_reach_the_operator_config() -> None:
     config = operator_config(render("backends.selectorlessNamespaces[0]=legacy"))
     assert config["selectorlessBackendNamespaces"] == ["legacy"]
     assert operator_config(render())["selectorlessBackendNamespaces"] == []
+
+
+def test_denied_cidrs_reach_the_operator_and_every_gateway_agent_R45() -> None:
+    """One admin list for all three layers: the policy (above), the operator's backend check and the agent's
+    server-line filter; also when the policy is off (it needs a network plugin, the other two do not)."""
+    from chart_rendering import operator_config
+
+    rendered = render(
+        "gateway.egressPolicy.deniedCIDRs[0]=10.20.0.0/16", "gateway.egressPolicy.enabled=false"
+    )
+    assert operator_config(rendered)["deniedBackendCIDRs"] == ["10.20.0.0/16"]
+    deployment = rendered.one("Deployment", "vpcep-gateway")
+    [agent] = [c for c in deployment["spec"]["template"]["spec"]["containers"] if c["name"] == "agent"]
+    assert "--denied-cidr=10.20.0.0/16" in agent["args"]

@@ -2,20 +2,25 @@
 
 No network plugin runs on the test machine, and NetworkPolicy objects stored in the API server change
 nothing by themselves. The data-plane tests already stand in for kube-proxy (DNAT in a network namespace);
-this stands in for the plugin, for one pod: the gateway. It reads the NetworkPolicies stored in the API
-server (polling) and turns those that select the gateway pod into iptables rules in the gateway's network
-namespace, as a plugin does on a node:
+this stands in for the plugin, for one pod at a time (the gateway, or the operator for its webhook port). It
+reads the NetworkPolicies stored in the API server (polling) and turns those that select the pod into iptables
+rules in the pod's network namespace, as a plugin does on a node:
 
-- a pod no Ingress policy selects accepts everything; once one selects it, only what some rule admits passes
-  (policies add up);
+- per direction (Ingress: INPUT, who may connect to the pod; Egress: OUTPUT, where the pod may connect), a pod
+  no policy of that direction selects is open; once one selects it, only what some rule admits passes
+  (policies add up). A policy is of a direction by its policyTypes (default: Ingress, and Egress when it has
+  egress rules), as the API defines;
 - a peer's namespaceSelector/podSelector means the addresses of the test's "pods": the test's own map of
   network-namespace addresses to (namespace, labels) -- there is no kubelet, so nothing else knows;
-- an ipBlock is its CIDR (no `except`: not needed here, refused loudly);
+- an ipBlock is its CIDR minus its `except` CIDRs (expanded into the CIDRs that remain); IPv4 only is
+  programmed (the test networks are IPv4; an IPv6 block admits nothing here);
 - ports: protocol, port and endPort (named ports are refused loudly).
 
-Established connections pass (conntrack), as with the common plugins: a policy change refuses new
-connections. A refused connection is answered with ICMP admin-prohibited, so the client sees "No route to
-host" (EHOSTUNREACH): a test can tell a refusal by policy from a closed port (ECONNREFUSED).
+Egress is judged after kube-proxy's DNAT (the nat table's OUTPUT runs before the filter table's), as the
+common plugins judge the translated destination. Established connections pass (conntrack), as with the
+common plugins: a policy change refuses new connections. A refused connection is answered with ICMP
+admin-prohibited, so the client sees "No route to host" (EHOSTUNREACH): a test can tell a refusal by policy
+from a closed port (ECONNREFUSED).
 """
 
 from __future__ import annotations
@@ -27,7 +32,14 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-CHAIN = "VPCEP-NETPOL"
+CHAIN = "VPCEP-NETPOL"  # ingress
+EGRESS_CHAIN = "VPCEP-NETPOL-OUT"
+INGRESS, EGRESS = "Ingress", "Egress"
+# direction -> (rules key, peers key, chain, the built-in chain it hooks, address match, loopback match)
+DIRECTIONS = {
+    INGRESS: ("ingress", "from", CHAIN, "INPUT", "-s", "-i lo"),
+    EGRESS: ("egress", "to", EGRESS_CHAIN, "OUTPUT", "-d", "-o lo"),
+}
 NAMESPACE_NAME_LABEL = "kubernetes.io/metadata.name"
 
 
@@ -42,7 +54,7 @@ class Member:
 
 @dataclass(frozen=True)
 class Allow:
-    source: str  # CIDR
+    peer: str  # CIDR: the source of an ingress rule, the destination of an egress rule
     protocol: str | None  # None: any
     first_port: int | None  # None: every port
     last_port: int | None
@@ -64,9 +76,7 @@ def _sources(
 ) -> list[str]:
     if "ipBlock" in peer:
         block = peer["ipBlock"]
-        if block.get("except"):
-            raise NotImplementedError("the stand-in enforcer does not support ipBlock.except")
-        return [str(ipaddress.ip_network(block["cidr"], strict=False))]
+        return _subtract(block["cidr"], block.get("except") or [])
     found = []
     for member in members:
         if "namespaceSelector" in peer:
@@ -78,6 +88,21 @@ def _sources(
         if _matches(peer.get("podSelector"), member.labels):
             found.append(f"{member.address}/32")
     return found
+
+
+def _subtract(cidr: str, excepted: Sequence[str]) -> list[str]:
+    """The CIDRs of `cidr` outside every `excepted` one (ipBlock.except), fewest first."""
+    remaining = [ipaddress.ip_network(cidr, strict=False)]
+    for text in excepted:
+        hole = ipaddress.ip_network(text, strict=False)
+        kept: list[Any] = []
+        for network in remaining:
+            if network.version != hole.version or not network.overlaps(hole):
+                kept.append(network)
+            elif not hole.supernet_of(network):  # type: ignore[arg-type]
+                kept.extend(network.address_exclude(hole))  # type: ignore[arg-type]
+        remaining = kept
+    return [str(network) for network in sorted(remaining, key=lambda n: (n.version, n))]
 
 
 def _ports(rule: Mapping[str, Any]) -> list[tuple[str | None, int | None, int | None]]:
@@ -93,27 +118,35 @@ def _ports(rule: Mapping[str, Any]) -> list[tuple[str | None, int | None, int | 
     return ports
 
 
+def _policy_types(spec: Mapping[str, Any]) -> list[str]:
+    """The API's default: Ingress always, Egress when the policy has egress rules."""
+    return list(spec.get("policyTypes") or [INGRESS, *([EGRESS] if spec.get("egress") else [])])
+
+
 def admitted(
     policies: Iterable[Mapping[str, Any]],
     pod_namespace: str,
     pod_labels: Mapping[str, str],
     members: Sequence[Member],
     namespace_labels: Mapping[str, Mapping[str, str]],
+    direction: str = INGRESS,
 ) -> list[Allow] | None:
-    """What may reach the pod, by NetworkPolicy semantics; None when no Ingress policy selects it (open)."""
+    """What may reach the pod (Ingress), or what the pod may reach (Egress), by NetworkPolicy semantics;
+    None when no policy of that direction selects it (open)."""
+    rules_key, peers_key = DIRECTIONS[direction][:2]
     selecting = [
         policy
         for policy in policies
         if policy["metadata"]["namespace"] == pod_namespace
         and _matches((policy.get("spec") or {}).get("podSelector") or {}, pod_labels)
-        and "Ingress" in ((policy.get("spec") or {}).get("policyTypes") or ["Ingress"])
+        and direction in _policy_types(policy.get("spec") or {})
     ]
     if not selecting:
         return None
     allows = []
     for policy in selecting:
-        for rule in policy["spec"].get("ingress") or []:
-            peers = rule.get("from") or []
+        for rule in policy["spec"].get(rules_key) or []:
+            peers = rule.get(peers_key) or []
             sources = (
                 ["0.0.0.0/0"]
                 if not peers
@@ -125,28 +158,32 @@ def admitted(
     return allows
 
 
-def iptables_restore_text(allows: list[Allow] | None) -> str:
+def iptables_restore_text(allows: list[Allow] | None, direction: str = INGRESS) -> str:
     """The filter-table chain for `iptables-restore --noflush`: the chain is rewritten whole, atomically."""
-    lines = ["*filter", f":{CHAIN} - [0:0]", f"-F {CHAIN}"]
+    _, _, chain, _, address, loopback = DIRECTIONS[direction]
+    lines = ["*filter", f":{chain} - [0:0]", f"-F {chain}"]
     if allows is not None:
         lines += [
-            f"-A {CHAIN} -i lo -j RETURN",
-            f"-A {CHAIN} -m conntrack --ctstate ESTABLISHED,RELATED -j RETURN",
+            f"-A {chain} {loopback} -j RETURN",
+            f"-A {chain} -m conntrack --ctstate ESTABLISHED,RELATED -j RETURN",
         ]
         for allow in allows:
-            match = f"-A {CHAIN} -s {allow.source}"
+            if ipaddress.ip_network(allow.peer).version != 4:
+                continue  # iptables is IPv4; the test networks are too
+            match = f"-A {chain} {address} {allow.peer}"
             if allow.protocol is not None:
                 match += f" -p {allow.protocol.lower()}"
                 if allow.first_port is not None:
                     match += f" --dport {allow.first_port}:{allow.last_port or allow.first_port}"
             lines.append(f"{match} -j RETURN")
-        lines.append(f"-A {CHAIN} -j REJECT --reject-with icmp-admin-prohibited")
+        lines.append(f"-A {chain} -j REJECT --reject-with icmp-admin-prohibited")
     lines.append("COMMIT")
     return "\n".join(lines) + "\n"
 
 
 class PolicyEnforcer:
-    """Polls the API server and keeps the gateway namespace's iptables in line with the stored policies."""
+    """Polls the API server and keeps the pod's network namespace's iptables in line with the stored
+    policies, for the directions asked (the gateway isolation tests began with Ingress only)."""
 
     def __init__(
         self,
@@ -156,6 +193,7 @@ class PolicyEnforcer:
         pod_labels: Mapping[str, str],
         members: Sequence[Member],
         interval: float = 0.2,
+        directions: Sequence[str] = (INGRESS,),
     ) -> None:
         from kubernetes import client
 
@@ -167,15 +205,18 @@ class PolicyEnforcer:
         self.pod_labels = dict(pod_labels)
         self.members = list(members)
         self.interval = interval
-        self.rules = ""
+        self.directions = tuple(directions)
+        self.rules: dict[str, str] = {}
         self.error: BaseException | None = None
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
     def start(self) -> None:
-        self._ip("iptables", "-N", CHAIN, check=False)
-        self._ip("iptables", "-I", "INPUT", "-j", CHAIN)
-        self.rules = ""
+        for direction in self.directions:
+            _, _, chain, hook, _, _ = DIRECTIONS[direction]
+            self._ip("iptables", "-N", chain, check=False)
+            self._ip("iptables", "-I", hook, "-j", chain)
+        self.rules = {}
         self.sync()
         self._stop.clear()
         self._thread = threading.Thread(target=self._run, name="policy enforcer", daemon=True)
@@ -185,9 +226,11 @@ class PolicyEnforcer:
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout=10)
-        self._ip("iptables", "-D", "INPUT", "-j", CHAIN, check=False)
-        self._ip("iptables", "-F", CHAIN, check=False)
-        self._ip("iptables", "-X", CHAIN, check=False)
+        for direction in self.directions:
+            _, _, chain, hook, _, _ = DIRECTIONS[direction]
+            self._ip("iptables", "-D", hook, "-j", chain, check=False)
+            self._ip("iptables", "-F", chain, check=False)
+            self._ip("iptables", "-X", chain, check=False)
 
     def sync(self) -> None:
         policies = self._api_client.sanitize_for_serialization(
@@ -196,17 +239,20 @@ class PolicyEnforcer:
         namespace_labels = {
             ns.metadata.name: dict(ns.metadata.labels or {}) for ns in self._core.list_namespace().items
         }
-        allows = admitted(policies, self.pod_namespace, self.pod_labels, self.members, namespace_labels)
-        text = iptables_restore_text(allows)
-        if text != self.rules:
-            subprocess.run(
-                ["ip", "netns", "exec", self.netns, "iptables-restore", "--noflush"],
-                input=text,
-                text=True,
-                check=True,
-                capture_output=True,
+        for direction in self.directions:
+            allows = admitted(
+                policies, self.pod_namespace, self.pod_labels, self.members, namespace_labels, direction
             )
-            self.rules = text
+            text = iptables_restore_text(allows, direction)
+            if text != self.rules.get(direction):
+                subprocess.run(
+                    ["ip", "netns", "exec", self.netns, "iptables-restore", "--noflush"],
+                    input=text,
+                    text=True,
+                    check=True,
+                    capture_output=True,
+                )
+                self.rules[direction] = text
 
     def _run(self) -> None:
         while not self._stop.wait(self.interval):

@@ -3,13 +3,14 @@ iptables rules out. Checked here without root so the data-plane isolation tests 
 
 from __future__ import annotations
 
+import ipaddress
 from typing import Any
 
 import pytest
 
 from vpcep.builders.gateway_ingress import build_gateway_ingress_policy
 
-from .policy_enforcer import CHAIN, Allow, Member, admitted, iptables_restore_text
+from .policy_enforcer import CHAIN, EGRESS_CHAIN, Allow, Member, admitted, iptables_restore_text
 
 GATEWAY = {"app": "gw"}
 MEMBERS = [Member("shop", "10.0.0.2"), Member("shop", "10.0.0.3"), Member("mallory", "10.0.9.9")]
@@ -71,12 +72,47 @@ def test_peers_and_ports_by_networkpolicy_semantics() -> None:
     [
         {"podSelector": {"matchExpressions": [{"key": "a", "operator": "Exists"}]}},
         {"podSelector": {}, "ingress": [{"ports": [{"port": "http"}]}]},
-        {
-            "podSelector": {},
-            "ingress": [{"from": [{"ipBlock": {"cidr": "10.0.0.0/8", "except": ["10.1.0.0/16"]}}]}],
-        },
     ],
 )
 def test_what_the_stand_in_cannot_enforce_is_refused_loudly(spec: dict[str, Any]) -> None:
     with pytest.raises(NotImplementedError):
         admitted([_policy("p", spec)], "vpcep", GATEWAY, MEMBERS, {})
+
+
+def test_an_ipblock_except_is_the_cidrs_that_remain() -> None:
+    spec = {
+        "podSelector": {},
+        "ingress": [{"from": [{"ipBlock": {"cidr": "10.0.0.0/8", "except": ["10.1.0.0/16", "10.0.0.0/9"]}}]}],
+    }
+    [policy] = [_policy("p", spec)]
+    peers = [allow.peer for allow in admitted([policy], "vpcep", GATEWAY, MEMBERS, {}) or []]
+    covered = {ipaddress.ip_network(p) for p in peers}
+    assert sum(n.num_addresses for n in covered) == (1 << 24) - (1 << 23)  # half of 10/8 is excepted
+    for address, inside in (("10.128.0.1", True), ("10.1.2.3", False), ("10.0.0.1", False)):
+        assert any(ipaddress.ip_address(address) in n for n in covered) is inside
+
+
+def test_egress_rules_program_the_output_chain_by_destination() -> None:
+    """The chart's gateway egress shape (R45): pods of any namespace, and the API server's ports anywhere
+    outside link-local and metadata; a policy with egress rules and no policyTypes is an Egress policy too."""
+    spec = {
+        "podSelector": {"matchLabels": GATEWAY},
+        "egress": [
+            {"to": [{"namespaceSelector": {}}]},
+            {
+                "to": [{"ipBlock": {"cidr": "0.0.0.0/0", "except": ["169.254.0.0/16"]}}],
+                "ports": [{"protocol": "TCP", "port": 443}],
+            },
+        ],
+    }
+    policy = _policy("egress", spec)
+    assert admitted([policy], "vpcep", GATEWAY, MEMBERS, {}, direction="Ingress") == []
+    allows = admitted([policy], "vpcep", GATEWAY, MEMBERS, {}, direction="Egress") or []
+    assert Allow("10.0.9.9/32", None, None, None) in allows  # a pod of another namespace
+    api = [a for a in allows if a.first_port == 443]
+    assert not any(ipaddress.ip_address("169.254.169.254") in ipaddress.ip_network(a.peer) for a in api)
+    assert any(ipaddress.ip_address("203.0.113.5") in ipaddress.ip_network(a.peer) for a in api)
+    rules = iptables_restore_text(allows, direction="Egress")
+    assert f"-A {EGRESS_CHAIN} -o lo -j RETURN" in rules
+    assert f"-A {EGRESS_CHAIN} -d 10.0.9.9/32 -j RETURN" in rules
+    assert rules.rstrip().endswith(f"-A {EGRESS_CHAIN} -j REJECT --reject-with icmp-admin-prohibited\nCOMMIT")

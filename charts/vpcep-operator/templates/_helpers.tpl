@@ -145,3 +145,32 @@ imagePullSecrets:
 {{- end }}
 {{- toJson (dict "list" ($cidrs | uniq) "found" $found) -}}
 {{- end -}}
+
+{{- /* The API server's own addresses and ports, as kube-apiserver publishes them in the `kubernetes` Service and
+     EndpointSlice of `default`, read by `helm install/upgrade` (lookup). Where Helm cannot read the cluster
+     (`helm template`, GitOps renderers) `found` is false and the callers fall back (R45). */}}
+{{- define "vpcep.apiServerEndpoints" -}}
+{{- $cidrs := list }}
+{{- $rules := list }}
+{{- $slice := lookup "discovery.k8s.io/v1" "EndpointSlice" "default" "kubernetes" }}
+{{- $slicePorts := list }}
+{{- range ($slice.ports | default list) }}{{ $slicePorts = append $slicePorts .port }}{{ end }}
+{{- range ($slice.endpoints | default list) }}
+{{- range .addresses }}
+{{- $cidr := printf "%s/%s" . (ternary "128" "32" (contains ":" .)) }}
+{{- $cidrs = append $cidrs $cidr }}
+{{- $rules = append $rules (dict "cidr" $cidr "ports" $slicePorts) }}
+{{- end }}
+{{- end }}
+{{- $service := lookup "v1" "Service" "default" "kubernetes" }}
+{{- if $service }}
+{{- $servicePorts := list }}
+{{- range ($service.spec.ports | default list) }}{{ $servicePorts = append $servicePorts .port }}{{ end }}
+{{- range ($service.spec.clusterIPs | default (list $service.spec.clusterIP)) }}
+{{- $cidr := printf "%s/%s" . (ternary "128" "32" (contains ":" .)) }}
+{{- $cidrs = append $cidrs $cidr }}
+{{- $rules = append $rules (dict "cidr" $cidr "ports" $servicePorts) }}
+{{- end }}
+{{- end }}
+{{- toJson (dict "cidrs" ($cidrs | uniq) "rules" $rules "found" (gt (len $slicePorts) 0)) -}}
+{{- end -}}

@@ -120,6 +120,11 @@ HINTS: dict[str, str] = {
         "A Pod on the host network shares the node's address; use a Pod without hostNetwork, or a Service "
         "over such pods (see docs/rules.md#r45)."
     ),
+    "BackendAddressDenied": (
+        "The backend resolves to an address no gateway may dial: link-local, cloud metadata, the API "
+        "server, or a CIDR the cluster operator denies (gateway.egressPolicy.deniedCIDRs). Point the "
+        "Service (or its EndpointSlice) at your own pods (see docs/rules.md#r45)."
+    ),
     "NotCreatedByOperator": (
         "This EndpointConnection was not created by the operator and is ignored: only the one the operator "
         "creates in the service's namespace carries the provider's decision "

@@ -23,12 +23,21 @@ from vpcep.controllers import endpoint, gateway_ingress, orphans, quota_view, se
 from vpcep.controllers.cloud_services import ensure_namespace, publish_cloud_services
 from vpcep.controllers.context import Operator
 from vpcep.controllers.forged_connections import ForgedConnectionReporter
-from vpcep.controllers.sources import CONNECTIONS, ENDPOINTS, NAMESPACES, SERVICES, build_sources, caches_of
+from vpcep.controllers.sources import (
+    API_SERVER,
+    CONNECTIONS,
+    ENDPOINTS,
+    NAMESPACES,
+    SERVICES,
+    build_sources,
+    caches_of,
+)
 from vpcep.k8s.client import ApiError, KubeApi
 from vpcep.k8s.events import EventRecorder
 from vpcep.runtime.controller import Controller, Manager
 from vpcep.runtime.leader import LeaderElector
 from vpcep.runtime.source import Event
+from vpcep.state.api_server import ApiServerAddresses
 from vpcep.state.observed import Observed
 from vpcep.state.writes import WriteLedger
 
@@ -62,6 +71,8 @@ def build_operator(
     sources[ENDPOINTS].subscribe(observed.follow_endpoint)
     sources[SERVICES].subscribe(observed.follow_service)
     sources[NAMESPACES].subscribe(observed.follow_namespace)
+    api_server = ApiServerAddresses()
+    sources[API_SERVER].subscribe(api_server.follow)
     manager: Manager[Operator] = Manager(
         sources, CONTROLLERS, workers=config.workers, observe=observe, on_wait=on_wait
     )
@@ -72,6 +83,7 @@ def build_operator(
         observed=observed,
         manager=manager,
         writes=WriteLedger(api),
+        api_server=api_server,
     )
     manager.bind(operator)
     manager.on_primed(functools.partial(seed_allocations, operator))

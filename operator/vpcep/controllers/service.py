@@ -13,18 +13,20 @@ from vpcep.controllers.context import FINALIZER, Operator, involved, rfc3339, ut
 from vpcep.controllers.keys import EndpointKey, ServiceKey
 from vpcep.controllers.quota_view import refresh_quota_views_of
 from vpcep.controllers.sources import (
+    API_SERVER,
     BACKEND_PODS,
     BACKEND_SERVICES,
+    BACKEND_SLICES,
     NAMESPACES,
     OWNED_POLICIES,
     SERVICES,
 )
 from vpcep.domain.reasons import Reason
 from vpcep.domain.service import ServiceFacts, decide_service, service_status
-from vpcep.k8s.resources import ENDPOINT_SERVICE, POD, SERVICE, VPCEP_API
+from vpcep.k8s.resources import ENDPOINT_SERVICE, ENDPOINT_SLICE, POD, SERVICE, VPCEP_API
 from vpcep.runtime.controller import Controller, Watches
 from vpcep.runtime.source import RELISTED, Event
-from vpcep.state.backends import BackendObservation, observe_backend
+from vpcep.state.backends import SERVICE_NAME_LABEL, BackendObservation, observe_backend
 from vpcep.state.observed import account_changed, began_terminating, claims_changed
 from vpcep.state.records import ServiceRecord
 
@@ -51,12 +53,23 @@ async def backend_for(rt: Operator, record: ServiceRecord, *, refresh: bool = Fa
         record.spec.backend.name,
     )
     namespace = backend_namespace(rt, record)
+    judged = not rt.observed.is_system(record)
+    selectorless_allowed = namespace in rt.config.selectorlessBackendNamespaces
+    slices = []
+    if judged and selectorless_allowed and body is not None and not (body.get("spec") or {}).get("selector"):
+        # R45: whoever writes this Service's EndpointSlices chooses where the gateway's packets go.
+        slices = await rt.api.list(
+            ENDPOINT_SLICE, namespace, label_selector=f"{SERVICE_NAME_LABEL}={record.spec.backend.name}"
+        )
     observation = observe_backend(
         kind,
         body,
-        judged=not rt.observed.is_system(record),
-        selectorless_allowed=namespace in rt.config.selectorlessBackendNamespaces,
+        judged=judged,
+        selectorless_allowed=selectorless_allowed,
         cluster_domain=rt.config.clusterDomain,
+        slices=slices,
+        api_server=rt.api_server.addresses,
+        admin_denied=rt.config.denied_networks,
     )
     rt.backends.put(key, observation)
     return observation
@@ -240,6 +253,27 @@ def _of_backend(kind: BackendKind) -> Callable[[Operator, Event], list[ServiceKe
     return woken
 
 
+def _of_backend_slice(rt: Operator, event: Event) -> list[ServiceKey]:
+    """R45: an EndpointSlice of an admin-allowed selector-less backend changed: the services naming that
+    Service judge its addresses again. After a re-list: every service holding an observation."""
+    if event.type == RELISTED:
+        return [ServiceKey(*ref) for ref in rt.backends.forget_all()]
+    backend = event.labels.get(SERVICE_NAME_LABEL)
+    if not backend:
+        return []
+    refs = rt.observed.services_with_backend(event.namespace, BackendKind.SERVICE.value, backend)
+    for ref in refs:
+        rt.backends.forget(ref)
+    return [ServiceKey(*ref) for ref in refs]
+
+
+def _of_api_server(rt: Operator, event: Event) -> list[ServiceKey]:
+    """R45: the API server's addresses moved (a replica came or went): every backend is judged again."""
+    if not rt.api_server.moved:
+        return []
+    return [ServiceKey(*ref) for ref in rt.backends.forget_all()]
+
+
 def _of_deleted_policy(rt: Operator, event: Event) -> list[ServiceKey]:
     """Drift: someone deleted the provider NetworkPolicy a service owns (R31); it is built again."""
     if not event.deleted or event.labels.get(MANAGED_BY_LABEL) != MANAGED_BY:
@@ -264,6 +298,8 @@ CONTROLLER = Controller(
         Watches(NAMESPACES, _of_terminating_namespace),
         Watches(BACKEND_SERVICES, _of_backend(BackendKind.SERVICE)),
         Watches(BACKEND_PODS, _of_backend(BackendKind.POD)),
+        Watches(BACKEND_SLICES, _of_backend_slice),
+        Watches(API_SERVER, _of_api_server),
         Watches(OWNED_POLICIES, _of_deleted_policy),
     ),
 )

@@ -10,6 +10,10 @@ projection its cache keeps. A scoped operator watches each served namespace (SPE
   namespaces (drift: rebuild what someone deleted);
 - service and pod backends: metadata only, no cache (R1: only *that* a named backend changed; the service
   GETs its one backend);
+- the API server's `kubernetes` Service and EndpointSlice in `default`: whole objects, no cache (R45: its
+  addresses, vpcep.state.api_server);
+- EndpointSlices in the namespaces allowed selector-less backends: metadata only, no cache (R45: a slice of a
+  selector-less backend changed; its service reads them again);
 - gateway pods: label-selected, the operator's namespace, when `verifyGatewayPods` is on (R47: whose status
   reports are believed).
 """
@@ -35,6 +39,11 @@ from vpcep.k8s.watching import WatchTarget
 from vpcep.runtime.cache import ObjectCache
 from vpcep.runtime.source import Source
 from vpcep.state import records
+from vpcep.state.api_server import (
+    API_SERVER_NAMESPACE,
+    API_SERVER_SERVICE_LABELS,
+    API_SERVER_SLICE_LABELS,
+)
 from vpcep.state.fleet import index_gateway_pods
 from vpcep.state.observed import Caches
 
@@ -50,6 +59,8 @@ OWNED_POLICIES = "owned_policies"
 BACKEND_SERVICES = "backend_services"
 BACKEND_PODS = "backend_pods"
 GATEWAY_PODS = "gateway_pods"
+API_SERVER = "api_server"
+BACKEND_SLICES = "backend_slices"
 
 
 def backend_targets(config: OperatorConfig) -> list[WatchTarget]:
@@ -101,6 +112,20 @@ def build_sources(config: OperatorConfig) -> dict[str, Source]:
         ),
         BACKEND_SERVICES: Source(BACKEND_SERVICES, [t for t in backends if t.kind == SERVICE]),
         BACKEND_PODS: Source(BACKEND_PODS, [t for t in backends if t.kind == POD]),
+        API_SERVER: Source(
+            API_SERVER,
+            [
+                WatchTarget(SERVICE, API_SERVER_NAMESPACE, label_selector=API_SERVER_SERVICE_LABELS),
+                WatchTarget(ENDPOINT_SLICE, API_SERVER_NAMESPACE, label_selector=API_SERVER_SLICE_LABELS),
+            ],
+        ),
+        BACKEND_SLICES: Source(
+            BACKEND_SLICES,
+            [
+                WatchTarget(ENDPOINT_SLICE, namespace, metadata_only=True, replay=False)
+                for namespace in sorted(set(config.selectorlessBackendNamespaces))
+            ],
+        ),
     }
 
 

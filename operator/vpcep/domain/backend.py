@@ -7,7 +7,10 @@ tenant's backend, the API server or a metadata address:
 - a Service without a selector gets its Endpoints from whoever writes them -- allowed only in namespaces the
   cluster admin vouches for (OperatorConfig `selectorlessBackendNamespaces`);
 - a Pod that is not Running has no address of its own (a finished Pod's IP may already be someone else's);
-- a hostNetwork Pod's address is its node's: every port of the node, not the provider's.
+- a hostNetwork Pod's address is its node's: every port of the node, not the provider's;
+- whatever the kind, an address the gateway's packets would go to (a Service's ClusterIPs, the EndpointSlice
+  addresses of an admin-allowed selector-less Service, a Pod's IPs) must not be link-local, a cloud metadata
+  address, an admin-denied CIDR or the API server's (`check_backend_addresses`).
 Cloud services (R37) are declared by the cluster admin and not judged here.
 """
 
@@ -15,6 +18,7 @@ from __future__ import annotations
 
 from pydantic import Field
 
+from vpcep.api.denied_addresses import Network, why_denied
 from vpcep.api.endpoint_service import BackendKind
 from vpcep.domain.facts import Frozen
 from vpcep.domain.reasons import Reason
@@ -71,6 +75,43 @@ def check_backend(
             message=f"backend {ref} is {facts.pod_phase or 'not yet scheduled'}, not Running: a Pod "
             "backend serves only while it runs (a finished Pod's address may be reused by another pod); "
             "this recovers by itself when it runs, or publish a Service for its replacement pods "
+            "(see docs/rules.md#r45)",
+        )
+    return None
+
+
+class BackendAddresses(Frozen):
+    """Where the gateway's packets to a backend would go, and the cluster's addresses none may be."""
+
+    addresses: tuple[tuple[str, str], ...] = Field(
+        default=(), description="(address, where it was read: 'clusterIP', 'EndpointSlice <name>', 'podIP')."
+    )
+    api_server: frozenset[str] = Field(
+        default=frozenset(),
+        description="The API server's addresses: the default/kubernetes Service's ClusterIPs and its "
+        "EndpointSlice addresses.",
+    )
+    admin_denied: tuple[Network, ...] = Field(default=(), description="CIDRs the cluster admin denies.")
+
+
+def check_backend_addresses(facts: BackendFacts, where: BackendAddresses) -> BackendRefusal | None:
+    """None when no address of the backend is one a gateway must never dial (R45); else which, and the fix.
+    The message names the address: it is the provider's own object, and it goes to the provider only (the
+    consumer's Endpoint says ServiceNotAvailable, R46)."""
+    ref = f"{facts.kind.value} {facts.namespace}/{facts.name}"
+    for address, source in where.addresses:
+        why = "the API server's" if address in where.api_server else why_denied(address, where.admin_denied)
+        if why is None:
+            continue
+        fix = (
+            "point its EndpointSlice at your own pods (or give the Service a selector)"
+            if source.startswith("EndpointSlice")
+            else "publish a backend that runs as your own pods"
+        )
+        return BackendRefusal(
+            reason=Reason.BACKEND_ADDRESS_DENIED,
+            message=f"backend {ref} resolves to {address} ({source}), which is {why}: gateways never dial "
+            f"link-local, cloud metadata, API server or admin-denied addresses; {fix} "
             "(see docs/rules.md#r45)",
         )
     return None

@@ -68,6 +68,7 @@ BACKEND_GONE_REASONS = frozenset(
         Reason.BACKEND_WITHOUT_SELECTOR,
         Reason.BACKEND_POD_NOT_RUNNING,
         Reason.BACKEND_HOST_NETWORK,
+        Reason.BACKEND_ADDRESS_DENIED,
     }
 )
 

@@ -26,6 +26,7 @@ class Reason(StrEnum):
     BACKEND_WITHOUT_SELECTOR = "BackendWithoutSelector"
     BACKEND_POD_NOT_RUNNING = "BackendPodNotRunning"
     BACKEND_HOST_NETWORK = "BackendHostNetwork"
+    BACKEND_ADDRESS_DENIED = "BackendAddressDenied"
     HAS_ACTIVE_ENDPOINTS = "HasActiveEndpoints"
     SYSTEM_SERVICE = "SystemService"
     PORTS_IMMUTABLE = "PortsImmutable"

@@ -20,6 +20,7 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from vpcep.api.denied_addresses import Network, as_address, parse_networks
 from vpcep.builders.gateway_capacity import session_budget
 from vpcep.builders.haproxy_config import HaproxySettings
 from vpcep.gateway.haproxy_process import HaproxyMaster, raise_file_limit
@@ -142,8 +143,33 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         help="seconds a revoked endpoint's open sessions may go on before they are cut, in every "
         "HAProxy process; 0 cuts them at once (R43; env GATEWAY_REVOCATION_DRAIN_SECONDS)",
     )
+    parser.add_argument(
+        "--denied-cidr",
+        action="append",
+        type=cidr_argument,
+        default=[],
+        help="a CIDR no backend line may point into, besides link-local, cloud metadata and the API server's "
+        "ClusterIP (env KUBERNETES_SERVICE_HOST); repeatable; a route aimed there is refused and reported "
+        "(R45: defence in depth behind the operator's check)",
+    )
     parser.add_argument("--log-level", default=env("LOG_LEVEL") or "INFO")
     return parser.parse_args(argv)
+
+
+def cidr_argument(text: str) -> Network:
+    try:
+        [network] = parse_networks([text])
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+    return network
+
+
+def denied_networks(args: argparse.Namespace) -> tuple[Network, ...]:
+    """What the agent refuses to dial besides the built-in ranges: the configured CIDRs, and the API
+    server's ClusterIP, which every container is told (KUBERNETES_SERVICE_HOST)."""
+    api_server = os.environ.get("KUBERNETES_SERVICE_HOST", "")
+    extra = parse_networks([api_server]) if as_address(api_server) is not None else ()
+    return (*args.denied_cidr, *extra)
 
 
 # As the chart's schema: a revoked tenant keeping its sessions for more than an hour is no drain.
@@ -192,7 +218,10 @@ class Agent:
         self.writer = writer
         self.master = HaproxyMaster(args.haproxy, runtime_dir, external=args.external_haproxy)
         self.applier = Applier(
-            self.master, self.settings, lambda text: check_config(text, args.haproxy, runtime_dir)
+            self.master,
+            self.settings,
+            lambda text: check_config(text, args.haproxy, runtime_dir),
+            denied=denied_networks(args),
         )
         self.drainer = RevocationDrainer(self.master, args.revocation_drain_seconds)
         if self.settings.memory_limit_bytes is not None:

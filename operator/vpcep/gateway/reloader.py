@@ -25,6 +25,7 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
+from vpcep.api.denied_addresses import Network, why_denied
 from vpcep.api.routing import Route
 from vpcep.builders.haproxy_config import HaproxySettings, plan_routes, render_config
 from vpcep.gateway.haproxy_process import HaproxyError, HaproxyMaster
@@ -64,8 +65,10 @@ class Applier:
         settings: HaproxySettings,
         check: Callable[[str], CheckResult],
         port_is_free: Callable[[str, int], bool] | None = None,
+        denied: tuple[Network, ...] = (),
     ) -> None:
         self._master = master
+        self._denied = denied
         self._settings = settings
         self._check = check
         self._port_is_free = port_is_free or bind_probe
@@ -82,8 +85,9 @@ class Applier:
         plan = plan_routes(snapshot.routes.values(), incumbents=frozenset(self.state.live_routes))
         rejected = dict(snapshot.unreadable)
         rejected.update(plan.rejected)
+        allowed = without_denied_backends(plan.accepted, self._denied, rejected)
         before = len(rejected)
-        candidates = self._without_taken_ports(plan.accepted, rejected)
+        candidates = self._without_taken_ports(allowed, rejected)
         retry_wanted = len(rejected) > before
         candidates = self._without_known_refusals(candidates, rejected)
         validated = self._validate(candidates)
@@ -159,7 +163,7 @@ class Applier:
         for content in set(self._refused_content) - in_use:
             del self._refused_content[content]
 
-    def _without_taken_ports(self, routes: tuple[Route, ...], rejected: dict[str, str]) -> list[Route]:
+    def _without_taken_ports(self, routes: Iterable[Route], rejected: dict[str, str]) -> list[Route]:
         """``haproxy -c`` does not bind; a port held by another process would fail the reload for all."""
         live_ports = bound_ports(self._live_text or "") if self._master.running() else set()
         kept: list[Route] = []
@@ -177,6 +181,24 @@ class Applier:
             else:
                 kept.append(route)
         return kept
+
+
+def without_denied_backends(
+    routes: Iterable[Route], denied: tuple[Network, ...], rejected: dict[str, str]
+) -> list[Route]:
+    """R45, defence in depth: the operator refuses such backends, but no route the agent reads ever becomes
+    a server line aimed at link-local, cloud metadata or a denied address. The reason names no address (the
+    status is read by the operator, whose messages reach consumers: R46)."""
+    kept: list[Route] = []
+    for route in routes:
+        why = next(
+            (w for listener in route.listeners if (w := why_denied(listener.backendHost, denied))), None
+        )
+        if why is None:
+            kept.append(route)
+        else:
+            rejected[route.endpointId] = f"the backend address is {why}: no gateway dials it (R45)"
+    return kept
 
 
 BIND_LINE = re.compile(r"^\s+bind\s+\S*:(\d+)(?:\s|$)", re.MULTILINE)

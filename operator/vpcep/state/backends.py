@@ -4,18 +4,31 @@ Backends are not indexed cluster-wide (that would hold every Service and Pod of 
 the EndpointService reconcile GETs its one backend and keeps this small observation (one per EndpointService,
 a handful of fields), and the metadata-only Service/Pod watch wakes the EndpointServices that reference the
 object that changed -- any change moves its resourceVersion, so a Pod that stops Running is read again.
-What R45 judges (spec.type, whether a selector is set, status.phase, spec.hostNetwork) comes from that same
-GET: no other watch, nothing more kept per backend than the refusal it produced.
+What R45 judges (spec.type, whether a selector is set, status.phase, spec.hostNetwork, the ClusterIPs and Pod
+IPs) comes from that same GET; only an admin-allowed selector-less Service also has its EndpointSlices listed
+(their addresses are where the gateway's packets go, and whoever writes them chooses), woken by a
+metadata-only slice watch in those namespaces alone. Nothing more is kept per backend than the refusal it
+produced.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from vpcep.api.denied_addresses import Network
 from vpcep.api.endpoint_service import BackendKind
 from vpcep.builders.consumer import dns_name
-from vpcep.domain.backend import BackendFacts, BackendRefusal, check_backend
+from vpcep.domain.backend import (
+    BackendAddresses,
+    BackendFacts,
+    BackendRefusal,
+    check_backend,
+    check_backend_addresses,
+)
+
+SERVICE_NAME_LABEL = "kubernetes.io/service-name"
 
 
 @dataclass(frozen=True)
@@ -47,6 +60,29 @@ def backend_facts(kind: BackendKind, body: dict[str, Any]) -> BackendFacts:
     )
 
 
+def dialled_addresses(
+    kind: BackendKind, body: dict[str, Any], slices: Sequence[dict[str, Any]] = ()
+) -> tuple[tuple[str, str], ...]:
+    """Where the gateway's packets to this backend go, each with where it was read: a Service's ClusterIPs
+    and the addresses of the EndpointSlices given (a selector-less Service's), a Pod's IPs."""
+    found: list[tuple[str, str]] = []
+    if kind is BackendKind.SERVICE:
+        spec = body.get("spec") or {}
+        for ip in [*(spec.get("clusterIPs") or []), spec.get("clusterIP")]:
+            if ip and ip != "None":
+                found.append((str(ip), "clusterIP"))
+        for endpoint_slice in slices:
+            name = (endpoint_slice.get("metadata") or {}).get("name", "")
+            for endpoint in endpoint_slice.get("endpoints") or []:
+                found.extend((str(a), f"EndpointSlice {name}") for a in endpoint.get("addresses") or [])
+    else:
+        status = body.get("status") or {}
+        for ip in [*((p or {}).get("ip") for p in status.get("podIPs") or []), status.get("podIP")]:
+            if ip:
+                found.append((str(ip), "podIP"))
+    return tuple(dict.fromkeys(found))
+
+
 def observe_backend(
     kind: BackendKind,
     body: dict[str, Any] | None,
@@ -54,6 +90,9 @@ def observe_backend(
     judged: bool = True,
     selectorless_allowed: bool = False,
     cluster_domain: str = "cluster.local",
+    slices: Sequence[dict[str, Any]] = (),
+    api_server: frozenset[str] = frozenset(),
+    admin_denied: tuple[Network, ...] = (),
 ) -> BackendObservation:
     """Service: its ClusterIP (or DNS name when headless), selector, port -> targetPort; Pod: its IP
     and labels. `judged`: apply R45 (cloud services, declared by the cluster admin, are not judged).
@@ -61,7 +100,15 @@ def observe_backend(
     if body is None or (body.get("metadata") or {}).get("deletionTimestamp"):
         return MISSING
     if judged:
-        refusal = check_backend(backend_facts(kind, body), selectorless_allowed)
+        facts = backend_facts(kind, body)
+        refusal = check_backend(facts, selectorless_allowed) or check_backend_addresses(
+            facts,
+            BackendAddresses(
+                addresses=dialled_addresses(kind, body, slices),
+                api_server=api_server,
+                admin_denied=admin_denied,
+            ),
+        )
         if refusal is not None:
             return BackendObservation(exists=True, refusal=refusal)
     meta = body.get("metadata") or {}
