@@ -154,3 +154,16 @@ def test_scoped_release_tells_the_operator_and_limits_the_webhook() -> None:
         (expression,) = hook["namespaceSelector"]["matchExpressions"]
         assert expression["key"] == "kubernetes.io/metadata.name" and expression["operator"] == "In"
         assert expression["values"] == ["team-a", "team-b", "vpcep-system"]
+
+
+def test_scoped_operator_reads_the_api_servers_addresses_in_default_only_R45() -> None:
+    """No backend may resolve to the API server (R45): a scoped operator reads the `kubernetes` Service and
+    EndpointSlice in `default`, nothing else there; unscoped, its ClusterRole already covers them."""
+    roles = [r for r in render(*SCOPED).all("Role") if r["metadata"]["name"] == "vpcep-operator-api-server"]
+    assert [r["metadata"]["namespace"] for r in roles] == ["default"]
+    read = ["get", "list", "watch"]
+    assert roles[0]["rules"] == [
+        {"apiGroups": [""], "resources": ["services"], "verbs": read},
+        {"apiGroups": ["discovery.k8s.io"], "resources": ["endpointslices"], "verbs": read},
+    ]
+    assert not [r for r in render().all("Role") if r["metadata"]["name"] == "vpcep-operator-api-server"]

@@ -78,12 +78,15 @@ def test_every_rendered_object_is_valid_against_the_kubernetes_schemas(variation
 
 def _namespaces_of(obj: dict[str, Any], variation: str) -> set[str]:
     """Everything lives in the release namespace, but a scoped operator's Roles: one per served namespace,
-    and read-only ones where cloud-service backends live (kube-system)."""
+    read-only ones where cloud-service backends live (kube-system), and a read-only one for the API server's
+    addresses in `default` (R45)."""
     name = obj["metadata"]["name"]
     if obj["kind"] in {"Role", "RoleBinding"} and name == "vpcep-operator-served":
         return {NAMESPACE, *VARIATION_NAMESPACES.get(variation, [])}
     if obj["kind"] in {"Role", "RoleBinding"} and name == "vpcep-operator-backends":
         return {"kube-system"}
+    if obj["kind"] in {"Role", "RoleBinding"} and name == "vpcep-operator-api-server":
+        return {"default"}
     return {NAMESPACE}
 
 
