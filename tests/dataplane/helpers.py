@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import json
+import pathlib
 import socket
+import subprocess
 from typing import Any
+
+import yaml
 
 from .conftest import GatewayAgent
 from .netns import connect, wait_until
@@ -88,3 +92,20 @@ def wait_refused(agent: GatewayAgent, port: int, timeout: float = 10.0) -> None:
         timeout=timeout,
         what=f"gateway port {port} to be closed",
     )
+
+
+def chart_network_policy(release: str, namespace: str, name: str, *sets: str) -> str:
+    """One NetworkPolicy of the chart, rendered by hack/render-chart for a release in `namespace` (with
+    `--set` values), as JSON for kubectl apply: the tests enforce the chart's own policies."""
+    repo = pathlib.Path(__file__).resolve().parents[2]
+    rendered = subprocess.run(
+        [str(repo / "hack" / "render-chart"), release, "--namespace", namespace,
+         *(arg for value in sets for arg in ("--set", value))],
+        capture_output=True, text=True, check=True, timeout=300,
+    )  # fmt: skip
+    [policy] = [
+        doc
+        for doc in yaml.safe_load_all(rendered.stdout)
+        if doc and doc["kind"] == "NetworkPolicy" and doc["metadata"]["name"] == name
+    ]
+    return json.dumps(policy)

@@ -32,7 +32,7 @@ from integration.conftest import delete_namespaces, start_operator
 from integration.helpers import REPO, Cluster, OperatorProcess, phase_is, running_gateway_agent, wait_for
 
 from .conftest import BACKEND_SERVER
-from .helpers import call
+from .helpers import call, chart_network_policy
 from .netns import Topology, netns_supported, sh, spawn
 from .policy_enforcer import Member, PolicyEnforcer
 
@@ -148,7 +148,7 @@ def scene(cluster: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sc
         kube.namespace(PROVIDER, f"shop-{PID}")
         kube.namespace(CONSUMER, f"shop-{PID}")
         kube.namespace(STRANGER, f"mallory-{PID}")
-        kube.apply_text(_chart_gateway_default_deny())
+        kube.apply_text(chart_network_policy(RELEASE, OPERATOR_NS, f"{RELEASE}-gateway-default-deny"))
         operator = start_operator(
             kube,
             OPERATOR_NS,
@@ -188,22 +188,6 @@ def scene(cluster: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sc
         backend.kill()
         backend.wait()
         net.destroy()
-
-
-def _chart_gateway_default_deny() -> str:
-    """The chart's gateway default-deny NetworkPolicy, rendered for a release in the operator namespace."""
-    rendered = subprocess.run(
-        [str(REPO / "hack" / "render-chart"), RELEASE, "--namespace", OPERATOR_NS],
-        capture_output=True, text=True, check=True, timeout=300,
-    )  # fmt: skip
-    [policy] = [
-        doc
-        for doc in yaml.safe_load_all(rendered.stdout)
-        if doc
-        and doc["kind"] == "NetworkPolicy"
-        and doc["metadata"]["name"] == f"{RELEASE}-gateway-default-deny"
-    ]
-    return json.dumps(policy)
 
 
 def _publish(kube: Cluster, namespace: str, name: str, approval: bool) -> str:
