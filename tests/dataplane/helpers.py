@@ -94,18 +94,23 @@ def wait_refused(agent: GatewayAgent, port: int, timeout: float = 10.0) -> None:
     )
 
 
-def chart_network_policy(release: str, namespace: str, name: str, *sets: str) -> str:
-    """One NetworkPolicy of the chart, rendered by hack/render-chart for a release in `namespace` (with
-    `--set` values), as JSON for kubectl apply: the tests enforce the chart's own policies."""
+def render_chart(release: str, namespace: str, *sets: str) -> list[dict[str, Any]]:
+    """The chart's objects, rendered by hack/render-chart for a release in `namespace` (with `--set` values):
+    the tests enforce the chart's own policies on the pods the chart's own labels name."""
     repo = pathlib.Path(__file__).resolve().parents[2]
     rendered = subprocess.run(
         [str(repo / "hack" / "render-chart"), release, "--namespace", namespace,
          *(arg for value in sets for arg in ("--set", value))],
         capture_output=True, text=True, check=True, timeout=300,
     )  # fmt: skip
+    return [doc for doc in yaml.safe_load_all(rendered.stdout) if doc]
+
+
+def chart_network_policy(release: str, namespace: str, name: str, *sets: str) -> str:
+    """One NetworkPolicy of the chart (render_chart), as JSON for kubectl apply."""
     [policy] = [
         doc
-        for doc in yaml.safe_load_all(rendered.stdout)
-        if doc and doc["kind"] == "NetworkPolicy" and doc["metadata"]["name"] == name
+        for doc in render_chart(release, namespace, *sets)
+        if doc["kind"] == "NetworkPolicy" and doc["metadata"]["name"] == name
     ]
     return json.dumps(policy)
