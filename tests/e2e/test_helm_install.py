@@ -115,6 +115,31 @@ def test_only_the_api_server_may_reach_the_webhook_port_by_default_R46(
     assert "admits every source" not in installed.config.status(installed.name)["notes"]
 
 
+def test_the_gateways_may_reach_only_the_api_servers_own_addresses_and_ports_R45(
+    fresh_cluster: Any, installed: Release
+) -> None:
+    """R45/R47: `helm install` reads the API server's addresses (its `kubernetes` EndpointSlice and Service):
+    the gateway egress policy admits exactly them, each on its own port, beside DNS and pods -- no catch-all
+    block the gateway's HAProxy could use -- and the agent refuses to dial them."""
+    url = urlparse(fresh_cluster.server)
+    policy = get(fresh_cluster, "networkpolicy", installed.namespace, f"{installed.name}-gateway-egress")
+    blocks = [rule for rule in policy["spec"]["egress"] if any("ipBlock" in peer for peer in rule["to"])]
+    expected = {
+        "to": [{"ipBlock": {"cidr": f"{url.hostname}/32"}}],
+        "ports": [{"protocol": "TCP", "port": url.port}],
+    }
+    assert expected in blocks
+    kubernetes = get(fresh_cluster, "service", "default", "kubernetes")
+    cluster_ips = {f"{ip}/32" for ip in (kubernetes.get("spec") or {}).get("clusterIPs") or []}
+    assert {peer["ipBlock"]["cidr"] for rule in blocks for peer in rule["to"]} == {
+        f"{url.hostname}/32",
+        *cluster_ips,
+    }
+    deployment = get(fresh_cluster, "deployment", installed.namespace, f"{installed.name}-gateway")
+    [agent] = [c for c in deployment["spec"]["template"]["spec"]["containers"] if c["name"] == "agent"]
+    assert f"--denied-cidr={url.hostname}/32" in agent["args"]
+
+
 @pytest.mark.parametrize(
     ("release", "values", "refusal"),
     [
