@@ -9,6 +9,7 @@ from pydantic import ValidationError
 
 from vpcep.config import OperatorConfig
 from vpcep.controllers.sources import (
+    API_SERVER,
     ENDPOINTS,
     NAMESPACES,
     OPERATOR_CONFIG_MAPS,
@@ -26,6 +27,11 @@ def test_no_flag_means_every_namespace() -> None:
     assert {target.namespace for source in sources.values() for target in source.targets} == {
         None,
         "vpcep-system",
+        "default",  # the API server's `kubernetes` Service and EndpointSlice only (R45)
+    }
+    assert {(t.kind.kind, t.label_selector) for t in sources[API_SERVER].targets} == {
+        ("Service", "component=apiserver,provider=kubernetes"),
+        ("EndpointSlice", "kubernetes.io/service-name=kubernetes"),
     }
 
 
