@@ -98,3 +98,11 @@ def test_denied_cidrs_reach_the_operator_and_every_gateway_agent_R45() -> None:
     deployment = rendered.one("Deployment", "vpcep-gateway")
     [agent] = [c for c in deployment["spec"]["template"]["spec"]["containers"] if c["name"] == "agent"]
     assert "--denied-cidr=10.20.0.0/16" in agent["args"]
+
+
+def test_without_cluster_access_the_notes_say_the_api_server_rule_is_wide_R45(defaults: Rendered) -> None:
+    """Rendered without `lookup` (helm template, GitOps) the API server's addresses are unknown: the policy
+    falls back to any ordinary address on the API server's ports, and the notes say how to narrow it."""
+    assert "gateway.egressPolicy.apiServer.cidrs" in defaults.notes
+    pinned = render("gateway.egressPolicy.apiServer.cidrs[0]=10.0.0.1/32")
+    assert "gateway.egressPolicy.apiServer.cidrs" not in pinned.notes
