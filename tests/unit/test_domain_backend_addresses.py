@@ -92,6 +92,10 @@ def test_a_selector_less_services_slice_aimed_at_a_denied_address_is_refused(add
 
 def test_the_api_servers_cluster_ip_and_a_pod_on_a_denied_address_are_refused() -> None:
     assert judge(BackendKind.SERVICE, service(cluster_ip="10.96.0.1")) is Reason.BACKEND_ADDRESS_DENIED
+    spelled_otherwise = observe_backend(
+        BackendKind.POD, pod("fd00::0001"), api_server=frozenset({"fd00::1"}), admin_denied=()
+    )
+    assert spelled_otherwise.refusal is not None and "the API server's" in spelled_otherwise.refusal.message
     assert judge(BackendKind.POD, pod("169.254.3.3")) is Reason.BACKEND_ADDRESS_DENIED
 
 

@@ -1,7 +1,7 @@
 """Addresses no gateway may ever dial (R45): link-local, cloud metadata, and what the cluster admin lists.
 
 Shared by the operator (a backend resolving into these is refused, vpcep.domain.backend) and the gateway
-agent (defence in depth: it writes no server line for such an address, vpcep.builders.haproxy_config). The
+agent (defence in depth: it writes no server line for such an address, vpcep.gateway.reloader). The
 API server's own addresses are denied too, but they are cluster facts the operator reads (the `default/
 kubernetes` Service and its EndpointSlices), not constants: the operator checks them; the agent checks only
 what it is configured with.

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from pydantic import Field
 
-from vpcep.api.denied_addresses import Network, why_denied
+from vpcep.api.denied_addresses import Network, as_address, why_denied
 from vpcep.api.endpoint_service import BackendKind
 from vpcep.domain.facts import Frozen
 from vpcep.domain.reasons import Reason
@@ -99,8 +99,10 @@ def check_backend_addresses(facts: BackendFacts, where: BackendAddresses) -> Bac
     The message names the address: it is the provider's own object, and it goes to the provider only (the
     consumer's Endpoint says ServiceNotAvailable, R46)."""
     ref = f"{facts.kind.value} {facts.namespace}/{facts.name}"
+    api_server = {as_address(text) for text in where.api_server} - {None}  # one spelling per address
     for address, source in where.addresses:
-        why = "the API server's" if address in where.api_server else why_denied(address, where.admin_denied)
+        api = as_address(address) in api_server
+        why = "the API server's" if api else why_denied(address, where.admin_denied)
         if why is None:
             continue
         fix = (
