@@ -312,6 +312,41 @@ def test_a_hostile_provider_cannot_aim_the_gateway_at_metadata_or_the_api_server
     assert net.metadata_syns() == 0
 
 
+def test_a_slice_written_by_hand_beside_a_selector_is_judged_too_R45(scene: Scene) -> None:
+    """Outside the admin-allowed namespaces, a provider that may write EndpointSlices (the built-in roles do
+    not let it) adds one by hand to its selector Service: kube-proxy would merge it, so the operator judges
+    it -- and lets the service serve again when the slice goes."""
+    kube = scene.kube
+    service, endpoint_slice = _selectorless("ghost", METADATA, METADATA_PORT)
+    service["metadata"]["namespace"] = endpoint_slice["metadata"]["namespace"] = PROVIDER
+    service["spec"]["selector"] = {"app": "ghost"}  # no pod has it: the controller's slice stays empty
+    _apply(kube, service)
+    _publish(kube, PROVIDER, "ghost-pod", approval=False)  # a healthy service of the same namespace
+    _apply(
+        kube,
+        {
+            "apiVersion": "vpcep.io/v1alpha1",
+            "kind": "EndpointService",
+            "metadata": {"name": "ghost", "namespace": PROVIDER},
+            "spec": {
+                "backend": {"kind": "Service", "name": "ghost"},
+                "ports": [{"protocol": "TCP", "serverPort": BACKEND_PORT, "clientPort": 80}],
+            },
+        },
+    )
+    wait_for("ghost Available", phase_is(kube, "vpces", PROVIDER, "ghost", "Available"))
+    _apply(kube, endpoint_slice)
+    status = wait_for(
+        "ghost refused",
+        lambda: (s := kube.status("vpces", PROVIDER, "ghost")).get("reason") == "BackendAddressDenied" and s,
+        timeout=REJUDGE_SECONDS,
+    )
+    assert f"resolves to {METADATA} (EndpointSlice ghost-1)" in status["message"]
+    kube.kubectl("delete", "endpointslice", "ghost-1", "-n", PROVIDER)
+    wait_for("ghost Available again", phase_is(kube, "vpces", PROVIDER, "ghost", "Available"))
+    assert kube.status("vpces", PROVIDER, "ghost-pod")["phase"] == "Available"
+
+
 def test_a_backend_is_judged_again_when_the_api_servers_addresses_move_R45(scene: Scene) -> None:
     """Level-triggered: a backend that was fine becomes the API server's address (a new API server replica):
     refused; the replica goes: served again."""

@@ -14,6 +14,7 @@ from vpcep.api.endpoint_service import BackendKind
 from vpcep.domain.reasons import Reason
 from vpcep.runtime.source import Event
 from vpcep.state.api_server import ApiServerAddresses
+from vpcep.state.backend_slices import HandWrittenSlices
 from vpcep.state.backends import dialled_addresses, observe_backend
 
 ADMIN_DENIED = parse_networks(["10.250.0.0/16"])
@@ -132,3 +133,24 @@ def test_the_api_servers_addresses_follow_its_service_and_slice() -> None:
     assert followed.moved and followed.addresses == {"10.96.0.1", "192.168.5.11"}
     followed.follow(_event("EndpointSlice", "e", {}, deleted=True))
     assert followed.moved and followed.addresses == {"10.96.0.1"}
+
+
+def _slice_event(uid: str, service: str | None, deleted: bool = False) -> Event:
+    labels = {"kubernetes.io/service-name": service} if service else {}
+    meta = {"uid": uid, "namespace": "prov", "name": uid, "labels": labels}
+    return Event("DELETED" if deleted else "ADDED", {"metadata": meta})
+
+
+def test_hand_written_slices_are_counted_per_service() -> None:
+    """Which backend Services have slices that no endpoint controller wrote (the watch selects those on the
+    API server's side): only they have their slices listed and judged."""
+    slices = HandWrittenSlices()
+    slices.follow(_slice_event("a", "web"))
+    slices.follow(_slice_event("b", "web"))
+    assert slices.has("prov", "web") and not slices.has("prov", "db") and not slices.has("other", "web")
+    slices.follow(_slice_event("a", "web", deleted=True))
+    assert slices.has("prov", "web")
+    slices.follow(_slice_event("b", "db"))  # relabelled to another Service
+    assert not slices.has("prov", "web") and slices.has("prov", "db")
+    slices.follow(_slice_event("b", None))  # the label removed: no Service's any more
+    assert not slices.has("prov", "db")

@@ -9,6 +9,7 @@ process's state as named components, each with one owner:
 - `gateway_port_quota` (vpcep.state.gateway_port_quota): gateway ports each account holds and waits for (R49);
 - `backends` (vpcep.state.backends): the service controller's last look at each backend;
 - `api_server` (vpcep.state.api_server): the API server's addresses, which no backend may resolve to (R45);
+- `hand_written_slices` (vpcep.state.backend_slices): Services with slices no endpoint controller wrote;
 - `gateway_ingress` (vpcep.state.gateway_ingress_state): the gateway ingress policies as stored (R42);
 - `ingress_writes` (vpcep.runtime.coalesce): one policy write at a time per namespace, shared by its waiters.
 """
@@ -33,6 +34,7 @@ from vpcep.runtime.controller import Manager
 from vpcep.runtime.workqueue import WorkQueue
 from vpcep.state.allocations import Allocations
 from vpcep.state.api_server import ApiServerAddresses
+from vpcep.state.backend_slices import HandWrittenSlices
 from vpcep.state.backends import BackendObservations
 from vpcep.state.fleet import GATEWAY_PODS_KEY, FleetObserver, FleetView, GatewayFleet
 from vpcep.state.gateway_ingress_state import GatewayIngressState
@@ -82,6 +84,7 @@ class Operator:
     gateway_port_quota: GatewayPortQuota = field(default_factory=GatewayPortQuota)  # R49
     backends: BackendObservations = field(default_factory=BackendObservations)
     api_server: ApiServerAddresses = field(default_factory=ApiServerAddresses)  # R45
+    hand_written_slices: HandWrittenSlices = field(default_factory=HandWrittenSlices)  # R45
     gateway_ingress: GatewayIngressState = field(default_factory=GatewayIngressState)  # R42
     ingress_writes: Coalescer[str] = field(default_factory=Coalescer)  # by consumer namespace
     fleet_observer: FleetObserver = field(default_factory=FleetObserver)  # R47, R52

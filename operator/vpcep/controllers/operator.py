@@ -25,6 +25,7 @@ from vpcep.controllers.context import Operator
 from vpcep.controllers.forged_connections import ForgedConnectionReporter
 from vpcep.controllers.sources import (
     API_SERVER,
+    BACKEND_SLICES,
     CONNECTIONS,
     ENDPOINTS,
     NAMESPACES,
@@ -38,6 +39,7 @@ from vpcep.runtime.controller import Controller, Manager
 from vpcep.runtime.leader import LeaderElector
 from vpcep.runtime.source import Event
 from vpcep.state.api_server import ApiServerAddresses
+from vpcep.state.backend_slices import HandWrittenSlices
 from vpcep.state.observed import Observed
 from vpcep.state.writes import WriteLedger
 
@@ -73,6 +75,8 @@ def build_operator(
     sources[NAMESPACES].subscribe(observed.follow_namespace)
     api_server = ApiServerAddresses()
     sources[API_SERVER].subscribe(api_server.follow)
+    hand_written_slices = HandWrittenSlices()
+    sources[BACKEND_SLICES].subscribe(hand_written_slices.follow)
     manager: Manager[Operator] = Manager(
         sources, CONTROLLERS, workers=config.workers, observe=observe, on_wait=on_wait
     )
@@ -84,6 +88,7 @@ def build_operator(
         manager=manager,
         writes=WriteLedger(api),
         api_server=api_server,
+        hand_written_slices=hand_written_slices,
     )
     manager.bind(operator)
     manager.on_primed(functools.partial(seed_allocations, operator))

@@ -26,7 +26,8 @@ from vpcep.domain.service import ServiceFacts, decide_service, service_status
 from vpcep.k8s.resources import ENDPOINT_SERVICE, ENDPOINT_SLICE, POD, SERVICE, VPCEP_API
 from vpcep.runtime.controller import Controller, Watches
 from vpcep.runtime.source import RELISTED, Event
-from vpcep.state.backends import SERVICE_NAME_LABEL, BackendObservation, observe_backend
+from vpcep.state.backend_slices import SERVICE_NAME_LABEL
+from vpcep.state.backends import BackendObservation, observe_backend
 from vpcep.state.observed import account_changed, began_terminating, claims_changed
 from vpcep.state.records import ServiceRecord
 
@@ -56,11 +57,13 @@ async def backend_for(rt: Operator, record: ServiceRecord, *, refresh: bool = Fa
     judged = not rt.observed.is_system(record)
     selectorless_allowed = namespace in rt.config.selectorlessBackendNamespaces
     slices = []
-    if judged and selectorless_allowed and body is not None and not (body.get("spec") or {}).get("selector"):
-        # R45: whoever writes this Service's EndpointSlices chooses where the gateway's packets go.
-        slices = await rt.api.list(
-            ENDPOINT_SLICE, namespace, label_selector=f"{SERVICE_NAME_LABEL}={record.spec.backend.name}"
-        )
+    if judged and kind is BackendKind.SERVICE and body is not None:
+        name = record.spec.backend.name
+        selectorless = not (body.get("spec") or {}).get("selector")
+        if (selectorless and selectorless_allowed) or rt.hand_written_slices.has(namespace, name):
+            # R45: whoever writes this Service's EndpointSlices chooses where the gateway's packets go.
+            selector = f"{SERVICE_NAME_LABEL}={name}"
+            slices = await rt.api.list(ENDPOINT_SLICE, namespace, label_selector=selector)
     observation = observe_backend(
         kind,
         body,
@@ -254,10 +257,8 @@ def _of_backend(kind: BackendKind) -> Callable[[Operator, Event], list[ServiceKe
 
 
 def _of_backend_slice(rt: Operator, event: Event) -> list[ServiceKey]:
-    """R45: an EndpointSlice of an admin-allowed selector-less backend changed: the services naming that
-    Service judge its addresses again. After a re-list: every service holding an observation."""
-    if event.type == RELISTED:
-        return [ServiceKey(*ref) for ref in rt.backends.forget_all()]
+    """R45: an EndpointSlice that no endpoint controller wrote came, changed or went: the services naming its
+    Service judge their addresses again (the state of hand-written slices already includes the event)."""
     backend = event.labels.get(SERVICE_NAME_LABEL)
     if not backend:
         return []

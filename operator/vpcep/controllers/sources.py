@@ -12,8 +12,8 @@ projection its cache keeps. A scoped operator watches each served namespace (SPE
   GETs its one backend);
 - the API server's `kubernetes` Service and EndpointSlice in `default`: whole objects, no cache (R45: its
   addresses, vpcep.state.api_server);
-- EndpointSlices in the namespaces allowed selector-less backends: metadata only, no cache (R45: a slice of a
-  selector-less backend changed; its service reads them again);
+- EndpointSlices that no endpoint controller wrote: label-selected, metadata only, served namespaces (R45:
+  which backend Services have slices written by hand, vpcep.state.backend_slices);
 - gateway pods: label-selected, the operator's namespace, when `verifyGatewayPods` is on (R47: whose status
   reports are believed).
 """
@@ -44,6 +44,7 @@ from vpcep.state.api_server import (
     API_SERVER_SERVICE_LABELS,
     API_SERVER_SLICE_LABELS,
 )
+from vpcep.state.backend_slices import HAND_WRITTEN_SLICES
 from vpcep.state.fleet import index_gateway_pods
 from vpcep.state.observed import Caches
 
@@ -122,8 +123,8 @@ def build_sources(config: OperatorConfig) -> dict[str, Source]:
         BACKEND_SLICES: Source(
             BACKEND_SLICES,
             [
-                WatchTarget(ENDPOINT_SLICE, namespace, metadata_only=True, replay=False)
-                for namespace in sorted(set(config.selectorlessBackendNamespaces))
+                WatchTarget(ENDPOINT_SLICE, namespace, label_selector=HAND_WRITTEN_SLICES, metadata_only=True)
+                for namespace in served
             ],
         ),
     }

@@ -8,8 +8,8 @@ tenant's backend, the API server or a metadata address:
   cluster admin vouches for (OperatorConfig `selectorlessBackendNamespaces`);
 - a Pod that is not Running has no address of its own (a finished Pod's IP may already be someone else's);
 - a hostNetwork Pod's address is its node's: every port of the node, not the provider's;
-- whatever the kind, an address the gateway's packets would go to (a Service's ClusterIPs, the EndpointSlice
-  addresses of an admin-allowed selector-less Service, a Pod's IPs) must not be link-local, a cloud metadata
+- whatever the kind, an address the gateway's packets would go to (a Service's ClusterIPs, the addresses
+  of EndpointSlices written by hand for it, a Pod's IPs) must not be link-local, a cloud metadata
   address, an admin-denied CIDR or the API server's (`check_backend_addresses`).
 Cloud services (R37) are declared by the cluster admin and not judged here.
 """

@@ -5,10 +5,10 @@ the EndpointService reconcile GETs its one backend and keeps this small observat
 a handful of fields), and the metadata-only Service/Pod watch wakes the EndpointServices that reference the
 object that changed -- any change moves its resourceVersion, so a Pod that stops Running is read again.
 What R45 judges (spec.type, whether a selector is set, status.phase, spec.hostNetwork, the ClusterIPs and Pod
-IPs) comes from that same GET; only an admin-allowed selector-less Service also has its EndpointSlices listed
-(their addresses are where the gateway's packets go, and whoever writes them chooses), woken by a
-metadata-only slice watch in those namespaces alone. Nothing more is kept per backend than the refusal it
-produced.
+IPs) comes from that same GET; only a Service whose EndpointSlices may have been written by hand (an
+admin-allowed selector-less one, or one with slices no endpoint controller wrote: vpcep.state.backend_slices)
+also has them listed (their addresses are where the gateway's packets go, and whoever writes them chooses).
+Nothing more is kept per backend than the refusal it produced.
 """
 
 from __future__ import annotations
@@ -27,8 +27,6 @@ from vpcep.domain.backend import (
     check_backend,
     check_backend_addresses,
 )
-
-SERVICE_NAME_LABEL = "kubernetes.io/service-name"
 
 
 @dataclass(frozen=True)
