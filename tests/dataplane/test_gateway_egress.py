@@ -263,7 +263,9 @@ def test_the_gateway_reaches_its_backend_and_never_link_local_or_metadata_R45(sc
     assert scene.enforcer.error is None, repr(scene.enforcer.error)
 
 
-def test_a_hostile_provider_cannot_aim_the_gateway_at_metadata_or_the_api_server_R45(scene: Scene) -> None:
+def test_a_hostile_provider_cannot_aim_the_gateway_at_metadata_or_the_api_server_R45(
+    scene: Scene, api_server_address: str
+) -> None:
     """The hostile provider's namespace is opted in for selector-less backends. It first points its slice at
     a pod (served), then rewrites it to the metadata address: the service is refused within seconds, its route
     withdrawn, the consumer sees no address, and nothing reaches the metadata server. A slice aimed at the API
@@ -303,7 +305,7 @@ def test_a_hostile_provider_cannot_aim_the_gateway_at_metadata_or_the_api_server
     assert net.metadata_syns() == 0, "a packet of the consumer's reached the metadata address"
 
     # A slice aimed at the API server's own address (what kube-apiserver publishes for `default/kubernetes`).
-    api_server = _api_server_address(kube)
+    api_server = api_server_address
     _apply(kube, *_selectorless("sneaky", api_server, BACKEND_PORT))
     _publish_hostile(kube, "sneaky")
     status = _service_refused(kube, "sneaky")
@@ -347,11 +349,12 @@ def test_a_slice_written_by_hand_beside_a_selector_is_judged_too_R45(scene: Scen
     assert kube.status("vpces", PROVIDER, "ghost-pod")["phase"] == "Available"
 
 
-def test_a_backend_is_judged_again_when_the_api_servers_addresses_move_R45(scene: Scene) -> None:
+def test_a_backend_is_judged_again_when_the_api_servers_addresses_move_R45(
+    scene: Scene, api_server_address: str
+) -> None:
     """Level-triggered: a backend that was fine becomes the API server's address (a new API server replica):
     refused; the replica goes: served again."""
     kube = scene.kube
-    _api_server_address(kube)
     elsewhere = "192.0.2.77"  # nothing of this test's data path lives there
     _apply(kube, *_selectorless("drift", elsewhere, BACKEND_PORT))
     _publish_hostile(kube, "drift")
@@ -377,13 +380,17 @@ def _bare(body: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def _api_server_address(kube: Cluster) -> str:
+@pytest.fixture(scope="module")
+def api_server_address(scene: Scene) -> Iterator[str]:
     """The API server's address as kube-apiserver publishes it in the `kubernetes` EndpointSlice of `default`.
     The testbed's API server runs without that reconciler, so the test writes it as kube-apiserver would (as
-    tests/e2e does): its own address and port."""
+    tests/e2e does): its own address and port -- and removes it afterwards, since the session's later tests
+    run their stand-in backends on that same loopback address, which no real pod has."""
+    kube = scene.kube
     found = kube.get("endpointslices", "default", "kubernetes")
     if found:
-        return str(found["endpoints"][0]["addresses"][0])
+        yield str(found["endpoints"][0]["addresses"][0])
+        return
     server = kube.kubectl("config", "view", "--minify", "-o", "jsonpath={.clusters[0].cluster.server}")
     host, port = server.stdout.strip().split("//", 1)[1].rsplit(":", 1)
     _apply(
@@ -401,4 +408,7 @@ def _api_server_address(kube: Cluster) -> str:
             "ports": [{"name": "https", "protocol": "TCP", "port": int(port)}],
         },
     )
-    return host
+    try:
+        yield host
+    finally:
+        kube.kubectl("delete", "endpointslice", "kubernetes", "-n", "default", "--ignore-not-found")
