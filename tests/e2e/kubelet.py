@@ -26,16 +26,25 @@ webhook whose Service selects a pod run here, the stand-in points the webhook at
 (clientConfig.url) and serves the pod a certificate for 127.0.0.1 in place of the TLS Secret it mounts: the
 part a cluster's DNS and kube-proxy would play. The chart's own certificate is checked elsewhere
 (tests/chart/test_chart_cluster.py: the API server accepts it).
+
+Likewise for the API server's own Service: a pod's client may dial https://kubernetes.default.svc (kopf's
+in-cluster login did, up to 0.1.0), which needs the cluster DNS and a serving certificate with that name,
+neither of which the testbed has. ApiServiceStandIn plays both: the name resolves (the pod's /etc/hosts) to a
+loopback address where a TLS relay, with a certificate for the Service's names, forwards to the API server;
+the pod's ca.crt holds the cluster's CA and that certificate.
 """
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 import os
+import random
 import shlex
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import threading
@@ -59,6 +68,10 @@ class Image:
 
     python: str = sys.executable
     pythonpath: str = str(REPO / "operator")
+    # /etc/passwd lines the image adds (its Dockerfile's useradd). None for this tree's: its pods run under a
+    # UID without an entry, as OpenShift's arbitrary UIDs do (issue 18 deliverable 5); an older release that
+    # needs the entry (0.1.0: kopf's getpass.getuser()) gets its image's.
+    passwd: tuple[str, ...] = ()
 
     def command(self, args: list[str]) -> list[str]:
         role, *rest = args or ["operator"]
@@ -74,6 +87,83 @@ class Image:
             "PYTHONUNBUFFERED": "1",
             "PYTHONPATH": self.pythonpath,
         }
+
+
+class ApiServiceStandIn:
+    """https://kubernetes.default.svc for the pods run here: a TLS relay on a loopback address of its own,
+    port 443, with a certificate for the Service's DNS names, to the API server (see the module's
+    docstring)."""
+
+    NAMES = (
+        "kubernetes.default.svc",
+        "kubernetes.default.svc.cluster.local",
+        "kubernetes.default",
+        "kubernetes",
+    )
+
+    def __init__(self, cluster: Any, workdir: Path):
+        self.cluster = cluster
+        self.address = f"127.{random.randint(100, 250)}.{random.randint(1, 250)}.{random.randint(1, 250)}"
+        workdir.mkdir(parents=True, exist_ok=True)
+        self.certificate, key = workdir / "kubernetes-svc.crt", workdir / "kubernetes-svc.key"
+        sans = ",".join(f"DNS:{name}" for name in self.NAMES)
+        subprocess.run(
+            ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj",
+             "/CN=kubernetes.default.svc", "-addext", f"subjectAltName={sans}",
+             "-keyout", str(key), "-out", str(self.certificate)],
+            check=True, capture_output=True,
+        )  # fmt: skip
+        self._serving = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        self._serving.load_cert_chain(self.certificate, key)
+        self._upstream = ssl.create_default_context(cafile=str(cluster.ca_file))
+        self._loop = asyncio.new_event_loop()
+        started = threading.Event()
+        self._thread = threading.Thread(target=self._run, args=(started,), name="api-service", daemon=True)
+        self._thread.start()
+        started.wait(10)
+
+    def hosts_line(self) -> str:
+        return f"{self.address} {' '.join(self.NAMES)}"
+
+    def ca_bundle(self) -> bytes:
+        return Path(self.cluster.ca_file).read_bytes() + self.certificate.read_bytes()
+
+    def _run(self, started: threading.Event) -> None:
+        asyncio.set_event_loop(self._loop)
+        server = self._loop.run_until_complete(
+            asyncio.start_server(self._relay, self.address, 443, ssl=self._serving)
+        )
+        started.set()
+        try:
+            self._loop.run_forever()
+        finally:
+            server.close()
+
+    async def _relay(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        url = urlparse(self.cluster.server)
+        try:
+            up_reader, up_writer = await asyncio.open_connection(
+                url.hostname, url.port or 443, ssl=self._upstream, server_hostname=url.hostname
+            )
+        except OSError:
+            writer.close()
+            return
+
+        async def pipe(source: asyncio.StreamReader, sink: asyncio.StreamWriter) -> None:
+            try:
+                while chunk := await source.read(65536):
+                    sink.write(chunk)
+                    await sink.drain()
+            except (OSError, ssl.SSLError):
+                pass
+            finally:
+                sink.close()
+
+        await asyncio.gather(pipe(reader, up_writer), pipe(up_reader, writer))
+
+    def stop(self) -> None:
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(timeout=10)
 
 
 @dataclass
@@ -105,6 +195,7 @@ class Kubelet:
         self._prober: threading.Thread | None = None
         self._routed_webhooks: set[str] = set()  # namespaces of Services whose webhooks point at pods here
         self._original_webhooks: dict[str, list[dict[str, Any]]] = {}  # configuration name -> its webhooks
+        self.api_service = ApiServiceStandIn(cluster, workdir)
 
     # --- reading the API ------------------------------------------------------------------------
 
@@ -114,35 +205,40 @@ class Kubelet:
 
     # --- pods -----------------------------------------------------------------------------------
 
-    def run_deployment(self, namespace: str, name: str) -> list[Container]:
+    def run_deployment(self, namespace: str, name: str, image: Image | None = None) -> list[Container]:
+        """Its pods, run from `image` (the kubelet's own unless told: an older release's)."""
         deployment = self._get("deployment", name, "-n", namespace)
         template = deployment["spec"]["template"]
         self._route_webhooks(namespace, template)  # the Service exists before its pods, as in a cluster
         started = []
         for _ in range(deployment["spec"].get("replicas", 1)):
             pod = f"{name}-{uuid.uuid4().hex[:5]}"
-            started += self._run_pod(namespace, name, pod, template)
+            started += self._run_pod(namespace, name, pod, template, image or self.image)
         if self._prober is None:
             self._prober = threading.Thread(target=self._probe_forever, name="kubelet-probes", daemon=True)
             self._prober.start()
         return started
 
-    def roll_out(self, namespace: str, name: str) -> list[Container]:
+    def roll_out(self, namespace: str, name: str, image: Image | None = None) -> list[Container]:
         """A new pod template with the Recreate strategy: the old pods end first. A RollingUpdate would start
         a surge pod beside the old one, which cannot bind the same ports on this shared network."""
-        strategy = self._get("deployment", name, "-n", namespace)["spec"].get("strategy") or {}
+        deployment = self._get("deployment", name, "-n", namespace)
+        strategy = deployment["spec"].get("strategy") or {}
         if strategy.get("type") != "Recreate":
             raise NotImplementedError(
                 f"kubelet stand-in: roll_out of {name} needs strategy Recreate, not {strategy}"
             )
+        # The webhook's Service is back in the configuration Helm just applied: routed again at once, so the
+        # old pods answer until they end, as the Service's endpoints would.
+        self._route_webhooks(namespace, deployment["spec"]["template"])
         for container in [c for c in self.containers if c.deployment == name]:
             container.retired = True
             self._kill(container)
             self.containers.remove(container)
-        return self.run_deployment(namespace, name)
+        return self.run_deployment(namespace, name, image)
 
     def _run_pod(
-        self, namespace: str, deployment: str, pod: str, template: dict[str, Any]
+        self, namespace: str, deployment: str, pod: str, template: dict[str, Any], image: Image
     ) -> list[Container]:
         spec = template["spec"]
         pod_dir = self.workdir / pod
@@ -157,7 +253,7 @@ class Kubelet:
                 **(container_spec.get("securityContext") or {}),
             }
             env = {
-                **self.image.env(),
+                **image.env(),
                 "HOSTNAME": pod,
                 "KUBERNETES_SERVICE_HOST": urlparse(self.cluster.server).hostname or "127.0.0.1",
                 "KUBERNETES_SERVICE_PORT": str(urlparse(self.cluster.server).port or 443),
@@ -176,8 +272,8 @@ class Kubelet:
                     env[item["name"]] = fields[item["valueFrom"]["fieldRef"]["fieldPath"]]
             mounts = [(volumes[m["name"]], m["mountPath"]) for m in container_spec.get("volumeMounts", [])]
             mounts.append((volumes["__serviceaccount__"], SERVICE_ACCOUNT_DIR))
-            command = self.image.command(container_spec.get("args", []))
-            argv = self._sandbox(pod_dir, mounts, security, command)
+            command = image.command(container_spec.get("args", []))
+            argv = self._sandbox(pod_dir, mounts, security, command, image)
             container = Container(
                 deployment=deployment,
                 pod=pod,
@@ -213,7 +309,7 @@ class Kubelet:
         files["__serviceaccount__"] = {
             "token": self.cluster.token_for(user).encode(),
             "namespace": namespace.encode(),
-            "ca.crt": Path(self.cluster.ca_file).read_bytes(),
+            "ca.crt": self.api_service.ca_bundle(),
         }
         for name, content in files.items():
             folder = pod_dir / "volumes" / name
@@ -236,7 +332,12 @@ class Kubelet:
         return {key: base64.b64decode(value) for key, value in secret.get("data", {}).items()}
 
     def _sandbox(
-        self, pod_dir: Path, mounts: list[tuple[Path, str]], security: dict[str, Any], command: list[str]
+        self,
+        pod_dir: Path,
+        mounts: list[tuple[Path, str]],
+        security: dict[str, Any],
+        command: list[str],
+        image: Image,
     ) -> list[str]:
         """`unshare` a private mount namespace, mount the volumes, drop to the pod's user, exec the command"""
         steps = [
@@ -244,12 +345,14 @@ class Kubelet:
             f"mkdir -p {pod_dir}/etc-upper {pod_dir}/etc-work",
             "mount -t overlay overlay -o lowerdir=/etc,"
             f"upperdir={pod_dir}/etc-upper,workdir={pod_dir}/etc-work /etc",
+            f"echo {shlex.quote(self.api_service.hosts_line())} >> /etc/hosts",
         ]
+        steps += [f"echo {shlex.quote(line)} >> /etc/passwd" for line in image.passwd]
         # The interpreter lives under /root (mode 0700 here): the pod's user gets a way through to it only.
         under_root = sorted(
             {
                 p.split("/")[2]
-                for p in (sys.base_prefix, sys.prefix, self.image.python)
+                for p in (sys.base_prefix, sys.prefix, image.python, os.path.realpath(image.python))
                 if p.startswith("/root/")
             }
         )
@@ -322,6 +425,7 @@ class Kubelet:
         for container in self.containers:
             self._kill(container)
         self.unroute_webhooks()
+        self.api_service.stop()
 
     def logs(self) -> str:
         return "\n".join(

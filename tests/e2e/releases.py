@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import json
 import socket
+import threading
 import time
 import uuid
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -154,9 +156,12 @@ def install_and_run(
     return Release(name, namespace, config, kubelet, operator, install_seconds, time.monotonic() - started)
 
 
-def tenant(cluster: Any, logs: Callable[[], str]) -> tuple[str, str]:
+def tenant(
+    cluster: Any, logs: Callable[[], str], backend_pod: Callable[[str], None] | None = None
+) -> tuple[str, str]:
     """A provider publishing a Service backend (no approval, the consumer's account whitelisted), a consumer
-    with an Endpoint `db` to it, allocated (no gateway runs: it stays Creating/GatewayNotReady)."""
+    with an Endpoint `db` to it, allocated (with no gateway it stays Creating/GatewayNotReady). With
+    `backend_pod`, the backend is the Pod `db` that it makes in the provider's namespace instead."""
     provider, consumer = cluster.create_namespace("provider"), cluster.create_namespace("consumer")
     backend = {
         "apiVersion": "v1",
@@ -169,7 +174,7 @@ def tenant(cluster: Any, logs: Callable[[], str]) -> tuple[str, str]:
         "kind": "EndpointService",
         "metadata": {"name": "db", "namespace": provider},
         "spec": {
-            "backend": {"kind": "Service", "name": "db"},
+            "backend": {"kind": "Service" if backend_pod is None else "Pod", "name": "db"},
             "ports": [{"protocol": "TCP", "serverPort": 5432, "clientPort": 5432}],
             "approvalRequired": False,
         },
@@ -180,7 +185,9 @@ def tenant(cluster: Any, logs: Callable[[], str]) -> tuple[str, str]:
         "metadata": {"name": "db", "namespace": provider},
         "spec": {"endpointService": "db", "accounts": [f"iam:domain::{consumer}"]},
     }
-    for obj in (backend, service, whitelist):
+    if backend_pod is not None:
+        backend_pod(provider)
+    for obj in ([] if backend_pod else [backend]) + [service, whitelist]:
         cluster.kubectl_run("apply", "-f", "-", input=json.dumps(obj))
     service_name = wait_for(
         "the service to be Available",
@@ -211,3 +218,51 @@ def allocation(endpoint: dict[str, Any]) -> dict[str, Any]:
     """What a tenant's endpoint holds from the operator: its marker id, node IP, gateway ports, DNS name."""
     found = endpoint.get("status") or {}
     return {key: found.get(key) for key in ("markerId", "nodeIP", "gatewayPorts", "dnsName")}
+
+
+def refusal_cause(stderr: str) -> str:
+    """Why the API server refused a valid write during a switch of operators."""
+    if "no such host" in stderr:
+        return "stand-in routing window"
+    if "connection refused" in stderr or "is starting" in stderr:
+        return "no operator serving (Recreate)"
+    return f"other: {stderr.strip()[:300]}"
+
+
+class SteadyWrites:
+    """A tenant's stream of valid vpcep.io writes, a new Whitelist of its service `db` every 0.2 s or so,
+    each outcome kept with its time (None when it passed, else the API server's message)."""
+
+    def __init__(self, cluster: Any, provider: str, consumer: str):
+        self.cluster, self.provider, self.consumer = cluster, provider, consumer
+        self.outcomes: list[tuple[float, str | None]] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._write, daemon=True)
+
+    def _write(self) -> None:
+        for n in range(100_000):
+            if self._stop.is_set():
+                return
+            body = {
+                "apiVersion": "vpcep.io/v1alpha1",
+                "kind": "Whitelist",
+                "metadata": {"name": f"w{n}", "namespace": self.provider},
+                "spec": {"endpointService": "db", "accounts": [f"iam:domain::{self.consumer}"]},
+            }
+            proc = self.cluster.kubectl_run("create", "-f", "-", input=json.dumps(body), check=False)
+            self.outcomes.append((time.monotonic(), None if proc.returncode == 0 else proc.stderr))
+            time.sleep(0.2)
+
+    def start(self) -> SteadyWrites:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=30)
+
+    def refused(self) -> Counter[str]:
+        return Counter(refusal_cause(err) for _t, err in self.outcomes if err is not None)
+
+    def refused_after(self, moment: float) -> list[str]:
+        return [err for t, err in self.outcomes if t > moment and err is not None]
