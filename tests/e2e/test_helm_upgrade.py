@@ -8,12 +8,10 @@ stored object valid under the new CRDs (each one is re-submitted with a server-s
 that would strand stored objects fails here), then this tree's operator, run by the kubelet stand-in, must
 reconcile them; `helm rollback` to the previous revision must succeed and keep them valid under the old CRDs.
 
-What does not run here, and why: the previous release's operator. 0.1.0 cannot start with its default values
-(the R51 start-up bug, fixed in 0.2.0), and in a pod it logs in at https://kubernetes.default.svc, which
-needs the cluster DNS and an API server certificate for that name, neither of which the testbed has. So
-the release is installed with `webhook.failurePolicy=Ignore` (no operator answers during the old revision),
-and the figures about live traffic through gateways (failed connections, broken streams) are not measured
-here.
+The previous release's operator is not run in this module: its stored objects are the examples, checked
+for validity under each revision's CRDs. Its operator runs from its virtualenv, with a tenant's live traffic
+through a real gateway, in test_helm_traffic.py. The release is installed with
+`webhook.failurePolicy=Ignore`, as 0.1.0's operator cannot start under its own webhook (R51, fixed in 0.2.0).
 """
 
 from __future__ import annotations
