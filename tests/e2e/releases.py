@@ -76,19 +76,15 @@ def free_ports(count: int) -> list[int]:
             probe.close()
 
 
-def listen_ports() -> dict[str, Any]:
-    """The values that differ from the defaults: the listen ports, and one operator replica with Recreate,
-    as the stand-in's pods share this machine's network (kubelet.py): a second replica, or a surge pod of a
-    rolling update, could not bind the first one's ports. Two replicas and their takeover (R50) are run by
-    tests/integration/test_leader_election.py, each process on ports of its own."""
+def listen_ports(one_replica: bool = True) -> dict[str, Any]:
+    """The values that differ from the defaults: the listen ports, and (`one_replica`) one operator replica
+    with Recreate, as the stand-in's pods share this machine's network unless it gives each pod a network
+    of its own (kubelet.py, pod_networks): a second replica, or a surge pod of a rolling update, could not
+    bind the first one's ports. Without it, the chart's two replicas with RollingUpdate (R50)."""
     health, readiness, webhook = free_ports(3)
+    pinned = {"replicas": 1, "strategy": {"type": "Recreate"}} if one_replica else {}
     return {
-        "operator": {
-            "healthPort": health,
-            "readinessPort": readiness,
-            "replicas": 1,
-            "strategy": {"type": "Recreate"},
-        },
+        "operator": {"healthPort": health, "readinessPort": readiness, **pinned},
         "webhook": {"port": webhook},
     }
 
@@ -230,8 +226,9 @@ def refusal_cause(stderr: str) -> str:
 
 
 class SteadyWrites:
-    """A tenant's stream of valid vpcep.io writes, a new Whitelist of its service `db` every 0.2 s or so,
-    each outcome kept with its time (None when it passed, else the API server's message)."""
+    """A tenant's stream of valid vpcep.io writes, a new Whitelist of its service `db` every 0.2 s or so
+    (the one before deleted), each outcome kept with its time (None when it passed, else the API server's
+    message)."""
 
     def __init__(self, cluster: Any, provider: str, consumer: str):
         self.cluster, self.provider, self.consumer = cluster, provider, consumer
@@ -251,6 +248,10 @@ class SteadyWrites:
             }
             proc = self.cluster.kubectl_run("create", "-f", "-", input=json.dumps(body), check=False)
             self.outcomes.append((time.monotonic(), None if proc.returncode == 0 else proc.stderr))
+            # The one before goes: the account stays far below its Whitelist quota (R49)
+            self.cluster.kubectl_run(
+                "delete", "whitelist", f"w{n - 1}", "-n", self.provider, "--wait=false", check=False
+            )
             time.sleep(0.2)
 
     def start(self) -> SteadyWrites:

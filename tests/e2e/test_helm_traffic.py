@@ -10,16 +10,15 @@ carries one long-lived stream and a new connection every 0.2 s while a tenant wr
 
 Figures (printed; asserted where the goal holds):
 - failed connections and broken streams: goal 0, asserted;
-- endpoints and services that changed phase: goal 0, asserted (every phase seen, polled every 0.3 s);
-- vpcep.io writes refused during the switch: goal 0, NOT met, so not asserted to be 0. e2e runs one
-  operator replica with Recreate (releases.listen_ports: the stand-in's pods share one network, so a second
-  replica or a surge pod cannot bind the first one's ports): between the old pod's end and the new one's
-  readiness no webhook answers and the API server refuses writes (failurePolicy Fail). The chart's default
-  (two replicas, RollingUpdate, leader election: R50) closes that gap; two processes prove it in
-  tests/integration/test_leader_election.py. Asserted: every refusal is that gap or the stand-in's own
-  routing window (never a denial of a valid write), and none once the new operator is ready. The previous
-  release is installed with `webhook.failurePolicy=Ignore`: its operator cannot start under its own
-  webhook otherwise (R51, fixed in 0.2.0);
+- endpoints and services that changed phase: goal 0, asserted (every phase and reason, from a watch);
+- vpcep.io writes refused during the switch: goal 0, asserted. The kubelet stand-in gives each pod a network
+  namespace of its own (kubelet.py, pod_networks), so this tree's chart runs with its defaults: two operator
+  replicas, RollingUpdate one pod at a time, leader election (R50); the webhook's Service is a relay to the
+  ready pods, and one of them always answers. Counted apart and not held against the goal: a write in the
+  stand-in's own routing window (while Helm applies the webhook configuration, the stand-in must hand it back
+  to the Service name, which the testbed's API server cannot resolve; "no such host"). The previous release
+  is installed with `webhook.failurePolicy=Ignore`: its operator cannot start under its own webhook
+  otherwise (R51, fixed in 0.2.0), and its chart runs one replica with Recreate;
 - seconds until the new operator reconciles: from the start of `helm upgrade` (or rollback) until a
   tenant's change made just then is observed (status.observedGeneration).
 
@@ -30,6 +29,7 @@ the gateway's own replacement during an upgrade (its drain, issue 11 deliverable
 from __future__ import annotations
 
 import json
+import subprocess
 import threading
 import time
 from collections.abc import Iterator
@@ -78,29 +78,47 @@ class Live:
 
 
 class PhaseWatch:
-    """Every phase the tenant's Endpoint and EndpointService show, polled every 0.3 s."""
+    """Every phase (and reason) the tenant's Endpoint and EndpointService show, from a watch (kubectl get
+    --watch), each change with the time it was seen: a flip between two polls cannot be missed."""
 
     def __init__(self, cluster: Any, provider: str, consumer: str):
-        self.cluster, self.provider, self.consumer = cluster, provider, consumer
-        self.seen: dict[str, list[str]] = {"endpoint": [], "service": []}
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._watch, daemon=True)
-        self._thread.start()
+        self.seen: dict[str, list[tuple[float, str]]] = {"endpoint": [], "service": []}
+        jsonpath = 'jsonpath={.status.phase}/{.status.reason}{"\\n"}'
+        kubectl = [cluster.kubectl, "--kubeconfig", str(cluster.kubeconfig)]
+        self._watches = [
+            subprocess.Popen(
+                [*kubectl, "get", kind, "db", "-n", namespace, "--watch", "-o", jsonpath],
+                stdout=subprocess.PIPE,
+                text=True,
+            )
+            for kind, namespace in (("endpoints.vpcep.io", consumer), ("endpointservices", provider))
+        ]
+        self._threads = [
+            threading.Thread(target=self._follow, args=(key, watch), daemon=True)
+            for key, watch in zip(("endpoint", "service"), self._watches, strict=True)
+        ]
+        for thread in self._threads:
+            thread.start()
 
-    def _watch(self) -> None:
-        while not self._stop.wait(0.3):
-            for key, kind, namespace in (
-                ("endpoint", "endpoints.vpcep.io", self.consumer),
-                ("service", "endpointservices", self.provider),
-            ):
-                phase = (get(self.cluster, kind, namespace, "db").get("status") or {}).get("phase")
-                if phase and (not self.seen[key] or self.seen[key][-1] != phase):
-                    self.seen[key].append(phase)
+    def _follow(self, key: str, watch: subprocess.Popen[str]) -> None:
+        assert watch.stdout is not None
+        for line in watch.stdout:
+            state = line.strip()
+            if state and (not self.seen[key] or self.seen[key][-1][1] != state):
+                self.seen[key].append((time.monotonic(), state))
 
-    def stop(self) -> dict[str, list[str]]:
-        self._stop.set()
-        self._thread.join(timeout=10)
+    def stop(self) -> dict[str, list[tuple[float, str]]]:
+        time.sleep(1)  # the last changes reach the watch
+        for watch in self._watches:
+            watch.terminate()
+            watch.wait(timeout=10)
+        for thread in self._threads:
+            thread.join(timeout=10)
         return self.seen
+
+    @staticmethod
+    def phases(seen: list[tuple[float, str]], start: float = 0.0, end: float = float("inf")) -> list[str]:
+        return [state.split("/")[0] for moment, state in seen if start <= moment < end]
 
 
 @pytest.fixture(scope="module")
@@ -110,18 +128,15 @@ def live(
     cluster = fresh_cluster
     previous = previous_release.build()
     _name, namespace, config = new_release(cluster, RELEASE)
-    ports = listen_ports()["operator"]["healthPort"], listen_ports()["webhook"]["port"]
-    old_values = {
-        "operator": {"healthPort": ports[0]},
-        "webhook": {"port": ports[1], "failurePolicy": "Ignore"},
-    }
+    # Each pod has a network of its own (kubelet.py, pod_networks): the chart's default ports
+    old_values = {"webhook": {"failurePolicy": "Ignore"}}
     workdir = tmp_path_factory.mktemp("traffic")
     with config:
         with helm.Chart.load(previous.chart) as chart:
             config.install(
                 chart, RELEASE, old_values, namespace=namespace, create_namespace=True, timeout=120
             )
-        kubelet = Kubelet(cluster, workdir / "kubelet", Image(), loopback_certificate)
+        kubelet = Kubelet(cluster, workdir / "kubelet", Image(), loopback_certificate, pod_networks=True)
         scene = Scene(cluster, workdir / "scene")
         try:
             (operator,) = kubelet.run_deployment(namespace, OPERATOR, previous.image)
@@ -172,7 +187,7 @@ def _switch(live: Live, what: str, helm_command: Any, image: Image) -> Switch:
     started = time.monotonic()
     live.kubelet.unroute_webhooks()  # Helm's apply finds the webhook configuration as it wrote it
     helm_command()
-    (operator,) = live.kubelet.roll_out(live.namespace, OPERATOR, image)
+    operators = live.kubelet.roll_out(live.namespace, OPERATOR, image)
     accounts = [f"iam:domain::{live.consumer}", f"iam:domain::{what}-{int(started)}"]
     patch = json.dumps({"spec": {"accounts": accounts}})
 
@@ -187,7 +202,12 @@ def _switch(live: Live, what: str, helm_command: Any, image: Image) -> Switch:
             and (found.get("status") or {}).get("observedGeneration") == found["metadata"]["generation"]
         )
 
-    wait_for(f"the {what} operator to be ready", lambda: operator.ready, timeout=120, logs=live.logs)
+    wait_for(
+        f"the {what} operator to be ready",
+        lambda: all(o.ready for o in operators),
+        timeout=120,
+        logs=live.logs,
+    )
     ready = time.monotonic() - started
     wait_for(f"the {what} operator to reconcile", reconciled, timeout=60, logs=live.logs)
     return Switch(started, ready, time.monotonic() - started)
@@ -203,9 +223,8 @@ def test_upgrade_from_the_previous_release_and_rollback_drop_no_traffic_R30(live
 
     def upgrade() -> None:
         with helm.Chart.load(CHART) as chart:
-            result = live.config.upgrade(
-                chart, RELEASE, listen_ports(), namespace=live.namespace, timeout=120
-            )
+            # The chart's defaults: two replicas rolled one at a time, leader election (R50)
+            result = live.config.upgrade(chart, RELEASE, {}, namespace=live.namespace, timeout=120)
         assert result["revision"] == 2 and result["status"] == "deployed"
 
     def rollback() -> None:
@@ -225,17 +244,17 @@ def test_upgrade_from_the_previous_release_and_rollback_drop_no_traffic_R30(live
     print(
         f"\nupgrade {live.previous.version} -> this tree: operator ready {up.ready:.1f} s, reconciled "
         f"{up.reconciled:.1f} s after helm upgrade began; rollback: ready {back.ready:.1f} s, reconciled "
-        f"{back.reconciled:.1f} s\ntraffic: {live.traffic.summary()}\nphases seen: {seen}\n"
+        f"{back.reconciled:.1f} s\ntraffic: {live.traffic.summary()}\n"
+        f"phases seen (seconds from the upgrade): "
+        f"{ {k: [(round(t - up.started, 1), state) for t, state in v] for k, v in seen.items()} }\n"
         f"writes: {len(writes.outcomes)}, refused {sum(refused.values())} {dict(refused)}"
     )
     assert live.traffic.failed == [], live.traffic.summary()
     assert live.traffic.broken == [] and live.traffic.pings > 0, live.traffic.summary()
-    assert seen == {"endpoint": ["Accepted"], "service": ["Available"]}, seen
+    for key, settled in (("endpoint", "Accepted"), ("service", "Available")):
+        assert PhaseWatch.phases(seen[key]) == [settled], (key, seen[key], up, back)
     assert allocation(endpoint_upgraded) == allocation(endpoint_after) == allocation(endpoint_before)
-    assert not [cause for cause in refused if cause.startswith("other")], refused
-    # Refusals only in the two gaps: none once each new operator was ready.
-    assert [t for t, err in writes.outcomes if err and up.started + up.ready < t < back.started] == []
-    assert writes.refused_after(back.started + back.ready) == []
+    assert {cause: n for cause, n in refused.items() if cause != "stand-in routing window"} == {}, refused
 
 
 VPCEP_KINDS = ("endpointservices", "endpoints.vpcep.io", "whitelists", "endpointconnections")

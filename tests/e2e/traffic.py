@@ -3,10 +3,11 @@
 Three network namespaces (tests/dataplane/netns.py): the consumer, the gateway and the provider. The gateway
 is a real agent and a real HAProxy: the agent runs on this machine (the API server is here) and starts HAProxy
 inside the gateway namespace through a wrapper, as hack/demo and the data-plane tests do. It is not the
-chart's gateway Deployment run by the kubelet stand-in: that pod shares this machine's network there, so a
-second gateway pod (a rolling update's surge) could not bind the first one's ports. It reports as a pod of the
-release's gateway Deployment (tests/gateway_pods.py, the Deployment controller's and kubelet's part), so the
-operator believes it (R47). The backend is a process in the provider namespace behind a Pod backend.
+chart's gateway Deployment run by the kubelet stand-in, which cannot run that pod yet: the stand-in's pod
+networks are loopback only (no route from a consumer), and it lacks the gateway pod's projected token volume
+and resourceFieldRef. It reports as a pod of the release's gateway Deployment (tests/gateway_pods.py, the
+Deployment controller's and kubelet's part), so the operator believes it (R47). The backend is a process in
+the provider namespace behind a Pod backend.
 
 The consumer dials the Endpoint's node IP and client port; a kube-proxy stand-in (DNAT in the consumer
 namespace, from the Service and EndpointSlice the operator wrote) sends it to the gateway. `Traffic` keeps one
