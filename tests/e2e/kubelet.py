@@ -21,32 +21,47 @@ the pod template from the API server, as a kubelet would, and runs each containe
   liveness probe fails failureThreshold times in a row is killed and restarted, as kubelet does.
 
 Pods share this machine's network (no network namespace), so their ports must be free: the e2e tests pick the
-listen ports through values. The testbed's API server cannot resolve Service names (no cluster DNS), so for a
-webhook whose Service selects a pod run here, the stand-in points the webhook at the pod's port on 127.0.0.1
-(clientConfig.url) and serves the pod a certificate for 127.0.0.1 in place of the TLS Secret it mounts: the
-part a cluster's DNS and kube-proxy would play. The chart's own certificate is checked elsewhere
-(tests/chart/test_chart_cluster.py: the API server accepts it).
+listen ports through values. With `pod_networks=True` each pod has a network namespace of its own instead
+(PodNetworks), so a Deployment's replicas, and a rolling update's surge pod, listen on the same ports side by
+side; the Services pods and the API server use are then relays (below).
+
+The testbed's API server cannot resolve Service names (no cluster DNS), so for a webhook whose Service selects
+a pod run here, the stand-in points the webhook at the pod's port on 127.0.0.1 (clientConfig.url; with pod
+networks, at a relay there that sends each call to a ready pod of the Service) and serves the pod a
+certificate for 127.0.0.1 in place of the TLS Secret it mounts: the part a cluster's DNS and kube-proxy
+would play. The chart's own certificate is checked elsewhere (tests/chart/test_chart_cluster.py: the API
+server accepts it).
+
+Likewise for the API server's own Service: a pod's client may dial https://kubernetes.default.svc (kopf's
+in-cluster login did, up to 0.1.0), which needs the cluster DNS and a serving certificate with that name,
+neither of which the testbed has. ApiServiceStandIn plays both: the name resolves (the pod's /etc/hosts) to a
+loopback address where a TLS relay, with a certificate for the Service's names, forwards to the API server;
+the pod's ca.crt holds the cluster's CA and that certificate.
 """
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 import os
+import random
 import shlex
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import threading
 import time
-import urllib.error
-import urllib.request
 import uuid
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
+
+from dataplane.netns import in_netns
 
 REPO = Path(__file__).resolve().parents[2]
 ENTRYPOINT_ROLES = {"operator": "vpcep.main", "gateway": "vpcep.gateway.agent"}
@@ -59,6 +74,10 @@ class Image:
 
     python: str = sys.executable
     pythonpath: str = str(REPO / "operator")
+    # /etc/passwd lines the image adds (its Dockerfile's useradd). None for this tree's: its pods run under a
+    # UID without an entry, as OpenShift's arbitrary UIDs do (issue 18 deliverable 5); an older release that
+    # needs the entry (0.1.0: kopf's getpass.getuser()) gets its image's.
+    passwd: tuple[str, ...] = ()
 
     def command(self, args: list[str]) -> list[str]:
         role, *rest = args or ["operator"]
@@ -76,6 +95,164 @@ class Image:
         }
 
 
+Upstream = Callable[[], Awaitable[tuple[asyncio.StreamReader, asyncio.StreamWriter]]]
+
+
+class Relays:
+    """TCP relays on one asyncio loop of their own: each listening socket sends every connection it accepts
+    to what its `upstream` opens, bytes both ways, until either side closes."""
+
+    def __init__(self) -> None:
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, name="kubelet-relays", daemon=True)
+        self._thread.start()
+
+    def serve(
+        self, listener: socket.socket, upstream: Upstream, tls: ssl.SSLContext | None = None
+    ) -> asyncio.Server:
+        async def relay(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            try:
+                up_reader, up_writer = await upstream()
+            except (OSError, LookupError):
+                writer.close()
+                return
+            await asyncio.gather(_pipe(reader, up_writer), _pipe(up_reader, writer))
+
+        started = asyncio.run_coroutine_threadsafe(
+            asyncio.start_server(relay, sock=listener, ssl=tls), self._loop
+        )
+        return started.result(timeout=10)
+
+    def close(self, server: asyncio.Server) -> None:
+        self._loop.call_soon_threadsafe(server.close)
+
+    async def connect_in(
+        self, network: str | None, port: int
+    ) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+        """A connection to 127.0.0.1:`port` in a pod's network namespace (this machine's when None)."""
+        sock = await self._loop.run_in_executor(None, dial, network, port, 2.0)
+        sock.setblocking(False)
+        return await asyncio.open_connection(sock=sock)
+
+    def stop(self) -> None:
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(timeout=10)
+
+
+async def _pipe(source: asyncio.StreamReader, sink: asyncio.StreamWriter) -> None:
+    try:
+        while chunk := await source.read(65536):
+            sink.write(chunk)
+            await sink.drain()
+    except (OSError, ssl.SSLError):
+        pass
+    finally:
+        sink.close()
+
+
+def dial(network: str | None, port: int, timeout: float) -> socket.socket:
+    """Connect to 127.0.0.1:`port` inside network namespace `network` (None: this machine's)."""
+    if network is None:
+        return socket.create_connection(("127.0.0.1", port), timeout=timeout)
+    with in_netns(network):
+        return socket.create_connection(("127.0.0.1", port), timeout=timeout)
+
+
+def listen_in(network: str | None, address: str, port: int) -> socket.socket:
+    if network is None:
+        return socket.create_server((address, port))
+    with in_netns(network):
+        return socket.create_server((address, port))
+
+
+class ApiServiceStandIn:
+    """https://kubernetes.default.svc for the pods run here: a TLS relay on a loopback address of its own,
+    port 443, with a certificate for the Service's DNS names, to the API server (see the module's
+    docstring). One listener on this machine, and one in each pod network (`serve_in`)."""
+
+    NAMES = (
+        "kubernetes.default.svc",
+        "kubernetes.default.svc.cluster.local",
+        "kubernetes.default",
+        "kubernetes",
+    )
+
+    def __init__(self, cluster: Any, workdir: Path, relays: Relays):
+        self.cluster = cluster
+        self.relays = relays
+        self.address = f"127.{random.randint(100, 250)}.{random.randint(1, 250)}.{random.randint(1, 250)}"
+        workdir.mkdir(parents=True, exist_ok=True)
+        self.certificate, key = workdir / "kubernetes-svc.crt", workdir / "kubernetes-svc.key"
+        sans = ",".join(f"DNS:{name}" for name in self.NAMES)
+        subprocess.run(
+            ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj",
+             "/CN=kubernetes.default.svc", "-addext", f"subjectAltName={sans}",
+             "-keyout", str(key), "-out", str(self.certificate)],
+            check=True, capture_output=True,
+        )  # fmt: skip
+        self._serving = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        self._serving.load_cert_chain(self.certificate, key)
+        self._upstream = ssl.create_default_context(cafile=str(cluster.ca_file))
+        self.serve_in(None)
+
+    def serve_in(self, network: str | None) -> list[asyncio.Server]:
+        """The listener in `network`; in a pod's, also the API server's own address (127.0.0.1:port, which
+        its certificate names) relayed to this machine's, where it listens."""
+        url = urlparse(self.cluster.server)
+        host, port = url.hostname or "127.0.0.1", url.port or 443
+
+        async def api_server_tls() -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+            return await asyncio.open_connection(host, port, ssl=self._upstream, server_hostname=host)
+
+        async def api_server() -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+            return await asyncio.open_connection(host, port)
+
+        servers = [self.relays.serve(listen_in(network, self.address, 443), api_server_tls, self._serving)]
+        if network is not None:
+            servers.append(self.relays.serve(listen_in(network, host, port), api_server))
+        return servers
+
+    def hosts_line(self) -> str:
+        return f"{self.address} {' '.join(self.NAMES)}"
+
+    def ca_bundle(self) -> bytes:
+        return Path(self.cluster.ca_file).read_bytes() + self.certificate.read_bytes()
+
+
+class PodNetworks:
+    """A network namespace per pod (loopback only), so that the pods of a Deployment listen on the same ports
+    side by side, as pods do. Nothing routes to a pod: what reaches it goes through relays (Relays) playing
+    the Services: the API server's own address and https://kubernetes.default.svc inside each pod
+    (ApiServiceStandIn.serve_in), the webhook's Service on this machine (Kubelet._service_relay, to a ready
+    pod). Each pod gets an address of its own as status.podIP (its identity; nothing dials it)."""
+
+    def __init__(self, api_service: ApiServiceStandIn):
+        self.api_service = api_service
+        self.tag = f"{os.getpid() % 100000}{random.randint(0, 0xFFF):03x}"
+        self.pods: dict[str, tuple[str, list[asyncio.Server]]] = {}  # pod -> (namespace name, its relays)
+        self.made = 0
+
+    def create(self, pod: str) -> tuple[str, str]:
+        """(network namespace, pod IP) of a new pod."""
+        self.made += 1
+        index = self.made
+        network = f"vpcep-pod-{self.tag}-{index}"
+        subprocess.run(["ip", "netns", "add", network], check=True, capture_output=True)
+        subprocess.run(["ip", "-n", network, "link", "set", "lo", "up"], check=True, capture_output=True)
+        self.pods[pod] = (network, self.api_service.serve_in(network))
+        return network, f"10.244.{index // 250}.{index % 250 + 1}"
+
+    def destroy(self, pod: str) -> None:
+        network, servers = self.pods.pop(pod)
+        for server in servers:
+            self.api_service.relays.close(server)
+        subprocess.run(["ip", "netns", "del", network], capture_output=True)
+
+    def destroy_all(self) -> None:
+        for pod in list(self.pods):
+            self.destroy(pod)
+
+
 @dataclass
 class Container:
     deployment: str
@@ -90,12 +267,23 @@ class Container:
     ready: bool = False
     failures: dict[str, int] = field(default_factory=dict)
     retired: bool = False  # its Deployment rolled out a new template: no more probes or restarts
+    labels: dict[str, str] = field(default_factory=dict)  # its pod's
+    network: str | None = None  # its pod's network namespace; None: this machine's network
 
 
 class Kubelet:
     """Runs the pods of Deployments on this machine; `stop()` ends them all."""
 
-    def __init__(self, cluster: Any, workdir: Path, image: Image, webhook_certificate: tuple[Path, Path]):
+    def __init__(
+        self,
+        cluster: Any,
+        workdir: Path,
+        image: Image,
+        webhook_certificate: tuple[Path, Path],
+        pod_networks: bool = False,
+    ):
+        """`pod_networks`: each pod in a network namespace of its own (see PodNetworks) instead of this
+        machine's network, so that pods of one Deployment may listen on the same ports."""
         self.cluster = cluster
         self.workdir = workdir
         self.image = image
@@ -105,6 +293,10 @@ class Kubelet:
         self._prober: threading.Thread | None = None
         self._routed_webhooks: set[str] = set()  # namespaces of Services whose webhooks point at pods here
         self._original_webhooks: dict[str, list[dict[str, Any]]] = {}  # configuration name -> its webhooks
+        self.relays = Relays()
+        self.api_service = ApiServiceStandIn(cluster, workdir, self.relays)
+        self.networks = PodNetworks(self.api_service) if pod_networks else None
+        self._service_relays: dict[tuple[str, str, int], int] = {}  # (namespace, Service, target) -> port
 
     # --- reading the API ------------------------------------------------------------------------
 
@@ -114,35 +306,72 @@ class Kubelet:
 
     # --- pods -----------------------------------------------------------------------------------
 
-    def run_deployment(self, namespace: str, name: str) -> list[Container]:
+    def run_deployment(self, namespace: str, name: str, image: Image | None = None) -> list[Container]:
+        """Its pods, run from `image` (the kubelet's own unless told: an older release's)."""
         deployment = self._get("deployment", name, "-n", namespace)
         template = deployment["spec"]["template"]
         self._route_webhooks(namespace, template)  # the Service exists before its pods, as in a cluster
         started = []
         for _ in range(deployment["spec"].get("replicas", 1)):
             pod = f"{name}-{uuid.uuid4().hex[:5]}"
-            started += self._run_pod(namespace, name, pod, template)
+            started += self._run_pod(namespace, name, pod, template, image or self.image)
         if self._prober is None:
             self._prober = threading.Thread(target=self._probe_forever, name="kubelet-probes", daemon=True)
             self._prober.start()
         return started
 
-    def roll_out(self, namespace: str, name: str) -> list[Container]:
-        """A new pod template with the Recreate strategy: the old pods end first. A RollingUpdate would start
-        a surge pod beside the old one, which cannot bind the same ports on this shared network."""
-        strategy = self._get("deployment", name, "-n", namespace)["spec"].get("strategy") or {}
-        if strategy.get("type") != "Recreate":
+    def roll_out(
+        self, namespace: str, name: str, image: Image | None = None, timeout: float = 120.0
+    ) -> list[Container]:
+        """A new pod template, as the Deployment's strategy says. Recreate: the old pods end first.
+        RollingUpdate, with pod networks only (on this machine's network a surge pod could not bind the old
+        pod's ports): one new pod at a time (the chart's maxSurge 1, maxUnavailable 0), each old pod ending
+        once a new one is ready."""
+        deployment = self._get("deployment", name, "-n", namespace)
+        template = deployment["spec"]["template"]
+        strategy = deployment["spec"].get("strategy") or {}
+        # The webhook's Service is back in the configuration Helm just applied: routed again at once, so the
+        # old pods answer until they end, as the Service's endpoints would.
+        self._route_webhooks(namespace, template)
+        old = [c for c in self.containers if c.deployment == name]
+        if strategy.get("type") == "Recreate":
+            self._end(old)
+            return self.run_deployment(namespace, name, image)
+        if self.networks is None:
             raise NotImplementedError(
-                f"kubelet stand-in: roll_out of {name} needs strategy Recreate, not {strategy}"
+                f"kubelet stand-in: a RollingUpdate of {name} needs pod networks (Kubelet(pod_networks=True))"
             )
-        for container in [c for c in self.containers if c.deployment == name]:
+        old_pods = sorted({c.pod for c in old})
+        started: list[Container] = []
+        for _ in range(deployment["spec"].get("replicas", 1)):
+            pod = f"{name}-{uuid.uuid4().hex[:5]}"
+            new = self._run_pod(namespace, name, pod, template, image or self.image)
+            started += new
+            deadline = time.monotonic() + timeout
+            while not all(c.ready for c in new):
+                if time.monotonic() > deadline:
+                    raise AssertionError(
+                        f"kubelet stand-in: {pod} not ready after {timeout} s\n{self.logs()}"
+                    )
+                time.sleep(0.2)
+            if old_pods:
+                ending = old_pods.pop(0)
+                self._end([c for c in old if c.pod == ending])
+        self._end([c for c in old if c.pod in old_pods])
+        return started
+
+    def _end(self, containers: list[Container]) -> None:
+        """Out of its Service first (retired), then SIGTERM; its pod network goes with its last container."""
+        for container in containers:
             container.retired = True
+        for container in containers:
             self._kill(container)
             self.containers.remove(container)
-        return self.run_deployment(namespace, name)
+            if self.networks is not None and not any(c.pod == container.pod for c in self.containers):
+                self.networks.destroy(container.pod)
 
     def _run_pod(
-        self, namespace: str, deployment: str, pod: str, template: dict[str, Any]
+        self, namespace: str, deployment: str, pod: str, template: dict[str, Any], image: Image
     ) -> list[Container]:
         spec = template["spec"]
         pod_dir = self.workdir / pod
@@ -150,6 +379,7 @@ class Kubelet:
         pod_uid = str(uuid.uuid4())
         account = spec.get("serviceAccountName", "default")
         volumes = self._volumes(namespace, spec, pod_dir, account)
+        network, pod_ip = self.networks.create(pod) if self.networks is not None else (None, "127.0.0.1")
         started = []
         for container_spec in spec["containers"]:
             security = {
@@ -157,7 +387,7 @@ class Kubelet:
                 **(container_spec.get("securityContext") or {}),
             }
             env = {
-                **self.image.env(),
+                **image.env(),
                 "HOSTNAME": pod,
                 "KUBERNETES_SERVICE_HOST": urlparse(self.cluster.server).hostname or "127.0.0.1",
                 "KUBERNETES_SERVICE_PORT": str(urlparse(self.cluster.server).port or 443),
@@ -166,7 +396,7 @@ class Kubelet:
                 "metadata.name": pod,
                 "metadata.namespace": namespace,
                 "metadata.uid": pod_uid,
-                "status.podIP": "127.0.0.1",
+                "status.podIP": pod_ip,
                 "spec.serviceAccountName": account,
             }
             for item in container_spec.get("env", []):
@@ -176,8 +406,10 @@ class Kubelet:
                     env[item["name"]] = fields[item["valueFrom"]["fieldRef"]["fieldPath"]]
             mounts = [(volumes[m["name"]], m["mountPath"]) for m in container_spec.get("volumeMounts", [])]
             mounts.append((volumes["__serviceaccount__"], SERVICE_ACCOUNT_DIR))
-            command = self.image.command(container_spec.get("args", []))
-            argv = self._sandbox(pod_dir, mounts, security, command)
+            command = image.command(container_spec.get("args", []))
+            argv = self._sandbox(pod_dir, mounts, security, command, image)
+            if network is not None:
+                argv = ["nsenter", f"--net=/var/run/netns/{network}", *argv]
             container = Container(
                 deployment=deployment,
                 pod=pod,
@@ -185,6 +417,8 @@ class Kubelet:
                 argv=argv,
                 env=env,
                 log=pod_dir / f"{container_spec['name']}.log",
+                labels=template["metadata"].get("labels", {}),
+                network=network,
             )
             container.started = "startupProbe" not in container_spec
             self._start(container)
@@ -213,7 +447,7 @@ class Kubelet:
         files["__serviceaccount__"] = {
             "token": self.cluster.token_for(user).encode(),
             "namespace": namespace.encode(),
-            "ca.crt": Path(self.cluster.ca_file).read_bytes(),
+            "ca.crt": self.api_service.ca_bundle(),
         }
         for name, content in files.items():
             folder = pod_dir / "volumes" / name
@@ -236,7 +470,12 @@ class Kubelet:
         return {key: base64.b64decode(value) for key, value in secret.get("data", {}).items()}
 
     def _sandbox(
-        self, pod_dir: Path, mounts: list[tuple[Path, str]], security: dict[str, Any], command: list[str]
+        self,
+        pod_dir: Path,
+        mounts: list[tuple[Path, str]],
+        security: dict[str, Any],
+        command: list[str],
+        image: Image,
     ) -> list[str]:
         """`unshare` a private mount namespace, mount the volumes, drop to the pod's user, exec the command"""
         steps = [
@@ -244,12 +483,14 @@ class Kubelet:
             f"mkdir -p {pod_dir}/etc-upper {pod_dir}/etc-work",
             "mount -t overlay overlay -o lowerdir=/etc,"
             f"upperdir={pod_dir}/etc-upper,workdir={pod_dir}/etc-work /etc",
+            f"echo {shlex.quote(self.api_service.hosts_line())} >> /etc/hosts",
         ]
+        steps += [f"echo {shlex.quote(line)} >> /etc/passwd" for line in image.passwd]
         # The interpreter lives under /root (mode 0700 here): the pod's user gets a way through to it only.
         under_root = sorted(
             {
                 p.split("/")[2]
-                for p in (sys.base_prefix, sys.prefix, self.image.python)
+                for p in (sys.base_prefix, sys.prefix, image.python, os.path.realpath(image.python))
                 if p.startswith("/root/")
             }
         )
@@ -322,6 +563,9 @@ class Kubelet:
         for container in self.containers:
             self._kill(container)
         self.unroute_webhooks()
+        if self.networks is not None:
+            self.networks.destroy_all()
+        self.relays.stop()
 
     def logs(self) -> str:
         return "\n".join(
@@ -333,23 +577,19 @@ class Kubelet:
     # --- probes ---------------------------------------------------------------------------------
 
     def _probe_once(self, container: Container, probe: dict[str, Any]) -> bool:
+        """The probe from the pod's own network: a TCP connect, or an HTTP GET answered 200-399."""
         ports = {p["name"]: p["containerPort"] for p in container.spec.get("ports", [])}
         timeout = probe.get("timeoutSeconds", 1)
-        if "httpGet" in probe:
-            get = probe["httpGet"]
-            port = ports.get(get["port"], get["port"])
-            try:
-                with urllib.request.urlopen(
-                    f"http://127.0.0.1:{port}{get.get('path', '/')}", timeout=timeout
-                ) as r:
-                    return 200 <= r.status < 400
-            except (urllib.error.URLError, OSError):
-                return False
-        port = ports.get(probe["tcpSocket"]["port"], probe["tcpSocket"]["port"])
+        action = probe.get("httpGet") or probe["tcpSocket"]
         try:
-            with socket.create_connection(("127.0.0.1", int(port)), timeout=timeout):
-                return True
-        except OSError:
+            with dial(container.network, int(ports.get(action["port"], action["port"])), timeout) as sock:
+                if "httpGet" not in probe:
+                    return True
+                sock.settimeout(timeout)
+                sock.sendall(f"GET {action.get('path', '/')} HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n".encode())
+                status_line = sock.makefile("rb").readline().split()
+                return len(status_line) >= 2 and 200 <= int(status_line[1]) < 400
+        except (OSError, ValueError):
             return False
 
     def _probe_forever(self) -> None:
@@ -426,7 +666,9 @@ class Kubelet:
                 if not selector or any(labels.get(k) != v for k, v in selector.items()):
                     continue
                 port = next(p for p in service["spec"]["ports"] if p["port"] == service_ref.get("port", 443))
-                target = ports.get(port["targetPort"], port["targetPort"])
+                target = int(ports.get(port["targetPort"], port["targetPort"]))
+                if self.networks is not None:
+                    target = self._service_relay(namespace, service_ref["name"], selector, target)
                 webhook["clientConfig"] = {
                     "url": f"https://127.0.0.1:{target}{service_ref.get('path', '/')}",
                     "caBundle": ca_bundle,
@@ -436,6 +678,34 @@ class Kubelet:
             if patched:
                 self._original_webhooks.setdefault(configuration["metadata"]["name"], original)
                 self._patch_webhooks(configuration["metadata"]["name"], configuration["webhooks"])
+
+    def _service_relay(self, namespace: str, service: str, selector: dict[str, str], target: int) -> int:
+        """With pod networks: the Service as its endpoints and kube-proxy make it, a relay on this machine
+        that sends each connection to the target port of a ready pod it selects (round robin). Returns the
+        relay's port."""
+        key = (namespace, service, target)
+        if key in self._service_relays:
+            return self._service_relays[key]
+        turn = iter(range(1 << 62))
+
+        async def ready_pod() -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+            ready = [
+                c
+                for c in self.containers
+                if c.ready and not c.retired and all(c.labels.get(k) == v for k, v in selector.items())
+            ]
+            first = next(turn)
+            for n in range(len(ready)):  # a pod that refuses (it just ended) is passed over
+                try:
+                    return await self.relays.connect_in(ready[(first + n) % len(ready)].network, target)
+                except OSError:
+                    continue
+            raise LookupError(f"no ready pod behind Service {namespace}/{service} answers")
+
+        listener = socket.create_server(("127.0.0.1", 0))
+        self.relays.serve(listener, ready_pod)
+        self._service_relays[key] = int(listener.getsockname()[1])
+        return self._service_relays[key]
 
     def _patch_webhooks(self, name: str, webhooks: list[dict[str, Any]]) -> None:
         body = json.dumps({"webhooks": webhooks})

@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import json
 import socket
+import threading
 import time
 import uuid
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -74,20 +76,18 @@ def free_ports(count: int) -> list[int]:
             probe.close()
 
 
-def listen_ports() -> dict[str, Any]:
-    """The values that differ from the defaults: the listen ports, and one operator replica with Recreate,
-    as the stand-in's pods share this machine's network (kubelet.py): a second replica, or a surge pod of a
-    rolling update, could not bind the first one's ports. Two replicas and their takeover (R50) are run by
-    tests/integration/test_leader_election.py, each process on ports of its own."""
-    health, readiness, webhook = free_ports(3)
+def listen_ports(one_replica: bool = True) -> dict[str, Any]:
+    """The values that differ from the defaults: the listen ports, and (`one_replica`) one operator replica
+    with Recreate, as the stand-in's pods share this machine's network unless it gives each pod a network
+    of its own (kubelet.py, pod_networks): a second replica, or a surge pod of a rolling update, could not
+    bind the first one's ports. Without it, the chart's two replicas with RollingUpdate (R50)."""
+    health, readiness, webhook, metrics = free_ports(4)
+    pinned = {"replicas": 1, "strategy": {"type": "Recreate"}} if one_replica else {}
     return {
-        "operator": {
-            "healthPort": health,
-            "readinessPort": readiness,
-            "replicas": 1,
-            "strategy": {"type": "Recreate"},
-        },
+        "operator": {"healthPort": health, "readinessPort": readiness, **pinned},
         "webhook": {"port": webhook},
+        # not the default 9090: another program on this machine may hold it (Prometheus's own default)
+        "metrics": {"operator": {"port": metrics}},
     }
 
 
@@ -154,9 +154,12 @@ def install_and_run(
     return Release(name, namespace, config, kubelet, operator, install_seconds, time.monotonic() - started)
 
 
-def tenant(cluster: Any, logs: Callable[[], str]) -> tuple[str, str]:
+def tenant(
+    cluster: Any, logs: Callable[[], str], backend_pod: Callable[[str], None] | None = None
+) -> tuple[str, str]:
     """A provider publishing a Service backend (no approval, the consumer's account whitelisted), a consumer
-    with an Endpoint `db` to it, allocated (no gateway runs: it stays Creating/GatewayNotReady)."""
+    with an Endpoint `db` to it, allocated (with no gateway it stays Creating/GatewayNotReady). With
+    `backend_pod`, the backend is the Pod `db` that it makes in the provider's namespace instead."""
     provider, consumer = cluster.create_namespace("provider"), cluster.create_namespace("consumer")
     backend = {
         "apiVersion": "v1",
@@ -169,7 +172,7 @@ def tenant(cluster: Any, logs: Callable[[], str]) -> tuple[str, str]:
         "kind": "EndpointService",
         "metadata": {"name": "db", "namespace": provider},
         "spec": {
-            "backend": {"kind": "Service", "name": "db"},
+            "backend": {"kind": "Service" if backend_pod is None else "Pod", "name": "db"},
             "ports": [{"protocol": "TCP", "serverPort": 5432, "clientPort": 5432}],
             "approvalRequired": False,
         },
@@ -180,7 +183,9 @@ def tenant(cluster: Any, logs: Callable[[], str]) -> tuple[str, str]:
         "metadata": {"name": "db", "namespace": provider},
         "spec": {"endpointService": "db", "accounts": [f"iam:domain::{consumer}"]},
     }
-    for obj in (backend, service, whitelist):
+    if backend_pod is not None:
+        backend_pod(provider)
+    for obj in ([] if backend_pod else [backend]) + [service, whitelist]:
         cluster.kubectl_run("apply", "-f", "-", input=json.dumps(obj))
     service_name = wait_for(
         "the service to be Available",
@@ -211,3 +216,56 @@ def allocation(endpoint: dict[str, Any]) -> dict[str, Any]:
     """What a tenant's endpoint holds from the operator: its marker id, node IP, gateway ports, DNS name."""
     found = endpoint.get("status") or {}
     return {key: found.get(key) for key in ("markerId", "nodeIP", "gatewayPorts", "dnsName")}
+
+
+def refusal_cause(stderr: str) -> str:
+    """Why the API server refused a valid write during a switch of operators."""
+    if "no such host" in stderr:
+        return "stand-in routing window"
+    if "connection refused" in stderr or "is starting" in stderr:
+        return "no operator serving (Recreate)"
+    return f"other: {stderr.strip()[:300]}"
+
+
+class SteadyWrites:
+    """A tenant's stream of valid vpcep.io writes, a new Whitelist of its service `db` every 0.2 s or so
+    (the one before deleted), each outcome kept with its time (None when it passed, else the API server's
+    message)."""
+
+    def __init__(self, cluster: Any, provider: str, consumer: str):
+        self.cluster, self.provider, self.consumer = cluster, provider, consumer
+        self.outcomes: list[tuple[float, str | None]] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._write, daemon=True)
+
+    def _write(self) -> None:
+        for n in range(100_000):
+            if self._stop.is_set():
+                return
+            body = {
+                "apiVersion": "vpcep.io/v1alpha1",
+                "kind": "Whitelist",
+                "metadata": {"name": f"w{n}", "namespace": self.provider},
+                "spec": {"endpointService": "db", "accounts": [f"iam:domain::{self.consumer}"]},
+            }
+            proc = self.cluster.kubectl_run("create", "-f", "-", input=json.dumps(body), check=False)
+            self.outcomes.append((time.monotonic(), None if proc.returncode == 0 else proc.stderr))
+            # The one before goes: the account stays far below its Whitelist quota (R49)
+            self.cluster.kubectl_run(
+                "delete", "whitelist", f"w{n - 1}", "-n", self.provider, "--wait=false", check=False
+            )
+            time.sleep(0.2)
+
+    def start(self) -> SteadyWrites:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=30)
+
+    def refused(self) -> Counter[str]:
+        return Counter(refusal_cause(err) for _t, err in self.outcomes if err is not None)
+
+    def refused_after(self, moment: float) -> list[str]:
+        return [err for t, err in self.outcomes if t > moment and err is not None]

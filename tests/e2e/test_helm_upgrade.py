@@ -1,36 +1,35 @@
 """Upgrade from the previous release and roll back (issue 18 deliverable 3, the part that runs here).
 
-The previous release is rebuilt from the commit CHANGELOG.md records for it (`git archive` of this clone's
-history: no network, no change to the clone's worktree list). Its chart is installed by Helm; tenants store
+The previous release is rebuilt from the commit CHANGELOG.md records for it: a `git worktree` of this clone's
+history, its package installed into a virtualenv of its own (previous_release.py; no network fetch of the
+code). Its chart is installed by Helm; tenants store
 objects under its CRDs (the examples/ of that commit); `helm upgrade` to this tree's chart must keep every
 stored object valid under the new CRDs (each one is re-submitted with a server-side dry run: a CRD change
 that would strand stored objects fails here), then this tree's operator, run by the kubelet stand-in, must
 reconcile them; `helm rollback` to the previous revision must succeed and keep them valid under the old CRDs.
 
-What does not run here, and why: the previous release's operator. 0.1.0 cannot start with its default values
-(the R51 start-up bug, fixed in 0.2.0), and in a pod it logs in at https://kubernetes.default.svc, which
-needs the cluster DNS and an API server certificate for that name, neither of which the testbed has. So
-the release is installed with `webhook.failurePolicy=Ignore` (no operator answers during the old revision),
-and the figures about live traffic through gateways (failed connections, broken streams) are not measured
-here.
+The previous release's operator is not run in this module: its stored objects are the examples, checked
+for validity under each revision's CRDs. Its operator runs from its virtualenv, with a tenant's live traffic
+through a real gateway, in test_helm_traffic.py. The release is installed with
+`webhook.failurePolicy=Ignore`, as 0.1.0's operator cannot start under its own webhook (R51, fixed in 0.2.0).
 """
 
 from __future__ import annotations
 
 import json
-import re
-import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import previous_release
 import pytest
 import yaml
 from kubelet import Image, Kubelet
+from previous_release import PreviousRelease
 from releases import get, listen_ports, new_release, wait_for
 
-from helm_engine import CHART, REPO, helm
+from helm_engine import CHART, helm
 
 pytestmark = pytest.mark.cluster
 
@@ -40,24 +39,10 @@ EXAMPLE_NAME = (
 TENANT_KINDS = ("endpointservices", "endpoints.vpcep.io", "whitelists")
 
 
-def previous_release() -> tuple[str, str]:
-    """(version, commit) of the newest released version in CHANGELOG.md."""
-    changelog = (REPO / "CHANGELOG.md").read_text()
-    found = re.search(
-        r"^## (\d+\.\d+\.\d+) — \d{4}-\d\d-\d\d\n\nReleased from commit ([0-9a-f]{40})\.", changelog, re.M
-    )
-    assert found, "CHANGELOG.md records no released version with its commit"
-    return found.group(1), found.group(2)
-
-
 @pytest.fixture(scope="module")
-def previous(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The previous release's tree, from the clone's history."""
-    _version, commit = previous_release()
-    tree = tmp_path_factory.mktemp("previous")
-    archive = subprocess.run(["git", "-C", str(REPO), "archive", commit], capture_output=True, check=True)
-    subprocess.run(["tar", "-x", "-C", str(tree)], input=archive.stdout, check=True)
-    return tree
+def previous() -> PreviousRelease:
+    """The previous release, built from the clone's history into its own virtualenv (previous_release.py)."""
+    return previous_release.build()
 
 
 def _example_objects(tree: Path) -> list[dict[str, Any]]:
@@ -91,8 +76,8 @@ def _still_valid(cluster: Any, objects: list[dict[str, Any]]) -> list[str]:
 
 @pytest.fixture(scope="module")
 def upgraded(
-    fresh_cluster: Any, previous: Path, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[tuple[Any, list[dict[str, Any]], str]]:
+    fresh_cluster: Any, previous: PreviousRelease, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[tuple[Any, Any, str, dict[str, Any]]]:
     cluster = fresh_cluster
     _name, namespace, config = new_release(cluster, "vpcep")  # the release is named vpcep, as 0.1.0 needs
     ports = listen_ports()
@@ -101,11 +86,11 @@ def upgraded(
         "webhook": {"port": ports["webhook"]["port"], "failurePolicy": "Ignore"},
     }
     with config:
-        with helm.Chart.load(previous / "charts" / "vpcep-operator") as chart:
+        with helm.Chart.load(previous.chart) as chart:
             config.install(
                 chart, "vpcep", old_values, namespace=namespace, create_namespace=True, timeout=120
             )
-        examples = _example_objects(previous)
+        examples = _example_objects(previous.tree)
         for namespace_object in [o for o in examples if o["kind"] == "Namespace"]:
             cluster.kubectl_run("apply", "-f", "-", input=json.dumps(namespace_object))
         for obj in [o for o in examples if o["kind"] != "Namespace"]:
