@@ -256,14 +256,18 @@ class KubeApi:
         namespace: str | None,
         name: str,
         change: Callable[[Manifest], Manifest | None],
+        *,
+        known: Manifest | None = None,
     ) -> Manifest | None:
         """Read-modify-write guarded by resourceVersion: `change` returns a merge patch or None
-        (nothing to do).
+        (nothing to do). `known` (the object as a cache last saw it, resourceVersion included) stands in
+        for the first read: one request instead of two when the cache is current, a conflict otherwise.
 
         Used for list-valued metadata (finalizers) that a merge patch would otherwise overwrite blindly.
         """
-        for _ in range(CONFLICT_ATTEMPTS):
-            current = await self.get(kind, namespace, name)
+        for attempt in range(CONFLICT_ATTEMPTS):
+            given = known if attempt == 0 and known is not None else None
+            current = given if given is not None else await self.get(kind, namespace, name)
             if current is None:
                 return None
             patch = change(current)
@@ -277,14 +281,29 @@ class KubeApi:
                     raise
         raise ApiError(409, "PATCH", kind.object_path(namespace, name), "conflict persisted across retries")
 
-    async def ensure_finalizer(self, kind: ResourceKind, namespace: str, name: str, finalizer: str) -> None:
+    async def ensure_finalizer(
+        self,
+        kind: ResourceKind,
+        namespace: str,
+        name: str,
+        finalizer: str,
+        *,
+        known: tuple[tuple[str, ...], str] | None = None,
+    ) -> None:
+        """`known`: the finalizers and resourceVersion a cache holds, tried first (see update_with_retry)."""
+
         def add(current: Manifest) -> Manifest | None:
             finalizers = list(current["metadata"].get("finalizers") or [])
             if finalizer in finalizers or current["metadata"].get("deletionTimestamp"):
                 return None
             return {"metadata": {"finalizers": [*finalizers, finalizer]}}
 
-        await self.update_with_retry(kind, namespace, name, add)
+        cached = (
+            {"metadata": {"finalizers": list(known[0]), "resourceVersion": known[1]}}
+            if known is not None and known[1]
+            else None
+        )
+        await self.update_with_retry(kind, namespace, name, add, known=cached)
 
     async def remove_finalizer(self, kind: ResourceKind, namespace: str, name: str, finalizer: str) -> None:
         def remove(current: Manifest) -> Manifest | None:
