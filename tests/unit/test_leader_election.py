@@ -183,6 +183,30 @@ def test_a_released_lease_is_taken_at_once() -> None:
     assert attempt(standby)
 
 
+def test_a_new_leader_skips_the_catch_up_list_only_when_its_caches_saw_past_a_clean_release_R50() -> None:
+    """The take-over LIST (R50: a new leader must see its predecessor's last writes before it allocates) is
+    the restart's biggest single read at scale; it is skipped only when provably redundant."""
+    store, clock = MemoryLeaseStore(), Clock()
+    first = candidate(store, "a", clock)
+    assert attempt(first)
+    assert first.saw_every_write_of_predecessor(None)  # nobody led before it: nothing to catch up with
+
+    asyncio.run(first.release())  # a clean stop: its writes all precede this version
+    released_at = int(store.stored.version) if store.stored else 0
+    after_clean = candidate(store, "b", clock)
+    assert attempt(after_clean)
+    assert after_clean.saw_every_write_of_predecessor(released_at)  # listed after the release
+    assert not after_clean.saw_every_write_of_predecessor(released_at - 1)  # a standby primed earlier
+    assert not after_clean.saw_every_write_of_predecessor(None)  # a watch that has not listed yet
+
+    clock.now += TIMING.lease_duration  # "b" vanishes without releasing: writes may land after its renewal
+    after_crash = candidate(store, "c", clock)
+    assert not attempt(after_crash)  # first sight of the record starts its own count
+    clock.now += TIMING.lease_duration
+    assert attempt(after_crash)
+    assert not after_crash.saw_every_write_of_predecessor(10**9)
+
+
 def test_timing_must_let_a_leader_stop_before_a_standby_may_take_over() -> None:
     with pytest.raises(ValueError, match="retryPeriod < renewDeadline < leaseDuration"):
         ElectionTiming(lease_duration=10, renew_deadline=10, retry_period=2)

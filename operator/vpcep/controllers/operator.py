@@ -111,9 +111,9 @@ async def run_operator(rt: Operator, elector: LeaderElector | None, started: flo
         await _first(watching, rt.manager.wait_primed())
         await ensure_namespace(rt.api, rt.config)  # where the Lease lives
         if elector is None:
-            await _first(watching, lead(rt, started))
+            await _first(watching, lead(rt, started, None))
         else:
-            await _first(watching, elector.run(functools.partial(lead, rt, started)))
+            await _first(watching, elector.run(functools.partial(lead, rt, started, elector)))
     finally:
         watching.cancel()
         with contextlib.suppress(asyncio.CancelledError):
@@ -135,12 +135,17 @@ async def _first(watching: asyncio.Task[None], step: Coroutine[Any, Any, None]) 
     stepping.result()
 
 
-async def lead(rt: Operator, started: float) -> None:
+async def lead(rt: Operator, started: float, elector: LeaderElector | None) -> None:
     """The leader's term, until cancelled: catch up with the previous leader's last writes (a consistent
-    LIST of what records allocations, ahead of the watches), then seed the allocation ledger from it
-    (Manager.on_primed) and reconcile everything; the cloud services are published beside it."""
+    LIST of what records allocations, ahead of the watches, unless the watches have already seen past its
+    release), then seed the allocation ledger from it (Manager.on_primed) and reconcile everything; the
+    cloud services are published beside it."""
     for name in ALLOCATING_SOURCES:
-        await rt.manager.sources[name].refresh(rt.api)
+        source = rt.manager.sources[name]
+        if elector is None or elector.saw_every_write_of_predecessor(source.seen_up_to):
+            logger.debug("source %s already saw the previous leader's writes: no catch-up list", name)
+            continue
+        await source.refresh(rt.api)
     beside = [
         asyncio.create_task(publish_until_done(rt), name="vpcep cloud services"),
         asyncio.create_task(report_initial_sync(rt, started), name="vpcep initial sync"),

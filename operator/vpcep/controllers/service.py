@@ -111,7 +111,13 @@ async def reconcile_service(rt: Operator, key: ServiceKey) -> None:
     if record.meta.deleting and FINALIZER not in record.meta.finalizers:
         return
     if not record.meta.deleting and FINALIZER not in record.meta.finalizers:
-        await rt.api.ensure_finalizer(ENDPOINT_SERVICE, namespace, name, FINALIZER)
+        await rt.api.ensure_finalizer(
+            ENDPOINT_SERVICE,
+            namespace,
+            name,
+            FINALIZER,
+            known=(record.meta.finalizers, record.meta.resource_version),
+        )
     target = involved(ENDPOINT_SERVICE, namespace, name, record.meta.uid)
     previous = rt.observed.service_status(record)
     account = rt.observed.account(namespace)

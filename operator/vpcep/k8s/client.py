@@ -16,6 +16,7 @@ from collections.abc import AsyncIterator, Callable
 from typing import Any, Protocol
 
 import aiohttp
+from pydantic_core import from_json, to_json
 
 from vpcep.k8s.resources import ResourceKind, kind_of
 
@@ -98,7 +99,9 @@ class KubeApi:
         accept: str | None = None,
     ) -> Manifest | None:
         """One API call with retries on transient failures; returns the decoded body, None for 404."""
-        data = None if body is None else json.dumps(body)
+        # pydantic's JSON (already loaded for the models): a third less CPU than the json module to read
+        # a LIST of 10,000 objects, a restart's largest cost (SPEC §6), and several times faster to write.
+        data = None if body is None else to_json(body)
         headers = {"Content-Type": content_type} if data is not None else {}
         if accept is not None:
             headers["Accept"] = accept
@@ -115,13 +118,13 @@ class KubeApi:
                         headers=headers or None,
                     ) as response,
                 ):
-                    text = await response.text()
+                    raw = await response.read()
                     if response.status == 404:
                         return None
                     if response.status < 400:
-                        return json.loads(text) if text else {}
+                        return from_json(raw) if raw else {}
                     if response.status not in TRANSIENT_STATUSES or delay is None:
-                        raise ApiError(response.status, method, path, text)
+                        raise ApiError(response.status, method, path, raw.decode(errors="replace"))
                     asked = retry_after_seconds(response.headers.get("Retry-After"))
             except (TimeoutError, aiohttp.ClientError) as error:
                 if delay is None:
@@ -164,7 +167,7 @@ class KubeApi:
                 *lines, pending = pending.split(b"\n")
                 for line in lines:
                     if line.strip():
-                        yield json.loads(line)
+                        yield from_json(line)
 
     async def get(self, kind: ResourceKind, namespace: str | None, name: str) -> Manifest | None:
         return await self.request("GET", kind.object_path(namespace, name))
@@ -256,14 +259,18 @@ class KubeApi:
         namespace: str | None,
         name: str,
         change: Callable[[Manifest], Manifest | None],
+        *,
+        known: Manifest | None = None,
     ) -> Manifest | None:
         """Read-modify-write guarded by resourceVersion: `change` returns a merge patch or None
-        (nothing to do).
+        (nothing to do). `known` (the object as a cache last saw it, resourceVersion included) stands in
+        for the first read: one request instead of two when the cache is current, a conflict otherwise.
 
         Used for list-valued metadata (finalizers) that a merge patch would otherwise overwrite blindly.
         """
-        for _ in range(CONFLICT_ATTEMPTS):
-            current = await self.get(kind, namespace, name)
+        for attempt in range(CONFLICT_ATTEMPTS):
+            given = known if attempt == 0 and known is not None else None
+            current = given if given is not None else await self.get(kind, namespace, name)
             if current is None:
                 return None
             patch = change(current)
@@ -277,14 +284,29 @@ class KubeApi:
                     raise
         raise ApiError(409, "PATCH", kind.object_path(namespace, name), "conflict persisted across retries")
 
-    async def ensure_finalizer(self, kind: ResourceKind, namespace: str, name: str, finalizer: str) -> None:
+    async def ensure_finalizer(
+        self,
+        kind: ResourceKind,
+        namespace: str,
+        name: str,
+        finalizer: str,
+        *,
+        known: tuple[tuple[str, ...], str] | None = None,
+    ) -> None:
+        """`known`: the finalizers and resourceVersion a cache holds, tried first (see update_with_retry)."""
+
         def add(current: Manifest) -> Manifest | None:
             finalizers = list(current["metadata"].get("finalizers") or [])
             if finalizer in finalizers or current["metadata"].get("deletionTimestamp"):
                 return None
             return {"metadata": {"finalizers": [*finalizers, finalizer]}}
 
-        await self.update_with_retry(kind, namespace, name, add)
+        cached = (
+            {"metadata": {"finalizers": list(known[0]), "resourceVersion": known[1]}}
+            if known is not None and known[1]
+            else None
+        )
+        await self.update_with_retry(kind, namespace, name, add, known=cached)
 
     async def remove_finalizer(self, kind: ResourceKind, namespace: str, name: str, finalizer: str) -> None:
         def remove(current: Manifest) -> Manifest | None:

@@ -110,6 +110,7 @@ class LeaderElector:
         self._observed: StoredLease | None = None
         self._observed_at = 0.0  # this process's clock when the record last changed
         self.leading = False
+        self.predecessor: StoredLease | None = None  # the Lease as the previous holder left it (None: nobody)
 
     # --- one attempt (client-go's tryAcquireOrRenew) -------------------------------------------------
 
@@ -124,6 +125,7 @@ class LeaderElector:
             except LeaseConflict:
                 return False
             self._observe(created)
+            self.predecessor = None
             return True
         if stored != self._observed:  # a renewal changes the version even when the wall clock stood still
             self._observe(stored)
@@ -138,8 +140,24 @@ class LeaderElector:
             updated = await self.store.update(wanted, stored.version)
         except LeaseConflict:
             return False
+        if held.holder != self.identity:
+            self.predecessor = stored
         self._observe(updated)
         return True
+
+    def saw_every_write_of_predecessor(self, seen_up_to: int | None) -> bool:
+        """Whether a cache that has seen the cluster up to resourceVersion `seen_up_to` already holds every
+        write the previous leader made: true when nobody led before, or when the previous leader released
+        the Lease (it writes nothing after its release) before that point. A leader that vanished without
+        releasing may have had writes in flight after its last renewal: never assumed seen."""
+        if self.predecessor is None:
+            return True
+        if self.predecessor.record.holder or seen_up_to is None:
+            return False
+        try:
+            return seen_up_to >= int(self.predecessor.version)
+        except ValueError:
+            return False
 
     def _observe(self, lease: StoredLease) -> None:
         self._observed = lease

@@ -85,6 +85,19 @@ class Source:
             await watch.listed.wait()
 
     @property
+    def seen_up_to(self) -> int | None:
+        """The resourceVersion up to which every watch of the source has delivered the cluster's changes
+        (its last LIST, event or bookmark); None before all have listed. resourceVersions are etcd's
+        revision here, as on kube-apiserver: comparable across kinds."""
+        versions = [watch.version for watch in self._watches]
+        if not versions or any(not version for version in versions):
+            return None
+        try:
+            return min(int(version) for version in versions if version)
+        except ValueError:
+            return None
+
+    @property
     def lists(self) -> int:
         return sum(watch.lists for watch in self._watches)
 

@@ -57,6 +57,7 @@ class ObjectRecord:
     created: str
     deleting: bool
     finalizers: tuple[str, ...]
+    resource_version: str = ""
 
 
 def _record(body: Body) -> ObjectRecord:
@@ -69,6 +70,7 @@ def _record(body: Body) -> ObjectRecord:
         created=str(meta.get("creationTimestamp", "")),
         deleting=bool(meta.get("deletionTimestamp")),
         finalizers=tuple(meta.get("finalizers") or ()),
+        resource_version=str(meta.get("resourceVersion") or ""),
     )
 
 
