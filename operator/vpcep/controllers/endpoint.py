@@ -273,7 +273,7 @@ async def _apply_data_path(
         sourceCIDRs=list(record.spec.accessControl.sourceCIDRs)
         if record.spec and record.spec.accessControl
         else [],
-        maxConnections=per_gateway_cap(rt.config.maxConnectionsPerEndpoint, len(fleet.ready)),  # R21, R49
+        maxConnections=per_gateway_cap(rt.config.maxConnectionsPerEndpoint, fleet.cap_sharers),  # R21, R52
         consumerNamespace=namespace,
         endpointName=name,
         serviceName=(service_record.status.serviceName or "") if service_record.status else "",
