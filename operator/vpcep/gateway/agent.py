@@ -146,17 +146,18 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--drain-leave-seconds",
         type=non_negative_seconds,
-        default=non_negative_seconds(env("GATEWAY_DRAIN_LEAVE_SECONDS") or "10"),
+        default=non_negative_seconds(env("GATEWAY_DRAIN_LEAVE_SECONDS") or "0"),
         help="on SIGTERM the gateway reports itself draining and keeps accepting connections this long, "
         "while the operator removes its address from every EndpointSlice and kube-proxy follows (R52; env "
-        "GATEWAY_DRAIN_LEAVE_SECONDS)",
+        "GATEWAY_DRAIN_LEAVE_SECONDS; the chart sets gateway.drain.leaveSeconds, 10)",
     )
     parser.add_argument(
         "--drain-seconds",
         type=non_negative_seconds,
-        default=non_negative_seconds(env("GATEWAY_DRAIN_SECONDS") or "45"),
+        default=non_negative_seconds(env("GATEWAY_DRAIN_SECONDS") or "10"),
         help="then HAProxy stops listening and its open sessions may go on this long before they are cut "
-        "(R52; env GATEWAY_DRAIN_SECONDS); the pod's terminationGracePeriodSeconds must cover both",
+        "(R52; env GATEWAY_DRAIN_SECONDS; the chart sets gateway.drain.sessionSeconds, 45); the pod's "
+        "terminationGracePeriodSeconds must cover both. SIGINT, or a second SIGTERM, stops at once",
     )
     parser.add_argument("--log-level", default=env("LOG_LEVEL") or "INFO")
     return parser.parse_args(argv)
