@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import pathlib
 import signal
+import socket
 import time
 
 import pytest
@@ -69,5 +70,49 @@ def test_sigterm_reports_draining_serves_on_then_stops_listening_and_cuts_only_a
         wait_until(lambda: not agent.haproxy_pids(), timeout=LATE_S, what="HAProxy to be gone")
         assert refused(net.consumer, net.gateway_consumer_ip, PORT) is not None
         print(f"\nR52 agent drain: accepting for {listening_for:.2f} s, session cut after {cut_after:.2f} s")
+    finally:
+        agent.stop()
+
+
+def test_a_route_revoked_while_the_gateway_drains_still_loses_its_sessions_after_its_own_drain_R52_R43(
+    topology: Topology, backends: object, tmp_path: pathlib.Path
+) -> None:
+    """The drain period is the gateway's; R43's revocation drain is the endpoint's and stays short: a tenant
+    rejected while the gateway drains must not keep its sessions for the gateway's whole drain."""
+    net = topology
+    revoked_port, kept_port = PORT + 1, PORT + 2
+    agent = GatewayAgent(
+        net, tmp_path, "--drain-leave-seconds", "0.5", "--drain-seconds", "20",
+        "--revocation-drain-seconds", "1",
+    )  # fmt: skip
+    agent.start()
+    try:
+        agent.put_route(route("e-revoked", 92, (revoked_port, net.provider_ip, PLAIN_BACKEND_PORT)))
+        agent.put_route(route("e-kept", 93, (kept_port, net.provider_ip, PLAIN_BACKEND_PORT)))
+        wait_served(agent, revoked_port)
+        wait_served(agent, kept_port)
+        revoked = connect(net.consumer, net.gateway_consumer_ip, revoked_port, timeout=3.0)
+        kept = connect(net.consumer, net.gateway_consumer_ip, kept_port, timeout=3.0)
+        for session in (revoked, kept):
+            assert greeting(session)["server"] == "provider-backend"
+        assert agent.process is not None
+        agent.process.send_signal(signal.SIGTERM)
+        wait_refused(agent, kept_port, timeout=LATE_S)  # draining, listeners closed
+
+        agent.remove_route("e-revoked")
+        removed = time.monotonic()
+
+        def talks(session: socket.socket) -> bool:
+            try:
+                session.sendall(b"tick\n")
+                return read_line(session) == b"tick\n"
+            except OSError:
+                return False
+
+        wait_until(
+            lambda: not talks(revoked), timeout=1 + LATE_S, interval=0.2, what="the revoked session cut"
+        )
+        assert time.monotonic() - removed >= 0.8, "cut before the revocation drain"
+        assert talks(kept), "the other endpoint's session goes on draining (R30)"
     finally:
         agent.stop()

@@ -284,6 +284,11 @@ class Agent:
                     break
             if not self.drain.listening:
                 # HAProxy is stopping: never restart or reload it; the heartbeat goes on (still draining).
+                if self.store.changed.is_set():
+                    self.store.changed.clear()
+                    # R43 holds while draining: a revoked endpoint's sessions are cut after its own drain.
+                    listed = served_endpoints(self.store.snapshot())
+                    self.drainer.observe(listed, self.applier.state.live_routes)
                 if time.monotonic() >= next_heartbeat:
                     self.report()
                     next_heartbeat = time.monotonic() + self.args.heartbeat_interval
