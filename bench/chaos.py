@@ -190,37 +190,49 @@ class Traffic:
 
 
 class AllocationWatch:
-    """Every Endpoint state the API server went through (a watch): two live Endpoints holding one gateway
-    port, or one marker id of a service, at once; a marker id of a service ever given to a second Endpoint."""
+    """Every state the API server went through (two watches): two live Endpoints holding one gateway port, or
+    one marker id of a service, at once; a marker id of a service ever given to a second Endpoint; two route
+    ConfigMaps naming one gateway port at once (what the gateways see: the second is left out until the
+    first goes)."""
 
-    def __init__(self, custom: client.CustomObjectsApi) -> None:
-        self.custom = custom
+    def __init__(self, core: client.CoreV1Api, custom: client.CustomObjectsApi, operator_ns: str) -> None:
+        self.core, self.custom, self.operator_ns = core, custom, operator_ns
         self.duplicate_ports: list[str] = []
         self.duplicate_markers: list[str] = []
+        self.route_overlaps: list[str] = []
         self.events = 0
         self._ports: dict[int, str] = {}  # gateway port -> uid of the live endpoint holding it
         self._held: dict[str, set[int]] = collections.defaultdict(set)
         self._markers: dict[tuple[str, int], str] = {}  # (service, marker id) -> uid it was first given to
+        self._route_ports: dict[int, str] = {}  # gateway port -> route ConfigMap naming it
+        self._route_held: dict[str, set[int]] = collections.defaultdict(set)
         self._stop = threading.Event()
 
     def start(self) -> None:
-        threading.Thread(target=self._run, daemon=True).start()
+        endpoints: tuple[Any, ...] = (
+            self.custom.list_cluster_custom_object, (GROUP, VERSION, "endpoints"), {}, self._see,
+        )  # fmt: skip
+        routes = (
+            self.core.list_namespaced_config_map, (self.operator_ns,),
+            {"label_selector": "vpcep.io/route=true"}, self._see_route,
+        )  # fmt: skip
+        for follow in (endpoints, routes):
+            threading.Thread(target=self._follow, args=follow, daemon=True).start()
 
     def stop(self) -> None:
         self._stop.set()
 
-    def _run(self) -> None:
+    def _follow(self, lister: Any, args: tuple[str, ...], kwargs: dict[str, str], handler: Any) -> None:
         version = ""
         while not self._stop.is_set():
             try:
                 stream = watch.Watch()
                 for event in stream.stream(
-                    self.custom.list_cluster_custom_object, GROUP, VERSION, "endpoints",
-                    resource_version=version, timeout_seconds=30,
-                ):  # fmt: skip
-                    body = event["object"]
+                    lister, *args, **kwargs, resource_version=version, timeout_seconds=30
+                ):
+                    body = event.get("raw_object") or event["object"]
                     version = body["metadata"]["resourceVersion"]
-                    self._see(event["type"], body)
+                    handler(event["type"], body)
                     if self._stop.is_set():
                         return
             except client.ApiException as error:
@@ -229,6 +241,21 @@ class AllocationWatch:
                 time.sleep(0.2)
             except Exception:
                 time.sleep(0.2)
+
+    def _see_route(self, kind: str, body: dict[str, Any]) -> None:
+        name = body["metadata"]["name"]
+        for port in self._route_held.pop(name, set()):
+            if self._route_ports.get(port) == name:
+                del self._route_ports[port]
+        if kind == "DELETED":
+            return
+        route = json.loads((body.get("data") or {}).get("route.json") or "{}")
+        for listener in route.get("listeners") or []:
+            port = int(listener["gatewayPort"])
+            holder = self._route_ports.setdefault(port, name)
+            if holder != name:
+                self.route_overlaps.append(f"port {port}: {holder} and {name}")
+            self._route_held[name].add(port)
 
     def _see(self, kind: str, body: dict[str, Any]) -> None:
         self.events += 1
@@ -334,7 +361,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         for index in range(args.established):
             endpoint(consumer, f"kept-{index}", services[index % len(services)])
         wait(lambda: all_accepted(custom, consumer, args.established), 180, "the established endpoints")
-        watcher = AllocationWatch(custom)
+        watcher = AllocationWatch(core, custom, operator_ns)
         watcher.start()
         traffic = Traffic(discovery, consumer)
 
@@ -411,6 +438,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         results.update(final_checks(custom, core, operator_ns, provider, (consumer, storm_ns)))
         results["duplicate_ports_seen"] = watcher.duplicate_ports[:5]
         results["duplicate_markers_seen"] = watcher.duplicate_markers[:5]
+        results["route_port_overlaps_seen"] = len(watcher.route_overlaps)
+        results["route_port_overlap_examples"] = watcher.route_overlaps[:5]
         results["endpoint_events_watched"] = watcher.events
         results["connections"] = traffic.connects
         results["failed_connections"] = len(traffic.failed)
@@ -557,6 +586,7 @@ def report(results: dict[str, Any]) -> int:
         "duplicate allocations": bool(
             results.get("duplicate_ports_at_end") or results.get("duplicate_markers_at_end")
             or results.get("duplicate_ports_seen") or results.get("duplicate_markers_seen")
+            or results.get("route_port_overlaps_seen")
         ),
         "failed connections": results.get("failed_connections") != 0 or results.get("broken_streams") != 0,
     }  # fmt: skip

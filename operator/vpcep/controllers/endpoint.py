@@ -395,6 +395,9 @@ async def _finalize(rt: Operator, record: EndpointRecord) -> bool:
             endpointId=endpoint_id,
             markerId=status.markerId if status else None,
             serviceType=status.serviceType if status else None,
+            # Held until the route is gone (finalize releases them): a leader taking over mid-deletion seeds
+            # its ledger from statuses, and handed a port still in a route to another endpoint (R50, R30).
+            gatewayPorts=list(status.gatewayPorts) if status else [],
         )
         await rt.api.patch_status(
             ENDPOINT,
