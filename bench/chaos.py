@@ -254,7 +254,7 @@ class AllocationWatch:
             port = int(listener["gatewayPort"])
             holder = self._route_ports.setdefault(port, name)
             if holder != name:
-                self.route_overlaps.append(f"port {port}: {holder} and {name}")
+                self.route_overlaps.append(f"{time.strftime('%H:%M:%S')} port {port}: {holder} and {name}")
             self._route_held[name].add(port)
 
     def _see(self, kind: str, body: dict[str, Any]) -> None:
