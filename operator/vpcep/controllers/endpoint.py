@@ -460,6 +460,11 @@ async def _decide_and_apply(rt: Operator, record: EndpointRecord) -> EndpointDec
         # Same event-loop step as _facts: the ledger never lags a decision (no duplicate ids or ports).
         held = rt.allocations.ports_of(record.meta.uid)
         rt.allocations.record(record.meta.uid, record.target, decision.marker_id, decision.gateway_ports)
+        route = rt.observed.route(decision.endpoint_id)
+        if route is not None:
+            # R30: ports its route still names go to no other endpoint before the route is rewritten or
+            # removed (its removal wakes this endpoint, which then lets them go; found by bench/chaos.py).
+            rt.allocations.hold_ports(record.meta.uid, route.gateway_ports)
         rt.gateway_port_quota.hold(
             record.meta.uid, rt.observed.account(record.meta.namespace), len(decision.gateway_ports)
         )
