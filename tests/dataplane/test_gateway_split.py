@@ -95,7 +95,10 @@ class SplitGateway:
 def split_gateway(
     topology: Topology, backends: dict[str, subprocess.Popen[bytes]], tmp_path: pathlib.Path
 ) -> Iterator[SplitGateway]:
-    containers = rendered_gateway_containers("metrics.enabled=false", f"gateway.healthPort={HEALTH_PORT}")
+    # A short R52 leave delay: the preStop hook keeps HAProxy accepting that long before its soft stop.
+    containers = rendered_gateway_containers(
+        "metrics.enabled=false", f"gateway.healthPort={HEALTH_PORT}", "gateway.drain.leaveSeconds=1"
+    )
     gateway = SplitGateway(topology, tmp_path, containers)
     try:
         yield gateway

@@ -143,9 +143,12 @@ def test_mid_upgrade_reports_are_read_both_ways_R52() -> None:
         "unhealthyBackends",
         "error",
     }
-    newer = {**report, "draining": True}
+    newer = {**report, "aFieldOfTomorrow": True}
     body = {
         "metadata": {"name": "vpcep-gateway-gw", "labels": {"vpcep.io/gateway-status": "true"}},
         "data": {"status.json": json.dumps(newer)},
     }
     assert fleet_of(body).rejected("e-1") == "gw: port in use"
+    # R52's draining flag is written only when set, and this operator reads it.
+    draining = {**body, "data": {"status.json": json.dumps({**report, "draining": True})}}
+    assert [status.gateway for status in fleet_of(draining).draining] == ["gw"]

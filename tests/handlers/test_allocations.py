@@ -57,3 +57,33 @@ def test_lowest_free_ports_are_the_lowest_nobody_else_holds(
         others = set().union(*(ports for owner, ports in held.items() if owner != asker))
         expected = [p for p in range(FIRST, LAST + 1) if p not in others][:count]
         assert list(ledger.lowest_free_ports(asker, count, FIRST, LAST)) == expected
+
+
+def test_ports_a_route_names_are_held_for_its_endpoint_until_its_next_decision_R50() -> None:
+    """A leader killed between writing an endpoint's route and its status: the next leader seeds the ledger
+    from statuses and from routes, so the route's port is not handed to another endpoint while the gateways
+    still serve it (bench/chaos.py found such overlaps at takeovers)."""
+    from vpcep.state.records import index_operator_config_maps
+
+    body = {
+        "metadata": {
+            "name": "vpcep-route-e1",
+            "resourceVersion": "7",
+            "labels": {
+                "vpcep.io/route": "true",
+                "vpcep.io/endpoint-id": "e1",
+                "vpcep.io/endpoint-uid": "uid-a",
+            },
+        },
+        "data": {"route.json": '{"listeners": [{"gatewayPort": 30000}, {"gatewayPort": 30002}]}'},
+    }
+    (route,) = index_operator_config_maps(body).values()
+    assert route.gateway_ports == (30000, 30002)
+
+    ledger = Allocations()
+    ledger.record("uid-a", SERVICE, 1, [])  # its status names no port yet
+    ledger.hold_ports(route.endpoint_uid, route.gateway_ports)
+    assert ledger.lowest_free_ports("uid-b", 2, FIRST, LAST) == (30001, 30003)
+    assert ledger.lowest_free_ports("uid-a", 2, FIRST, LAST) == (30000, 30001)  # its own come back first
+    ledger.record("uid-a", SERVICE, 1, [GatewayPort(clientPort=80, gatewayPort=30001)])  # its next decision
+    assert ledger.lowest_free_ports("uid-b", 1, FIRST, LAST) == (30000,)

@@ -97,7 +97,12 @@ CASES: list[tuple[str, StatusClaim, list[GatewayPod], DistrustReason | None]] = 
         DistrustReason.NOT_RUNNING,
     ),
     ("R47-running-but-not-ready", claim(), [pod(ready=False)], DistrustReason.NOT_READY),
-    ("R52-terminating-gateway-leaves-first", claim(), [pod(terminating=True)], DistrustReason.TERMINATING),
+    (
+        "R47-terminating-pod-of-another-address",
+        claim(address="10.0.0.9"),
+        [pod(terminating=True)],
+        DistrustReason.ADDRESS_MISMATCH,
+    ),
     ("R47-pod-without-ip-yet", claim(), [pod(ips=())], DistrustReason.ADDRESS_MISMATCH),
 ]
 
@@ -115,6 +120,15 @@ def test_judge_status(
             or GOOD.name in verdict.message
             or "ghost" in verdict.message
         )
+
+
+@pytest.mark.parametrize("ready", [True, False])
+def test_a_terminating_gateway_pod_is_believed_as_draining_ready_or_not_R52(ready: bool) -> None:
+    """R52: a terminating gateway leaves the EndpointSlices first and drains; its readiness fails once HAProxy
+    stops listening, but it still holds sessions (and its share of R21's cap)."""
+    verdict = judge_status(claim(), {GOOD.name: pod(terminating=True, ready=ready)}, DEPLOYMENT)
+    assert verdict.trusted and verdict.draining
+    assert not judge_status(claim(), {GOOD.name: GOOD}, DEPLOYMENT).draining
 
 
 def test_every_status_gets_a_verdict_in_name_order_and_one_bad_status_spoils_no_other_R47() -> None:

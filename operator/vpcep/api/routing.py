@@ -113,6 +113,12 @@ class GatewayStatus(ApiModel):
         description="Why the gateway could not apply the newest routes at all (HAProxy refused the "
         "configuration or the reload failed; it keeps serving the last good one); empty after a good apply.",
     )
+    draining: bool = Field(
+        default=False,
+        description="The gateway is terminating (R52): it keeps serving the sessions it holds for the drain "
+        "period but must be sent no new ones; the operator removes its address from every EndpointSlice at "
+        "once and keeps counting it in R21's share of the cap while it holds sessions.",
+    )
 
 
 # Fields an operator older than the bounded status (R52) does not know and refuses: written only when set.
@@ -123,3 +129,5 @@ BOUNDED_STATUS_FIELDS = (
     "unhealthyBackendsTotal",
     "unlistedProblems",
 )
+# Written only when set, as the bounded fields: a report without them reads the same to any operator.
+OPTIONAL_STATUS_FIELDS = (*BOUNDED_STATUS_FIELDS, "draining")

@@ -274,7 +274,7 @@ async def _apply_data_path(
         sourceCIDRs=list(record.spec.accessControl.sourceCIDRs)
         if record.spec and record.spec.accessControl
         else [],
-        maxConnections=per_gateway_cap(rt.config.maxConnectionsPerEndpoint, len(fleet.ready)),  # R21, R49
+        maxConnections=per_gateway_cap(rt.config.maxConnectionsPerEndpoint, fleet.cap_sharers),  # R21, R52
         consumerNamespace=namespace,
         endpointName=name,
         serviceName=(service_record.status.serviceName or "") if service_record.status else "",
@@ -398,6 +398,9 @@ async def _finalize(rt: Operator, record: EndpointRecord) -> bool:
             endpointId=endpoint_id,
             markerId=status.markerId if status else None,
             serviceType=status.serviceType if status else None,
+            # Held until the route is gone (finalize releases them): a leader taking over mid-deletion seeds
+            # its ledger from statuses, and handed a port still in a route to another endpoint (R50, R30).
+            gatewayPorts=list(status.gatewayPorts) if status else [],
         )
         await rt.api.patch_status(
             ENDPOINT,
@@ -460,6 +463,11 @@ async def _decide_and_apply(rt: Operator, record: EndpointRecord) -> EndpointDec
         # Same event-loop step as _facts: the ledger never lags a decision (no duplicate ids or ports).
         held = rt.allocations.ports_of(record.meta.uid)
         rt.allocations.record(record.meta.uid, record.target, decision.marker_id, decision.gateway_ports)
+        route = rt.observed.route(decision.endpoint_id)
+        if route is not None:
+            # R30: ports its route still names go to no other endpoint before the route is rewritten or
+            # removed (its removal wakes this endpoint, which then lets them go; found by bench/chaos.py).
+            rt.allocations.hold_ports(record.meta.uid, route.gateway_ports)
         rt.gateway_port_quota.hold(
             record.meta.uid, rt.observed.account(record.meta.namespace), len(decision.gateway_ports)
         )

@@ -186,6 +186,11 @@ def seed_allocations(rt: Operator) -> None:
             record.meta.uid, rt.observed.account(namespace), len(record.status.gatewayPorts)
         )
         endpoint.track_port_waiter(rt, record, record.status)  # R49: waiters keep their order after a restart
+    # A route names ports its endpoint's status may not (yet): the previous leader wrote the route and was
+    # killed before the status (R50). Until that endpoint's next decision nobody else is handed them (R30).
+    for route in rt.observed.routes():
+        if route.endpoint_uid and route.gateway_ports:
+            rt.allocations.hold_ports(route.endpoint_uid, route.gateway_ports)
     rt.observed.forget_quota_order()
 
 

@@ -1,10 +1,11 @@
 """R21 across gateway replicas (R49): an endpoint's connection cap holds for the endpoint as a whole.
 
 Each gateway enforces its share of the cap alone (HAProxy counts only its own sessions), so the operator
-writes each route's per-gateway cap as ⌈cap ÷ ready gateways⌉ and rewrites the routes when the number of
-ready gateways changes. Accuracy (docs/security.md): the endpoint's total never exceeds
-gateways * ⌈cap ÷ gateways⌉ <= cap + gateways - 1; a client whose connections all land on one gateway gets
-that gateway's share only, so with uneven spreading refusals start below cap.
+writes each route's per-gateway cap as ⌈cap ÷ gateways⌉ and rewrites the routes when that number changes.
+The gateways counted are the ready ones and the draining ones (R52): a draining gateway holds up to its share
+of sessions until it stops, and counting it makes a drain rewrite no route. Accuracy (docs/security.md): the
+endpoint's total never exceeds gateways * ⌈cap ÷ gateways⌉ <= cap + gateways - 1; a client whose connections
+all land on one gateway gets that gateway's share only, so with uneven spreading refusals start below cap.
 """
 
 from __future__ import annotations

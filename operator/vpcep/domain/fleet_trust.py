@@ -5,8 +5,9 @@ consumer EndpointSlice). Whoever can write a status object could aim every endpo
 choosing, so a status counts only when the object, the pod and the address agree:
 - the status object is the one its gateway alone may write: ``vpcep-gateway-<pod name>`` (the chart's
   admission policy refuses any other name to the gateway's token, docs/security.md);
-- it is reported by a pod that exists, is ``Running`` and Ready and is not terminating (a terminating
-  gateway leaves the EndpointSlices first, R52);
+- it is reported by a pod that exists, is ``Running`` and Ready -- or is terminating: then it is believed
+  as *draining* (R52: it leaves the EndpointSlices at once, Ready or not, and keeps its share of R21's cap
+  while it serves the sessions it holds);
 - that pod belongs to the gateway Deployment: its controller is the Deployment's ReplicaSet
   ``<deployment>-<pod-template-hash>`` (only the Deployment controller, or someone with ReplicaSet rights in
   the operator namespace, makes such a pod);
@@ -32,7 +33,6 @@ class DistrustReason(enum.StrEnum):
     NOT_OWNED = "NotAGatewayPod"
     NOT_RUNNING = "GatewayPodNotRunning"
     NOT_READY = "GatewayPodNotReady"
-    TERMINATING = "GatewayPodTerminating"
     ADDRESS_MISMATCH = "AddressNotThePodIP"
 
 
@@ -60,6 +60,7 @@ class GatewayPod(Frozen):
 class TrustVerdict(Frozen):
     object_name: str
     trusted: bool
+    draining: bool = Field(default=False, description="Trusted, and its pod is terminating (R52).")
     reason: DistrustReason | None = None
     message: str = ""
 
@@ -95,18 +96,19 @@ def judge_status(claim: StatusClaim, pods: Mapping[str, GatewayPod], deployment:
             f"pod {pod.name} is not a pod of Deployment {deployment} "
             f"(controller {pod.controller_kind or 'none'} {pod.controller_name or ''})".rstrip(),
         )
-    if pod.terminating:
-        return distrust(DistrustReason.TERMINATING, f"gateway pod {pod.name} is terminating")
     if pod.phase != "Running":
         return distrust(DistrustReason.NOT_RUNNING, f"gateway pod {pod.name} is {pod.phase or 'not running'}")
-    if not pod.ready:
-        return distrust(DistrustReason.NOT_READY, f"gateway pod {pod.name} is not Ready")
     if claim.address not in pod.ips:
         return distrust(
             DistrustReason.ADDRESS_MISMATCH,
             f"status {claim.object_name} reports address {claim.address!r}, but pod {pod.name} has "
             f"{', '.join(pod.ips) or 'no IP'}",
         )
+    if pod.terminating:
+        # Its readiness fails once HAProxy stops listening; it still holds sessions (R52).
+        return TrustVerdict(object_name=claim.object_name, trusted=True, draining=True)
+    if not pod.ready:
+        return distrust(DistrustReason.NOT_READY, f"gateway pod {pod.name} is not Ready")
     return TrustVerdict(object_name=claim.object_name, trusted=True)
 
 

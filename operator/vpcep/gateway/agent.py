@@ -23,6 +23,7 @@ from typing import Any
 from vpcep.api.denied_addresses import Network, as_address, parse_networks
 from vpcep.builders.gateway_capacity import session_budget
 from vpcep.builders.haproxy_config import HaproxySettings
+from vpcep.gateway.drain import GatewayDrain
 from vpcep.gateway.haproxy_process import HaproxyMaster, raise_file_limit
 from vpcep.gateway.health import unhealthy_backends
 from vpcep.gateway.reloader import Applier, wait_for_quiet
@@ -152,6 +153,22 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         "ClusterIP (env KUBERNETES_SERVICE_HOST); repeatable; a route aimed there is refused and reported "
         "(R45: defence in depth behind the operator's check)",
     )
+    parser.add_argument(
+        "--drain-leave-seconds",
+        type=non_negative_seconds,
+        default=non_negative_seconds(env("GATEWAY_DRAIN_LEAVE_SECONDS") or "0"),
+        help="on SIGTERM the gateway reports itself draining and keeps accepting connections this long, "
+        "while the operator removes its address from every EndpointSlice and kube-proxy follows (R52; env "
+        "GATEWAY_DRAIN_LEAVE_SECONDS; the chart sets gateway.drain.leaveSeconds, 10)",
+    )
+    parser.add_argument(
+        "--drain-seconds",
+        type=non_negative_seconds,
+        default=non_negative_seconds(env("GATEWAY_DRAIN_SECONDS") or "10"),
+        help="then HAProxy stops listening and its open sessions may go on this long before they are cut "
+        "(R52; env GATEWAY_DRAIN_SECONDS; the chart sets gateway.drain.sessionSeconds, 45); the pod's "
+        "terminationGracePeriodSeconds must cover both. SIGINT, or a second SIGTERM, stops at once",
+    )
     parser.add_argument("--log-level", default=env("LOG_LEVEL") or "INFO")
     return parser.parse_args(argv)
 
@@ -238,6 +255,28 @@ class Agent:
                 "" if budget.fits else "; the limit is too small, floors apply: raise it",
             )
         self.stop = threading.Event()
+        self.drain = GatewayDrain(args.drain_leave_seconds, args.drain_seconds)
+
+    def begin_drain(self) -> None:
+        """SIGTERM (R52): report draining at once, serve on for the leave delay, then stop listening and let
+        open sessions end within the drain period. Safe from a signal handler."""
+        self.drain.begin()
+        self.store.changed.set()
+
+    def _drain_step(self) -> bool:
+        """Advance the drain; True when it is over (HAProxy gone, or the drain period spent)."""
+        if self.drain.stop_listening_due():
+            log.info("draining: listeners stop; open sessions have %.0f s (R52)", self.drain.sessions_s)
+            self.master.soft_stop()
+        if self.drain.listening:
+            return False
+        if not self.master.running():
+            log.info("drained: HAProxy has closed its last session")
+            return True
+        if self.drain.overdue():
+            log.warning("drain period over: cutting the sessions still open")
+            return True
+        return False
 
     def run(self) -> None:
         raise_file_limit()
@@ -263,6 +302,27 @@ class Agent:
         next_heartbeat = 0.0
         next_retry = time.monotonic() + self.args.retry_interval
         while not self.stop.is_set():
+            if self.drain.started is not None:
+                if not self.drain.reported:
+                    log.info("SIGTERM: draining; out of the EndpointSlices, still serving for %.0f s (R52)",
+                             self.drain.leave_s)  # fmt: skip
+                    self.drain.reported = True
+                    next_heartbeat = 0.0
+                if self._drain_step():
+                    self.report()
+                    break
+            if not self.drain.listening:
+                # HAProxy is stopping: never restart or reload it; the heartbeat goes on (still draining).
+                if self.store.changed.is_set():
+                    self.store.changed.clear()
+                    # R43 holds while draining: a revoked endpoint's sessions are cut after its own drain.
+                    listed = served_endpoints(self.store.snapshot())
+                    self.drainer.observe(listed, self.applier.state.live_routes)
+                if time.monotonic() >= next_heartbeat:
+                    self.report()
+                    next_heartbeat = time.monotonic() + self.args.heartbeat_interval
+                self.store.changed.wait(0.2)
+                continue
             if self.applier.state.retry_wanted and time.monotonic() >= next_retry:
                 # A route whose port another process held may be fine now: try again, unchanged. Routes
                 # HAProxy refused wait for a change of their own content (reloader.py, R49).
@@ -303,6 +363,7 @@ class Agent:
             rejected=state.rejected,
             unhealthy=[b for b in unhealthy if b.endpointId in state.live_routes],
             error=state.error,
+            draining=self.drain.started is not None,
         )
         try:
             self.writer.write(status)
@@ -367,7 +428,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
 
     def on_signal(signum: int, _frame: object) -> None:
-        log.info("signal %d: stopping", signum)
+        if signum == signal.SIGTERM and agent.drain.started is None:
+            agent.begin_drain()  # the kubelet's stop: drain (R52)
+            return
+        log.info("signal %d: stopping now", signum)  # Ctrl-C, or a second signal: no drain
         agent.stop.set()
 
     signal.signal(signal.SIGTERM, on_signal)
@@ -375,7 +439,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         agent.run()
     finally:
-        agent.shutdown(graceful=True)
+        # After a drain what is left is cut (its period is over); otherwise sessions get the usual grace.
+        agent.shutdown(graceful=agent.drain.started is None)
     return 0
 
 

@@ -5,9 +5,11 @@ pod's other container, the only one with a ServiceAccount token) has written the
 the shared emptyDir, then replaces itself with the HAProxy master in master-worker mode, with the master CLI
 socket beside the config. From then on the agent drives HAProxy through that socket only (``reload``).
 
-``--soft-stop`` is the container's preStop hook: SIGUSR1 to the master (stop listening, let sessions end,
-R30), then wait for it to exit, so the kubelet's SIGTERM (a hard stop for HAProxy) comes only after the
-drain or at the end of the grace period.
+``--soft-stop`` is the container's preStop hook (R52, vpcep.gateway.drain): wait ``--leave-seconds`` while
+HAProxy still accepts (the agent has reported the gateway draining and the operator takes it out of every
+EndpointSlice meanwhile), then SIGUSR1 to the master (stop listening, let sessions end, R30), then wait for it
+to exit, so the kubelet's SIGTERM (a hard stop for HAProxy) comes only after the drain or at the end of the
+grace period.
 """
 
 from __future__ import annotations
@@ -38,6 +40,13 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         "--soft-stop",
         action="store_true",
         help="stop the running master gracefully and wait until it is gone (the preStop hook)",
+    )
+    parser.add_argument(
+        "--leave-seconds",
+        type=float,
+        default=float(env("GATEWAY_DRAIN_LEAVE_SECONDS") or 0),
+        help="with --soft-stop: seconds HAProxy keeps accepting before it stops listening (R52; env "
+        "GATEWAY_DRAIN_LEAVE_SECONDS)",
     )
     parser.add_argument(
         "--timeout", type=float, default=3600.0, help="seconds to wait for the config, or for a soft stop"
@@ -75,6 +84,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     files = RuntimeFiles(args.runtime_dir)
     if args.soft_stop:
+        time.sleep(args.leave_seconds)
         return soft_stop(files, args.timeout)
     print(f"waiting for {files.config} from the gateway agent", file=sys.stderr, flush=True)
     if not wait_for_config(files, args.timeout):

@@ -247,6 +247,16 @@ class HaproxyMaster:
                 return after
         raise HaproxyError(f"reload did not complete within {timeout_s} s")
 
+    def soft_stop(self) -> None:
+        """Stop listening and let open sessions end (SIGUSR1 to the master, which exits after its last
+        worker); returns at once. External: the HAProxy container's preStop hook does it (R47)."""
+        if self.external:
+            return
+        pid = self._pid_from_file()
+        if pid is not None:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGUSR1)
+
     def stop(self, graceful: bool = True, timeout_s: float = 10.0) -> None:
         if self.external:
             # Its own container stops it (a preStop soft stop, then the kubelet's signal); the agent's

@@ -11,13 +11,13 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Protocol
 
 from vpcep.api.routing import (
-    BOUNDED_STATUS_FIELDS,
     DIGEST_ENTRIES,
     ERROR_CHARS,
     GATEWAY_STATUS_DATA_KEY,
     GATEWAY_STATUS_LABEL,
     GATEWAY_STATUS_NAME_PREFIX,
     LISTED_PROBLEMS,
+    OPTIONAL_STATUS_FIELDS,
     PROBLEM_MESSAGE_CHARS,
     BackendHealth,
     GatewayStatus,
@@ -44,6 +44,7 @@ def bounded_status(
     rejected: Mapping[str, str],
     unhealthy: Sequence[BackendHealth],
     error: str,
+    draining: bool = False,
 ) -> GatewayStatus:
     """The report, of a size bounded whatever the number of routes (R52): the first LISTED_PROBLEMS refused
     routes and unreachable backends with their messages, every further one by short id (up to
@@ -76,13 +77,14 @@ def bounded_status(
         unhealthyBackendsTotal=len(down) if len(down) > LISTED_PROBLEMS else 0,
         unlistedProblems=len(refused) + len(down) - listed - len(more_refused) - len(more_down),
         error=_clipped(error, ERROR_CHARS),
+        draining=draining,
     )
 
 
 def status_config_map(name: str, status: GatewayStatus, pod_uid: str | None) -> dict[str, Any]:
     """The ConfigMap body a gateway writes: its status as compact JSON under one key."""
     report = status.model_dump(mode="json")
-    for key in BOUNDED_STATUS_FIELDS:  # an older operator refuses keys it does not know (mid-upgrade)
+    for key in OPTIONAL_STATUS_FIELDS:  # an older operator refuses keys it does not know (mid-upgrade)
         if not report[key]:
             del report[key]
     body: dict[str, Any] = {

@@ -28,6 +28,11 @@ class Allocations:
         self._set_marker(uid, service_key, marker_id)
         self._set_ports(uid, tuple(port.gatewayPort for port in ports))
 
+    def hold_ports(self, uid: str, ports: Iterable[int]) -> None:
+        """Ports the endpoint holds besides those recorded (its route names them): kept from others until
+        its next decision records what it holds."""
+        self._set_ports(uid, tuple(sorted({*self._ports.get(uid, ()), *ports})))
+
     def release(self, uid: str) -> None:
         self._set_marker(uid, None, None)
         self._set_ports(uid, ())

@@ -75,15 +75,27 @@ def unreachability(gateway: GatewayStatus, endpoint_id: str) -> str | None:
 
 @dataclass(frozen=True)
 class FleetView:
+    # Gateways that take new connections: their addresses are in every EndpointSlice.
     ready: tuple[GatewayStatus, ...]
     # R52: no believed gateway reported within the timeout; `ready` is the last good set, kept.
     held_static: bool = False
     # R47: status reports not believed, with the reason (they count for nothing).
     distrusted: tuple[TrustVerdict, ...] = ()
+    # R52: gateways that are terminating (their report says so, or their pod has a deletionTimestamp): out of
+    # every EndpointSlice at once, never waited for, but still serving the sessions they hold.
+    draining: tuple[GatewayStatus, ...] = ()
 
     @property
     def addresses(self) -> tuple[str, ...]:
         return tuple(sorted({gateway.address for gateway in self.ready}))
+
+    @property
+    def cap_sharers(self) -> int:
+        """The gateways R21's cap is shared by (vpcep.domain.connection_cap): the ready ones and the draining
+        ones. A draining gateway still holds up to its share of an endpoint's sessions, so counting it keeps
+        the total at or under the cap; and a drain then rewrites no route, so the slices are left at once
+        (the share changes when the drained gateway's report goes, as for any gateway that leaves)."""
+        return len(self.ready) + len(self.draining)
 
     def applied(self, route_resource_version: int | None) -> bool:
         """Every ready gateway serves the route (its ConfigMap version is covered by each one's report)."""
@@ -168,6 +180,7 @@ class FleetObserver:
         self._last_good: frozenset[str] = frozenset()  # status objects fresh at the last fresh moment
         self._held = False
         self._reported: set[tuple[str, str]] = set()  # (status object, reason) logged already
+        self._draining: frozenset[str] = frozenset()  # status objects draining at the last view (logged)
 
     def view(
         self,
@@ -181,7 +194,7 @@ class FleetObserver:
         R47), and fresh -- or, when none is fresh, the last good set (R52). `now`: this process's monotonic
         clock."""
         known = list(records)
-        believed, distrusted = self._believed(known, pods, deployment)
+        believed, distrusted, terminating = self._believed(known, pods, deployment)
         for record in believed:
             seen = self._seen.get(record.name)
             if seen is None or seen[0] != record.version:
@@ -207,20 +220,36 @@ class FleetObserver:
             kept = [r for r in believed if r.name in self._last_good]
             held = bool(kept)
         self._note_hold(held, kept, believed)
-        statuses = sorted((r.status for r in kept if r.status is not None), key=lambda s: s.gateway)
-        return FleetView(ready=tuple(statuses), held_static=held, distrusted=distrusted)
+        draining = {r.name for r in kept if r.name in terminating or (r.status and r.status.draining)}
+        self._note_draining(draining)
+
+        def statuses(leaving: bool) -> tuple[GatewayStatus, ...]:
+            chosen = (r.status for r in kept if r.status is not None and (r.name in draining) is leaving)
+            return tuple(sorted(chosen, key=lambda status: status.gateway))
+
+        return FleetView(
+            ready=statuses(False), held_static=held, distrusted=distrusted, draining=statuses(True)
+        )
 
     def _believed(
         self, records: list[GatewayRecord], pods: Iterable[GatewayPod] | None, deployment: str
-    ) -> tuple[list[GatewayRecord], tuple[TrustVerdict, ...]]:
+    ) -> tuple[list[GatewayRecord], tuple[TrustVerdict, ...], frozenset[str]]:
+        """The believed records, the verdicts against the others, and the believed ones whose pod is
+        terminating (R52: draining)."""
         readable = [record for record in records if record.status is not None]
         if pods is None:  # trust not enforced (config verifyGatewayPods: false)
-            return readable, ()
+            return readable, (), frozenset()
         claims = {record.name: claim for record in readable if (claim := claim_of(record)) is not None}
         verdicts = judge_statuses(claims.values(), pods, deployment)
         trusted = {verdict.object_name for verdict in verdicts if verdict.trusted}
         distrusted = tuple(verdict for verdict in verdicts if not verdict.trusted)
-        return [record for record in readable if record.name in trusted], distrusted
+        terminating = frozenset(verdict.object_name for verdict in verdicts if verdict.draining)
+        return [record for record in readable if record.name in trusted], distrusted, terminating
+
+    def _note_draining(self, draining: set[str]) -> None:
+        for name in sorted(draining - self._draining):
+            logger.info("gateway %s drains: out of every EndpointSlice, serving its sessions (R52)", name)
+        self._draining = frozenset(draining)
 
     def _note_hold(self, held: bool, kept: list[GatewayRecord], believed: list[GatewayRecord]) -> None:
         if held and not self._held:
@@ -279,7 +308,8 @@ class GatewayFleet:
         # endpoint -> the route resourceVersion it waits for the fleet to apply (None: any gateway report)
         self._waiting: dict[Ref, int | None] = {}
         self._established: set[Ref] = set()  # Creating or Accepted: its EndpointSlice lists the gateways
-        self._addresses: tuple[str, ...] = ()
+        # What established endpoints were last woken for: the slice addresses and R21's cap share (R52).
+        self._shape: tuple[tuple[str, ...], int] = ((), 0)
         self._problems: frozenset[Problem] = frozenset()
 
     def track(self, ref: Ref, *, waiting: bool, awaited_version: int | None, established: bool) -> None:
@@ -298,14 +328,15 @@ class GatewayFleet:
         self._established.discard(ref)
 
     def moved(self, fleet: FleetView) -> bool:
-        """The set of ready gateways differs from the one dependents last saw (a heartbeat went stale)."""
-        return fleet.addresses != self._addresses
+        """The set of ready gateways (their slices) or the number sharing the cap (their routes) differs from
+        what dependents last saw (a heartbeat went stale, a gateway began draining or went)."""
+        return (fleet.addresses, fleet.cap_sharers) != self._shape
 
     def concerned(self, fleet: FleetView, endpoint_by_id: Callable[[str], Ref | None]) -> set[Ref]:
         """The endpoints a new fleet report concerns; remembers the report as seen."""
         refs = {ref for ref, awaited in self._waiting.items() if awaited is None or fleet.applied(awaited)}
         if self.moved(fleet):
-            self._addresses = fleet.addresses
+            self._shape = (fleet.addresses, fleet.cap_sharers)
             refs |= set(self._waiting) | self._established
         problems = problem_endpoints(fleet)
         if problems != self._problems:

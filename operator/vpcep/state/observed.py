@@ -379,6 +379,11 @@ class Observed:
         record: RouteRecord | None = _first(self._c.operator_config_maps, ("route", endpoint_id))
         return record
 
+    def routes(self) -> Iterator[RouteRecord]:
+        for key in list(self._c.operator_config_maps.keys()):
+            if key[0] == "route":
+                yield from _all(self._c.operator_config_maps, key)
+
     def gateways(self) -> list[GatewayRecord]:
         return _all(self._c.operator_config_maps, GATEWAYS_KEY)
 

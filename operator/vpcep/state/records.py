@@ -18,7 +18,13 @@ from pydantic import ValidationError
 from vpcep.api.endpoint import EndpointSpec, EndpointStatus
 from vpcep.api.endpoint_connection import Decision
 from vpcep.api.endpoint_service import BackendKind, EndpointServiceSpec, EndpointServiceStatus
-from vpcep.api.routing import GATEWAY_STATUS_DATA_KEY, GATEWAY_STATUS_LABEL, ROUTE_LABEL, GatewayStatus
+from vpcep.api.routing import (
+    GATEWAY_STATUS_DATA_KEY,
+    GATEWAY_STATUS_LABEL,
+    ROUTE_DATA_KEY,
+    ROUTE_LABEL,
+    GatewayStatus,
+)
 from vpcep.api.whitelist import WhitelistSpec
 from vpcep.builders.connection import connection_name
 from vpcep.builders.meta import (
@@ -312,6 +318,7 @@ def index_operator_config_maps(body: Body, **_: Any) -> dict[tuple[str, ...], An
                 resource_version=int(meta.get("resourceVersion", "0") or 0),
                 spec_hash=spec_hash_of(body),
                 endpoint_uid=labels.get(ENDPOINT_UID_LABEL, ""),
+                gateway_ports=_route_ports(data.get(ROUTE_DATA_KEY, "")),
             )
         }
     if labels.get(GATEWAY_STATUS_LABEL) == "true":
@@ -341,6 +348,17 @@ class RouteRecord:
     resource_version: int
     spec_hash: str | None
     endpoint_uid: str
+    # The ports the route makes the gateways listen on: held by its endpoint while the route exists, even
+    # before (or without) a status naming them (a leader killed between the two writes, R50).
+    gateway_ports: tuple[int, ...] = ()
+
+
+def _route_ports(text: str) -> tuple[int, ...]:
+    try:
+        listeners = json.loads(text).get("listeners") or []
+        return tuple(sorted({int(listener["gatewayPort"]) for listener in listeners}))
+    except (ValueError, TypeError, KeyError, AttributeError):
+        return ()  # an unreadable route holds nothing it could name
 
 
 @dataclass(frozen=True, slots=True)
