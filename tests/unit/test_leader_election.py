@@ -18,7 +18,9 @@ from vpcep.runtime.leader import ElectionTiming, LeaderElector, LeaseConflict, L
 from vpcep.runtime.source import Source
 
 TIMING = ElectionTiming(lease_duration=10.0, renew_deadline=7.0, retry_period=2.0)
-FAST = ElectionTiming(lease_duration=0.6, renew_deadline=0.4, retry_period=0.05)
+# Short real periods, yet long enough that a process descheduled for a few hundred ms on a loaded machine
+# (CI, parallel sessions) does not lose a lease the test expects it to keep.
+FAST = ElectionTiming(lease_duration=1.5, renew_deadline=1.0, retry_period=0.1)
 
 
 @dataclass
