@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import os
+import pathlib
 import secrets
 import socket
 import subprocess
@@ -153,6 +154,15 @@ class Topology:
                 with contextlib.suppress(ProcessLookupError, ValueError):
                     os.kill(int(pid), 9)
             sh("ip", "netns", "del", ns, check=False)
+
+
+def haproxy_in_netns(folder: pathlib.Path, ns: str) -> pathlib.Path:
+    """An executable that runs HAProxy inside network namespace `ns`: what a gateway agent under test is given
+    as `--haproxy`, so the proxy it drives listens where a gateway pod's would."""
+    wrapper = folder / f"haproxy-in-{ns}"
+    wrapper.write_text(f'#!/bin/sh\nexec ip netns exec {ns} haproxy "$@"\n')
+    wrapper.chmod(0o755)
+    return wrapper
 
 
 def spawn(

@@ -35,7 +35,7 @@ from integration.helpers import REPO, Cluster, OperatorProcess, phase_is, runnin
 
 from .conftest import BACKEND_SERVER
 from .helpers import chart_network_policy
-from .netns import Topology, require_netns, sh, spawn
+from .netns import Topology, haproxy_in_netns, require_netns, sh, spawn
 from .policy_enforcer import EGRESS, INGRESS, Member, PolicyEnforcer
 from .test_gateway_isolation import _connect_endpoint, _publish, outcome
 
@@ -144,9 +144,7 @@ def scene(cluster: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sc
             directions=(INGRESS, EGRESS),
         )
         enforcer.start()
-        haproxy = work / "haproxy-in-gateway-netns"
-        haproxy.write_text(f'#!/bin/sh\nexec ip netns exec {net.gateway} haproxy "$@"\n')
-        haproxy.chmod(0o755)
+        haproxy = haproxy_in_netns(work, net.gateway)
         with running_gateway_agent(
             kube, OPERATOR_NS, f"egr-{PID}",
             "--address", net.gateway_consumer_ip, "--bind-address", "0.0.0.0", "--haproxy", str(haproxy),

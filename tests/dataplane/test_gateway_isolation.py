@@ -33,7 +33,7 @@ from integration.helpers import REPO, Cluster, OperatorProcess, phase_is, runnin
 
 from .conftest import BACKEND_SERVER
 from .helpers import call, chart_network_policy
-from .netns import Topology, netns_supported, sh, spawn
+from .netns import Topology, haproxy_in_netns, netns_supported, sh, spawn
 from .policy_enforcer import Member, PolicyEnforcer
 
 pytestmark = [pytest.mark.cluster, pytest.mark.netns]
@@ -166,9 +166,7 @@ def scene(cluster: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sc
             [Member(CONSUMER, net.consumer_ip), Member(STRANGER, net.stranger_ip)],
         )
         enforcer.start()
-        haproxy = work / "haproxy-in-gateway-netns"
-        haproxy.write_text(f'#!/bin/sh\nexec ip netns exec {net.gateway} haproxy "$@"\n')
-        haproxy.chmod(0o755)
+        haproxy = haproxy_in_netns(work, net.gateway)
         with running_gateway_agent(
             kube, OPERATOR_NS, f"iso-{PID}",
             "--address", net.gateway_consumer_ip, "--bind-address", "0.0.0.0", "--haproxy", str(haproxy),

@@ -28,7 +28,7 @@ from typing import Any
 from releases import get, wait_for
 
 from dataplane.helpers import greeting, read_line
-from dataplane.netns import Topology, connect, require_netns, sh, spawn
+from dataplane.netns import Topology, connect, haproxy_in_netns, require_netns, sh, spawn
 from gateway_pods import create_gateway_pod
 
 REPO = Path(__file__).resolve().parents[2]
@@ -97,9 +97,7 @@ class Scene:
         )
         runtime = self.workdir / name
         runtime.mkdir(parents=True)
-        wrapper = runtime / "haproxy-in-gateway-netns"
-        wrapper.write_text(f'#!/bin/sh\nexec ip netns exec {self.net.gateway} haproxy "$@"\n')
-        wrapper.chmod(0o755)
+        wrapper = haproxy_in_netns(runtime, self.net.gateway)
         argv = [
             sys.executable, "-m", "vpcep.gateway.agent", "--name", name, "--namespace", namespace,
             "--address", self.net.gateway_consumer_ip, "--bind-address", self.net.gateway_consumer_ip,

@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 import pytest
 
 from dataplane.helpers import read_line
-from dataplane.netns import Topology, connect, require_netns, sh, spawn
+from dataplane.netns import Topology, connect, haproxy_in_netns, require_netns, sh, spawn
 from integration.conftest import delete_namespaces, start_operator
 from integration.helpers import (
     Cluster,
@@ -98,9 +98,7 @@ def gateway(
 ) -> Iterator[str]:
     """A real agent whose HAProxy runs in the gateway namespace bound to `address`; yields its runtime dir."""
     with tempfile.TemporaryDirectory(prefix="vpcep-drain-") as folder:
-        wrapper = pathlib.Path(folder) / "haproxy-in-gateway-netns"
-        wrapper.write_text(f'#!/bin/sh\nexec ip netns exec {net.gateway} haproxy "$@"\n')
-        wrapper.chmod(0o755)
+        wrapper = haproxy_in_netns(pathlib.Path(folder), net.gateway)
         with running_gateway_agent(
             kube, operator.namespace, f"{name}-{PID}",
             "--address", address, "--bind-address", address, "--haproxy", str(wrapper),

@@ -30,7 +30,7 @@ import pytest
 import yaml
 
 from dataplane.helpers import greeting, read_line, refused
-from dataplane.netns import Topology, connect, require_netns, sh, spawn, wait_until
+from dataplane.netns import Topology, connect, haproxy_in_netns, require_netns, sh, spawn, wait_until
 from integration.conftest import delete_namespaces, start_operator
 from integration.helpers import (
     Cluster,
@@ -132,9 +132,7 @@ def operator(kube: Cluster, operator_namespace: str) -> Iterator[OperatorProcess
 def gateway(kube: Cluster, operator: OperatorProcess, topology: Topology) -> Iterator[str]:
     """A real agent; its HAProxy runs in the gateway namespace and binds the consumer-side address only."""
     with tempfile.TemporaryDirectory(prefix="vpcep-wire-") as folder:
-        wrapper = pathlib.Path(folder) / "haproxy-in-gateway-netns"
-        wrapper.write_text(f'#!/bin/sh\nexec ip netns exec {topology.gateway} haproxy "$@"\n')
-        wrapper.chmod(0o755)
+        wrapper = haproxy_in_netns(pathlib.Path(folder), topology.gateway)
         with running_gateway_agent(
             kube, operator.namespace, f"wire-{PID}",
             "--address", topology.gateway_consumer_ip, "--bind-address", topology.gateway_consumer_ip,
