@@ -299,6 +299,11 @@ class Path:
         """Processes doing the path's work (pinned to the proxy CPU, their memory counted per session)."""
         return []
 
+    def signal(self, signum: int) -> None:
+        for pid in self.proxy_pids():
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signum)
+
     def churn_port(self, n: int) -> int:
         return PORT_BASE[self.key] + 100 + n
 
@@ -774,13 +779,32 @@ def rotated(measure: Callable[[Path], Any], paths: list[Path], rotations: int) -
     The warm-up matters: HAProxy's memory pools and the kernel's caches grow on the first burst (the first
     round through a fresh HAProxy ran at a third of the later ones).
     """
+
+    def alone(path: Path) -> Any:
+        with running_alone(path, paths):
+            return measure(path)
+
     for path in paths:
-        measure(path)
+        alone(path)
     results: dict[str, list[Any]] = {path.key: [] for path in paths}
     for _ in range(rotations):
         for path in [*paths, *reversed(paths)]:
-            results[path.key].append(measure(path))
+            results[path.key].append(alone(path))
     return results
+
+
+@contextlib.contextmanager
+def running_alone(path: Path, paths: list[Path]) -> Iterator[None]:
+    """The other paths' proxies stopped (SIGSTOP) while ``path`` is measured: an idle proxy's timers and
+    health checks, or a busy-polling one's spinning, must not take CPU from the path under test."""
+    others = [other for other in paths if other is not path]
+    for other in others:
+        other.signal(signal.SIGSTOP)
+    try:
+        yield
+    finally:
+        for other in others:
+            other.signal(signal.SIGCONT)
 
 
 def _rate(rounds: list[tuple[float, float]]) -> float:
