@@ -340,6 +340,9 @@ class Gateway(Path):
         super().__init__(netns, workdir, options)
         self.routes = self.workdir / "routes"
         self.run = self.workdir / "run"
+        # Agent options beyond the bench's own (--gateway-arg, and --pinned-gateway-arg in the pinned run).
+        self.extra_args: list[str] = list(options.gateway_arg)
+        self.starts = 0
         self.routes.mkdir()
         self.process: subprocess.Popen[bytes] | None = None
         self.log = self.workdir / "agent.log"
@@ -364,6 +367,9 @@ class Gateway(Path):
 
     def start(self) -> None:
         self.put(self.route("bench", 1, [(self.echo_port, ECHO_PORT), (self.sink_port, SINK_PORT)]))
+        # A fresh runtime directory per start: nothing of the last HAProxy is there to adopt.
+        self.starts += 1
+        self.run = self.workdir / f"run-{self.starts}"
         env = dict(os.environ, PYTHONPATH=str(ROOT / "operator"))
         options = self.options
         command = [
@@ -373,7 +379,7 @@ class Gateway(Path):
             "--splice", options.splice, "--threads", str(options.threads),
             *(["--pipe-size", str(options.pipe_size)] if options.pipe_size else []),
             "--debounce", "0.02", "--max-debounce", "0.1", "--log-level", "WARNING",
-            *options.gateway_arg,
+            *self.extra_args,
         ]  # fmt: skip
         self.process = subprocess.Popen(
             in_netns(self.netns.gateway, *command),
@@ -1157,6 +1163,7 @@ def facts(args: argparse.Namespace) -> dict[str, Any]:
         "splice": args.splice,
         "tune.pipesize": args.pipe_size or "kernel default",
         "extra agent options": " ".join(args.gateway_arg) or "none",
+        "extra agent options in the pinned run": " ".join(args.pinned_gateway_arg) or "none",
     }
 
 
@@ -1194,8 +1201,15 @@ def run_inside(args: argparse.Namespace, netns: Namespaces) -> dict[str, Any]:
         backend_pids = [server.pid for server in servers]
         for index, placement in enumerate(args.placements):
             print(f"\n== placement: {placement}", flush=True)
-            place(placement, paths, backend_pids)
             report = Report(placement, [path.key for path in paths])
+            configure_gateway(
+                paths, [*args.gateway_arg, *(args.pinned_gateway_arg if placement == "pinned" else [])]
+            )
+            place(placement, paths, backend_pids)
+            if isinstance(gateway := next((p for p in paths if p.key == "gateway"), None), Gateway):
+                report.notes.append(
+                    f"gateway agent options: {' '.join(gateway.extra_args) or 'the bench defaults'}"
+                )
             if "tput" in phases:
                 throughput_figures(report, paths, seconds, rotations)
             if "conn" in phases:
@@ -1230,6 +1244,16 @@ def run_inside(args: argparse.Namespace, netns: Namespaces) -> dict[str, Any]:
     return result
 
 
+def configure_gateway(paths: list[Path], extra_args: list[str]) -> None:
+    """Restart the gateway if this placement wants other agent options (a pod with CPUs of its own may be
+    configured differently from one sharing them)."""
+    for path in paths:
+        if isinstance(path, Gateway) and path.extra_args != extra_args:
+            path.stop()
+            path.extra_args = extra_args
+            path.start()
+
+
 def _gateway_netns_pid(paths: list[Path]) -> list[int]:
     """A process in the gateway namespace, to read its socket-buffer memory (none if only direct runs)."""
     return next(([path.proxy_pids()[0]] for path in paths if path.proxy_pids()), [])
@@ -1258,6 +1282,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--gateway-arg", action="append", default=[], metavar="ARG",
         help="more vpcep-gateway options, e.g. --gateway-arg=--busy-polling (repeatable)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--pinned-gateway-arg", action="append", default=[], metavar="ARG",
+        help="vpcep-gateway options for the pinned run only, where the gateway has a CPU of its own",
     )  # fmt: skip
     parser.add_argument("--only", default="", help="comma-separated phases: tput,conn,rtt,mem,reload")
     parser.add_argument("--json", type=pathlib.Path, default=None, help="also write the figures here")
