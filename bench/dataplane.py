@@ -74,12 +74,18 @@ ECHO_PORT, SINK_PORT, KERNEL_ECHO_PORT, KERNEL_SINK_PORT = 9001, 9002, 9011, 901
 BACKEND_PORTS = {ECHO_PORT: "echo", SINK_PORT: "sink", KERNEL_ECHO_PORT: "echo", KERNEL_SINK_PORT: "sink"}
 # Each path's listeners at base+1 (echo) and base+2 (sink); route changes use base+100 onwards. Below the
 # ephemeral range (32768+), as gateway ports must be in a pod.
-PORT_BASE = {"gateway": 30000, "nginx": 30200, "kernel": 30400}
+PORT_BASE = {"gateway": 30000, "nginx": 30200, "kernel": 30400, "variant": 30600}
 KERNEL_PORTS = "30400-30599"
 
 ALL_PATHS = ("direct", "gateway", "nginx", "kernel")
 USERSPACE_PEERS = ("nginx",)
-LABELS = {"direct": "direct", "gateway": "gateway", "nginx": "nginx stream", "kernel": "kernel (nft DNAT)"}
+LABELS = {
+    "direct": "direct",
+    "gateway": "gateway",
+    "nginx": "nginx stream",
+    "kernel": "kernel (nft DNAT)",
+    "variant": "gateway variant",
+}
 
 
 @dataclass(frozen=True)
@@ -341,11 +347,15 @@ class Gateway(Path):
         self.routes = self.workdir / "routes"
         self.run = self.workdir / "run"
         # Agent options beyond the bench's own (--gateway-arg, and --pinned-gateway-arg in the pinned run).
-        self.extra_args: list[str] = list(options.gateway_arg)
+        self.extra_args: list[str] = [*options.gateway_arg, *self.own_args()]
         self.starts = 0
         self.routes.mkdir()
         self.process: subprocess.Popen[bytes] | None = None
         self.log = self.workdir / "agent.log"
+
+    def own_args(self) -> list[str]:
+        """Options of this gateway beyond those every gateway of the run gets."""
+        return []
 
     @staticmethod
     def route(endpoint_id: str, marker: int, listeners: list[tuple[int, int]]) -> dict[str, Any]:
@@ -444,6 +454,15 @@ class Gateway(Path):
         for pid in pids:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
+
+
+class GatewayVariant(Gateway):
+    """A second gateway with more options (--variant-arg): an A/B of a tuning in one run, under one load."""
+
+    key = "variant"
+
+    def own_args(self) -> list[str]:
+        return list(self.options.variant_arg)
 
 
 class Nginx(Path):
@@ -561,7 +580,13 @@ class Kernel(Path):
         return None
 
 
-PATH_TYPES: dict[str, type[Path]] = {"direct": Direct, "gateway": Gateway, "nginx": Nginx, "kernel": Kernel}
+PATH_TYPES: dict[str, type[Path]] = {
+    "direct": Direct,
+    "gateway": Gateway,
+    "nginx": Nginx,
+    "kernel": Kernel,
+    "variant": GatewayVariant,
+}
 
 
 def wait_listening(path: Path, problem: str) -> None:
@@ -1206,10 +1231,9 @@ def run_inside(args: argparse.Namespace, netns: Namespaces) -> dict[str, Any]:
                 paths, [*args.gateway_arg, *(args.pinned_gateway_arg if placement == "pinned" else [])]
             )
             place(placement, paths, backend_pids)
-            if isinstance(gateway := next((p for p in paths if p.key == "gateway"), None), Gateway):
-                report.notes.append(
-                    f"gateway agent options: {' '.join(gateway.extra_args) or 'the bench defaults'}"
-                )
+            for gateway in (path for path in paths if isinstance(path, Gateway)):
+                options = " ".join(gateway.extra_args) or "the bench defaults"
+                report.notes.append(f"{gateway.label} agent options: {options}")
             if "tput" in phases:
                 throughput_figures(report, paths, seconds, rotations)
             if "conn" in phases:
@@ -1248,9 +1272,9 @@ def configure_gateway(paths: list[Path], extra_args: list[str]) -> None:
     """Restart the gateway if this placement wants other agent options (a pod with CPUs of its own may be
     configured differently from one sharing them)."""
     for path in paths:
-        if isinstance(path, Gateway) and path.extra_args != extra_args:
+        if isinstance(path, Gateway) and path.extra_args != [*extra_args, *path.own_args()]:
             path.stop()
-            path.extra_args = extra_args
+            path.extra_args = [*extra_args, *path.own_args()]
             path.start()
 
 
@@ -1287,6 +1311,10 @@ def main(argv: list[str] | None = None) -> int:
         "--pinned-gateway-arg", action="append", default=[], metavar="ARG",
         help="vpcep-gateway options for the pinned run only, where the gateway has a CPU of its own",
     )  # fmt: skip
+    parser.add_argument(
+        "--variant-arg", action="append", default=[], metavar="ARG",
+        help="measure a second gateway with these options too (an A/B of a tuning under the same load)",
+    )  # fmt: skip
     parser.add_argument("--only", default="", help="comma-separated phases: tput,conn,rtt,mem,reload")
     parser.add_argument("--json", type=pathlib.Path, default=None, help="also write the figures here")
     parser.add_argument("--inside", nargs=3, help=argparse.SUPPRESS)
@@ -1303,6 +1331,8 @@ def main(argv: list[str] | None = None) -> int:
     if unknown := set(wanted) - set(ALL_PATHS):
         parser.error(f"unknown paths {sorted(unknown)}; choose from {','.join(ALL_PATHS)}")
     args.paths = [key for key in ALL_PATHS if key == "direct" or key in wanted]
+    if args.variant_arg:
+        args.paths.append("variant")
     args.placements = ["unpinned", "pinned"] if args.placement == "both" else [args.placement]
     if "pinned" in args.placements and (os.cpu_count() or 1) < 2:
         parser.error("--placement pinned needs two CPUs")
