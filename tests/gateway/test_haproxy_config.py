@@ -59,7 +59,7 @@ CASES: dict[str, tuple[list[Route], HaproxySettings]] = {
     # A gateway pod with CPUs of its own (bench/README.md, issue 15).
     "dedicated_cpus": (
         [PLAIN_ROUTE],
-        HaproxySettings(runtime_dir="/tmp/gw", threads=1, busy_polling=True, socket_buffer_size=4 << 20),
+        HaproxySettings(runtime_dir="/tmp/gw", threads=1, busy_polling=True),
     ),
     # R49: the chart's default 1 GiB limit sets maxconn, the buffer pool and the pipes.
     "memory_limited": ([PLAIN_ROUTE], HaproxySettings(runtime_dir="/tmp/gw", memory_limit_bytes=1 << 30)),
@@ -92,13 +92,6 @@ def test_busy_polling_only_when_asked() -> None:
     assert "busy-polling" not in haproxy_config([PLAIN_ROUTE], SETTINGS)
     tuned = haproxy_config([PLAIN_ROUTE], HaproxySettings(busy_polling=True))
     assert "\n    busy-polling\n" in tuned.split("defaults")[0]
-
-
-def test_socket_buffers_set_both_directions_on_both_sides_or_none() -> None:
-    assert "tune.rcvbuf" not in haproxy_config([PLAIN_ROUTE], SETTINGS), "the kernel's autotuning by default"
-    tuned = haproxy_config([PLAIN_ROUTE], HaproxySettings(socket_buffer_size=1 << 20)).split("defaults")[0]
-    for line in ("tune.rcvbuf.client", "tune.rcvbuf.server", "tune.sndbuf.client", "tune.sndbuf.server"):
-        assert f"    {line} 1048576\n" in tuned
 
 
 def test_connection_cap_refuses_instead_of_queueing_R21() -> None:

@@ -126,13 +126,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--busy-polling",
         action="store_true",
-        help="HAProxy busy-polling: threads spin instead of sleeping (only with CPUs of the gateway's own)",
-    )
-    parser.add_argument(
-        "--socket-buffer-size",
-        type=int,
-        default=None,
-        help="HAProxy tune.rcvbuf/sndbuf on both sides (default: the kernel's autotuning)",
+        help="HAProxy busy-polling: threads spin instead of sleeping, keeping their CPUs busy; only for a "
+        "gateway with CPUs of its own (the chart's gateway.busyPolling)",
     )
     parser.add_argument("--health-check-interval-ms", type=int, default=2000)
     parser.add_argument(
@@ -225,7 +220,6 @@ def settings_from(args: argparse.Namespace) -> HaproxySettings:
         splice=args.splice,
         pipe_size=args.pipe_size,
         busy_polling=args.busy_polling,
-        socket_buffer_size=args.socket_buffer_size,
         health_check_interval_ms=args.health_check_interval_ms,
         health_port=args.health_port,
     )
