@@ -724,6 +724,8 @@ def _fmt(value: float, unit: str) -> str:
         return f"{value:,.0f} conn/s"
     if unit == "failed":
         return f"{value:.0f} failed"
+    if unit == "ms":
+        return f"{value:,.2f} ms"
     return f"{value:,.1f} {unit}"
 
 
