@@ -5,6 +5,7 @@ One command, bounded (about six minutes; --quick about two), root, everything in
 creates and deletes (also on Ctrl-C):
 
     sudo .venv/bin/python bench/dataplane.py [--quick] [--placement unpinned|pinned|both] [--paths ...]
+                                             [--pinned-gateway-arg=--busy-polling] [--variant-arg=...]
                                              [--json results.json]
 
     client ns 10.200.1.2 --veth-- 10.200.1.1 gateway ns 10.200.2.1 --veth-- 10.200.2.2 backend ns
