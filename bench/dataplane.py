@@ -249,6 +249,18 @@ def descendants(root: int) -> list[int]:
     return found
 
 
+def processes_mentioning(text: str) -> list[int]:
+    """Processes whose command line names ``text`` (the bench's work directory): HAProxy masters and workers
+    that outlived their agent are found by their configuration's path."""
+    found = []
+    for entry in pathlib.Path("/proc").iterdir():
+        if entry.name.isdigit() and int(entry.name) != os.getpid():
+            with contextlib.suppress(OSError):
+                if text.encode() in (entry / "cmdline").read_bytes():
+                    found.append(int(entry.name))
+    return found
+
+
 def pin(pids: list[int], cpus: set[int]) -> None:
     """Every thread of these processes onto ``cpus`` (sched_setaffinity acts on one thread)."""
     for pid in pids:
@@ -338,7 +350,29 @@ class Direct(Path):
         self.echo_port, self.sink_port = ECHO_PORT, SINK_PORT
 
 
-class Gateway(Path):
+class ProxyPath(Path):
+    """A path served by a process tree (the gateway's agent and HAProxy, nginx's master and workers)."""
+
+    def __init__(self, netns: Namespaces, workdir: pathlib.Path, options: argparse.Namespace) -> None:
+        super().__init__(netns, workdir, options)
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def proxy_pids(self) -> list[int]:
+        return descendants(self.process.pid) if self.process else []
+
+    def stop(self) -> None:
+        pids = self.proxy_pids()
+        if self.process and self.process.poll() is None:
+            self.signal(signal.SIGCONT)  # a stopped process would not act on SIGTERM
+            self.process.terminate()
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self.process.wait(timeout=15)
+        for pid in {*pids, *processes_mentioning(str(self.workdir))}:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+
+
+class Gateway(ProxyPath):
     """The product: vpcep-gateway and its HAProxy, configured from a routes directory as in a pod."""
 
     key = "gateway"
@@ -351,7 +385,6 @@ class Gateway(Path):
         self.extra_args: list[str] = [*options.gateway_arg, *self.own_args()]
         self.starts = 0
         self.routes.mkdir()
-        self.process: subprocess.Popen[bytes] | None = None
         self.log = self.workdir / "agent.log"
 
     def own_args(self) -> list[str]:
@@ -409,9 +442,6 @@ class Gateway(Path):
     def haproxy_pids(self) -> list[int]:
         return [pid for pid in self.proxy_pids() if pid != (self.process.pid if self.process else None)]
 
-    def proxy_pids(self) -> list[int]:
-        return descendants(self.process.pid) if self.process else []
-
     def show_proc(self) -> Any:
         # The master refuses its CLI for a moment while it re-executes itself (a reload, e.g. the agent's
         # first one after start-up): retry briefly instead of failing the run.
@@ -446,16 +476,6 @@ class Gateway(Path):
             "SIGSEGV after draining (HAProxy 2.6), harmless"
         )
 
-    def stop(self) -> None:
-        pids = self.proxy_pids()
-        if self.process and self.process.poll() is None:
-            self.process.terminate()
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                self.process.wait(timeout=15)
-        for pid in pids:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGKILL)
-
 
 class GatewayVariant(Gateway):
     """A second gateway with more options (--variant-arg): an A/B of a tuning in one run, under one load."""
@@ -466,7 +486,7 @@ class GatewayVariant(Gateway):
         return list(self.options.variant_arg)
 
 
-class Nginx(Path):
+class Nginx(ProxyPath):
     """nginx's stream proxy doing the gateway's job: one ``server`` per port, the same buffer size, one worker
     process per HAProxy thread. Reloaded with SIGHUP: old workers serve their sessions until they end, as
     HAProxy's do."""
@@ -478,7 +498,6 @@ class Nginx(Path):
         super().__init__(netns, workdir, options)
         self.listeners = {self.echo_port: ECHO_PORT, self.sink_port: SINK_PORT}
         self.config = self.workdir / "nginx.conf"
-        self.process: subprocess.Popen[bytes] | None = None
 
     def render(self) -> str:
         servers = "".join(
@@ -521,9 +540,6 @@ class Nginx(Path):
         )
         wait_listening(self, f"nginx did not come up; see {self.workdir / 'error.log'}")
 
-    def proxy_pids(self) -> list[int]:
-        return descendants(self.process.pid) if self.process else []
-
     def change(self, port: int, added: bool) -> str | None:
         assert self.process is not None
         if added:
@@ -547,16 +563,6 @@ class Nginx(Path):
 
     def reload_note(self) -> str:
         return "reloads (SIGHUP)"
-
-    def stop(self) -> None:
-        pids = self.proxy_pids()
-        if self.process and self.process.poll() is None:
-            self.process.terminate()
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                self.process.wait(timeout=15)
-        for pid in pids:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGKILL)
 
 
 class Kernel(Path):
@@ -1267,6 +1273,11 @@ def run_inside(args: argparse.Namespace, netns: Namespaces) -> dict[str, Any]:
             path.stop()
         for server in servers:
             server.kill()
+        if leftovers := processes_mentioning(str(workdir)):
+            print(f"killing {len(leftovers)} leftover processes: {leftovers}", flush=True)
+        for pid in leftovers:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
         shutil.rmtree(workdir, ignore_errors=True)
     return result
 
