@@ -117,3 +117,13 @@ def test_a_change_stream_never_postpones_the_reload_past_the_cap() -> None:
     waiter.join(timeout=120)  # a hang guard, not a timing assertion
     stop.set()
     assert returned.is_set(), "the wait never ended while changes kept coming"
+
+
+def test_data_path_tuning_options_reach_the_haproxy_settings() -> None:
+    """The agent's tuning flags (bench/README.md measures each) reach the settings of the config."""
+    from vpcep.gateway.agent import parse_args, settings_from
+
+    default = settings_from(parse_args([]))
+    assert not default.busy_polling and default.threads is None
+    tuned = settings_from(parse_args(["--busy-polling", "--threads", "1"]))
+    assert tuned.busy_polling and tuned.threads == 1

@@ -56,6 +56,11 @@ CASES: dict[str, tuple[list[Route], HaproxySettings]] = {
             health_port=8404,
         ),
     ),
+    # A gateway pod with CPUs of its own (bench/README.md, issue 15).
+    "dedicated_cpus": (
+        [PLAIN_ROUTE],
+        HaproxySettings(runtime_dir="/tmp/gw", threads=1, busy_polling=True),
+    ),
     # R49: the chart's default 1 GiB limit sets maxconn, the buffer pool and the pipes.
     "memory_limited": ([PLAIN_ROUTE], HaproxySettings(runtime_dir="/tmp/gw", memory_limit_bytes=1 << 30)),
 }
@@ -80,6 +85,13 @@ def test_rendered_config_is_accepted_by_haproxy(
     config.write_text(haproxy_config(routes, settings))
     checked = subprocess.run([haproxy_binary, "-c", "-q", "-f", str(config)], capture_output=True, text=True)
     assert checked.returncode == 0, checked.stdout + checked.stderr
+
+
+def test_busy_polling_only_when_asked() -> None:
+    """It keeps a CPU spinning: right for a pod with cores of its own, wrong for one sharing them."""
+    assert "busy-polling" not in haproxy_config([PLAIN_ROUTE], SETTINGS)
+    tuned = haproxy_config([PLAIN_ROUTE], HaproxySettings(busy_polling=True))
+    assert "\n    busy-polling\n" in tuned.split("defaults")[0]
 
 
 def test_connection_cap_refuses_instead_of_queueing_R21() -> None:

@@ -64,6 +64,10 @@ class HaproxySettings:
     splice: str = "always"
     # Kernel pipe size used for splicing; None keeps the kernel default (64 KB).
     pipe_size: int | None = None
+    # Threads spin in the poller instead of sleeping: no wake-up to wait for (a VM's idle CPU takes tens of
+    # microseconds to wake), at the price of a CPU kept busy; only for a gateway with CPUs of its own
+    # (bench/README.md: pinned round trip +150 -> +35 us).
+    busy_polling: bool = False
     connect_timeout_ms: int = 5000
     idle_timeout_s: int = 3600
     half_closed_timeout_s: int = 30
@@ -213,6 +217,8 @@ def _global_section(settings: HaproxySettings, listeners: int) -> list[str]:
     ]
     if settings.pipe_size is not None:
         lines.append(f"    tune.pipesize {settings.pipe_size}")
+    if settings.busy_polling:
+        lines.append("    busy-polling")
     max_connections = settings.max_connections
     if settings.memory_limit_bytes is not None:  # R49
         budget = session_budget(

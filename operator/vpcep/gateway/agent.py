@@ -123,6 +123,12 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--splice", choices=("auto", "always", "off"), default="always", help="kernel splicing of TCP data"
     )
+    parser.add_argument(
+        "--busy-polling",
+        action="store_true",
+        help="HAProxy busy-polling: threads spin instead of sleeping, keeping their CPUs busy; only for a "
+        "gateway with CPUs of its own (the chart's gateway.busyPolling)",
+    )
     parser.add_argument("--health-check-interval-ms", type=int, default=2000)
     parser.add_argument(
         "--heartbeat-interval", type=float, default=5.0, help="seconds between status reports"
@@ -213,6 +219,7 @@ def settings_from(args: argparse.Namespace) -> HaproxySettings:
         buffer_size=args.buffer_size,
         splice=args.splice,
         pipe_size=args.pipe_size,
+        busy_polling=args.busy_polling,
         health_check_interval_ms=args.health_check_interval_ms,
         health_port=args.health_port,
     )
