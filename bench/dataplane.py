@@ -1211,9 +1211,8 @@ def place(placement: str, paths: list[Path], backend_pids: list[int]) -> None:
         pin(path.proxy_pids(), proxy)
 
 
-def run_inside(args: argparse.Namespace, netns: Namespaces) -> dict[str, Any]:
+def run_inside(args: argparse.Namespace, netns: Namespaces, workdir: pathlib.Path) -> dict[str, Any]:
     _raise_file_limit()
-    workdir = pathlib.Path(tempfile.mkdtemp(prefix="vpcep-bench-"))
     served = ",".join(f"{port}:{role}" for port, role in BACKEND_PORTS.items())
     servers = [
         subprocess.Popen(
@@ -1331,7 +1330,7 @@ def main(argv: list[str] | None = None) -> int:
     )  # fmt: skip
     parser.add_argument("--only", default="", help="comma-separated phases: tput,conn,rtt,mem,reload")
     parser.add_argument("--json", type=pathlib.Path, default=None, help="also write the figures here")
-    parser.add_argument("--inside", nargs=3, help=argparse.SUPPRESS)
+    parser.add_argument("--inside", nargs=4, help=argparse.SUPPRESS)
     parser.add_argument("--serve", help=argparse.SUPPRESS)
     parser.add_argument("--hold", nargs=3, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -1353,7 +1352,7 @@ def main(argv: list[str] | None = None) -> int:
     args.sessions = min(args.sessions or (3000 if args.quick else 8000), SESSIONS_PER_PROXY)
     args.reloads = args.reloads or (20 if args.quick else 100)
     if args.inside:
-        result = run_inside(args, Namespaces(*args.inside))
+        result = run_inside(args, Namespaces(*args.inside[:3]), pathlib.Path(args.inside[3]))
         if args.json:
             placements = {
                 name: [f.as_dict() for f in report.figures] for name, report in result["placements"].items()
@@ -1364,12 +1363,17 @@ def main(argv: list[str] | None = None) -> int:
         print("bench/dataplane.py needs root (it creates network namespaces)", file=sys.stderr)
         return 2
     forwarded = list(argv if argv is not None else sys.argv[1:])
-    with bench_namespaces() as netns:
-        # The bench itself is the client: it runs in the client namespace and starts the rest in theirs.
-        return subprocess.run(
-            in_netns(netns.client, sys.executable, __file__, "--inside", netns.client, netns.gateway,
-                     netns.backend, *forwarded)
-        ).returncode  # fmt: skip
+    # Made and removed here: on Ctrl-C the inner process may be killed before its own clean-up ends.
+    workdir = pathlib.Path(tempfile.mkdtemp(prefix="vpcep-bench-"))
+    try:
+        with bench_namespaces() as netns:
+            # The bench itself is the client: it runs in the client namespace and starts the rest in theirs.
+            return subprocess.run(
+                in_netns(netns.client, sys.executable, __file__, "--inside", netns.client, netns.gateway,
+                         netns.backend, str(workdir), *forwarded)
+            ).returncode  # fmt: skip
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
 
 
 if __name__ == "__main__":
