@@ -473,7 +473,7 @@ class Gateway(ProxyPath):
         segfaults = len(re.findall(r"exited with code 139", self.log.read_text(errors="replace")))
         return (
             f"reloads (the agent's debounce may merge changes); {segfaults} old HAProxy workers ended by "
-            "SIGSEGV after draining (HAProxy 2.6), harmless"
+            "SIGSEGV after draining (a HAProxy 2.6 defect, gone in 3.0), harmless"
         )
 
 
