@@ -66,7 +66,7 @@ class HaproxySettings:
     pipe_size: int | None = None
     # Threads spin in the poller instead of sleeping: no wake-up to wait for (a VM's idle CPU takes tens of
     # microseconds to wake), at the price of a CPU kept busy; only for a gateway with CPUs of its own
-    # (bench/README.md: pinned round trip +150 -> +35 us).
+    # (bench/README.md, same-run A/B with a core of its own: round trip +147 -> +46 us over direct).
     busy_polling: bool = False
     connect_timeout_ms: int = 5000
     idle_timeout_s: int = 3600
