@@ -10,6 +10,9 @@ import subprocess
 
 import pytest
 
+from vpcep.builders.haproxy_config import frontend_name
+from vpcep.gateway.haproxy_process import unix_command
+
 from .conftest import PLAIN_BACKEND_PORT, PROXY_BACKEND_PORT, GatewayAgent
 from .helpers import call, connect, greeting, read_line, refused, route, wait_refused, wait_served
 from .netns import in_netns, listen, wait_until
@@ -169,6 +172,46 @@ def test_the_3001st_connection_is_refused_while_3000_are_open_R21(
     finally:
         for sock in held:
             sock.close()
+
+
+def test_sessions_up_to_the_cap_are_never_refused_R21(agent: GatewayAgent) -> None:
+    """Below the cap nothing is refused, also while HAProxy's threads race on accepting: the cap is counted
+    per session tracked, not by fe_conn, which a thread looping in accept() raises ahead of time (with
+    fe_conn, 11 of 1,000 rounds here lost one session below the cap)."""
+    net = agent.topology
+    cap, rounds = 5, 300
+    agent.put_route(route("e-exact", 16, (30015, net.provider_ip, PLAIN_BACKEND_PORT), maxConnections=cap))
+    wait_served(agent, 30015)
+    refused_below_cap = 0
+    with in_netns(net.consumer):
+        for _ in range(rounds):
+            held: list[socket.socket] = []
+            try:
+                for _ in range(cap):
+                    sock = socket.create_connection((net.gateway_consumer_ip, 30015), timeout=5)
+                    held.append(sock)
+                    try:
+                        served = b"provider-backend" in read_line(sock)
+                    except OSError:
+                        served = False
+                    refused_below_cap += not served
+            finally:
+                for sock in held:
+                    sock.close()
+            wait_until(
+                lambda: _open_sessions(agent, "e-exact") == 0, timeout=5, what="the round's sessions to end"
+            )
+    assert refused_below_cap == 0, (
+        f"{refused_below_cap} of {rounds} rounds lost a session below the cap of {cap}"
+    )
+
+
+def _open_sessions(agent: GatewayAgent, endpoint_id: str) -> int:
+    answer = unix_command(
+        str(agent.runtime_dir / "haproxy.sock"), f"show stat {frontend_name(endpoint_id)} 1 -1"
+    )
+    rows = [line.split(",") for line in answer.splitlines() if line and not line.startswith("#")]
+    return sum(int(row[4]) for row in rows)
 
 
 def test_unreachable_backend_is_reported_R32(agent: GatewayAgent) -> None:

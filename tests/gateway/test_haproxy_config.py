@@ -96,7 +96,10 @@ def test_busy_polling_only_when_asked() -> None:
 
 def test_connection_cap_refuses_instead_of_queueing_R21() -> None:
     text = haproxy_config([make_route(maxConnections=3000)], SETTINGS)
-    assert "tcp-request session reject if { fe_conn gt 3000 }" in text
+    frontend = text.split("frontend ep_")[1].split("backend ")[0]
+    assert "tcp-request session reject if { sc0_conn_cur gt 3000 }" in frontend
+    assert "fe_conn" not in frontend, "fe_conn over-counts while another thread accepts (refusals below the cap)"
+    assert frontend.index("track-sc0") < frontend.index("reject if { sc0_conn_cur"), "tracked before it is read"
     assert "maxconn" not in text.split("frontend ep_")[1], (
         "a frontend maxconn would queue the 3001st connection"
     )

@@ -6,8 +6,12 @@ connections across all of its ports, which is what R21 caps.
 
 Choices that are not obvious from the config alone:
 - R21: ``maxconn`` on a frontend only stops *accepting*; the excess waits in the kernel backlog
-  ("queued forever" from the client's view). ``tcp-request session reject if { fe_conn gt N }``
-  closes the (N+1)th connection at once; ``fe_conn`` already counts the connection being evaluated.
+  ("queued forever" from the client's view). The route's session is tracked in a one-entry stick table
+  of its frontend, and ``tcp-request session reject if { sc0_conn_cur gt N }`` closes the (N+1)th
+  connection at once (the tracked count includes the connection being evaluated). Not ``fe_conn``: with
+  more than one thread, a thread looping in accept() raises ``fe_conn`` for the connection it may
+  accept next, so another thread can read one too many and refuse a session below the cap (measured on
+  HAProxy 2.6, 2 threads: 11 of 1,000 runs of N sequential sessions lost one; 0 with the stick table).
 - R33: HAProxy 2.6 cannot send custom TLV types (that needs >= 2.9), so the marker travels as
   the PP2_TYPE_UNIQUE_ID TLV (0x05), whose value is a static ``unique-id-format`` per frontend:
   the ASCII decimal markerId. docs/proxy-protocol.md describes the bytes.
@@ -43,6 +47,8 @@ RESOLVERS_NAME = "cluster-dns"
 # limit is 64 words per line; "acl <name> src" takes three).
 SOURCE_ACL = "vpcep_sources"
 CIDRS_PER_ACL_LINE = 40
+# R21: the endpoint's open sessions in this process, counted by the frontend's own stick table.
+CAP_COUNTER = "conn_cur"
 
 
 @dataclass(frozen=True)
@@ -292,7 +298,11 @@ def _route_sections(route: Route, settings: HaproxySettings) -> list[str]:
         lines.append(f"    tcp-request connection reject unless {SOURCE_ACL}")
     # R21 at the session stage, R34 at the connection stage: HAProxy counts the two refusals apart
     # (dses, dcon), which the gateway's metrics report as reason="cap" and reason="source".
-    lines.append(f"    tcp-request session reject if {{ fe_conn gt {route.maxConnections} }}")  # R21
+    lines += [  # R21
+        f"    stick-table type integer size 1 store {CAP_COUNTER}",
+        "    tcp-request session track-sc0 int(0)",
+        f"    tcp-request session reject if {{ sc0_{CAP_COUNTER} gt {route.maxConnections} }}",
+    ]
     if route.proxyProtocolV2:  # R33: the marker rides in TLV 0x05 (unique id)
         lines.append(f"    unique-id-format {route.markerId}")
     for listener in ports[1:]:
