@@ -20,8 +20,8 @@ from .netns import Topology, wait_until
 
 pytestmark = pytest.mark.netns
 
-# HAProxy refuses this number in `sc0_conn_cur gt N` ("neither a number nor a supported operator"); the route's
-# schema does not bound it, so only HAProxy's verdict catches it.
+# HAProxy refuses this number in `sc0_conn_cur gt N` ("neither a number nor a supported operator"); the
+# route's schema does not bound it, so only HAProxy's verdict catches it.
 TOO_BIG = 10**20
 
 

@@ -98,8 +98,8 @@ def test_connection_cap_refuses_instead_of_queueing_R21() -> None:
     text = haproxy_config([make_route(maxConnections=3000)], SETTINGS)
     frontend = text.split("frontend ep_")[1].split("backend ")[0]
     assert "tcp-request session reject if { sc0_conn_cur gt 3000 }" in frontend
-    assert "fe_conn" not in frontend, "fe_conn over-counts while another thread accepts (refusals below the cap)"
-    assert frontend.index("track-sc0") < frontend.index("reject if { sc0_conn_cur"), "tracked before it is read"
+    assert "fe_conn" not in frontend, "fe_conn over-counts while another thread accepts (refused below cap)"
+    assert frontend.index("track-sc0") < frontend.index("reject if { sc0_conn_cur"), "tracked, then read"
     assert "maxconn" not in text.split("frontend ep_")[1], (
         "a frontend maxconn would queue the 3001st connection"
     )
