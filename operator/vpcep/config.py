@@ -134,6 +134,25 @@ class WebhookConfig(ConfigModel):
     )
 
 
+class GatewayChannelConfig(ConfigModel):
+    """The gateway channel (R45, docs/decisions.md "Gateways and the API server"): an HTTPS port on every
+    replica through which gateway agents reach the API server, for their route ConfigMaps and their status
+    only (vpcep.domain.gateway_channel), so that a gateway pod's egress need not admit the API server. Each
+    request goes on with the agent's own token. Off unless enabled."""
+
+    enabled: bool = False
+    address: str = "0.0.0.0"
+    port: int = Field(default=9444, ge=1, le=65535)
+    certFile: str | None = Field(default=None, description="PEM certificate the agents verify it by.")
+    keyFile: str | None = None
+
+    @model_validator(mode="after")
+    def _served_over_tls(self) -> GatewayChannelConfig:
+        if self.enabled and not (self.certFile and self.keyFile):
+            raise ValueError("gatewayChannel.enabled needs gatewayChannel.certFile and .keyFile (HTTPS)")
+        return self
+
+
 class LeaderElectionConfig(ConfigModel):
     """Replicas elect one leader on a coordination.k8s.io Lease in the operator namespace (R50): it alone
     reconciles and writes; every replica primes its caches and serves the admission webhook. Defaults: a
@@ -233,6 +252,7 @@ class OperatorConfig(ConfigModel):
     )
     cloudServices: list[CloudService] = Field(default_factory=_default_cloud_services)
     webhook: WebhookConfig = Field(default_factory=WebhookConfig)
+    gatewayChannel: GatewayChannelConfig = Field(default_factory=GatewayChannelConfig)
     serviceAccount: str = Field(
         default="vpcep-operator",
         description="The operator's own ServiceAccount, in `namespace` (the chart's: <release>-operator): "

@@ -354,11 +354,17 @@ def names(prefix: str, count: int) -> Iterator[str]:
 
 @contextlib.contextmanager
 def running_gateway_agent(
-    cluster: Cluster, namespace: str, name: str, *extra_args: str, prefix: str = "vpcep-gw"
+    cluster: Cluster,
+    namespace: str,
+    name: str,
+    *extra_args: str,
+    prefix: str = "vpcep-gw",
+    agent_kubeconfig: str | None = None,
 ) -> Iterator[str]:
     """A real gateway agent (`python -m vpcep.gateway.agent`, HAProxy on 127.0.0.1) for the duration of the
     block, once it has reported; yields its runtime directory (agent.log and agent.pid inside). Its status
-    ConfigMap and the directory go with it."""
+    ConfigMap and the directory go with it. ``agent_kubeconfig``: the agent's own credentials and server, if
+    not the suite's."""
     if shutil.which("haproxy") is None:
         raise AssertionError("haproxy is not installed (hack/setup installs it)")
     runtime = tempfile.mkdtemp(prefix=f"{prefix}-{os.getpid()}-")
@@ -372,7 +378,8 @@ def running_gateway_agent(
         ],
         stdout=log,
         stderr=subprocess.STDOUT,
-        env={**cluster.env, "PYTHONPATH": str(REPO / "operator")},
+        env={**cluster.env, "KUBECONFIG": agent_kubeconfig or cluster.kubeconfig,
+             "PYTHONPATH": str(REPO / "operator")},
     )  # fmt: skip
     pathlib.Path(runtime, "agent.pid").write_text(str(agent.pid))
     try:

@@ -10,6 +10,7 @@ process (revocation.py, R43).
 from __future__ import annotations
 
 import argparse
+import functools
 import logging
 import os
 import pathlib
@@ -61,6 +62,17 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     )
     parser.add_argument(
         "--pod-uid", default=env("POD_UID"), help="owner of the status ConfigMap (env POD_UID)"
+    )
+    parser.add_argument(
+        "--api-server",
+        default=env("GATEWAY_API_SERVER"),
+        help="reach the Kubernetes API through this URL, the operator's gateway channel (R45), not the "
+        "API server itself (env GATEWAY_API_SERVER)",
+    )
+    parser.add_argument(
+        "--api-ca-file",
+        default=env("GATEWAY_API_CA_FILE"),
+        help="PEM CA bundle that verifies --api-server (env GATEWAY_API_CA_FILE)",
     )
     parser.add_argument(
         "--bind-address",
@@ -388,14 +400,32 @@ def served_endpoints(snapshot: RouteSnapshot) -> set[str]:
     return set(snapshot.routes) | set(snapshot.unreadable)
 
 
-def kube_core_api() -> Any:
+def kube_core_api(api_server: str | None = None, ca_file: str | None = None) -> Any:
+    """A client with the pod's ServiceAccount (or the kubeconfig's) credentials; with ``api_server``, aimed
+    at the operator's gateway channel, which passes the same token on to the API server (R45)."""
     from kubernetes import client, config
 
     try:
         config.load_incluster_config()
     except config.ConfigException:
         config.load_kube_config()
-    return client.CoreV1Api()
+    if api_server is None:
+        return client.CoreV1Api()
+    settings: Any = client.Configuration.get_default_copy()
+    refresh_token = settings.refresh_api_key_hook
+
+    def aim_at_the_channel(configuration: Any) -> None:
+        # The kubeconfig loader's token refresh, run before every request, also resets the server it read
+        # and installs itself again as the hook: undo both.
+        if refresh_token is not None:
+            refresh_token(configuration)
+        configuration.host = api_server
+        configuration.ssl_ca_cert = ca_file
+        configuration.cert_file = configuration.key_file = None  # the channel passes on a bearer token only
+        configuration.refresh_api_key_hook = aim_at_the_channel
+
+    aim_at_the_channel(settings)
+    return client.CoreV1Api(client.ApiClient(settings))
 
 
 def build_agent(args: argparse.Namespace) -> Agent:
@@ -407,11 +437,12 @@ def build_agent(args: argparse.Namespace) -> Agent:
         status_file = args.status_file or pathlib.Path(args.runtime_dir) / "status.json"
         writer = FileStatusWriter(status_file)
     else:
-        source_run = KubeRouteSource(args.namespace, store, kube_core_api).run
+        core_api = functools.partial(kube_core_api, args.api_server, args.api_ca_file)
+        source_run = KubeRouteSource(args.namespace, store, core_api).run
         writer = (
             FileStatusWriter(args.status_file)
             if args.status_file
-            else ConfigMapStatusWriter(args.namespace, args.name, kube_core_api, args.pod_uid)
+            else ConfigMapStatusWriter(args.namespace, args.name, core_api, args.pod_uid)
         )
     return Agent(args, store, source_run, writer)
 

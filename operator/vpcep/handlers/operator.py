@@ -20,7 +20,7 @@ import kopf
 from vpcep.config import OperatorConfig
 from vpcep.controllers.context import Operator
 from vpcep.controllers.operator import build_operator, run_operator
-from vpcep.handlers import admission, metrics
+from vpcep.handlers import admission, gateway_channel, metrics
 from vpcep.k8s.client import KubeApi
 from vpcep.k8s.events import EventRecorder
 from vpcep.runtime.leader import ElectionTiming, KubeLeaseStore, LeaderElector
@@ -117,3 +117,4 @@ def register(config: OperatorConfig) -> None:
         return login()
 
     admission.register(config)
+    gateway_channel.register(config.gatewayChannel, config.namespace, login)

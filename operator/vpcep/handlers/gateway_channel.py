@@ -1,0 +1,131 @@
+"""The gateway channel's HTTPS server (R45; the rule on what passes: vpcep.domain.gateway_channel).
+
+Every replica serves it (it holds no state): a gateway agent started with ``--api-server`` pointing here
+sends its Kubernetes API requests to the operator instead of the API server, so the gateway pods' egress
+policy need not admit the API server. A request the domain admits goes on unchanged (method, path, query,
+body, the agent's own ``Authorization``), and the API server's answer comes back as it is, streamed, so a
+watch stays a watch. The channel never lends the operator's identity: it sends no credentials of its own
+(the upstream TLS context carries the cluster CA only, never a client certificate), and a request without a
+bearer token is refused here.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import logging
+import ssl
+from typing import Any
+
+import aiohttp
+import aiohttp.web
+import kopf
+from yarl import URL
+
+from vpcep.config import GatewayChannelConfig
+from vpcep.domain.gateway_channel import ChannelRequest, refusal
+
+log = logging.getLogger(__name__)
+MAX_BODY_BYTES = 1024 * 1024  # a status ConfigMap is a few KB (bounded_status); the API's own limit is 3 MB
+FORWARDED_HEADERS = ("Authorization", "Content-Type", "Accept")
+WATCH_READ_TIMEOUT_S = 600.0  # longer than any watch the agent asks for (timeoutSeconds=300)
+
+
+def upstream_ssl_context(info: kopf.ConnectionInfo) -> ssl.SSLContext | bool:
+    """Verifies the API server by the cluster CA; presents no client certificate (never the operator's)."""
+    if info.insecure:
+        return False
+    cadata = base64.b64decode(info.ca_data).decode() if info.ca_data else None
+    return ssl.create_default_context(cafile=info.ca_path, cadata=cadata)
+
+
+def status_answer(code: int, reason: str, message: str) -> aiohttp.web.Response:
+    """A Kubernetes Status object, which the agent's client reports like any API error."""
+    body = {"kind": "Status", "apiVersion": "v1", "status": "Failure", "message": message, "reason": reason}
+    return aiohttp.web.json_response({**body, "code": code}, status=code)
+
+
+def created_name(method: str, body: bytes) -> str | None:
+    if method.upper() != "POST" or not body:
+        return None
+    try:
+        name = json.loads(body).get("metadata", {}).get("name")
+    except (ValueError, AttributeError):
+        return None
+    return name if isinstance(name, str) else None
+
+
+class GatewayChannel:
+    def __init__(self, namespace: str, server: str, upstream_ssl: ssl.SSLContext | bool) -> None:
+        self.namespace = namespace
+        self.server = URL(server)
+        self.upstream_ssl = upstream_ssl
+        self.session: aiohttp.ClientSession | None = None
+
+    async def forward(self, request: aiohttp.web.Request) -> aiohttp.web.StreamResponse:
+        body = await request.read() if request.can_read_body else b""
+        query = {key: request.query.getall(key) for key in request.query}
+        judged = ChannelRequest(request.method, request.path, query, created_name(request.method, body))
+        reason = refusal(judged, self.namespace)
+        if reason is not None:
+            log.warning("gateway channel: refused %s %s from %s: %s",
+                        request.method, request.path, request.remote, reason)  # fmt: skip
+            return status_answer(403, "Forbidden", f"vpcep gateway channel: {reason}")
+        if not request.headers.get("Authorization", "").startswith("Bearer "):
+            return status_answer(401, "Unauthorized", "vpcep gateway channel: a bearer token is required")
+        # The path and query that were judged are the ones sent (rebuilt, never the raw request line).
+        url = self.server.with_path(request.path).with_query(list(request.query.items()))
+        headers = {name: request.headers[name] for name in FORWARDED_HEADERS if name in request.headers}
+        assert self.session is not None
+        async with self.session.request(
+            request.method,
+            url,
+            data=body or None,
+            headers=headers,
+            ssl=self.upstream_ssl,
+            # Sent as the agent sent it: a body without a type stays without one (aiohttp would call it
+            # application/octet-stream, which the API server refuses).
+            skip_auto_headers=("Content-Type",),
+        ) as upstream:
+            answer = aiohttp.web.StreamResponse(
+                status=upstream.status,
+                headers={"Content-Type": upstream.headers.get("Content-Type", "application/json")},
+            )
+            await answer.prepare(request)
+            async for chunk in upstream.content.iter_any():
+                await answer.write(chunk)
+            await answer.write_eof()
+            return answer
+
+
+def register(config: GatewayChannelConfig, namespace: str, login: Any) -> None:
+    """Serve the channel from start-up to clean-up when enabled; ``login`` gives the API server's address."""
+    if not config.enabled:
+        return
+    cert_file, key_file = config.certFile, config.keyFile
+    assert cert_file and key_file  # GatewayChannelConfig refuses an enabled channel without them
+
+    @kopf.on.startup(id="gateway-channel")
+    async def serve_channel(memo: Any, **_: Any) -> None:
+        info = login()
+        channel = GatewayChannel(namespace, info.server, upstream_ssl_context(info))
+        channel.session = aiohttp.ClientSession(
+            timeout=aiohttp.ClientTimeout(total=None, sock_connect=10, sock_read=WATCH_READ_TIMEOUT_S)
+        )
+        app = aiohttp.web.Application(client_max_size=MAX_BODY_BYTES)
+        app.router.add_route("*", "/{tail:.*}", channel.forward)
+        tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        tls.load_cert_chain(cert_file, key_file)
+        runner = aiohttp.web.AppRunner(app, handle_signals=False, access_log=None)
+        await runner.setup()
+        await aiohttp.web.TCPSite(runner, config.address, config.port, ssl_context=tls).start()
+        memo.channel_runner, memo.channel = runner, channel
+        log.info("gateway channel: serving on %s:%d (R45)", config.address, config.port)
+
+    @kopf.on.cleanup(id="gateway-channel-stop")
+    async def stop_channel(memo: Any, **_: Any) -> None:
+        runner, channel = getattr(memo, "channel_runner", None), getattr(memo, "channel", None)
+        if runner is not None:
+            await runner.cleanup()
+        if channel is not None and channel.session is not None:
+            await channel.session.close()
