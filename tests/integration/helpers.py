@@ -8,6 +8,7 @@ import os
 import pathlib
 import shutil
 import signal
+import socket
 import string
 import subprocess
 import sys
@@ -350,6 +351,53 @@ class StandInGateway:
 def names(prefix: str, count: int) -> Iterator[str]:
     for index in range(count):
         yield f"{prefix}-{index}"
+
+
+def free_port_run(size: int, addresses: tuple[str, ...] = ("127.0.0.1",), start: int = 41000) -> int:
+    """The first of `size` consecutive ports free on every one of `addresses` right now (a gateway listens on
+    them, or a server the test starts). Different pytest processes start at different places."""
+    for first in range(start + os.getpid() % 97 * 40, 60000, 40):
+        probes: list[socket.socket] = []
+        try:
+            for address in addresses:
+                for port in range(first, first + size):
+                    probe = socket.socket()
+                    probes.append(probe)
+                    probe.bind((address, port))
+            return first
+        except OSError:
+            continue
+        finally:
+            for probe in probes:
+                probe.close()
+    raise RuntimeError(f"no run of {size} free ports")
+
+
+def published_pod_endpoint(
+    kube: Cluster, provider: str, consumer: str, account: str, backend_port: int
+) -> dict[str, Any]:
+    """An Accepted Endpoint "echo" in `consumer` for the Pod backend "echo" of `provider`, which the test
+    serves on 127.0.0.1:backend_port (both namespaces in one account: no Whitelist needed); its status."""
+    kube.namespace(provider, account)
+    kube.namespace(consumer, account)
+    kube.apply("backend-pod.yaml", name="echo", namespace=provider)
+    kube.kubectl(
+        "patch", "pod", "echo", "-n", provider, "--subresource=status", "--type=merge",
+        "-p", json.dumps({"status": {"podIP": "127.0.0.1", "phase": "Running"}}),
+    )  # fmt: skip
+    kube.apply(
+        "pod-endpoint-service.yaml",
+        name="echo",
+        namespace=provider,
+        backend="echo",
+        server_port=str(backend_port),
+    )
+    service = wait_for("echo Available", phase_is(kube, "vpces", provider, "echo", "Available"))
+    kube.apply("endpoint.yaml", name="echo", namespace=consumer, service_name=service["serviceName"])
+    try:
+        return dict(wait_for("echo Accepted", phase_is(kube, "vpce", consumer, "echo", "Accepted")))
+    except AssertionError:
+        raise AssertionError(f"endpoint status: {kube.status('vpce', consumer, 'echo')}") from None
 
 
 @contextlib.contextmanager

@@ -24,7 +24,14 @@ import pytest
 import yaml
 
 from integration.conftest import delete_namespaces, start_operator
-from integration.helpers import Cluster, OperatorProcess, phase_is, running_gateway_agent, wait_for
+from integration.helpers import (
+    Cluster,
+    OperatorProcess,
+    free_port_run,
+    published_pod_endpoint,
+    running_gateway_agent,
+    wait_for,
+)
 from line_echo import stream_echo_server, talks
 
 pytestmark = pytest.mark.cluster
@@ -32,28 +39,12 @@ PID = os.getpid()
 PROVIDER, CONSUMER = f"chan-prov-{PID}", f"chan-cons-{PID}"
 
 
-def _free_ports(count: int) -> int:
-    """The first of `count` consecutive ports free on 127.0.0.1 right now."""
-    for first in range(42000 + PID % 89 * 50, 60000, 50):
-        probes = [socket.socket() for _ in range(count)]
-        try:
-            for offset, probe in enumerate(probes):
-                probe.bind(("127.0.0.1", first + offset))
-            return first
-        except OSError:
-            continue
-        finally:
-            for probe in probes:
-                probe.close()
-    raise RuntimeError("no free ports")
-
-
 @pytest.fixture(scope="module")
 def operator(
     kube: Cluster, operator_namespace: str, loopback_certificate: tuple[Any, Any]
 ) -> Iterator[OperatorProcess]:
     cert, key = loopback_certificate
-    first = _free_ports(5)  # the channel, then four gateway ports
+    first = free_port_run(5, start=42000)  # the channel, then four gateway ports
     process = start_operator(
         kube,
         operator_namespace,
@@ -107,7 +98,7 @@ def test_an_agent_that_reaches_the_api_only_through_the_channel_serves_an_endpoi
     through_channel = ("--api-server", channel_url(operator), "--api-ca-file", str(cert))
     # The agent's kubeconfig names a server where nothing listens: the channel is its only way to the API.
     config = yaml.safe_load(pathlib.Path(kube.kubeconfig).read_text())
-    config["clusters"][0]["cluster"]["server"] = f"https://127.0.0.1:{_free_ports(1)}"
+    config["clusters"][0]["cluster"]["server"] = f"https://127.0.0.1:{free_port_run(1, start=43000)}"
     unreachable = tmp_path / "kubeconfig-without-the-api-server"
     unreachable.write_text(yaml.safe_dump(config))
     with (
@@ -117,23 +108,7 @@ def test_an_agent_that_reaches_the_api_only_through_the_channel_serves_an_endpoi
             agent_kubeconfig=str(unreachable),
         ),
     ):  # fmt: skip
-        kube.namespace(PROVIDER, f"chan-{PID}")  # one account: permitted without a Whitelist
-        kube.namespace(CONSUMER, f"chan-{PID}")
-        kube.apply("backend-pod.yaml", name="echo", namespace=PROVIDER)
-        kube.kubectl(
-            "patch", "pod", "echo", "-n", PROVIDER, "--subresource=status", "--type=merge",
-            "-p", json.dumps({"status": {"podIP": "127.0.0.1", "phase": "Running"}}),
-        )  # fmt: skip
-        kube.apply(
-            "pod-endpoint-service.yaml",
-            name="echo",
-            namespace=PROVIDER,
-            backend="echo",
-            server_port=str(backend),
-        )
-        service = wait_for("echo Available", phase_is(kube, "vpces", PROVIDER, "echo", "Available"))
-        kube.apply("endpoint.yaml", name="echo", namespace=CONSUMER, service_name=service["serviceName"])
-        status = wait_for("echo Accepted", phase_is(kube, "vpce", CONSUMER, "echo", "Accepted"))
+        status = published_pod_endpoint(kube, PROVIDER, CONSUMER, f"chan-{PID}", backend)
         port = status["gatewayPorts"][0]["gatewayPort"]
         session = wait_for("a session through the gateway", lambda: _session(port), timeout=15)
         assert talks(session), "bytes through the gateway the channel configured"

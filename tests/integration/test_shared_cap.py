@@ -14,12 +14,18 @@ import json
 import os
 import socket
 from collections.abc import Iterator
-from typing import Any
 
 import pytest
 
 from integration.conftest import delete_namespaces, start_operator
-from integration.helpers import Cluster, OperatorProcess, phase_is, running_gateway_agent, wait_for
+from integration.helpers import (
+    Cluster,
+    OperatorProcess,
+    free_port_run,
+    published_pod_endpoint,
+    running_gateway_agent,
+    wait_for,
+)
 from line_echo import stream_echo_server, talks
 
 pytestmark = pytest.mark.cluster
@@ -29,28 +35,9 @@ CAP = 10
 GATEWAY_A, GATEWAY_B = "127.0.0.2", "127.0.0.3"
 
 
-def _free_port_run(size: int) -> int:
-    """`size` consecutive ports free on both gateway addresses right now."""
-    for first in range(41000 + PID % 97 * 40, 60000, 40):
-        probes: list[socket.socket] = []
-        try:
-            for address in (GATEWAY_A, GATEWAY_B):
-                for port in range(first, first + size):
-                    probe = socket.socket()
-                    probes.append(probe)
-                    probe.bind((address, port))
-            return first
-        except OSError:
-            continue
-        finally:
-            for probe in probes:
-                probe.close()
-    raise RuntimeError("no free port run")
-
-
 @pytest.fixture(scope="module")
 def operator(kube: Cluster, operator_namespace: str) -> Iterator[OperatorProcess]:
-    first = _free_port_run(4)
+    first = free_port_run(4, (GATEWAY_A, GATEWAY_B))
     process = start_operator(
         kube,
         operator_namespace,
@@ -76,30 +63,6 @@ def gateway_agent(kube: Cluster, operator: OperatorProcess, name: str, address: 
         "--address", address, "--bind-address", address, "--heartbeat-interval", "1",
     ) as runtime:  # fmt: skip
         yield runtime
-
-
-def published_endpoint(kube: Cluster, backend_port: int) -> dict[str, Any]:
-    """An Endpoint in CONSUMER for a Pod backend served by this test on 127.0.0.1:backend_port."""
-    kube.namespace(PROVIDER, f"cap-{PID}")  # one account: permitted without a Whitelist
-    kube.namespace(CONSUMER, f"cap-{PID}")
-    kube.apply("backend-pod.yaml", name="echo", namespace=PROVIDER)
-    kube.kubectl(
-        "patch", "pod", "echo", "-n", PROVIDER, "--subresource=status", "--type=merge",
-        "-p", json.dumps({"status": {"podIP": "127.0.0.1", "phase": "Running"}}),
-    )  # fmt: skip
-    kube.apply(
-        "pod-endpoint-service.yaml",
-        name="echo",
-        namespace=PROVIDER,
-        backend="echo",
-        server_port=str(backend_port),
-    )
-    service = wait_for("echo Available", phase_is(kube, "vpces", PROVIDER, "echo", "Available"))
-    kube.apply("endpoint.yaml", name="echo", namespace=CONSUMER, service_name=service["serviceName"])
-    try:
-        return dict(wait_for("echo Accepted", phase_is(kube, "vpce", CONSUMER, "echo", "Accepted")))
-    except AssertionError:
-        raise AssertionError(f"endpoint status: {kube.status('vpce', CONSUMER, 'echo')}") from None
 
 
 def route_cap(kube: Cluster, operator: OperatorProcess, endpoint_id: str) -> int:
@@ -151,7 +114,7 @@ def test_the_cap_holds_for_the_endpoint_across_two_gateways_R21_R49(
     The documented worst case of uneven spreading shows too: the 6th on one gateway is refused while the other
     is idle. One gateway leaves: the survivor is given the whole cap again."""
     with stream_echo_server() as backend, gateway_agent(kube, operator, "cap-a", GATEWAY_A):
-        status = published_endpoint(kube, backend)
+        status = published_pod_endpoint(kube, PROVIDER, CONSUMER, f"cap-{PID}", backend)
         endpoint_id, port = status["endpointId"], status["gatewayPorts"][0]["gatewayPort"]
         assert route_cap(kube, operator, endpoint_id) == CAP  # one ready gateway: the whole cap
 
