@@ -10,6 +10,8 @@ import pytest
 
 from vpcep.config import GatewayChannelConfig
 from vpcep.domain.gateway_channel import ChannelRequest, refusal
+from vpcep.gateway.agent import parse_args
+from vpcep.handlers.gateway_channel import bearer_token_present
 
 NS = "vpcep-system"
 COLLECTION = f"/api/v1/namespaces/{NS}/configmaps"
@@ -80,6 +82,16 @@ def test_the_requests_an_agent_makes_pass(
         ("GET", "/apis/vpcep.io/v1/endpoints", {}, None, "not served"),
         ("GET", "/version", {}, None, "not served"),
         ("PATCH", f"{COLLECTION}/vpcep-gateway-gw-1", {"dryRun": ["All"], "force": ["true"]}, None, "dryRun"),
+        ("GET", COLLECTION, {**ROUTES, "watch": ["1"], "timeoutSeconds": ["86400"]}, None, "timeoutSeconds"),
+        (
+            "GET",
+            COLLECTION,
+            {**ROUTES, "watch": ["1"], "timeoutSeconds": ["30", "30"]},
+            None,
+            "timeoutSeconds",
+        ),
+        ("POST", COLLECTION, {}, "-", "create only"),
+        ("GET", "/api/v1/x\n2026-12-04 INFO vpcep: forged", {}, None, "\\n"),  # a log line stays one line
     ],
 )
 def test_anything_else_is_refused_with_a_reason(
@@ -93,3 +105,34 @@ def test_an_enabled_channel_without_a_certificate_is_refused_at_load() -> None:
     with pytest.raises(pydantic.ValidationError, match=r"gatewayChannel\.certFile"):
         GatewayChannelConfig(enabled=True)
     assert GatewayChannelConfig(enabled=True, certFile="tls.crt", keyFile="tls.key").port == 9444
+
+
+def test_a_post_is_judged_again_once_its_body_is_read() -> None:
+    """The channel judges method, path and query before reading a body; a POST then needs the name."""
+    assert refusal(ChannelRequest("POST", COLLECTION, {}, body_read=False), NS) is None
+    assert refusal(ChannelRequest("POST", f"/api/v1/namespaces/{NS}/secrets", {}, body_read=False), NS)
+
+
+@pytest.mark.parametrize(
+    ("header", "present"),
+    [
+        ("Bearer abc", True), ("bearer abc", True), ("BEARER abc", True),
+        ("Bearer ", False), ("Basic abc", False), ("", False), ("Bearerabc", False),
+    ],
+)  # fmt: skip
+def test_a_bearer_token_in_any_case_of_the_scheme_as_the_in_cluster_client_sends_it(
+    header: str, present: bool
+) -> None:
+    assert bearer_token_present(header) is present
+
+
+@pytest.mark.parametrize(
+    "flags",
+    [
+        ["--api-server", "http://channel:9444", "--api-ca-file", "ca.crt"],
+        ["--api-server", "https://channel:9444"],
+    ],
+)
+def test_the_agent_sends_its_token_only_over_verified_https(flags: list[str]) -> None:
+    with pytest.raises(SystemExit):
+        parse_args(["--name", "gw", *flags])

@@ -37,6 +37,8 @@ LIST_PARAMETERS = frozenset(
         "continue",
     }
 )
+# A watch longer than this would hold an upstream connection past the channel's read timeout.
+MAX_WATCH_SECONDS = 600
 WRITE_PARAMETERS = frozenset({"fieldManager", "fieldValidation"})
 OBJECT_METHODS = frozenset({"GET", "PATCH", "PUT"})
 
@@ -48,6 +50,8 @@ class ChannelRequest:
     query: Mapping[str, Sequence[str]]
     # metadata.name of a POST body (None when there is none or it has no name).
     created_name: str | None = None
+    # False while the body is not read yet: everything but the created name is judged.
+    body_read: bool = True
 
 
 def refusal(request: ChannelRequest, namespace: str) -> str | None:
@@ -67,16 +71,23 @@ def refusal(request: ChannelRequest, namespace: str) -> str | None:
         if method not in OBJECT_METHODS:
             return f"{method} on a gateway status ConfigMap is not a gateway's request"
         return _unknown_parameters(request.query, WRITE_PARAMETERS)
-    return f"{request.path} is not served to gateways (only ConfigMaps in the namespace {namespace})"
+    return f"{request.path!r} is not served to gateways (only ConfigMaps in the namespace {namespace})"
 
 
 def _list_refusal(query: Mapping[str, Sequence[str]]) -> str | None:
     if list(query.get("labelSelector", ())) != [ROUTE_SELECTOR]:
         return f"gateways list only the route ConfigMaps: labelSelector={ROUTE_SELECTOR}"
+    timeouts = list(query.get("timeoutSeconds", ()))
+    if timeouts and not (
+        len(timeouts) == 1 and timeouts[0].isdigit() and int(timeouts[0]) <= MAX_WATCH_SECONDS
+    ):
+        return f"timeoutSeconds must be one number of at most {MAX_WATCH_SECONDS}"
     return _unknown_parameters(query, LIST_PARAMETERS)
 
 
 def _create_refusal(request: ChannelRequest) -> str | None:
+    if not request.body_read:  # judged again once the body is read
+        return _unknown_parameters(request.query, WRITE_PARAMETERS)
     if request.created_name is None or not _is_status_name(request.created_name):
         return f"gateways create only their status ConfigMap ({GATEWAY_STATUS_NAME_PREFIX}<name>)"
     return _unknown_parameters(request.query, WRITE_PARAMETERS)

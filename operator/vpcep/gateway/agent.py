@@ -188,7 +188,10 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         "terminationGracePeriodSeconds must cover both. SIGINT, or a second SIGTERM, stops at once",
     )
     parser.add_argument("--log-level", default=env("LOG_LEVEL") or "INFO")
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    if args.api_server is not None and not (args.api_server.startswith("https://") and args.api_ca_file):
+        parser.error("--api-server must be an https:// URL, and --api-ca-file the CA that verifies it")
+    return args
 
 
 def cidr_argument(text: str) -> Network:
@@ -421,6 +424,7 @@ def kube_core_api(api_server: str | None = None, ca_file: str | None = None) -> 
             refresh_token(configuration)
         configuration.host = api_server
         configuration.ssl_ca_cert = ca_file
+        configuration.verify_ssl = True  # the token goes there: never to an unverified server
         configuration.cert_file = configuration.key_file = None  # the channel passes on a bearer token only
         configuration.refresh_api_key_hook = aim_at_the_channel
 

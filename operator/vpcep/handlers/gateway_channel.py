@@ -26,9 +26,18 @@ from vpcep.config import GatewayChannelConfig
 from vpcep.domain.gateway_channel import ChannelRequest, refusal
 
 log = logging.getLogger(__name__)
-MAX_BODY_BYTES = 1024 * 1024  # a status ConfigMap is a few KB (bounded_status); the API's own limit is 3 MB
+# A status ConfigMap is a few KB (vpcep.gateway.status bounds it); nothing an agent sends comes near this.
+MAX_BODY_BYTES = 256 * 1024
+BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
 FORWARDED_HEADERS = ("Authorization", "Content-Type", "Accept")
-WATCH_READ_TIMEOUT_S = 600.0  # longer than any watch the agent asks for (timeoutSeconds=300)
+WATCH_READ_TIMEOUT_S = 600.0  # longer than any watch the channel lets through (domain: timeoutSeconds <= 600)
+
+
+def bearer_token_present(authorization: str) -> bool:
+    """An ``Authorization: Bearer <token>`` header; the scheme in any case, as the API server takes it (the
+    in-cluster client sends "bearer ...")."""
+    scheme, _, token = authorization.partition(" ")
+    return scheme.lower() == "bearer" and token.strip() != ""
 
 
 def upstream_ssl_context(info: kopf.ConnectionInfo) -> ssl.SSLContext | bool:
@@ -63,24 +72,32 @@ class GatewayChannel:
         self.session: aiohttp.ClientSession | None = None
 
     async def forward(self, request: aiohttp.web.Request) -> aiohttp.web.StreamResponse:
-        body = await request.read() if request.can_read_body else b""
+        method = request.method.upper()
         query = {key: request.query.getall(key) for key in request.query}
-        judged = ChannelRequest(request.method, request.path, query, created_name(request.method, body))
-        reason = refusal(judged, self.namespace)
-        if reason is not None:
-            log.warning("gateway channel: refused %s %s from %s: %s",
-                        request.method, request.path, request.remote, reason)  # fmt: skip
-            return status_answer(403, "Forbidden", f"vpcep gateway channel: {reason}")
-        if not request.headers.get("Authorization", "").startswith("Bearer "):
+        # Judged before anything is read: a caller without a token, or asking for what is never passed on,
+        # costs no body read (a POST is judged again below, once its body names what it creates).
+        reason = refusal(ChannelRequest(method, request.path, query, body_read=False), self.namespace)
+        if reason is None and not bearer_token_present(request.headers.get("Authorization", "")):
             return status_answer(401, "Unauthorized", "vpcep gateway channel: a bearer token is required")
+        body = await request.read() if reason is None and method in BODY_METHODS else b""
+        if reason is None and method == "POST":
+            reason = refusal(
+                ChannelRequest(method, request.path, query, created_name(method, body)), self.namespace
+            )
+        if reason is not None:
+            log.warning(
+                "gateway channel: refused %s %r from %s: %s", method, request.raw_path, request.remote, reason
+            )
+            return status_answer(403, "Forbidden", f"vpcep gateway channel: {reason}")
         # The path and query that were judged are the ones sent (rebuilt, never the raw request line).
         url = self.server.with_path(request.path).with_query(list(request.query.items()))
         headers = {name: request.headers[name] for name in FORWARDED_HEADERS if name in request.headers}
         assert self.session is not None
         async with self.session.request(
-            request.method,
+            method,
             url,
             data=body or None,
+            allow_redirects=False,
             headers=headers,
             ssl=self.upstream_ssl,
             # Sent as the agent sent it: a body without a type stays without one (aiohttp would call it
@@ -110,7 +127,13 @@ def register(config: GatewayChannelConfig, namespace: str, login: Any) -> None:
         info = login()
         channel = GatewayChannel(namespace, info.server, upstream_ssl_context(info))
         channel.session = aiohttp.ClientSession(
-            timeout=aiohttp.ClientTimeout(total=None, sock_connect=10, sock_read=WATCH_READ_TIMEOUT_S)
+            # One long watch per gateway: no cap on upstream connections (aiohttp's default of 100 would make
+            # the 101st gateway wait forever), and a connection that cannot be made fails in seconds.
+            connector=aiohttp.TCPConnector(limit=0),
+            timeout=aiohttp.ClientTimeout(
+                total=None, connect=10, sock_connect=10, sock_read=WATCH_READ_TIMEOUT_S
+            ),
+            cookie_jar=aiohttp.DummyCookieJar(),  # nothing one caller's answer sets is sent for another
         )
         app = aiohttp.web.Application(client_max_size=MAX_BODY_BYTES)
         app.router.add_route("*", "/{tail:.*}", channel.forward)
