@@ -34,6 +34,19 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{- printf "%s-webhook-tls" (include "vpcep.prefix" .) -}}
 {{- end -}}
 
+{{- define "vpcep.gatewayChannelServiceName" -}}
+{{- printf "%s-gateway-channel" (include "vpcep.prefix" .) -}}
+{{- end -}}
+
+{{- define "vpcep.gatewayChannelSecretName" -}}
+{{- printf "%s-gateway-channel-tls" (include "vpcep.prefix" .) -}}
+{{- end -}}
+
+{{- /* Where the gateway agents reach the operator's gateway channel (R45). */ -}}
+{{- define "vpcep.gatewayChannelURL" -}}
+{{- printf "https://%s.%s.svc:%d" (include "vpcep.gatewayChannelServiceName" .) .Release.Namespace (int .Values.gateway.apiChannel.port) -}}
+{{- end -}}
+
 {{/* Pod-level and container-level hardening shared by both Deployments (R36). */}}
 {{- define "vpcep.podSecurity" -}}
 securityContext:
