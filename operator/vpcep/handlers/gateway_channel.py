@@ -92,6 +92,21 @@ class GatewayChannel:
         # The path and query that were judged are the ones sent (rebuilt, never the raw request line).
         url = self.server.with_path(request.path).with_query(list(request.query.items()))
         headers = {name: request.headers[name] for name in FORWARDED_HEADERS if name in request.headers}
+        try:
+            return await self._pass_on(request, method, url, headers, body)
+        except aiohttp.ClientError as error:
+            # Before any answer (the API server unreachable): a Status the agent's client reports and retries,
+            # not a bare 500 and a traceback here.
+            log.warning(
+                "gateway channel: the API server did not answer %s %s: %s", method, request.path, error
+            )
+            return status_answer(
+                503, "ServiceUnavailable", "vpcep gateway channel: the API server did not answer"
+            )
+
+    async def _pass_on(
+        self, request: aiohttp.web.Request, method: str, url: URL, headers: dict[str, str], body: bytes
+    ) -> aiohttp.web.StreamResponse:
         assert self.session is not None
         async with self.session.request(
             method,
@@ -109,8 +124,15 @@ class GatewayChannel:
                 headers={"Content-Type": upstream.headers.get("Content-Type", "application/json")},
             )
             await answer.prepare(request)
-            async for chunk in upstream.content.iter_any():
-                await answer.write(chunk)
+            try:
+                async for chunk in upstream.content.iter_any():
+                    await answer.write(chunk)
+            except (
+                aiohttp.ClientError
+            ) as error:  # the answer started: end it (a watch ends; the agent relists)
+                log.info(
+                    "gateway channel: the API server's answer to %s %s broke off: %s", method, url.path, error
+                )
             await answer.write_eof()
             return answer
 
