@@ -86,9 +86,8 @@ def _list_refusal(query: Mapping[str, Sequence[str]]) -> str | None:
 
 
 def _create_refusal(request: ChannelRequest) -> str | None:
-    if not request.body_read:  # judged again once the body is read
-        return _unknown_parameters(request.query, WRITE_PARAMETERS)
-    if request.created_name is None or not _is_status_name(request.created_name):
+    # Before the body is read only the query is judged; the channel judges the POST again with its name.
+    if request.body_read and not (request.created_name and _is_status_name(request.created_name)):
         return f"gateways create only their status ConfigMap ({GATEWAY_STATUS_NAME_PREFIX}<name>)"
     return _unknown_parameters(request.query, WRITE_PARAMETERS)
 

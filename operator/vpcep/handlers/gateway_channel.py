@@ -54,9 +54,8 @@ def status_answer(code: int, reason: str, message: str) -> aiohttp.web.Response:
     return aiohttp.web.json_response({**body, "code": code}, status=code)
 
 
-def created_name(method: str, body: bytes) -> str | None:
-    if method.upper() != "POST" or not body:
-        return None
+def created_name(body: bytes) -> str | None:
+    """metadata.name of a POST body, if it is JSON and names one."""
     try:
         name = json.loads(body).get("metadata", {}).get("name")
     except (ValueError, AttributeError):
@@ -81,9 +80,7 @@ class GatewayChannel:
             return status_answer(401, "Unauthorized", "vpcep gateway channel: a bearer token is required")
         body = await request.read() if reason is None and method in BODY_METHODS else b""
         if reason is None and method == "POST":
-            reason = refusal(
-                ChannelRequest(method, request.path, query, created_name(method, body)), self.namespace
-            )
+            reason = refusal(ChannelRequest(method, request.path, query, created_name(body)), self.namespace)
         if reason is not None:
             log.warning(
                 "gateway channel: refused %s %r from %s: %s", method, request.raw_path, request.remote, reason
