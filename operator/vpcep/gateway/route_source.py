@@ -247,10 +247,15 @@ class KubeRouteSource:
             if raw.get("code") == 410:
                 raise _Expired()
             return None
-        version = obj.metadata.resource_version
         if kind == "BOOKMARK":
+            # The client leaves a bookmark's object undecoded (a dict: it carries nothing but its
+            # resourceVersion); older clients decoded it. The API server sends one about every minute.
+            version = (
+                obj["metadata"]["resourceVersion"] if isinstance(obj, dict) else obj.metadata.resource_version
+            )
             self._store.bump_version(_as_int(version))
             return str(version)
+        version = obj.metadata.resource_version
         key = endpoint_key_of_configmap(obj.metadata.name)
         if kind == "DELETED":
             self._store.delete(key, _as_int(version))
