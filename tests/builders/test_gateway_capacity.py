@@ -72,3 +72,20 @@ def test_the_rendered_global_section_carries_the_budget_and_an_explicit_maxconn_
     explicit = haproxy_config([route], HaproxySettings(memory_limit_bytes=GIB, max_connections=500))
     assert "    maxconn 500\n" in explicit
     assert "maxconn" not in haproxy_config([route], HaproxySettings()), "no limit: HAProxy's own default"
+
+
+@given(
+    open_files=st.integers(min_value=1024, max_value=1 << 20),
+    listeners=st.integers(min_value=0, max_value=2_000),
+)
+def test_maxconn_leaves_haproxy_descriptors_within_the_open_file_limit_R49(
+    open_files: int, listeners: int
+) -> None:
+    """HAProxy needs two descriptors per session and per pipe besides its listeners; above the hard limit it
+    refuses to start."""
+    budget = session_budget(GIB, listeners, BUFFER, None, open_files)
+    needed = 2 * budget.max_connections + 2 * budget.pipes + listeners
+    assert needed <= open_files or budget.max_connections == MIN_SESSIONS
+    assert budget.bounded_by_open_files == (
+        budget.max_connections < session_budget(GIB, listeners, BUFFER).max_connections
+    )

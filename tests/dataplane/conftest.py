@@ -11,7 +11,7 @@ import shutil
 import signal
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import pytest
@@ -73,9 +73,12 @@ def backends(topology: Topology) -> Iterator[dict[str, subprocess.Popen[bytes]]]
 class GatewayAgent:
     """The vpcep-gateway agent running in the gateway namespace, fed from a routes directory."""
 
-    def __init__(self, topology: Topology, workdir: pathlib.Path, *extra_args: str) -> None:
+    def __init__(
+        self, topology: Topology, workdir: pathlib.Path, *extra_args: str, prefix: Sequence[str] = ()
+    ) -> None:
         self.topology = topology
         self.extra_args = extra_args  # more agent flags, e.g. --revocation-drain-seconds
+        self.prefix = prefix  # a command the agent runs under, e.g. prlimit
         self.routes_dir = workdir / "routes"
         self.runtime_dir = workdir / "run"
         self.log_path = workdir / "agent.log"
@@ -88,7 +91,7 @@ class GatewayAgent:
             self.process = spawn(
                 self.topology.gateway,
                 [
-                    sys.executable, "-m", "vpcep.gateway.agent",
+                    *self.prefix, sys.executable, "-m", "vpcep.gateway.agent",
                     "--routes-dir", str(self.routes_dir),
                     "--runtime-dir", str(self.runtime_dir),
                     "--name", f"gw-{self.topology.tag}",

@@ -78,3 +78,28 @@ def test_a_flood_stops_at_the_memory_derived_maxconn_and_haproxy_stays_up_R49(
             with contextlib.suppress(OSError):
                 sock.close()
         agent.stop()
+
+
+def test_a_low_open_file_limit_bounds_maxconn_instead_of_keeping_haproxy_down_R49(
+    topology: Topology, backends: dict[str, subprocess.Popen[bytes]], tmp_path: pathlib.Path
+) -> None:
+    """The chart's 1 GiB asks HAProxy for ~96,000 descriptors. Under a container's hard open-file limit below
+    that (4,096 here; some hosts' runtimes give 20,000 or less) HAProxy refused to start ("Cannot raise FD
+    limit"): the gateway pod's HAProxy container crash-looped. The agent now bounds maxconn by the limit as
+    well, and the gateway serves."""
+    limit = 1 << 30
+    agent = GatewayAgent(
+        topology, tmp_path, "--memory-limit-bytes", str(limit), prefix=("prlimit", "--nofile=4096:4096", "--")
+    )
+    try:
+        net = topology
+        agent.put_route(route("e-files", 82, (FLOOD_PORT, net.provider_ip, PLAIN_BACKEND_PORT)))
+        agent.start()
+        wait_served(agent, FLOOD_PORT)
+        expected = session_budget(limit, 1, 65536, None, 4096)
+        assert expected.bounded_by_open_files and expected.max_connections < 2048
+        assert _show_info(agent)["Maxconn"] == str(expected.max_connections)
+        with connect(net.consumer, net.gateway_consumer_ip, FLOOD_PORT, timeout=5.0) as sock:
+            assert greeting(sock)["server"] == "provider-backend"
+    finally:
+        agent.stop()

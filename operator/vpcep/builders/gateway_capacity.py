@@ -22,6 +22,12 @@ The budget, from the HAProxy container's memory limit L (the downward API's ``li
 
 With the chart's 1 GiB and no routes: ~46,900 sessions, 4,031 buffers of 64 KiB, 1,007 pipes. Each figure has
 a floor so that a too small limit still leaves a working gateway (it then says so in its log).
+
+The open-file limit bounds the sessions too: HAProxy needs two descriptors per session and per pipe besides
+its listeners and its own sockets, and refuses to start when it cannot raise its limit that far ("Cannot raise
+FD limit"): a crash loop. So ``maxconn`` is also at most (F - 256 - listeners - 2 x pipes) / 2 for the
+container's hard limit F (container runtimes give 2^19 or more; a lower one, as on some hosts, now costs
+sessions, not the gateway).
 """
 
 from __future__ import annotations
@@ -37,6 +43,7 @@ DEFAULT_PIPE_BYTES = 64 * KIB  # the kernel's default pipe size when tune.pipesi
 MIN_SESSIONS = 100
 MIN_BUFFERS = 16
 MIN_PIPES = 16
+FD_RESERVE = 256  # HAProxy's own descriptors: CLI and master sockets, health checks, the health listener
 
 
 @dataclass(frozen=True)
@@ -46,18 +53,27 @@ class SessionBudget:
     pipes: int
     # False when a floor applied: the limit is too small for this many listeners.
     fits: bool
+    # True when the open-file limit, not memory, set max_connections.
+    bounded_by_open_files: bool = False
 
 
 def session_budget(
-    memory_limit_bytes: int, listeners: int, buffer_size: int, pipe_size: int | None = None
+    memory_limit_bytes: int,
+    listeners: int,
+    buffer_size: int,
+    pipe_size: int | None = None,
+    open_files: int | None = None,
 ) -> SessionBudget:
     available = memory_limit_bytes - BASE_BYTES - PER_LISTENER_BYTES * listeners
     sessions = available // 2 // IDLE_SESSION_BYTES
     buffers = available // 4 // buffer_size
     pipes = available // 8 // (2 * (pipe_size or DEFAULT_PIPE_BYTES))
+    used_pipes = max(MIN_PIPES, pipes)
+    by_files = sessions if open_files is None else (open_files - FD_RESERVE - listeners - 2 * used_pipes) // 2
     return SessionBudget(
-        max_connections=max(MIN_SESSIONS, sessions),
+        max_connections=max(MIN_SESSIONS, min(sessions, by_files)),
         buffers=max(MIN_BUFFERS, buffers),
-        pipes=max(MIN_PIPES, pipes),
-        fits=sessions >= MIN_SESSIONS and buffers >= MIN_BUFFERS and pipes >= MIN_PIPES,
+        pipes=used_pipes,
+        fits=min(sessions, by_files) >= MIN_SESSIONS and buffers >= MIN_BUFFERS and pipes >= MIN_PIPES,
+        bounded_by_open_files=by_files < sessions,
     )

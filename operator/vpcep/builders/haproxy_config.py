@@ -63,6 +63,9 @@ class HaproxySettings:
     # The HAProxy container's memory limit: bounds sessions, buffers and pipes so that a flood is refused
     # instead of OOM-killing the gateway (R49). None: no bound beyond the file-descriptor limit.
     memory_limit_bytes: int | None = None
+    # The HAProxy container's hard open-file limit: with the memory limit, it bounds maxconn so that HAProxy
+    # can raise its own limit far enough to start (gateway_capacity.py). None: not known.
+    open_files_limit: int | None = None
     threads: int | None = None
     buffer_size: int = 65536
     # "always": the kernel moves data between the two sockets without copying it through HAProxy
@@ -228,7 +231,11 @@ def _global_section(settings: HaproxySettings, listeners: int) -> list[str]:
     max_connections = settings.max_connections
     if settings.memory_limit_bytes is not None:  # R49
         budget = session_budget(
-            settings.memory_limit_bytes, listeners, settings.buffer_size, settings.pipe_size
+            settings.memory_limit_bytes,
+            listeners,
+            settings.buffer_size,
+            settings.pipe_size,
+            settings.open_files_limit,
         )
         max_connections = max_connections or budget.max_connections
         lines.append(f"    tune.buffers.limit {budget.buffers}")

@@ -14,6 +14,7 @@ import functools
 import logging
 import os
 import pathlib
+import resource
 import signal
 import sys
 import threading
@@ -224,12 +225,20 @@ def non_negative_seconds(text: str) -> float:
     return value
 
 
+def hard_open_files_limit() -> int | None:
+    """This container's hard RLIMIT_NOFILE, which the HAProxy container shares (one runtime, one pod spec);
+    None when unlimited."""
+    hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+    return None if hard == resource.RLIM_INFINITY else hard
+
+
 def settings_from(args: argparse.Namespace) -> HaproxySettings:
     return HaproxySettings(
         runtime_dir=str(pathlib.Path(args.runtime_dir).resolve()),
         bind_address=args.bind_address,
         max_connections=args.max_connections,
         memory_limit_bytes=args.memory_limit_bytes,
+        open_files_limit=hard_open_files_limit(),
         threads=args.threads,
         buffer_size=args.buffer_size,
         splice=args.splice,
@@ -265,15 +274,22 @@ class Agent:
         self.drainer = RevocationDrainer(self.master, args.revocation_drain_seconds)
         if self.settings.memory_limit_bytes is not None:
             budget = session_budget(
-                self.settings.memory_limit_bytes, 0, self.settings.buffer_size, self.settings.pipe_size
+                self.settings.memory_limit_bytes,
+                0,
+                self.settings.buffer_size,
+                self.settings.pipe_size,
+                self.settings.open_files_limit,
             )
             log.log(
                 logging.INFO if budget.fits else logging.WARNING,
-                "memory limit %d MiB: at most %d sessions, %d buffers, %d pipes before any route (R49)%s",
+                "memory limit %d MiB: at most %d sessions, %d buffers, %d pipes before any route (R49)%s%s",
                 self.settings.memory_limit_bytes // (1 << 20),
                 budget.max_connections,
                 budget.buffers,
                 budget.pipes,
+                f"; sessions bounded by the open-file limit {self.settings.open_files_limit}"
+                if budget.bounded_by_open_files
+                else "",
                 "" if budget.fits else "; the limit is too small, floors apply: raise it",
             )
         self.stop = threading.Event()
