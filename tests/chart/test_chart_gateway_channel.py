@@ -1,4 +1,4 @@
-"""gateway.apiChannel (R45): with it on, the gateway pods reach the API only through the operator's gateway
+"""gateway.apiChannel (R45, on by default): the gateway pods reach the API only through the operator's gateway
 channel, and their egress policy has no API server rule. Checked on the chart as rendered, with the rendered
 pods' own environment parsed by the agent and the rendered config loaded by the operator."""
 
@@ -15,7 +15,7 @@ from chart_rendering import render
 from vpcep.config import OperatorConfig
 from vpcep.gateway.agent import parse_args
 
-ON = "gateway.apiChannel.enabled=true"
+OFF = "gateway.apiChannel.enabled=false"
 
 
 def container(deployment: dict[str, Any], name: str) -> dict[str, Any]:
@@ -33,16 +33,17 @@ def egress_allows_api_server(policy: dict[str, Any]) -> bool:
     return any("ipBlock" in peer for rule in policy["spec"]["egress"] for peer in rule.get("to", []))
 
 
-def test_off_by_default_the_agents_dial_the_api_server_themselves() -> None:
-    rendered = render()
+def test_turned_off_the_agents_dial_the_api_server_themselves() -> None:
+    rendered = render(OFF)
     agent = container(rendered.one("Deployment", "vpcep-gateway"), "agent")
     assert not [e for e in agent["env"] if e["name"].startswith("GATEWAY_API_")]
-    assert not operator_config().gatewayChannel.enabled
+    assert not operator_config(OFF).gatewayChannel.enabled
+    assert not rendered.all("Service") or "vpcep-gateway-channel" not in rendered.names("Service")
     assert egress_allows_api_server(rendered.one("NetworkPolicy", "vpcep-gateway-egress"))
 
 
-def test_on_the_agent_reaches_the_api_through_the_channel_only_R45() -> None:
-    rendered = render(ON)
+def test_by_default_the_agent_reaches_the_api_through_the_channel_only_R45() -> None:
+    rendered = render()
     agent = container(rendered.one("Deployment", "vpcep-gateway"), "agent")
     env = {e["name"]: e.get("value") for e in agent["env"]}
     args = parse_args(
@@ -58,7 +59,7 @@ def test_on_the_agent_reaches_the_api_through_the_channel_only_R45() -> None:
     service = rendered.one("Service", "vpcep-gateway-channel")
     port = service["spec"]["ports"][0]
     assert args.api_server == f"https://vpcep-gateway-channel.vpcep-system.svc:{port['port']}"
-    config = operator_config(ON).gatewayChannel
+    config = operator_config().gatewayChannel
     assert config.enabled and config.port == port["port"]
     operator = rendered.one("Deployment", "vpcep-operator")
     ports = {p["name"]: p["containerPort"] for p in container(operator, "operator")["ports"]}
@@ -81,7 +82,7 @@ def test_on_the_agent_reaches_the_api_through_the_channel_only_R45() -> None:
 def test_the_gateways_get_the_channels_ca_never_its_key_and_it_verifies_the_service_name(
     tmp_path: pathlib.Path,
 ) -> None:
-    rendered = render(ON)
+    rendered = render()
     secret = rendered.one("Secret", "vpcep-gateway-channel-tls")
     gateway = rendered.one("Deployment", "vpcep-gateway")["spec"]["template"]["spec"]
     (volume,) = [

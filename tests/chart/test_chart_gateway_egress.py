@@ -1,6 +1,8 @@
-"""R45: the gateway pods' egress NetworkPolicy, as rendered: DNS, pods (the backends), the API server on its
-ports only; never link-local, cloud metadata or admin-listed CIDRs. (Applied on a real API server by
-test_chart_cluster.py::test_every_rendered_object_is_stored; enforced only where a network plugin does.)"""
+"""R45: the gateway pods' egress NetworkPolicy, as rendered: DNS, pods (the backends) and, by default, the
+operator pods' gateway channel -- no address outside the pod network at all; with the channel off, the API
+server on its ports only. Never link-local, cloud metadata or admin-listed CIDRs. (Applied on a real API
+server by test_chart_cluster.py::test_every_rendered_object_is_stored; enforced only where a network plugin
+does.)"""
 
 from __future__ import annotations
 
@@ -39,8 +41,25 @@ def _reachable(policy: dict[str, Any], address: str, port: int) -> bool:
     return False
 
 
-def test_the_gateways_egress_is_dns_pods_and_the_api_server_ports_only(defaults: Rendered) -> None:
+CHANNEL_OFF = "gateway.apiChannel.enabled=false"
+
+
+def test_by_default_the_gateways_egress_is_dns_pods_and_the_channel_and_no_address_outside_pods(
+    defaults: Rendered,
+) -> None:
     policy = _policy(defaults)
+    spec = policy["spec"]
+    dns, pods, channel = spec["egress"]
+    assert {(p["protocol"], p["port"]) for p in dns["ports"]} == {("UDP", 53), ("TCP", 53)}
+    assert pods == {"to": [{"namespaceSelector": {}}]}
+    assert channel["ports"] == [{"protocol": "TCP", "port": 9444}]
+    assert _non_pod_rules(policy) == []
+    for address in ("10.0.0.1", "2001:db8::1", "203.0.113.9"):
+        assert not _reachable(policy, address, 443) and not _reachable(policy, address, 6443)
+
+
+def test_with_the_channel_off_the_gateways_egress_is_dns_pods_and_the_api_server_ports_only() -> None:
+    policy = _policy(render(CHANNEL_OFF))
     spec = policy["spec"]
     assert spec["policyTypes"] == ["Egress"]
     assert spec["podSelector"]["matchLabels"]["app.kubernetes.io/name"] == "vpcep-gateway"
@@ -64,11 +83,12 @@ def test_admin_listed_cidrs_are_excluded_by_family_and_the_api_server_can_be_pin
     rendered = render(
         "gateway.egressPolicy.deniedCIDRs[0]=10.20.0.0/16",
         "gateway.egressPolicy.deniedCIDRs[1]=fd12::/16",
+        CHANNEL_OFF,
     )
     policy = _policy(rendered)
     assert not _reachable(policy, "10.20.3.4", 443) and not _reachable(policy, "fd12::5", 443)
     assert _reachable(policy, "10.21.0.1", 443)
-    pinned = _policy(render("gateway.egressPolicy.apiServer.cidrs[0]=10.0.0.1/32"))
+    pinned = _policy(render("gateway.egressPolicy.apiServer.cidrs[0]=10.0.0.1/32", CHANNEL_OFF))
     assert _reachable(pinned, "10.0.0.1", 443) and not _reachable(pinned, "10.0.0.2", 443)
 
 

@@ -69,13 +69,24 @@ def test_operator_pods_accept_only_the_webhook_port_from_the_allowed_cidrs_R46()
         {
             "from": [{"ipBlock": {"cidr": "10.0.0.0/24"}}, {"ipBlock": {"cidr": "192.168.10.0/28"}}],
             "ports": [{"protocol": "TCP", "port": 9443}],
-        }
+        },
+        CHANNEL_FROM_GATEWAYS,
     ]
 
 
-def test_without_the_webhook_the_operator_pods_accept_nothing() -> None:
+# R45: the release's gateway pods, to the gateway channel's port only
+CHANNEL_FROM_GATEWAYS = {
+    "from": [{"podSelector": {"matchLabels": {"app.kubernetes.io/name": "vpcep-gateway",
+                                               "app.kubernetes.io/instance": "vpcep"}}}],
+    "ports": [{"protocol": "TCP", "port": 9444}],
+}  # fmt: skip
+
+
+def test_without_the_webhook_the_operator_pods_accept_only_the_gateways_on_the_channel() -> None:
     policy = _policy(render("webhook.enabled=false"), "vpcep-operator")
-    assert "ingress" not in policy["spec"] and policy["spec"]["policyTypes"] == ["Ingress"]
+    assert policy["spec"]["ingress"] == [CHANNEL_FROM_GATEWAYS]
+    alone = _policy(render("webhook.enabled=false", "gateway.apiChannel.enabled=false"), "vpcep-operator")
+    assert "ingress" not in alone["spec"] and alone["spec"]["policyTypes"] == ["Ingress"]
 
 
 def test_without_cluster_access_the_default_webhook_sources_are_everyone_and_notes_say_so(
@@ -84,8 +95,9 @@ def test_without_cluster_access_the_default_webhook_sources_are_everyone_and_not
     """Rendered without a cluster (`helm template`, GitOps renderers), Helm cannot read the API server's
     address: the port stays open to all and the install notes tell the user to narrow it (R46). With cluster
     access the default is the API server's own address (tests/e2e/test_helm_install.py)."""
-    [rule] = _policy(defaults, "vpcep-operator")["spec"]["ingress"]
+    [rule, channel] = _policy(defaults, "vpcep-operator")["spec"]["ingress"]
     assert rule["from"] == [{"ipBlock": {"cidr": "0.0.0.0/0"}}, {"ipBlock": {"cidr": "::/0"}}]
+    assert channel == CHANNEL_FROM_GATEWAYS
     assert "admits every source" in defaults.notes and "webhook.allowedCIDRs" in defaults.notes
     narrowed = render("webhook.allowedCIDRs[0]=10.0.0.0/24")
     assert "admits every source" not in narrowed.notes

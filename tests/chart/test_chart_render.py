@@ -250,7 +250,11 @@ def test_gateways_default_to_two_spread_replicas_with_a_budget_and_their_pod_ip(
     _assert_hardened(deployment)
     container = _container(deployment)
     assert container["args"][0] == "gateway"
-    env = {item["name"]: item["valueFrom"].get("fieldRef", {}).get("fieldPath") for item in container["env"]}
+    env = {
+        item["name"]: item["valueFrom"].get("fieldRef", {}).get("fieldPath")
+        for item in container["env"]
+        if "valueFrom" in item
+    }
     assert env["POD_IP"] == "status.podIP"
     assert env["POD_NAME"] == "metadata.name"
     selector = deployment["spec"]["selector"]["matchLabels"]
@@ -394,7 +398,7 @@ def test_self_signed_webhook_certificate_is_trusted_by_the_configuration(default
 
 def test_cert_manager_mode_requests_a_certificate_and_ca_injection() -> None:
     rendered = render("webhook.certificate.source=cert-manager")
-    assert not rendered.all("Secret")
+    assert "vpcep-webhook-tls" not in rendered.names("Secret")
     certificate = rendered.one("Certificate", "vpcep-webhook")
     assert certificate["spec"]["secretName"] == "vpcep-webhook-tls"
     assert certificate["spec"]["issuerRef"] == {"kind": "Issuer", "name": "vpcep-selfsigned"}
@@ -416,7 +420,7 @@ def test_cert_manager_mode_requests_a_certificate_and_ca_injection() -> None:
 def test_webhook_off_leaves_no_webhook_objects_and_tells_the_operator() -> None:
     rendered = render("webhook.enabled=false")
     assert not rendered.all("ValidatingWebhookConfiguration")
-    assert not rendered.all("Secret")
+    assert "vpcep-webhook-tls" not in rendered.names("Secret")
     assert "vpcep-webhook" not in rendered.names("Service")
     assert operator_config(rendered)["webhook"]["enabled"] is False
     mounts = {m["name"] for m in _container(rendered.one("Deployment", "vpcep-operator"))["volumeMounts"]}

@@ -8,14 +8,16 @@ deny ingress and egress NetworkPolicies (rendered by hack/render-chart) become i
 namespace. kube-proxy is played with DNAT in the gateway namespace (a selector-less Service's ClusterIP to its
 EndpointSlice address, as kube-proxy does on every node). The "metadata server" is a network namespace of its
 own at 169.254.169.254, wired to the gateway as a node's link-local network is, listening on 443 -- a port the
-egress policy opens for the API server, so only the policy's `except` keeps the gateway out; the SYNs that
-reach it are counted by an iptables rule there.
+egress policy opens for the API server when the gateway channel is off, so then only the policy's `except`
+keeps the gateway out; the SYNs that reach it are counted by an iptables rule there. The same server answers
+at an ordinary address where an API server would be (API_SERVER_STAND_IN).
 
 Layers (docs/decisions.md, "Gateways and the API server"): the egress policy refuses link-local and metadata
 for the whole pod (R45); the operator refuses a backend resolving there or to the API server
 (BackendAddressDenied) and withdraws its route; the agent writes no server line for such an address
-(tests/gateway/test_denied_backends.py). The API server stays reachable by the pod, on its own addresses and
-port, for the agent (R47).
+(tests/gateway/test_denied_backends.py). With the chart's defaults the agent reaches the API only through the
+operator pods' gateway channel, so the pod has no way to any address outside the pod network; with the
+channel off, the API server's own addresses and ports stay open to the pod for the agent (R47).
 """
 
 from __future__ import annotations
@@ -50,6 +52,9 @@ BACKEND_PORT = 8080
 METADATA = "169.254.169.254"
 METADATA_PORT = 443
 GATEWAY_LINK_LOCAL = "169.254.0.1"
+# An ordinary address outside the pod network, where a cluster's API server would be: served by the same
+# server namespace, on the API server's port.
+API_SERVER_STAND_IN = "10.99.0.1"
 REJUDGE_SECONDS = 15  # a slice rewrite to a refused backend with its route gone: seconds, on a loaded machine
 
 
@@ -67,6 +72,8 @@ class EgressTopology(Topology):
         self._veth(
             f"m{self.tag}", self.metadata, f"{METADATA}/16", f"gm{self.tag}", f"{GATEWAY_LINK_LOCAL}/16"
         )
+        self.ip(self.metadata, "addr", "add", f"{API_SERVER_STAND_IN}/32", "dev", "lo")
+        self.ip(self.gateway, "route", "add", f"{API_SERVER_STAND_IN}/32", "via", METADATA)
         # HAProxy dials ClusterIPs, which only kube-proxy's DNAT (played below) makes real: a route out.
         self.ip(self.gateway, "route", "add", "default", "via", self.provider_ip)
         # Count the connection attempts that reach the metadata address, whoever makes them.
@@ -410,3 +417,27 @@ def api_server_address(scene: Scene) -> Iterator[str]:
         yield host
     finally:
         kube.kubectl("delete", "endpointslice", "kubernetes", "-n", "default", "--ignore-not-found")
+
+
+def test_with_the_gateway_channel_no_address_outside_pods_is_open_to_the_gateway_R45(scene: Scene) -> None:
+    """The chart's default egress policy (the gateway channel on) has no rule for an address outside the pod
+    network: an API server's address on its port is refused to the whole gateway pod, HAProxy included.
+    Rendered with the channel off (the agents dial the API server themselves; without cluster access, any
+    ordinary address on the API server's ports), the same packets pass: the refusal is the channel's."""
+    kube, net = scene.kube, scene.net
+    egress = f"{RELEASE}-gateway-egress"
+    assert outcome(net.gateway, API_SERVER_STAND_IN, METADATA_PORT) == "policy"
+    kube.apply_text(chart_network_policy(RELEASE, OPERATOR_NS, egress, "gateway.apiChannel.enabled=false"))
+    try:
+        wait_for(
+            "the channel-off policy to admit the API server's port",
+            lambda: outcome(net.gateway, API_SERVER_STAND_IN, METADATA_PORT) == "served",
+        )
+    finally:
+        kube.apply_text(chart_network_policy(RELEASE, OPERATOR_NS, egress))
+    wait_for(
+        "the default policy back",
+        lambda: outcome(net.gateway, API_SERVER_STAND_IN, METADATA_PORT) == "policy",
+    )
+    sh("ip", "netns", "exec", net.metadata, "iptables", "-Z", "INPUT")
+    assert scene.enforcer.error is None, repr(scene.enforcer.error)

@@ -15,8 +15,13 @@ the pod template from the API server, as a kubelet would, and runs each containe
   keeps none of it;
 - the user: runAsUser/runAsGroup (no passwd entry for them on this machine, as in the image), no new
   privileges when allowPrivilegeEscalation is false (setpriv);
-- env: the manifest's values and downward-API fields (metadata.name/namespace/uid, status.podIP = 127.0.0.1,
-  spec.serviceAccountName), KUBERNETES_SERVICE_HOST/PORT and the image's ENV;
+- projected volumes: a ServiceAccount token bound to the pod (its user carries the pod's name, as
+  kube-apiserver >= 1.30 adds it), kube-root-ca.crt (the cluster's CA, as kube-controller-manager publishes
+  it) and downward-API files; a Secret or ConfigMap volume's `items`; no automounted token when
+  automountServiceAccountToken is false;
+- env: the manifest's values, downward-API fields (metadata.name/namespace/uid, status.podIP = 127.0.0.1,
+  spec.serviceAccountName) and a container's memory limit (resourceFieldRef), KUBERNETES_SERVICE_HOST/PORT
+  and the image's ENV;
 - probes: httpGet and tcpSocket; the startupProbe gates liveness and readiness; a container whose startup or
   liveness probe fails failureThreshold times in a row is killed and restarted, as kubelet does.
 
@@ -31,6 +36,13 @@ networks, at a relay there that sends each call to a ready pod of the Service) a
 certificate for 127.0.0.1 in place of the TLS Secret it mounts: the part a cluster's DNS and kube-proxy
 would play. The chart's own certificate is checked elsewhere (tests/chart/test_chart_cluster.py: the API
 server accepts it).
+
+A pod in a network of its own finds the Services of its namespace by name, as the cluster DNS and kube-proxy
+make them: each Service gets a loopback address in the pod's network and an /etc/hosts line there, and each
+of its ports a DNAT rule to a relay that sends the connection to a ready pod the Service selects (the
+gateway pods reach the operator's gateway channel so). `run_pod_in` runs one pod of a Deployment in a network
+the test made (the gateway pod in a consumer/gateway/provider topology), with its Pod object made as the
+Deployment controller would (tests/gateway_pods.py).
 
 Likewise for the API server's own Service: a pod's client may dial https://kubernetes.default.svc (kopf's
 in-cluster login did, up to 0.1.0), which needs the cluster DNS and a serving certificate with that name,
@@ -62,6 +74,7 @@ from typing import Any
 from urllib.parse import urlparse
 
 from dataplane.netns import in_netns
+from gateway_pods import create_gateway_pod
 
 REPO = Path(__file__).resolve().parents[2]
 ENTRYPOINT_ROLES = {"operator": "vpcep.main", "gateway": "vpcep.gateway.agent"}
@@ -81,9 +94,11 @@ class Image:
 
     def command(self, args: list[str]) -> list[str]:
         role, *rest = args or ["operator"]
-        if role not in ENTRYPOINT_ROLES:
-            raise ValueError(f"vpcep-entrypoint: unknown role {role!r}")
-        return [self.python, "-m", ENTRYPOINT_ROLES[role], *rest]
+        if role in ENTRYPOINT_ROLES:
+            return [self.python, "-m", ENTRYPOINT_ROLES[role], *rest]
+        if role in ("python3", "python"):  # anything else is exec'd as is: the image's python3 is its venv's
+            return [self.python, *rest]
+        raise ValueError(f"kubelet stand-in: the image has no command {role!r}")
 
     def env(self) -> dict[str, str]:
         # The Dockerfile's ENV, with the package on the path as its virtualenv would have it.
@@ -271,6 +286,45 @@ class Container:
     network: str | None = None  # its pod's network namespace; None: this machine's network
 
 
+@dataclass(frozen=True)
+class Placement:
+    """Where a pod runs when the test chose it: its network namespace, its IP and its Pod object's uid."""
+
+    network: str
+    pod_ip: str
+    pod_uid: str
+
+
+def _items(files: dict[str, bytes], source: dict[str, Any]) -> dict[str, bytes]:
+    """The keys a volume's `items` pick, at their paths (all keys when it lists none)."""
+    items = source.get("items")
+    return {item["path"]: files[item["key"]] for item in items} if items else files
+
+
+QUANTITY_SUFFIXES = {
+    "Ki": 1 << 10,
+    "Mi": 1 << 20,
+    "Gi": 1 << 30,
+    "Ti": 1 << 40,
+    "k": 10**3,
+    "M": 10**6,
+    "G": 10**9,
+}
+
+
+def _resource_field(spec: dict[str, Any], ref: dict[str, Any]) -> str:
+    """A resourceFieldRef's value (memory and divisor 1 only: what the chart asks for)."""
+    if ref["resource"] not in ("limits.memory", "requests.memory") or str(ref.get("divisor", "1")) != "1":
+        raise NotImplementedError(f"kubelet stand-in: resourceFieldRef {ref}")
+    (container,) = [c for c in spec["containers"] if c["name"] == ref["containerName"]]
+    kind, resource = ref["resource"].split(".")
+    quantity = str(container["resources"][kind][resource])
+    for suffix, factor in QUANTITY_SUFFIXES.items():
+        if quantity.endswith(suffix):
+            return str(int(quantity.removesuffix(suffix)) * factor)
+    return quantity
+
+
 class Kubelet:
     """Runs the pods of Deployments on this machine; `stop()` ends them all."""
 
@@ -291,7 +345,8 @@ class Kubelet:
         self.containers: list[Container] = []
         self._stopping = threading.Event()
         self._prober: threading.Thread | None = None
-        self._routed_webhooks: set[str] = set()  # namespaces of Services whose webhooks point at pods here
+        # The Services (namespace, name) whose webhooks point at pods here: their certificates are replaced
+        self._routed_webhooks: set[tuple[str, str]] = set()
         self._original_webhooks: dict[str, list[dict[str, Any]]] = {}  # configuration name -> its webhooks
         self.relays = Relays()
         self.api_service = ApiServiceStandIn(cluster, workdir, self.relays)
@@ -320,6 +375,25 @@ class Kubelet:
             self._prober.start()
         return started
 
+    def run_pod_in(self, namespace: str, name: str, network: str, pod_ip: str) -> list[Container]:
+        """One pod of Deployment `name`, in network namespace `network` (made by the test, with the routes it
+        wants; nothing here adds a way to the API server) at `pod_ip`. Its Pod object is made as the
+        Deployment controller would (tests/gateway_pods.py), so the operator believes it is the Deployment's
+        (R47); the pod's token is bound to it."""
+        deployment = self._get("deployment", name, "-n", namespace)
+        template = deployment["spec"]["template"]
+        pod = f"{name}-{uuid.uuid4().hex[:5]}"
+        kubectl = self.cluster.kubectl_run
+        create_gateway_pod(
+            kubectl, namespace, pod, pod_ip, deployment=name, labels=template["metadata"]["labels"]
+        )
+        uid = self._get("pod", pod, "-n", namespace)["metadata"]["uid"]
+        started = self._run_pod(namespace, name, pod, template, self.image, Placement(network, pod_ip, uid))
+        if self._prober is None:
+            self._prober = threading.Thread(target=self._probe_forever, name="kubelet-probes", daemon=True)
+            self._prober.start()
+        return started
+
     def roll_out(
         self, namespace: str, name: str, image: Image | None = None, timeout: float = 120.0
     ) -> list[Container]:
@@ -335,7 +409,7 @@ class Kubelet:
         self._route_webhooks(namespace, template)
         old = [c for c in self.containers if c.deployment == name]
         if strategy.get("type") == "Recreate":
-            self._end(old)
+            self.end(old)
             return self.run_deployment(namespace, name, image)
         if self.networks is None:
             raise NotImplementedError(
@@ -356,30 +430,53 @@ class Kubelet:
                 time.sleep(0.2)
             if old_pods:
                 ending = old_pods.pop(0)
-                self._end([c for c in old if c.pod == ending])
-        self._end([c for c in old if c.pod in old_pods])
+                self.end([c for c in old if c.pod == ending])
+        self.end([c for c in old if c.pod in old_pods])
         return started
 
-    def _end(self, containers: list[Container]) -> None:
+    def end(self, containers: list[Container]) -> None:
         """Out of its Service first (retired), then SIGTERM; its pod network goes with its last container."""
         for container in containers:
             container.retired = True
         for container in containers:
             self._kill(container)
             self.containers.remove(container)
-            if self.networks is not None and not any(c.pod == container.pod for c in self.containers):
+            if (
+                self.networks is not None
+                and container.pod in self.networks.pods
+                and not any(c.pod == container.pod for c in self.containers)
+            ):
                 self.networks.destroy(container.pod)
 
     def _run_pod(
-        self, namespace: str, deployment: str, pod: str, template: dict[str, Any], image: Image
+        self,
+        namespace: str,
+        deployment: str,
+        pod: str,
+        template: dict[str, Any],
+        image: Image,
+        placed: Placement | None = None,
     ) -> list[Container]:
         spec = template["spec"]
         pod_dir = self.workdir / pod
         pod_dir.mkdir(parents=True)
-        pod_uid = str(uuid.uuid4())
+        network: str | None
+        if placed is not None:
+            network, pod_ip, pod_uid = placed.network, placed.pod_ip, placed.pod_uid
+        else:
+            network, pod_ip = self.networks.create(pod) if self.networks is not None else (None, "127.0.0.1")
+            pod_uid = str(uuid.uuid4())
         account = spec.get("serviceAccountName", "default")
-        volumes = self._volumes(namespace, spec, pod_dir, account)
-        network, pod_ip = self.networks.create(pod) if self.networks is not None else (None, "127.0.0.1")
+        fields = {
+            "metadata.name": pod,
+            "metadata.namespace": namespace,
+            "metadata.uid": pod_uid,
+            "status.podIP": pod_ip,
+            "spec.serviceAccountName": account,
+        }
+        volumes = self._volumes(namespace, spec, pod_dir, account, fields)
+        # In a network of its own, the pod finds its namespace's Services by name (cluster DNS, kube-proxy).
+        hosts = self._services_in(network, namespace) if network is not None else []
         started = []
         for container_spec in spec["containers"]:
             security = {
@@ -392,22 +489,19 @@ class Kubelet:
                 "KUBERNETES_SERVICE_HOST": urlparse(self.cluster.server).hostname or "127.0.0.1",
                 "KUBERNETES_SERVICE_PORT": str(urlparse(self.cluster.server).port or 443),
             }
-            fields = {
-                "metadata.name": pod,
-                "metadata.namespace": namespace,
-                "metadata.uid": pod_uid,
-                "status.podIP": pod_ip,
-                "spec.serviceAccountName": account,
-            }
             for item in container_spec.get("env", []):
                 if "value" in item:
                     env[item["name"]] = item["value"]
-                else:
+                elif "fieldRef" in item["valueFrom"]:
                     env[item["name"]] = fields[item["valueFrom"]["fieldRef"]["fieldPath"]]
+                else:
+                    env[item["name"]] = _resource_field(spec, item["valueFrom"]["resourceFieldRef"])
             mounts = [(volumes[m["name"]], m["mountPath"]) for m in container_spec.get("volumeMounts", [])]
-            mounts.append((volumes["__serviceaccount__"], SERVICE_ACCOUNT_DIR))
+            if spec.get("automountServiceAccountToken", True):
+                mounts.append((volumes["__serviceaccount__"], SERVICE_ACCOUNT_DIR))
             command = image.command(container_spec.get("args", []))
-            argv = self._sandbox(pod_dir, mounts, security, command, image)
+            scratch = pod_dir / container_spec["name"]
+            argv = self._sandbox(scratch, pod_dir / "volumes", mounts, security, command, image, hosts)
             if network is not None:
                 argv = ["nsenter", f"--net=/var/run/netns/{network}", *argv]
             container = Container(
@@ -426,23 +520,25 @@ class Kubelet:
             started.append(container)
         return started
 
-    def _volumes(self, namespace: str, spec: dict[str, Any], pod_dir: Path, account: str) -> dict[str, Path]:
+    def _volumes(
+        self, namespace: str, spec: dict[str, Any], pod_dir: Path, account: str, fields: dict[str, str]
+    ) -> dict[str, Path]:
         """Each volume as a directory under the pod's, readable by the pod's user (fsGroup), no one else."""
         security = spec.get("securityContext") or {}
         uid, gid = security.get("runAsUser", 0), security.get("fsGroup", security.get("runAsGroup", 0))
         found: dict[str, Path] = {}
         files: dict[str, dict[str, bytes]] = {}
+        user = f"system:serviceaccount:{namespace}:{account}"
         for volume in spec.get("volumes", []):
             name = volume["name"]
-            if "configMap" in volume:
-                data = self._get("configmap", volume["configMap"]["name"], "-n", namespace).get("data", {})
-                files[name] = {key: value.encode() for key, value in data.items()}
-            elif "secret" in volume:
-                files[name] = self._secret_files(namespace, volume["secret"]["secretName"])
-            elif "emptyDir" in volume:
+            if "emptyDir" in volume:
                 files[name] = {}
+            elif "projected" in volume:
+                files[name] = {}
+                for source in volume["projected"]["sources"]:
+                    files[name] |= self._volume_files(namespace, source, user, fields)
             else:
-                raise NotImplementedError(f"kubelet stand-in: volume {name} of an unsupported type")
+                files[name] = self._volume_files(namespace, volume, user, fields)
         user = f"system:serviceaccount:{namespace}:{account}"
         files["__serviceaccount__"] = {
             "token": self.cluster.token_for(user).encode(),
@@ -462,28 +558,72 @@ class Kubelet:
         os.chown(pod_dir / "volumes", uid, gid)
         return found
 
+    def _volume_files(
+        self, namespace: str, source: dict[str, Any], user: str, fields: dict[str, str]
+    ) -> dict[str, bytes]:
+        """The files of a volume (or of one source of a projected volume), by path."""
+        if "configMap" in source:
+            name = source["configMap"]["name"]
+            if name == "kube-root-ca.crt":  # kube-controller-manager publishes it; the testbed runs none
+                data = {"ca.crt": self.api_service.ca_bundle().decode()}
+            else:
+                data = self._get("configmap", name, "-n", namespace).get("data", {})
+            return _items({key: value.encode() for key, value in data.items()}, source["configMap"])
+        if "secret" in source:
+            return _items(self._secret_files(namespace, source["secret"]["secretName"]), source["secret"])
+        if "serviceAccountToken" in source:
+            # A token bound to the pod: the API server adds the pod's name to its user (>= 1.30)
+            bound = {"authentication.kubernetes.io/pod-name": fields["metadata.name"]}
+            token = self.cluster.token_for(user, extra=bound)
+            return {source["serviceAccountToken"]["path"]: token.encode()}
+        if "downwardAPI" in source:
+            return {
+                item["path"]: fields[item["fieldRef"]["fieldPath"]].encode()
+                for item in source["downwardAPI"]["items"]
+            }
+        raise NotImplementedError(f"kubelet stand-in: a volume of an unsupported type: {sorted(source)}")
+
     def _secret_files(self, namespace: str, name: str) -> dict[str, bytes]:
         secret = self._get("secret", name, "-n", namespace)
-        if secret.get("type") == "kubernetes.io/tls" and namespace in self._routed_webhooks:
+        files = {key: base64.b64decode(value) for key, value in secret.get("data", {}).items()}
+        if secret.get("type") == "kubernetes.io/tls" and self._names_a_routed_webhook(
+            files.get("tls.crt", b"")
+        ):
             cert, key = self.webhook_certificate  # stands in for the Service's DNS name: see the docstring
             return {"tls.crt": cert.read_bytes(), "tls.key": key.read_bytes(), "ca.crt": cert.read_bytes()}
-        return {key: base64.b64decode(value) for key, value in secret.get("data", {}).items()}
+        return files
+
+    def _names_a_routed_webhook(self, certificate: bytes) -> bool:
+        """Whether `certificate` is a routed webhook Service's serving certificate (names <svc>.<ns>.svc).
+        Other TLS Secrets (the gateway channel's) reach their pods as they are."""
+        if not certificate:
+            return False
+        names = subprocess.run(
+            ["openssl", "x509", "-noout", "-ext", "subjectAltName"],
+            input=certificate, capture_output=True, check=False,
+        ).stdout.decode()  # fmt: skip
+        return any(f"DNS:{service}.{namespace}.svc" in names for namespace, service in self._routed_webhooks)
 
     def _sandbox(
         self,
-        pod_dir: Path,
+        scratch: Path,
+        volumes: Path,
         mounts: list[tuple[Path, str]],
         security: dict[str, Any],
         command: list[str],
         image: Image,
+        hosts: list[str],
     ) -> list[str]:
-        """`unshare` a private mount namespace, mount the volumes, drop to the pod's user, exec the command"""
+        """`unshare` a private mount namespace, mount the volumes (kept under `volumes`), drop to the pod's
+        user, exec the command. `scratch`: the container's own directory for its private layers."""
         steps = [
             # /etc gets a private writable layer, so mount points can be made there; the host's stays as is.
-            f"mkdir -p {pod_dir}/etc-upper {pod_dir}/etc-work",
+            f"mkdir -p {scratch}/etc-upper {scratch}/etc-work",
             "mount -t overlay overlay -o lowerdir=/etc,"
-            f"upperdir={pod_dir}/etc-upper,workdir={pod_dir}/etc-work /etc",
-            f"echo {shlex.quote(self.api_service.hosts_line())} >> /etc/hosts",
+            f"upperdir={scratch}/etc-upper,workdir={scratch}/etc-work /etc",
+        ]
+        steps += [
+            f"echo {shlex.quote(line)} >> /etc/hosts" for line in [self.api_service.hosts_line(), *hosts]
         ]
         steps += [f"echo {shlex.quote(line)} >> /etc/passwd" for line in image.passwd]
         # The interpreter lives under /root (mode 0700 here): the pod's user gets a way through to it only.
@@ -495,15 +635,15 @@ class Kubelet:
             }
         )
         if under_root:
-            steps += [f"mkdir -p {pod_dir}/root", f"mount --bind /root {pod_dir}/root"]
+            steps += [f"mkdir -p {scratch}/root", f"mount --bind /root {scratch}/root"]
             steps.append("mount -t tmpfs -o mode=0755 tmpfs /root")
             for name in under_root:
-                steps += [f"mkdir -p /root/{name}", f"mount --bind {pod_dir}/root/{name} /root/{name}"]
+                steps += [f"mkdir -p /root/{name}", f"mount --bind {scratch}/root/{name} /root/{name}"]
         # The volumes reach their mount points through a staging mount under the container's own /run, since a
         # mount point (/tmp) may cover where they are kept on this machine.
         staging = "/run/kubelet-volumes"
         steps += ["mount -t tmpfs -o mode=0755 tmpfs /run", f"mkdir -p {staging}"]
-        steps.append(f"mount --bind {pod_dir / 'volumes'} {staging}")
+        steps.append(f"mount --bind {volumes} {staging}")
         # The stand-in's "image" is this checkout and its virtualenv: a volume over their parent (an emptyDir
         # at /tmp covers a clone under /tmp) must not hide them: kept aside, bound back afterwards.
         covered = sorted(
@@ -674,7 +814,7 @@ class Kubelet:
                     "caBundle": ca_bundle,
                 }
                 patched = True
-                self._routed_webhooks.add(namespace)
+                self._routed_webhooks.add((namespace, service_ref["name"]))
             if patched:
                 self._original_webhooks.setdefault(configuration["metadata"]["name"], original)
                 self._patch_webhooks(configuration["metadata"]["name"], configuration["webhooks"])
@@ -686,26 +826,71 @@ class Kubelet:
         key = (namespace, service, target)
         if key in self._service_relays:
             return self._service_relays[key]
+        listener = socket.create_server(("127.0.0.1", 0))
+        self.relays.serve(listener, self._ready_pod(namespace, service, selector, target))
+        self._service_relays[key] = int(listener.getsockname()[1])
+        return self._service_relays[key]
+
+    def _ready_pod(
+        self, namespace: str, service: str, selector: dict[str, str], target: int | str
+    ) -> Upstream:
+        """A connection to `target` (a port, or the name of a container port) of a ready pod that `selector`
+        selects, round robin; a pod that refuses (it just ended) is passed over."""
         turn = iter(range(1 << 62))
 
-        async def ready_pod() -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+        def port_of(container: Container) -> int | None:
+            if isinstance(target, int):
+                return target
+            named = {p.get("name"): p["containerPort"] for p in container.spec.get("ports", [])}
+            return named.get(target)
+
+        async def connect() -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
             ready = [
-                c
+                (c, port)
                 for c in self.containers
                 if c.ready and not c.retired and all(c.labels.get(k) == v for k, v in selector.items())
+                if (port := port_of(c)) is not None
             ]
             first = next(turn)
-            for n in range(len(ready)):  # a pod that refuses (it just ended) is passed over
+            for n in range(len(ready)):
+                container, port = ready[(first + n) % len(ready)]
                 try:
-                    return await self.relays.connect_in(ready[(first + n) % len(ready)].network, target)
+                    return await self.relays.connect_in(container.network, port)
                 except OSError:
                     continue
             raise LookupError(f"no ready pod behind Service {namespace}/{service} answers")
 
-        listener = socket.create_server(("127.0.0.1", 0))
-        self.relays.serve(listener, ready_pod)
-        self._service_relays[key] = int(listener.getsockname()[1])
-        return self._service_relays[key]
+        return connect
+
+    def _services_in(self, network: str, namespace: str) -> list[str]:
+        """The Services of `namespace` that select pods, as the cluster DNS and kube-proxy give them to a pod
+        in network namespace `network`: each a loopback address of its own there, each of its ports relayed
+        to a ready pod it selects (run here). Returns the /etc/hosts lines that resolve their names."""
+        lines = []
+        for service in self._get("services", "-n", namespace).get("items", []):
+            name, selector = service["metadata"]["name"], service["spec"].get("selector") or {}
+            if not selector:
+                continue
+            address = f"127.{random.randint(100, 250)}.{random.randint(1, 250)}.{random.randint(1, 250)}"
+            for port in service["spec"]["ports"]:
+                upstream = self._ready_pod(namespace, name, selector, port.get("targetPort", port["port"]))
+                # The relay listens on a port of its own and kube-proxy's DNAT sends the Service's port there:
+                # listening on the Service's port itself would take it from a pod binding it on every address.
+                listener = listen_in(network, address, 0)
+                self.relays.serve(listener, upstream)
+                subprocess.run(
+                    ["ip", "netns", "exec", network, "iptables", "-t", "nat", "-A", "OUTPUT", "-p", "tcp",
+                     "-d", address, "--dport", str(port["port"]),
+                     "-j", "DNAT", "--to-destination", f"{address}:{listener.getsockname()[1]}"],
+                    check=True, capture_output=True,
+                )  # fmt: skip
+            names = [
+                f"{name}.{namespace}.svc",
+                f"{name}.{namespace}.svc.cluster.local",
+                f"{name}.{namespace}",
+            ]
+            lines.append(f"{address} {' '.join(names)} {name}")
+        return lines
 
     def _patch_webhooks(self, name: str, webhooks: list[dict[str, Any]]) -> None:
         body = json.dumps({"webhooks": webhooks})

@@ -81,11 +81,12 @@ def listen_ports(one_replica: bool = True) -> dict[str, Any]:
     with Recreate, as the stand-in's pods share this machine's network unless it gives each pod a network
     of its own (kubelet.py, pod_networks): a second replica, or a surge pod of a rolling update, could not
     bind the first one's ports. Without it, the chart's two replicas with RollingUpdate (R50)."""
-    health, readiness, webhook, metrics = free_ports(4)
+    health, readiness, webhook, metrics, channel = free_ports(5)
     pinned = {"replicas": 1, "strategy": {"type": "Recreate"}} if one_replica else {}
     return {
         "operator": {"healthPort": health, "readinessPort": readiness, **pinned},
         "webhook": {"port": webhook},
+        "gateway": {"apiChannel": {"port": channel}},
         # not the default 9090: another program on this machine may hold it (Prometheus's own default)
         "metrics": {"operator": {"port": metrics}},
     }

@@ -1,13 +1,13 @@
 """A tenant's live traffic through a real gateway, for the end-to-end tests (issue 18 deliverables 3 and 4).
 
 Three network namespaces (tests/dataplane/netns.py): the consumer, the gateway and the provider. The gateway
-is a real agent and a real HAProxy: the agent runs on this machine (the API server is here) and starts HAProxy
-inside the gateway namespace through a wrapper, as hack/demo and the data-plane tests do. It is not the
-chart's gateway Deployment run by the kubelet stand-in, which cannot run that pod yet: the stand-in's pod
-networks are loopback only (no route from a consumer), and it lacks the gateway pod's projected token volume
-and resourceFieldRef. It reports as a pod of the release's gateway Deployment (tests/gateway_pods.py, the
-Deployment controller's and kubelet's part), so the operator believes it (R47). The backend is a process in
-the provider namespace behind a Pod backend.
+is either the chart's gateway pod, both containers as rendered, run by the kubelet stand-in inside the gateway
+namespace (Kubelet.run_pod_in: tests/e2e/test_helm_install.py), or (`Scene.start_gateway`) this tree's agent
+run on this machine, starting HAProxy inside the gateway namespace through a wrapper, as hack/demo and the
+data-plane tests do: the upgrade tests keep that one, so that the gateway stays the same process while the
+operator changes release under it. It reports as a pod of the release's gateway Deployment
+(tests/gateway_pods.py, the Deployment controller's and kubelet's part), so the operator believes it (R47).
+The backend is a process in the provider namespace behind a Pod backend.
 
 The consumer dials the Endpoint's node IP and client port; a kube-proxy stand-in (DNAT in the consumer
 namespace, from the Service and EndpointSlice the operator wrote) sends it to the gateway. `Traffic` keeps one
@@ -181,6 +181,14 @@ class Traffic:
             sock.sendall(b"hello\n")
             if read_line(sock) != b"hello\n":
                 raise ConnectionError("no echo")
+
+    def passes(self) -> bool:
+        """Whether one connection passes now (for waiting until bytes flow)."""
+        try:
+            self.one_connection()
+        except (OSError, AssertionError, ValueError):
+            return False
+        return True
 
     def _connect_steadily(self) -> None:
         while not self._stop.wait(0.2):

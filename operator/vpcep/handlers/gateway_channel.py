@@ -157,7 +157,14 @@ def register(config: GatewayChannelConfig, namespace: str, login: Any) -> None:
         app = aiohttp.web.Application(client_max_size=MAX_BODY_BYTES)
         app.router.add_route("*", "/{tail:.*}", channel.forward)
         tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-        tls.load_cert_chain(cert_file, key_file)
+        try:
+            tls.load_cert_chain(cert_file, key_file)
+        except (OSError, ssl.SSLError) as error:
+            raise RuntimeError(
+                f"gateway channel: cannot load its certificate (gatewayChannel.certFile {cert_file}, keyFile "
+                f"{key_file}): {error}; mount the chart's Secret <release>-gateway-channel-tls there, or set "
+                "gatewayChannel.enabled false"
+            ) from error
         runner = aiohttp.web.AppRunner(app, handle_signals=False, access_log=None)
         await runner.setup()
         await aiohttp.web.TCPSite(runner, config.address, config.port, ssl_context=tls).start()
