@@ -1,14 +1,21 @@
 """The controller runtime (vpcep.runtime): sources feed caches and wake controllers through their declared
-mappers; nothing reconciles before every source has listed; each key reaches the controller of its type."""
+mappers; nothing reconciles before every source has listed; each key reaches the controller of its type; the
+garbage collector is held while the caches fill (vpcep.runtime.heap)."""
 
 from __future__ import annotations
 
 import asyncio
+import gc
+import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
+import pytest
+
 from vpcep.controllers.keys import EndpointKey, ServiceKey
 from vpcep.runtime.controller import Controller, Manager, Watches
+from vpcep.runtime.heap import hold_collection, resume_collection
 from vpcep.runtime.source import Event, Source
 
 
@@ -99,3 +106,46 @@ def test_reconciles_wait_for_every_source_then_each_key_reaches_its_controller()
     assert set(at_priming) == {ThingKey("a"), OtherKey("from-the-start")}
     assert set(later) == {ThingKey("a"), OtherKey("a")}
     assert seen == [(None, "a", "v1"), ("MODIFIED", "a", "v2")]  # the repeated version woke no mapper
+
+
+@pytest.fixture
+def collector_restored() -> Iterator[None]:
+    yield
+    gc.unfreeze()
+    gc.enable()
+
+
+def test_collection_returns_when_every_source_has_listed_with_start_up_frozen(
+    collector_restored: None,
+) -> None:
+    async def scenario() -> tuple[bool, bool, int]:
+        first, second = ListedByHand("first"), ListedByHand("second")
+        manager: Manager[None] = Manager({"first": first, "second": second}, [], workers=1)
+        manager.bind(None)
+        timer = hold_collection()
+        running = asyncio.create_task(manager.watch(api=None))  # type: ignore[arg-type]
+        first.listed.set()
+        await asyncio.sleep(0.05)
+        held_while_one_source_lists = not gc.isenabled()
+        second.listed.set()
+        await asyncio.sleep(0.05)
+        running.cancel()
+        await asyncio.gather(running, return_exceptions=True)
+        timer.cancel()
+        return held_while_one_source_lists, gc.isenabled(), gc.get_freeze_count()
+
+    held, enabled, frozen = asyncio.run(scenario())
+    assert held, "the collector ran while the caches were still filling"
+    assert enabled, "the collector stayed off after priming"
+    assert frozen > 0, "start-up's survivors were not frozen out of the collector's walks"
+
+
+def test_collection_returns_after_the_limit_when_the_caches_never_fill(collector_restored: None) -> None:
+    hold_collection(limit_s=0.2)
+    assert not gc.isenabled()
+    deadline = time.monotonic() + 5
+    while not gc.isenabled() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert gc.isenabled()
+    resume_collection()  # a late priming changes nothing
+    assert gc.isenabled()

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
 from vpcep.k8s.client import ApiError, KubeApi
+from vpcep.runtime.heap import resume_collection
 from vpcep.runtime.source import Event, Source
 from vpcep.runtime.workqueue import RetryLater, WorkQueue
 
@@ -117,6 +118,7 @@ class Manager(Generic[Context]):
                 await source.wait_listed()
             self.primed = True
             self._primed.set()
+            resume_collection()  # held since the process started (vpcep.runtime.heap)
             await asyncio.gather(*watching)
         finally:
             await _cancelled(watching)
