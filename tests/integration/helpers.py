@@ -373,6 +373,15 @@ def free_port_run(size: int, addresses: tuple[str, ...] = ("127.0.0.1",), start:
     raise RuntimeError(f"no run of {size} free ports")
 
 
+def running_echo_pod(kube: Cluster, namespace: str) -> None:
+    """The backend Pod "echo" in `namespace`, Running at 127.0.0.1 (kubelet's part: the test serves it)."""
+    kube.apply("backend-pod.yaml", name="echo", namespace=namespace)
+    kube.kubectl(
+        "patch", "pod", "echo", "-n", namespace, "--subresource=status", "--type=merge",
+        "-p", json.dumps({"status": {"podIP": "127.0.0.1", "phase": "Running"}}),
+    )  # fmt: skip
+
+
 def published_pod_endpoint(
     kube: Cluster, provider: str, consumer: str, account: str, backend_port: int
 ) -> dict[str, Any]:
@@ -380,11 +389,7 @@ def published_pod_endpoint(
     serves on 127.0.0.1:backend_port (both namespaces in one account: no Whitelist needed); its status."""
     kube.namespace(provider, account)
     kube.namespace(consumer, account)
-    kube.apply("backend-pod.yaml", name="echo", namespace=provider)
-    kube.kubectl(
-        "patch", "pod", "echo", "-n", provider, "--subresource=status", "--type=merge",
-        "-p", json.dumps({"status": {"podIP": "127.0.0.1", "phase": "Running"}}),
-    )  # fmt: skip
+    running_echo_pod(kube, provider)
     kube.apply(
         "pod-endpoint-service.yaml",
         name="echo",

@@ -28,8 +28,16 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from gitops.argocd_health import health
 from integration.conftest import delete_namespaces, start_operator
-from integration.helpers import Cluster, OperatorProcess, phase_is, running_gateway_agent, wait_for
-from integration.test_real_gateway import Echo, _free_port, _free_range
+from integration.helpers import (
+    Cluster,
+    OperatorProcess,
+    free_port_run,
+    phase_is,
+    running_echo_pod,
+    running_gateway_agent,
+    wait_for,
+)
+from integration.test_real_gateway import Echo, _free_port
 
 pytestmark = pytest.mark.cluster
 PID = os.getpid()
@@ -71,7 +79,7 @@ def operator(
 ) -> Iterator[OperatorProcess]:
     cert, key = loopback_certificate
     configuration = f"vpcep-obs-{PID}"
-    first = _free_range(10)
+    first = free_port_run(10)
     process = start_operator(
         kube,
         operator_namespace,
@@ -135,11 +143,7 @@ def world(kube: Cluster, operator: OperatorProcess, gateway: str, echo_server: i
     """A provider with two services (one needing approval) and a consumer with an endpoint to each."""
     kube.namespace(PROVIDER, ACCOUNT)
     kube.namespace(CONSUMER, ACCOUNT)
-    kube.apply("backend-pod.yaml", name="echo", namespace=PROVIDER)
-    kube.kubectl(
-        "patch", "pod", "echo", "-n", PROVIDER, "--subresource=status", "--type=merge",
-        "-p", json.dumps({"status": {"podIP": "127.0.0.1", "phase": "Running"}}),
-    )  # fmt: skip
+    running_echo_pod(kube, PROVIDER)
     kube.apply_text(pod_service("echo", echo_server, approval=False))
     kube.apply_text(pod_service("gated", echo_server, approval=True))
     open_name = wait_for("echo Available", phase_is(kube, "vpces", PROVIDER, "echo", "Available"))[

@@ -22,6 +22,7 @@ from integration.helpers import (
     TRUSTED_GATEWAYS,
     Cluster,
     OperatorProcess,
+    free_port_run,
     gateway_pod,
     phase_is,
     running_gateway_agent,
@@ -40,27 +41,6 @@ def _free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return int(probe.getsockname()[1])
-
-
-def _free_range(size: int) -> int:
-    """A run of `size` ports that are free right now (the gateway listens on them)."""
-    for _ in range(50):
-        first = _free_port()
-        if first + size > 65000:
-            continue
-        probes = []
-        try:
-            for port in range(first, first + size):
-                probe = socket.socket()
-                probe.bind(("127.0.0.1", port))
-                probes.append(probe)
-            return first
-        except OSError:
-            continue
-        finally:
-            for probe in probes:
-                probe.close()
-    raise RuntimeError("no free port range")
 
 
 class Echo(socketserver.BaseRequestHandler):
@@ -88,7 +68,7 @@ def stream_echo_port() -> Iterator[int]:
 
 @pytest.fixture(scope="module")
 def operator(kube: Cluster, operator_namespace: str) -> Iterator[OperatorProcess]:
-    first = _free_range(20)
+    first = free_port_run(20)
     config = {
         "gatewayPorts": {"first": first, "last": first + 19},
         # R47 as the chart runs it: the agent's report counts because a Ready gateway pod at its IP stands
