@@ -15,6 +15,8 @@ import base64
 import json
 import logging
 import ssl
+import time
+from collections.abc import Callable
 from typing import Any
 
 import aiohttp
@@ -24,6 +26,7 @@ from yarl import URL
 
 from vpcep.config import GatewayChannelConfig
 from vpcep.domain.gateway_channel import ChannelRequest, refusal
+from vpcep.handlers.metrics import CHANNEL_REFUSALS
 
 log = logging.getLogger(__name__)
 # A status ConfigMap is a few KB (vpcep.gateway.status bounds it); nothing an agent sends comes near this.
@@ -31,6 +34,8 @@ MAX_BODY_BYTES = 256 * 1024
 BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
 FORWARDED_HEADERS = ("Authorization", "Content-Type", "Accept")
 WATCH_READ_TIMEOUT_S = 600.0  # longer than any watch the channel lets through (domain: timeoutSeconds <= 600)
+REFUSALS_LOGGED_PER_WINDOW = 10
+REFUSAL_LOG_WINDOW_S = 60.0
 
 
 def bearer_token_present(authorization: str) -> bool:
@@ -63,12 +68,46 @@ def created_name(body: bytes) -> str | None:
     return name if isinstance(name, str) else None
 
 
+class RefusalLog:
+    """Logs refusals, at most `per_window` lines per `window_s`; the first line logged after some went
+    unlogged says how many. Why: any pod that reaches the port can send refused requests as fast as it likes,
+    and a line each would let it flood the operator's log (and the node's disk). Every refusal is still
+    counted (vpcep_gateway_channel_refusals_total)."""
+
+    def __init__(
+        self,
+        per_window: int = REFUSALS_LOGGED_PER_WINDOW,
+        window_s: float = REFUSAL_LOG_WINDOW_S,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.per_window, self.window_s, self.clock = per_window, window_s, clock
+        self.window_started = -window_s
+        self.logged = 0
+        self.unlogged = 0
+
+    def refused(self, code: int, method: str, path: str, remote: str | None, reason: str) -> None:
+        CHANNEL_REFUSALS.labels(str(code)).inc()
+        now = self.clock()
+        if now - self.window_started >= self.window_s:
+            self.window_started, self.logged = now, 0
+        if self.logged >= self.per_window:
+            self.unlogged += 1
+            return
+        self.logged += 1
+        unlogged = (
+            f" ({self.unlogged} more refusals were not logged before this one)" if self.unlogged else ""
+        )
+        self.unlogged = 0
+        log.warning("gateway channel: refused %s %r from %s: %s%s", method, path, remote, reason, unlogged)
+
+
 class GatewayChannel:
     def __init__(self, namespace: str, server: str, upstream_ssl: ssl.SSLContext | bool) -> None:
         self.namespace = namespace
         self.server = URL(server)
         self.upstream_ssl = upstream_ssl
         self.session: aiohttp.ClientSession | None = None
+        self.refusals = RefusalLog()
 
     async def forward(self, request: aiohttp.web.Request) -> aiohttp.web.StreamResponse:
         method = request.method.upper()
@@ -77,14 +116,13 @@ class GatewayChannel:
         # costs no body read (a POST is judged again below, once its body names what it creates).
         reason = refusal(ChannelRequest(method, request.path, query, body_read=False), self.namespace)
         if reason is None and not bearer_token_present(request.headers.get("Authorization", "")):
+            self.refusals.refused(401, method, request.raw_path, request.remote, "no bearer token")
             return status_answer(401, "Unauthorized", "vpcep gateway channel: a bearer token is required")
         body = await request.read() if reason is None and method in BODY_METHODS else b""
         if reason is None and method == "POST":
             reason = refusal(ChannelRequest(method, request.path, query, created_name(body)), self.namespace)
         if reason is not None:
-            log.warning(
-                "gateway channel: refused %s %r from %s: %s", method, request.raw_path, request.remote, reason
-            )
+            self.refusals.refused(403, method, request.raw_path, request.remote, reason)
             return status_answer(403, "Forbidden", f"vpcep gateway channel: {reason}")
         # The path and query that were judged are the ones sent (rebuilt, never the raw request line).
         url = self.server.with_path(request.path).with_query(list(request.query.items()))

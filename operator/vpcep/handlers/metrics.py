@@ -64,8 +64,15 @@ WEBHOOK_DENIALS = Counter(
     "Admission requests refused, per kind and reason (QuotaExceeded, NotPermitted, InvalidSpec, ...).",
     ["kind", "reason"],
 )
+CHANNEL_REFUSALS = Counter(
+    "vpcep_gateway_channel_refusals",
+    "Requests the gateway channel refused (R45), per HTTP status: 401 without a token, 403 not a gateway's.",
+    ["code"],
+)
 LEADER = Gauge("vpcep_leader", "1 while this replica holds the leader Lease and reconciles (R50).")
 # Every kind's series exist from the start (at 0), so dashboards and alerts see them before the first error.
+for _code in ("401", "403"):
+    CHANNEL_REFUSALS.labels(_code)
 for _kind in ("Endpoint", "EndpointService", "Whitelist", "Quota", "Orphans"):  # the controllers' names
     RECONCILES.labels(_kind)
     RECONCILE_ERRORS.labels(_kind)
