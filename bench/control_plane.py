@@ -15,6 +15,11 @@ What it does, on the test control plane (hack/testbed, a private instance on fre
 5. restarts the operator (SIGTERM, new process) and measures the time to "initial reconcile done" (its log
    line) and the API writes that restart caused (none expected: nothing changed);
 6. reports peak RSS of each operator process.
+
+Writes are also named ("idle_writes_by_kind", "restart_writes_by_kind": resource and verb, from the API
+server's counters), and the operator runs under bench/collector_probe.py, which times CPython's garbage
+collections: "collector_full_in_<phase>" counts the full ones in the bulk create, the samples and the restart,
+"collector_longest_pause_in_<phase>_s" is the longest of any (the event loop serves nothing meanwhile).
 """
 
 from __future__ import annotations
@@ -105,8 +110,7 @@ class Operator:
             self.process = subprocess.Popen(
                 [
                     sys.executable,
-                    "-m",
-                    "vpcep.main",
+                    str(REPO / "bench" / "collector_probe.py"),  # vpcep.main, its collections timed
                     "--config",
                     str(self.config_path),
                     "--namespace",
@@ -120,8 +124,19 @@ class Operator:
         if profile_dir:  # sampled stacks of this operator process, for finding where the time goes
             output = pathlib.Path(profile_dir) / f"operator-{self.process.pid}.txt"
             subprocess.Popen(
-                ["py-spy", "record", "--pid", str(self.process.pid), "--format", "raw", "--rate", "50",
-                 "--nonblocking", "--output", str(output)],
+                [
+                    "py-spy",
+                    "record",
+                    "--pid",
+                    str(self.process.pid),
+                    "--format",
+                    "raw",
+                    "--rate",
+                    "50",
+                    "--nonblocking",
+                    "--output",
+                    str(output),
+                ],
                 stdout=subprocess.DEVNULL,
                 stderr=subprocess.DEVNULL,
             )
@@ -146,6 +161,12 @@ class Operator:
         assert self.process is not None
         fields = pathlib.Path(f"/proc/{self.process.pid}/stat").read_text().rsplit(")", 1)[1].split()
         return (int(fields[11]) + int(fields[12])) / CLK_TCK
+
+    def collector_pauses(self, since: float, until: float) -> list[tuple[int, float]]:
+        """(generation, seconds) of each collection the probe reported between two time.monotonic()s."""
+        pattern = re.compile(r"collector: generation=(\d) pause_s=([0-9.]+) collected=\d+ at=([0-9.]+)")
+        found = pattern.findall(self.log_path.read_text(errors="replace"))
+        return [(int(gen), float(pause)) for gen, pause, at in found if since <= float(at) <= until]
 
     def wait_initial_sync(self, timeout: float) -> float:
         """Seconds from spawn (interpreter start included) to the operator's 'initial reconcile done' line."""
@@ -246,9 +267,7 @@ def parallel(calls: list[Callable[[], Any]], workers: int = 8) -> None:
             future.result()
 
 
-def wait_phases(
-    custom: client.CustomObjectsApi, plural: str, wanted: str, count: int, timeout: float
-) -> int:
+def wait_phases(custom: client.CustomObjectsApi, plural: str, wanted: str, count: int, timeout: float) -> int:
     """Polls until `count` objects are in phase `wanted`; returns the number of LISTs it sent."""
     started = time.monotonic()
     polls = 0
@@ -395,10 +414,13 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         results["bulk_accept_s"] = round(time.monotonic() - started, 1)
         results["bulk_rate_per_s"] = round(n / results["bulk_accept_s"], 1)
         results["bulk_operator_cpu_ms_per_endpoint"] = round(1000 * operator.cpu_seconds() / n, 2)
+        results.update(collector_figures(operator.collector_pauses(started, time.monotonic()), "bulk"))
 
+        sampling = time.monotonic()
         results.update(
             measure_latency(testbed.kubeconfig, custom, names["svc-0"], namespaces[-1], args.samples)
         )
+        results.update(collector_figures(operator.collector_pauses(sampling, time.monotonic()), "samples"))
         time.sleep(3)
         results.update(measure_idle(testbed.kubeconfig, core, operator, gateway, args.idle))
         results["peak_rss_mb"] = round(operator.proc_status("VmHWM"), 1)
@@ -417,17 +439,21 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         results["api_requests_per_endpoint_by_kind"] = per_endpoint
 
         before, leases_before = cluster_revision(core), lease_writes(testbed.kubeconfig)
-        writes_before = gateway.writes
+        writes_before, requests_before = gateway.writes, api_requests(testbed.kubeconfig)
         operator.stop()
         restarted = Operator(testbed.kubeconfig, config_path, operator_ns)
         restarted.start()
         operators.append(restarted)
         results["restart_reconcile_s"] = round(restarted.wait_initial_sync(timeout=600), 2)
         results["restart_operator_cpu_s"] = round(restarted.cpu_seconds(), 2)  # comparable under load
+        results.update(collector_figures(restarted.collector_pauses(0, time.monotonic()), "restart"))
         # the old leader releasing its Lease, the new one taking it
         leases = lease_writes(testbed.kubeconfig) - leases_before
         results["restart_writes"] = (
             cluster_revision(core) - before - (gateway.writes - writes_before) - leases
+        )
+        results["restart_writes_by_kind"] = operator_writes(
+            requests_before, api_requests(testbed.kubeconfig), gateway.writes - writes_before
         )
         results["restart_peak_rss_mb"] = round(restarted.proc_status("VmHWM"), 1)
         results["peak_rss_mb"] = max(results["peak_rss_mb"], results["restart_peak_rss_mb"])
@@ -506,8 +532,16 @@ def measure_latency(
         slowest.append((round(accepted[name] - started, 2), name))
     _, worst = max(slowest)
     events = kubectl(
-        kubeconfig, "get", "events", "-n", namespace, "--field-selector", f"involvedObject.name={worst}",
-        "-o", "custom-columns=AT:.lastTimestamp,REASON:.reason", "--no-headers",
+        kubeconfig,
+        "get",
+        "events",
+        "-n",
+        namespace,
+        "--field-selector",
+        f"involvedObject.name={worst}",
+        "-o",
+        "custom-columns=AT:.lastTimestamp,REASON:.reason",
+        "--no-headers",
     ).stdout.split("\n")
     return {
         "latency_slowest_events": [line for line in events if line.strip()],  # what the slowest waited for
@@ -524,11 +558,35 @@ def lease_writes(kubeconfig: str) -> int:
     return sum(count for name, count in api_requests(kubeconfig).items() if name in writes)
 
 
+WRITE_VERBS = ("POST", "PUT", "PATCH", "APPLY", "DELETE", "DELETECOLLECTION")
+
+
+def operator_writes(before: dict[str, int], after: dict[str, int], gateway_writes: int) -> dict[str, int]:
+    """The writes between two readings of the API server's counters, by "resource VERB", without the lease
+    heartbeats and the stand-in gateway's reports: what a 'writes' figure counted, named."""
+    grown = {name: count - before.get(name, 0) for name, count in after.items()}
+    grown["configmaps PATCH"] = grown.get("configmaps PATCH", 0) - gateway_writes
+    return {
+        name: count
+        for name, count in sorted(grown.items())
+        if count > 0 and name.rsplit(" ", 1)[-1] in WRITE_VERBS and not name.startswith("leases ")
+    }
+
+
+def collector_figures(pauses: list[tuple[int, float]], phase: str) -> dict[str, Any]:
+    """What CPython's collector took from a phase (bench/collector_probe.py): full collections and the
+    longest pause of any generation -- the event loop serves nothing meanwhile."""
+    return {
+        f"collector_full_in_{phase}": sum(1 for generation, _ in pauses if generation == 2),
+        f"collector_longest_pause_in_{phase}_s": max((pause for _, pause in pauses), default=0.0),
+    }
+
+
 def measure_idle(
     kubeconfig: str, core: client.CoreV1Api, operator: Operator, gateway: StandInGateway, seconds: float
 ) -> dict[str, Any]:
     before_cpu, before_rev, before_writes = operator.cpu_seconds(), cluster_revision(core), gateway.writes
-    before_leases = lease_writes(kubeconfig)
+    before_leases, requests_before = lease_writes(kubeconfig), api_requests(kubeconfig)
     time.sleep(seconds)
     cpu = operator.cpu_seconds() - before_cpu
     leases = lease_writes(kubeconfig) - before_leases
@@ -536,6 +594,9 @@ def measure_idle(
     return {
         "idle_cpu_percent": round(100 * cpu / seconds, 2),
         "idle_writes": writes,
+        "idle_writes_by_kind": operator_writes(
+            requests_before, api_requests(kubeconfig), gateway.writes - before_writes
+        ),
         "idle_lease_renewals": leases,
         "rss_after_load_mb": round(operator.proc_status("VmRSS"), 1),
     }
