@@ -319,13 +319,31 @@ def test_a_hostile_provider_cannot_aim_the_gateway_at_metadata_or_the_api_server
     assert net.metadata_syns() == 0
 
 
-def test_a_slice_written_by_hand_beside_a_selector_is_judged_too_R45(scene: Scene) -> None:
+OPERATORS_SLICE_LABELS = {  # what the operator puts on its own (consumer) slices: anyone can write them
+    "claiming the operator as its slice manager": {
+        "endpointslice.kubernetes.io/managed-by": "vpcep-operator.vpcep.io"
+    },
+    "carrying all of the operator's labels": {
+        "endpointslice.kubernetes.io/managed-by": "vpcep-operator.vpcep.io",
+        "app.kubernetes.io/managed-by": "vpcep-operator",
+    },
+}
+
+
+@pytest.mark.parametrize(
+    "forged", [{}, *OPERATORS_SLICE_LABELS.values()], ids=["plain", *OPERATORS_SLICE_LABELS]
+)
+def test_a_slice_written_by_hand_beside_a_selector_is_judged_too_R45(
+    scene: Scene, forged: dict[str, str]
+) -> None:
     """Outside the admin-allowed namespaces, a provider that may write EndpointSlices (the built-in roles do
     not let it) adds one by hand to its selector Service: kube-proxy would merge it, so the operator judges
-    it -- and lets the service serve again when the slice goes."""
+    it -- and lets the service serve again when the slice goes. Dressed as one of the operator's own slices
+    (its labels are anyone's to write), it is judged all the same."""
     kube = scene.kube
     service, endpoint_slice = _selectorless("ghost", METADATA, METADATA_PORT)
     service["metadata"]["namespace"] = endpoint_slice["metadata"]["namespace"] = PROVIDER
+    endpoint_slice["metadata"]["labels"].update(forged)
     service["spec"]["selector"] = {"app": "ghost"}  # no pod has it: the controller's slice stays empty
     _apply(kube, service)
     _publish(kube, PROVIDER, "ghost-pod", approval=False)  # a healthy service of the same namespace

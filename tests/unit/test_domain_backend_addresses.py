@@ -5,6 +5,7 @@ are followed from its `kubernetes` Service and EndpointSlice."""
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 import pytest
@@ -12,10 +13,13 @@ import pytest
 from vpcep.api.denied_addresses import parse_networks, why_denied
 from vpcep.api.endpoint_service import BackendKind
 from vpcep.domain.reasons import Reason
+from vpcep.runtime.cache import ObjectCache
 from vpcep.runtime.source import Event
 from vpcep.state.api_server import ApiServerAddresses
 from vpcep.state.backend_slices import HandWrittenSlices
 from vpcep.state.backends import dialled_addresses, observe_backend
+from vpcep.state.observed import Caches, Observed
+from vpcep.state.records import index_owned_slices
 
 ADMIN_DENIED = parse_networks(["10.250.0.0/16"])
 API_SERVER = frozenset({"10.96.0.1", "192.168.5.10"})
@@ -154,3 +158,28 @@ def test_hand_written_slices_are_counted_per_service() -> None:
     assert not slices.has("prov", "web") and slices.has("prov", "db")
     slices.follow(_slice_event("b", None))  # the label removed: no Service's any more
     assert not slices.has("prov", "db")
+
+
+def test_a_slice_dressed_as_the_operators_own_is_found_for_the_service_it_names() -> None:
+    """R45: the hand-written watch leaves out slices carrying the operator's managed-by label (its own, by the
+    thousand); one of those naming a backend Service is found in the owned-slices cache by that Service, and
+    one that drops the label is not (the hand-written watch has it)."""
+    caches = {field.name: ObjectCache(lambda body: {}) for field in dataclasses.fields(Caches)}
+    caches["owned_slices"] = ObjectCache(index_owned_slices)
+    observed = Observed(Caches(**caches), "vpcep-system")
+    forged = {
+        "metadata": {
+            "uid": "u1",
+            "namespace": "prov",
+            "name": "web-forged",
+            "resourceVersion": "3",
+            "labels": {"kubernetes.io/service-name": "web", "app.kubernetes.io/managed-by": "vpcep-operator"},
+        }
+    }
+    caches["owned_slices"].apply("ADDED", forged)
+    assert observed.owned_slice_labelled_for("prov", "web")
+    assert not observed.owned_slice_labelled_for("prov", "db") and not observed.owned_slice_labelled_for(
+        "c", "web"
+    )
+    caches["owned_slices"].apply("DELETED", forged)
+    assert not observed.owned_slice_labelled_for("prov", "web")

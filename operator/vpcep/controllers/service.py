@@ -19,6 +19,7 @@ from vpcep.controllers.sources import (
     BACKEND_SLICES,
     NAMESPACES,
     OWNED_POLICIES,
+    OWNED_SLICES,
     SERVICES,
 )
 from vpcep.domain.reasons import Reason
@@ -60,7 +61,11 @@ async def backend_for(rt: Operator, record: ServiceRecord, *, refresh: bool = Fa
     if judged and kind is BackendKind.SERVICE and body is not None:
         name = record.spec.backend.name
         selectorless = not (body.get("spec") or {}).get("selector")
-        if (selectorless and selectorless_allowed) or rt.hand_written_slices.has(namespace, name):
+        if (
+            (selectorless and selectorless_allowed)
+            or rt.hand_written_slices.has(namespace, name)
+            or rt.observed.owned_slice_labelled_for(namespace, name)
+        ):
             # R45: whoever writes this Service's EndpointSlices chooses where the gateway's packets go.
             selector = f"{SERVICE_NAME_LABEL}={name}"
             slices = await rt.api.list(ENDPOINT_SLICE, namespace, label_selector=selector)
@@ -306,6 +311,7 @@ CONTROLLER = Controller(
         Watches(BACKEND_SERVICES, _of_backend(BackendKind.SERVICE)),
         Watches(BACKEND_PODS, _of_backend(BackendKind.POD)),
         Watches(BACKEND_SLICES, _of_backend_slice),
+        Watches(OWNED_SLICES, _of_backend_slice),  # R45: one claiming to be the operator's, for a backend
         Watches(API_SERVER, _of_api_server),
         Watches(OWNED_POLICIES, _of_deleted_policy),
     ),

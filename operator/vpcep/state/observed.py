@@ -17,6 +17,7 @@ from vpcep.state.quota_order import Member, Order, QuotaQueues
 from vpcep.state.records import (
     GATEWAYS_KEY,
     LABELLED,
+    OWNED_SLICE_FOR,
     TERMINATING,
     ConnectionRecord,
     EndpointRecord,
@@ -386,6 +387,11 @@ class Observed:
 
     def gateways(self) -> list[GatewayRecord]:
         return _all(self._c.operator_config_maps, GATEWAYS_KEY)
+
+    def owned_slice_labelled_for(self, namespace: str, service: str) -> bool:
+        """An EndpointSlice carrying the operator's label names `service` in `namespace` (R45: for a backend
+        Service, a forgery; vpcep.state.backend_slices)."""
+        return _first(self._c.owned_slices, (OWNED_SLICE_FOR, namespace, service)) is not None
 
     def owned(self, kind: str, namespace: str, name: str) -> OwnedRecord | None:
         cache = {

@@ -27,6 +27,7 @@ from vpcep.api.routing import (
 )
 from vpcep.api.whitelist import WhitelistSpec
 from vpcep.builders.connection import connection_name
+from vpcep.builders.consumer import SERVICE_NAME_LABEL
 from vpcep.builders.meta import (
     ENDPOINT_ID_LABEL,
     ENDPOINT_UID_LABEL,
@@ -37,6 +38,7 @@ from vpcep.builders.meta import (
 from vpcep.domain.accounts import ACCOUNT_LABEL, account_of_namespace
 
 SYSTEM_LABEL = "vpcep.io/system"
+OWNED_SLICE_FOR = "owned-slice-for"
 SERVICE_TYPE_ANNOTATION = "vpcep.io/service-type"
 BACKEND_NAMESPACE_ANNOTATION = "vpcep.io/backend-namespace"
 EGRESS_CIDRS_ANNOTATION = "vpcep.io/egress-cidrs"
@@ -378,13 +380,18 @@ def _owned(kind: str, body: Body) -> dict[tuple[str, ...], Any]:
     if labels.get(MANAGED_BY_LABEL) != MANAGED_BY:
         return {}
     cluster_ip = (body.get("spec") or {}).get("clusterIP") if kind == "Service" else None
-    return {
-        (kind, sys.intern(str(meta.get("namespace", ""))), str(meta.get("name", ""))): OwnedRecord(
+    namespace = sys.intern(str(meta.get("namespace", "")))
+    projection: dict[tuple[str, ...], Any] = {
+        (kind, namespace, str(meta.get("name", ""))): OwnedRecord(
             spec_hash=spec_hash_of(body),
             owner_uid=labels.get(ENDPOINT_UID_LABEL, ""),
             cluster_ip=cluster_ip if cluster_ip and cluster_ip != "None" else None,
         )
     }
+    service = labels.get(SERVICE_NAME_LABEL) if kind == "EndpointSlice" else None
+    if service:  # R45: found again when that Service turns out to be a backend (vpcep.state.backend_slices)
+        projection[(OWNED_SLICE_FOR, namespace, str(service))] = True
+    return projection
 
 
 def index_owned_services(body: Body, **_: Any) -> dict[tuple[str, ...], Any]:
