@@ -43,3 +43,14 @@ def test_r46_r32_the_consumers_condition_says_unreachable_but_not_where() -> Non
     reachable = {c.type: c for c in decision.conditions}["BackendReachable"]
     assert reachable.status is False and "unreachable" in reachable.message
     assert "10.244.0.9" not in reachable.message and "10.244.0.9" not in decision.message
+
+
+def test_r46_a_gateways_route_refusal_is_quoted_without_the_backend_address() -> None:
+    """HAProxy's refusal of a route names the line it refused, the backend's server line included."""
+    refusal = "haproxy -c: [ALERT] parsing [routes/ep.cfg:9] : 'server b1 10.244.0.9:9000' : cannot resolve"
+    decision = decide_endpoint(
+        endpoint_facts(data_path=LIVE_PATH.model_copy(update={"route_rejected": refusal}))
+    )
+    assert decision.reason == "RouteRejected" and "refused this endpoint's route" in decision.message
+    assert "10.244.0.9" not in decision.message
+    assert all("10.244.0.9" not in condition.message for condition in decision.conditions)

@@ -694,8 +694,8 @@ def route_is_rejected(context: EndpointContext) -> EndpointDecision | None:
     return _setting_up(
         context,
         Reason.ROUTE_REJECTED,
-        f"a gateway refused this endpoint's route: {rejected}; the cluster operator should check the "
-        "gateway logs",
+        f"a gateway refused this endpoint's route: {without_addresses(rejected)}; the cluster operator "
+        "should check the gateway logs",
     )
 
 
