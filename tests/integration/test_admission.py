@@ -285,7 +285,8 @@ def test_a_namespace_named_like_a_labelled_account_is_refused_at_admission_R48(
     kube: Cluster, published: str
 ) -> None:
     """ACCOUNT is given by label to PROVIDER and CONSUMER: a namespace named ACCOUNT without the label may
-    publish nothing and connect to nothing, and the answer says why and what fixes it."""
+    publish nothing, connect to nothing and hold no Whitelist (each would count against ACCOUNT's quota),
+    and the answer says why and what fixes it."""
     kube.namespace(ACCOUNT)
     try:
         message = refused(
@@ -306,6 +307,12 @@ def test_a_namespace_named_like_a_labelled_account_is_refused_at_admission_R48(
                 namespace=ACCOUNT,
                 backend="b-backend",
                 approval="false",
+            )
+        )
+        assert f"account {ACCOUNT} belongs to the namespaces labelled" in message
+        message = refused(
+            kube.apply(
+                "whitelist.yaml", check=False, name="w", namespace=ACCOUNT, service="b", accounts='["*"]'
             )
         )
         assert f"account {ACCOUNT} belongs to the namespaces labelled" in message

@@ -7,10 +7,12 @@ from domain_factories import endpoint_facts, service_facts, status
 
 from vpcep.api.endpoint import EndpointPhase, EndpointSpec
 from vpcep.api.endpoint_service import ServicePhase
+from vpcep.api.whitelist import WhitelistSpec
 from vpcep.domain.accounts import account_problem
 from vpcep.domain.endpoint import DataPathAction, EndpointAdmission, check_endpoint_admission, decide_endpoint
 from vpcep.domain.reasons import Reason
 from vpcep.domain.service import Operation, ServiceAdmission, check_service_admission, decide_service
+from vpcep.domain.whitelist import WhitelistFacts, check_whitelist_account, decide_whitelist
 
 CONFLICT = account_problem("bank", labelled=False, labelled_elsewhere=True, require_label=False)
 
@@ -87,3 +89,16 @@ def test_admission_refuses_new_objects_with_the_same_reason() -> None:
     )
     refusal = check_service_admission(service)
     assert refusal is not None and refusal.reason is Reason.ACCOUNT_UNCLEAR
+
+
+def test_a_whitelist_in_such_a_namespace_permits_nobody_and_is_refused_at_admission() -> None:
+    """R48: its Whitelists would otherwise count against the quota of the account it is named like (R49)."""
+    spec = WhitelistSpec(endpointService="web", accounts=["iam:domain::bank"])
+    decision = decide_whitelist(
+        WhitelistFacts(namespace="bank", name="wl", spec=spec, service_exists=True, account_problem=CONFLICT)
+    )
+    assert (decision.phase, decision.reason) == ("Failed", Reason.ACCOUNT_UNCLEAR)
+    assert "permits nobody" in decision.message and "ask a cluster administrator" in decision.message
+    refusal = check_whitelist_account("bank", "wl", CONFLICT)
+    assert refusal is not None and refusal.reason is Reason.ACCOUNT_UNCLEAR
+    assert check_whitelist_account("bank-home", "wl", None) is None

@@ -233,6 +233,12 @@ def _quota_freed(rt: Operator, event: Event) -> list[Hashable]:
     return list(rt.quota_waiters.release(rt.observed.account(event.namespace))) if event.deleted else []
 
 
+def _quota_freed_by_claims(rt: Operator, event: Event) -> list[Hashable]:
+    """R48: a label claim that came makes the unlabelled namespace named like that account give up the
+    account's quota: what waited for it is reconciled (and, should the claim go, judged again)."""
+    return [key for account in claims_changed(event) for key in rt.quota_waiters.release(account)]
+
+
 def _of_relabelled_namespace(rt: Operator, event: Event) -> list[ServiceKey]:
     """The namespace moved to another account: its services' quota (R9). A label claim that came or went:
     the services of the unlabelled namespace named like that account (R48)."""
@@ -307,6 +313,7 @@ CONTROLLER = Controller(
         Watches(SERVICES, _itself),
         Watches(SERVICES, _quota_freed),
         Watches(NAMESPACES, _of_relabelled_namespace),
+        Watches(NAMESPACES, _quota_freed_by_claims),
         Watches(NAMESPACES, _of_terminating_namespace),
         Watches(BACKEND_SERVICES, _of_backend(BackendKind.SERVICE)),
         Watches(BACKEND_PODS, _of_backend(BackendKind.POD)),

@@ -20,7 +20,7 @@ from vpcep.domain.whitelist import WhitelistFacts, decide_whitelist
 from vpcep.k8s.resources import WHITELIST
 from vpcep.runtime.controller import Controller, Watches
 from vpcep.runtime.source import Event
-from vpcep.state.observed import account_changed, service_changed_for_readers
+from vpcep.state.observed import account_changed, claims_changed, service_changed_for_readers
 from vpcep.state.records import WhitelistRecord
 
 
@@ -84,6 +84,7 @@ async def reconcile_whitelist(rt: Operator, key: WhitelistKey) -> None:
                 service_exists=service is not None and not service.meta.deleting,
                 account=rt.observed.account(namespace),
                 quota=whitelist_standing(rt, record),
+                account_problem=rt.observed.account_problem(namespace),
             )
         )
         phase, reason, message = decision.phase, decision.reason.value, decision.message
@@ -138,9 +139,13 @@ def _of_service(rt: Operator, event: Event) -> list[WhitelistKey]:
 
 
 def _of_relabelled_namespace(rt: Operator, event: Event) -> list[WhitelistKey]:
-    if not account_changed(event) or not rt.observed.service_names_in(event.name):
-        return []
-    return _in_namespace(rt, event.name)
+    """The namespace moved to another account. A label claim that came or went (R48): the Whitelists of the
+    unlabelled namespace named like that account, and the account's own, whose places in its quota moved."""
+    keys = _in_namespace(rt, event.name) if account_changed(event) else []
+    for account in claims_changed(event):
+        keys.extend(_in_namespace(rt, account))
+        keys.extend(WhitelistKey(r.meta.namespace, r.meta.name) for r in account_whitelists(rt, account))
+    return keys
 
 
 def _in_namespace(rt: Operator, namespace: str) -> list[WhitelistKey]:

@@ -24,6 +24,9 @@ class WhitelistFacts(Frozen):
     service_exists: bool
     account: str = ""
     quota: QuotaStanding | None = Field(default=None, description="R49; None: not limited.")
+    account_problem: str | None = Field(
+        default=None, description="R48: why the namespace has no account to trust (it permits nobody then)."
+    )
 
     @property
     def ref(self) -> ObjectRef:
@@ -40,7 +43,10 @@ class WhitelistDecision(Frozen):
 def decide_whitelist(facts: WhitelistFacts) -> WhitelistDecision:
     label = f"Whitelist {facts.ref}"
     problems = whitelist_spec_problems(facts.spec)
-    if facts.quota is not None and not facts.quota.within:
+    if facts.account_problem is not None:
+        message = f"{label}: {facts.account_problem}; it permits nobody until then"
+        reason = Reason.ACCOUNT_UNCLEAR
+    elif facts.quota is not None and not facts.quota.within:
         over = quota_exceeded_message("Whitelist", facts.account, facts.quota.rank, facts.quota.limit)
         message = f"{label}: {over}; it permits nobody until it is within the quota"
         reason = Reason.QUOTA_EXCEEDED
@@ -80,6 +86,14 @@ def check_whitelist_admission(namespace: str, name: str, spec: WhitelistSpec) ->
     return Refusal(
         reason=first.reason, message=f"Whitelist {namespace}/{name}: {first.message}", field=first.field
     )
+
+
+def check_whitelist_account(namespace: str, name: str, account_problem: str | None) -> Refusal | None:
+    """R48: no Whitelist is created in a namespace whose account cannot be trusted (it would count against
+    the quota of the account it is named like)."""
+    if account_problem is None:
+        return None
+    return Refusal(reason=Reason.ACCOUNT_UNCLEAR, message=f"Whitelist {namespace}/{name}: {account_problem}")
 
 
 def check_whitelist_quota(namespace: str, name: str, account: str, used: int, limit: int) -> Refusal | None:

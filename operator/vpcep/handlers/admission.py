@@ -24,7 +24,7 @@ from vpcep.domain.facts import Refusal
 from vpcep.domain.lookup import lookup_service
 from vpcep.domain.service import Operation, ServiceAdmission, check_service_admission
 from vpcep.domain.validation import whitelist_spec_problems
-from vpcep.domain.whitelist import check_whitelist_quota
+from vpcep.domain.whitelist import check_whitelist_account, check_whitelist_quota
 from vpcep.handlers import metrics
 from vpcep.k8s.client import ApiError
 from vpcep.k8s.resources import POD, SERVICE
@@ -251,8 +251,9 @@ def register(config: OperatorConfig) -> None:
                     update={"message": f"Whitelist {namespace}/{name}: {problems[0].message}"}
                 )
             )
-        if kwargs["operation"] == "CREATE":  # R49
+        if kwargs["operation"] == "CREATE":  # R48, R49
             rt = _operator()
+            _refuse(check_whitelist_account(namespace, name, rt.observed.account_problem(namespace)))
             account = rt.observed.account(namespace)
             used = sum(
                 1

@@ -134,7 +134,7 @@ class Observed:
 
     def follow_namespace(self, event: Event) -> None:
         """A namespace's account changed: every account's quota order is rebuilt on the next lookup."""
-        if account_changed(event):
+        if account_changed(event) or claims_changed(event):  # a claim: who is unclear changed (R48)
             self.forget_quota_order()
 
     # --- quota order (R9, R22): the account's live objects by (creationTimestamp, namespace, name)
@@ -160,6 +160,8 @@ class Observed:
         if record is None or record.meta.deleting:
             return None
         meta = record.meta
+        if self.account_problem(meta.namespace) is not None:
+            return None  # R48: a namespace with no account to trust holds none of the account's quota
         return (self.account(meta.namespace), (meta.created, meta.namespace, meta.name))
 
     def _quota_members(self, kind: str) -> Iterator[tuple[str, Member]]:
@@ -194,8 +196,12 @@ class Observed:
         )
 
     def namespaces_of(self, account: str) -> list[str]:
+        """The account's namespaces, without any it cannot be trusted with (R48: an unlabelled namespace named
+        like an account others hold by label takes no part in its quota or its views)."""
         found = _all(self._c.namespaces, ("account", account))
-        return sorted(found) or [account]
+        if not found:
+            return [account]
+        return sorted(namespace for namespace in found if self.account_problem(namespace) is None)
 
     # --- endpoints
     def endpoint(self, namespace: str, name: str) -> EndpointRecord | None:
