@@ -136,6 +136,14 @@ def publish_service(cluster: Cluster, namespace: str, name: str, approval: bool 
     return publish_services(cluster, namespace, [name], approval)[name]
 
 
+def publish_whitelisted(cluster: Cluster, namespace: str, name: str, accounts: list[str]) -> str:
+    """publish_service, and a Whitelist of the same name permitting `accounts` (R12); the published name."""
+    service_name = publish_service(cluster, namespace, name)
+    entries = json.dumps([f"iam:domain::{account}" for account in accounts])
+    cluster.apply("whitelist.yaml", name=name, namespace=namespace, service=name, accounts=entries)
+    return service_name
+
+
 def publish_services(
     cluster: Cluster, namespace: str, names: list[str], approval: bool = False
 ) -> dict[str, str]:

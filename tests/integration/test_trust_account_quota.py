@@ -16,7 +16,14 @@ from typing import Any
 import pytest
 
 from integration.conftest import delete_namespaces, start_operator
-from integration.helpers import Cluster, OperatorProcess, StandInGateway, phase_is, publish_service, wait_for
+from integration.helpers import (
+    Cluster,
+    OperatorProcess,
+    StandInGateway,
+    phase_is,
+    publish_whitelisted,
+    wait_for,
+)
 
 pytestmark = pytest.mark.cluster
 PID = os.getpid()
@@ -51,14 +58,7 @@ def test_a_namespace_squatting_an_account_name_holds_none_of_its_quota_once_clai
 ) -> None:
     kube.namespace(PROVIDER, f"aq-provider-{PID}")
     kube.namespace(BANK)  # no label: account BANK by its name while nobody holds BANK by label
-    service_name = publish_service(kube, PROVIDER, "ledger")
-    kube.apply(
-        "whitelist.yaml",
-        name="ledger",
-        namespace=PROVIDER,
-        service="ledger",
-        accounts=f'["iam:domain::{BANK}"]',
-    )
+    service_name = publish_whitelisted(kube, PROVIDER, "ledger", [BANK])
     # The squatter takes the account's one Endpoint and one Whitelist first (older objects rank first).
     kube.apply("endpoint.yaml", name="ledger", namespace=BANK, service_name=service_name)
     wait_for("the squatter's endpoint Accepted", phase_is(kube, "vpce", BANK, "ledger", "Accepted"))

@@ -15,7 +15,14 @@ from collections.abc import Iterator
 import pytest
 
 from integration.conftest import delete_namespaces
-from integration.helpers import Cluster, OperatorProcess, StandInGateway, phase_is, publish_service, wait_for
+from integration.helpers import (
+    Cluster,
+    OperatorProcess,
+    StandInGateway,
+    phase_is,
+    publish_whitelisted,
+    wait_for,
+)
 
 pytestmark = pytest.mark.cluster
 PID = os.getpid()
@@ -32,14 +39,7 @@ def scene(kube: Cluster, operator: OperatorProcess, gateway: StandInGateway) -> 
     kube.namespace(BANK_HOME, BANK)
     kube.namespace(BANK)  # the intruder: no label, named like the bank's account
     kube.namespace(LATE)
-    service_name = publish_service(kube, PROVIDER, "ledger")
-    kube.apply(
-        "whitelist.yaml",
-        name="ledger",
-        namespace=PROVIDER,
-        service="ledger",
-        accounts=f'["iam:domain::{BANK}", "iam:domain::{LATE}"]',
-    )
+    service_name = publish_whitelisted(kube, PROVIDER, "ledger", [BANK, LATE])
     yield service_name
     delete_namespaces(kube, PROVIDER, BANK, BANK_HOME, LATE, LATE_HOME)
 
