@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from vpcep.k8s import events
-from vpcep.k8s.events import EventRecorder, InvolvedObject
+from vpcep.k8s.events import EventRecorder, InvolvedObject, ObjectSpamFilter
 
 
 class SlowApi:
@@ -75,10 +75,10 @@ async def _one_objects_events_keep_the_order_of_its_changes() -> None:
     recorder = EventRecorder(api, instance="test")  # type: ignore[arg-type]
     recorder.start()
     try:
-        for step in range(30):
+        for step in range(events.SPAM_BURST):  # within each object's Event budget
             for n in range(8):
                 recorder.record(target(n), "Normal", f"Step{step:02d}", "changed")
-        await drained(api, 240)
+        await drained(api, 8 * events.SPAM_BURST)
     finally:
         await recorder.stop()
     for n in range(8):
@@ -124,3 +124,37 @@ def test_a_backlog_beyond_the_bound_drops_new_events_and_says_so(
 
     assert asyncio.run(overflow()) == 5
     assert "dropping new ones" in caplog.text
+
+
+def test_one_object_flipping_phases_cannot_fill_the_queue_others_events_still_go() -> None:
+    """R39 under a hostile tenant: 1,000 phase flips of one Endpoint queue its budget (25) and no more;
+    another object's Event right after is queued (posted) all the same."""
+    asyncio.run(_one_object_flipping_phases())
+
+
+async def _one_object_flipping_phases() -> None:
+    api = SlowApi(delay=0.001)
+    recorder = EventRecorder(api, instance="test")  # type: ignore[arg-type]
+    for flip in range(1000):
+        recorder.record(target(1), "Normal", "Accepted" if flip % 2 else "Rejected", "flipped")
+    recorder.record(target(2), "Normal", "Accepted", "connected")
+    assert recorder.filtered == 1000 - events.SPAM_BURST and recorder.dropped == 0
+    recorder.start()
+    try:
+        await drained(api, events.SPAM_BURST + 1)
+        await asyncio.sleep(0.05)
+    finally:
+        await recorder.stop()
+    assert len(api.posted) == events.SPAM_BURST + 1
+    assert [body["involvedObject"]["name"] for body in api.posted].count("ep-2") == 1
+
+
+def test_an_objects_event_budget_refills_over_time_and_forgets_the_least_recently_heard() -> None:
+    now = [0.0]
+    spam = ObjectSpamFilter(burst=2, refill_s=10, tracked=2, clock=lambda: now[0])
+    assert [spam.allow("a") for _ in range(3)] == [True, True, False]
+    now[0] = 10.0
+    assert spam.allow("a") and not spam.allow("a")  # one Event per refill
+    spam.allow("b")
+    spam.allow("c")  # three objects heard from, two tracked: "a" forgotten, a full budget again
+    assert spam.allow("a") and spam.allow("a")
