@@ -15,10 +15,10 @@ the operator labels its slices only for the consumer Services it owns, never for
 
 from __future__ import annotations
 
+from vpcep.builders.consumer import SERVICE_NAME_LABEL
 from vpcep.builders.meta import MANAGED_BY, MANAGED_BY_LABEL
 from vpcep.runtime.source import Event
 
-SERVICE_NAME_LABEL = "kubernetes.io/service-name"
 SLICE_MANAGER_LABEL = "endpointslice.kubernetes.io/managed-by"
 # The endpoint controller's slices carry pods' IPs. The mirroring controller's (from hand-written Endpoints)
 # stay in, as does any slice merely claiming the operator as its manager.
